@@ -1,0 +1,1401 @@
+# cython: language_level=3, binding=True, embedsignature=True, autotestdict=False
+"""The Windows Virtual Disk API (virtdisk.h), one Python function per C entry point.
+
+Names, arguments and enums follow Microsoft's documentation one to one, so a
+reader can hold the two side by side:
+https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/
+
+On Windows the calls go to VirtDisk.dll; elsewhere to the portable engine,
+which implements the same functions on image files.  Every call releases the
+GIL.  Every failure raises the exception class that ``virtdisk.errors`` maps
+the returned Win32 code to (never ``GetLastError``).  Parameter structs are
+built from keyword arguments named after their fields; handles are
+``VirtualDiskHandle`` objects that close themselves.
+"""
+
+import collections
+import enum
+import os
+import uuid
+import warnings
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdint cimport uintptr_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy, memset
+
+cimport virtdisk_api as api
+from virtdisk_api cimport (
+    BOOL, DWORD, GUID, HANDLE, OVERLAPPED, PCWSTR, PSECURITY_DESCRIPTOR, UCHAR, ULONG, ULONG64,
+    VIRTUAL_STORAGE_TYPE, WCHAR,
+    ATTACH_VIRTUAL_DISK_FLAG, ATTACH_VIRTUAL_DISK_PARAMETERS, ATTACH_VIRTUAL_DISK_VERSION,
+    APPLY_SNAPSHOT_VHDSET_FLAG, APPLY_SNAPSHOT_VHDSET_PARAMETERS, APPLY_SNAPSHOT_VHDSET_VERSION,
+    COMPACT_VIRTUAL_DISK_FLAG, COMPACT_VIRTUAL_DISK_PARAMETERS, COMPACT_VIRTUAL_DISK_VERSION,
+    CREATE_VIRTUAL_DISK_FLAG, CREATE_VIRTUAL_DISK_PARAMETERS, CREATE_VIRTUAL_DISK_VERSION,
+    DELETE_SNAPSHOT_VHDSET_FLAG, DELETE_SNAPSHOT_VHDSET_PARAMETERS, DELETE_SNAPSHOT_VHDSET_VERSION,
+    DETACH_VIRTUAL_DISK_FLAG, EXPAND_VIRTUAL_DISK_FLAG, EXPAND_VIRTUAL_DISK_PARAMETERS,
+    EXPAND_VIRTUAL_DISK_VERSION, FORK_VIRTUAL_DISK_FLAG, FORK_VIRTUAL_DISK_PARAMETERS,
+    FORK_VIRTUAL_DISK_VERSION, GET_STORAGE_DEPENDENCY_FLAG, GET_VIRTUAL_DISK_INFO,
+    GET_VIRTUAL_DISK_INFO_VERSION, MERGE_VIRTUAL_DISK_FLAG, MERGE_VIRTUAL_DISK_PARAMETERS,
+    MERGE_VIRTUAL_DISK_VERSION, MIRROR_VIRTUAL_DISK_FLAG, MIRROR_VIRTUAL_DISK_PARAMETERS,
+    MIRROR_VIRTUAL_DISK_VERSION, MODIFY_VHDSET_FLAG, MODIFY_VHDSET_PARAMETERS,
+    MODIFY_VHDSET_VERSION, OPEN_VIRTUAL_DISK_FLAG, OPEN_VIRTUAL_DISK_PARAMETERS,
+    OPEN_VIRTUAL_DISK_VERSION, QUERY_CHANGES_VIRTUAL_DISK_FLAG, QUERY_CHANGES_VIRTUAL_DISK_RANGE,
+    RAW_SCSI_VIRTUAL_DISK_FLAG, RAW_SCSI_VIRTUAL_DISK_PARAMETERS, RAW_SCSI_VIRTUAL_DISK_RESPONSE,
+    RAW_SCSI_VIRTUAL_DISK_VERSION, RESIZE_VIRTUAL_DISK_FLAG, RESIZE_VIRTUAL_DISK_PARAMETERS,
+    RESIZE_VIRTUAL_DISK_VERSION, SET_VIRTUAL_DISK_INFO, SET_VIRTUAL_DISK_INFO_VERSION,
+    STORAGE_DEPENDENCY_INFO, STORAGE_DEPENDENCY_INFO_TYPE_1, STORAGE_DEPENDENCY_INFO_TYPE_2,
+    STORAGE_DEPENDENCY_INFO_VERSION, TAKE_SNAPSHOT_VHDSET_FLAG, TAKE_SNAPSHOT_VHDSET_PARAMETERS,
+    TAKE_SNAPSHOT_VHDSET_VERSION, VIRTUAL_DISK_ACCESS_MASK, VIRTUAL_DISK_PROGRESS,
+    vd_close_handle, vd_dispatch_init, vd_overlapped_init, vd_overlapped_release,
+    vd_overlapped_wait,
+    vd_fn_GetAllAttachedVirtualDiskPhysicalPaths, vd_fn_QueryChangesVirtualDisk,
+    vd_fn_TakeSnapshotVhdSet, vd_fn_DeleteSnapshotVhdSet, vd_fn_ModifyVhdSet,
+    vd_fn_ApplySnapshotVhdSet, vd_fn_RawSCSIVirtualDisk, vd_fn_ForkVirtualDisk,
+    vd_fn_CompleteForkVirtualDisk,
+)
+
+include "_virtdisk_enums.pxi"
+
+
+# ---------------------------------------------------------------------------
+# Result types
+
+VirtualStorageType = collections.namedtuple(
+    "VirtualStorageType", ["device_id", "vendor_id"], module=__name__)
+VirtualStorageType.__doc__ = "VIRTUAL_STORAGE_TYPE: a device id and a vendor GUID."
+VirtualDiskSize = collections.namedtuple(
+    "VirtualDiskSize", ["virtual_size", "physical_size", "block_size", "sector_size"],
+    module=__name__)
+VirtualDiskSize.__doc__ = "GET_VIRTUAL_DISK_INFO.Size, in bytes."
+ParentLocation = collections.namedtuple(
+    "ParentLocation", ["parent_resolved", "paths"], module=__name__)
+ParentLocation.__doc__ = (
+    "GET_VIRTUAL_DISK_INFO.ParentLocation: the resolved parent path, or every "
+    "stored locator path when the parent was not found.")
+PhysicalDisk = collections.namedtuple(
+    "PhysicalDisk", ["logical_sector_size", "physical_sector_size", "is_remote"],
+    module=__name__)
+PhysicalDisk.__doc__ = "GET_VIRTUAL_DISK_INFO.PhysicalDisk."
+ChangeTrackingState = collections.namedtuple(
+    "ChangeTrackingState", ["enabled", "newer_changes", "most_recent_id"], module=__name__)
+ChangeTrackingState.__doc__ = "GET_VIRTUAL_DISK_INFO.ChangeTrackingState."
+StorageDependencyInfo = collections.namedtuple(
+    "StorageDependencyInfo",
+    ["dependency_type_flags", "provider_specific_flags", "virtual_storage_type",
+     "ancestor_level", "dependency_device_name", "host_volume_name",
+     "dependent_volume_name", "dependent_volume_relative_path"],
+    module=__name__)
+StorageDependencyInfo.__doc__ = (
+    "One STORAGE_DEPENDENCY_INFO entry; the names are None for version 1.")
+VirtualDiskProgress = collections.namedtuple(
+    "VirtualDiskProgress", ["operation_status", "current_value", "completion_value"],
+    module=__name__)
+VirtualDiskProgress.__doc__ = "VIRTUAL_DISK_PROGRESS of an overlapped operation."
+ChangedRanges = collections.namedtuple(
+    "ChangedRanges", ["ranges", "processed_length"], module=__name__)
+ChangedRanges.__doc__ = (
+    "QueryChangesVirtualDisk: (offset, length) pairs and how many bytes of the "
+    "asked range were processed.")
+RawScsiResponse = collections.namedtuple(
+    "RawScsiResponse", ["scsi_status", "sense_info", "data", "data_transfer_length"],
+    module=__name__)
+RawScsiResponse.__doc__ = "RAW_SCSI_VIRTUAL_DISK_RESPONSE with the sense and data bytes."
+
+VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN = uuid.UUID(int=0)
+VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT = uuid.UUID("ec984aec-a0f9-47e9-901f-71415a66345b")
+
+PLATFORM = api.VIRTDISK_PLATFORM_NAME.decode("ascii")
+
+# ---------------------------------------------------------------------------
+# Errors: one helper on the failure path, the table lives in virtdisk.errors.
+
+cdef object _error_from_code = None
+
+
+cdef int _raise(DWORD code, str function, object path) except -1:
+    """Raises the exception virtdisk.errors maps `code` to."""
+    global _error_from_code
+    if _error_from_code is None:
+        # Imported on first failure: virtdisk imports this module, so an
+        # import at load time would be circular.
+        from virtdisk.errors import error_from_code
+        _error_from_code = error_from_code
+    raise _error_from_code(code, function, path)
+
+
+cdef inline int _check(DWORD code, str function, object path) except -1:
+    if code != api.ERROR_SUCCESS:
+        _raise(code, function, path)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Conversions
+
+cdef bytes _wide(object path, str argument):
+    """A str or os.PathLike as NUL-terminated UTF-16LE, for PCWSTR arguments."""
+    text = os.fspath(path)
+    if not isinstance(text, str):
+        raise TypeError(f"{argument} must be str or os.PathLike[str], not {type(text).__name__}")
+    if "\0" in text:
+        raise ValueError(f"{argument} must not contain NUL characters")
+    # surrogatepass keeps names Windows can hold but UTF-16 validation rejects.
+    return (<str>text).encode("utf-16-le", "surrogatepass") + b"\0\0"
+
+
+cdef bytes _optional_wide(object path, str argument):
+    return None if path is None else _wide(path, argument)
+
+
+cdef inline PCWSTR _as_pcwstr(bytes data):
+    if data is None:
+        return NULL
+    return <PCWSTR>PyBytes_AS_STRING(data)
+
+
+cdef size_t _wide_length(const WCHAR *text, size_t limit) noexcept nogil:
+    cdef size_t length = 0
+    while length < limit and text[length] != 0:
+        length += 1
+    return length
+
+
+cdef str _from_wide(const WCHAR *text, size_t units):
+    return (<char *>text)[:units * 2].decode("utf-16-le", "surrogatepass")
+
+
+cdef list _from_multi_sz(const WCHAR *text, size_t units):
+    """Splits a MULTI_SZ (strings each NUL-terminated, an empty one ends it)."""
+    cdef list result = []
+    cdef size_t start = 0
+    cdef size_t length
+    while start < units:
+        length = _wide_length(text + start, units - start)
+        if length == 0:
+            break
+        result.append(_from_wide(text + start, length))
+        start += length + 1
+    return result
+
+
+cdef bytes _guid_bytes(const GUID *guid):
+    """The 16 bytes of a GUID in Windows memory order (uuid.UUID.bytes_le)."""
+    cdef unsigned char raw[16]
+    cdef unsigned long data1 = guid.Data1
+    raw[0] = data1 & 0xFF
+    raw[1] = (data1 >> 8) & 0xFF
+    raw[2] = (data1 >> 16) & 0xFF
+    raw[3] = (data1 >> 24) & 0xFF
+    raw[4] = guid.Data2 & 0xFF
+    raw[5] = guid.Data2 >> 8
+    raw[6] = guid.Data3 & 0xFF
+    raw[7] = guid.Data3 >> 8
+    memcpy(&raw[8], guid.Data4, 8)
+    return PyBytes_FromStringAndSize(<char *>raw, 16)
+
+
+cdef object _uuid_from_guid(const GUID *guid):
+    return uuid.UUID(bytes_le=_guid_bytes(guid))
+
+
+cdef int _guid_from(object value, GUID *guid, str argument) except -1:
+    """Fills `guid` from None (all zero), a uuid.UUID or 16 bytes in Windows
+    memory order."""
+    cdef const unsigned char *raw
+    if value is None:
+        memset(guid, 0, sizeof(GUID))
+        return 0
+    if isinstance(value, uuid.UUID):
+        data = (<object>value).bytes_le
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        if len(data) != 16:
+            raise ValueError(f"{argument} must be 16 bytes, not {len(data)}")
+    else:
+        raise TypeError(
+            f"{argument} must be uuid.UUID, 16 bytes or None, not {type(value).__name__}")
+    raw = <const unsigned char *>PyBytes_AS_STRING(data)
+    guid.Data1 = (<unsigned long>raw[0] | <unsigned long>raw[1] << 8
+                  | <unsigned long>raw[2] << 16 | <unsigned long>raw[3] << 24)
+    guid.Data2 = <unsigned short>(raw[4] | raw[5] << 8)
+    guid.Data3 = <unsigned short>(raw[6] | raw[7] << 8)
+    memcpy(guid.Data4, &raw[8], 8)
+    return 0
+
+
+cdef GUID _VENDOR_UNKNOWN_GUID
+cdef GUID _VENDOR_MICROSOFT_GUID
+_guid_from(VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN, &_VENDOR_UNKNOWN_GUID, "vendor")
+_guid_from(VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT, &_VENDOR_MICROSOFT_GUID, "vendor")
+
+
+cdef int _storage_type_from(object value, VIRTUAL_STORAGE_TYPE *out, str argument) except -1:
+    """Fills `out` from a VirtualStorageType (or any (device_id, vendor_id)
+    pair).  The two vendor constants skip the UUID conversion: opening a disk
+    is a hot path."""
+    device_id, vendor_id = value
+    out.DeviceId = device_id
+    if vendor_id is VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT:
+        out.VendorId = _VENDOR_MICROSOFT_GUID
+    elif vendor_id is VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN:
+        out.VendorId = _VENDOR_UNKNOWN_GUID
+    else:
+        _guid_from(vendor_id, &out.VendorId, argument + ".vendor_id")
+    return 0
+
+
+cdef object _storage_type_to(const VIRTUAL_STORAGE_TYPE *value):
+    vendor = _uuid_from_guid(&value.VendorId)
+    if vendor == VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT:
+        vendor = VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT
+    try:
+        device = VirtualStorageTypeDevice(value.DeviceId)
+    except ValueError:
+        device = value.DeviceId
+    return VirtualStorageType(device, vendor)
+
+
+cdef class _SecurityDescriptor:
+    """Holds the bytes of a self-relative SECURITY_DESCRIPTOR for one call."""
+    cdef bytes data
+
+    def __cinit__(self, object value):
+        if value is not None and not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError("security_descriptor must be bytes (a self-relative "
+                            f"SECURITY_DESCRIPTOR) or None, not {type(value).__name__}")
+        self.data = None if value is None else bytes(value)
+
+    cdef PSECURITY_DESCRIPTOR pointer(self) noexcept:
+        return NULL if self.data is None else <PSECURITY_DESCRIPTOR>PyBytes_AS_STRING(self.data)
+
+
+# ---------------------------------------------------------------------------
+# Handles
+
+cdef Py_ssize_t _live_handles = 0
+
+
+def live_handle_count() -> int:
+    """How many VirtualDiskHandle objects are open in this process (for leak
+    checks)."""
+    return _live_handles
+
+
+cdef class VirtualDiskHandle:
+    """A virtual disk handle from OpenVirtualDisk or CreateVirtualDisk.
+
+    It is closed by ``close()``, at the end of a ``with`` block, or when it is
+    garbage-collected (with a ResourceWarning, as for files).  Using a closed
+    handle raises the api.ERROR_INVALID_HANDLE error class, never crashes.
+    """
+    cdef HANDLE _handle
+    cdef bint _open
+    cdef readonly object path
+
+    def __cinit__(self):
+        self._handle = NULL
+        self._open = False
+        self.path = None
+
+    def __init__(self):
+        raise TypeError("VirtualDiskHandle objects come from OpenVirtualDisk or CreateVirtualDisk")
+
+    @property
+    def closed(self) -> bool:
+        """True once the handle has been closed or detached."""
+        return not self._open
+
+    @property
+    def value(self) -> int:
+        """The raw HANDLE value, for passing to other Windows APIs."""
+        self._require("value")
+        return <uintptr_t>self._handle
+
+    cdef HANDLE _require(self, str function) except? NULL:
+        if not self._open:
+            _raise(api.ERROR_INVALID_HANDLE, function, self.path)
+        return self._handle
+
+    def close(self) -> None:
+        """Closes the handle (CloseHandle).  Closing twice is allowed."""
+        cdef HANDLE handle = self._handle
+        cdef DWORD code
+        global _live_handles
+        if not self._open:
+            return
+        self._open = False
+        self._handle = NULL
+        _live_handles -= 1
+        with nogil:
+            code = vd_close_handle(handle)
+        _check(code, "CloseHandle", self.path)
+
+    def detach_handle(self) -> int:
+        """Gives up ownership: returns the raw HANDLE value, which the caller
+        must close, and marks this object closed."""
+        global _live_handles
+        value = <uintptr_t>self._require("detach_handle")
+        self._open = False
+        self._handle = NULL
+        _live_handles -= 1
+        return value
+
+    def __enter__(self):
+        self._require("__enter__")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __del__(self):
+        if self._open:
+            warnings.warn(f"unclosed virtual disk handle {self!r}", ResourceWarning,
+                          stacklevel=2, source=self)
+            self.close()
+
+    def __dealloc__(self):
+        # Reached without __del__ only when the interpreter is shutting down.
+        global _live_handles
+        cdef HANDLE handle = self._handle
+        if self._open:
+            self._open = False
+            _live_handles -= 1
+            with nogil:
+                vd_close_handle(handle)
+
+    def __repr__(self) -> str:
+        state = "closed" if not self._open else f"handle={<uintptr_t>self._handle:#x}"
+        return f"<VirtualDiskHandle {state} path={self.path!r}>"
+
+    def __reduce__(self):
+        raise TypeError("a virtual disk handle cannot be pickled")
+
+
+cdef VirtualDiskHandle _new_handle(HANDLE handle, object path):
+    global _live_handles
+    cdef VirtualDiskHandle result = VirtualDiskHandle.__new__(VirtualDiskHandle)
+    result._handle = handle
+    result._open = True
+    result.path = path
+    _live_handles += 1
+    return result
+
+
+def CloseHandle(handle):
+    """Closes a raw handle value, such as one given up by
+    VirtualDiskHandle.detach_handle() (kernel32's CloseHandle on Windows).
+
+    https://learn.microsoft.com/en-us/windows/win32/api/handleapi/nf-handleapi-closehandle
+    """
+    cdef HANDLE native
+    cdef DWORD code
+    if isinstance(handle, VirtualDiskHandle):
+        (<VirtualDiskHandle>handle).close()
+        return
+    native = _handle_of(handle, "CloseHandle")
+    with nogil:
+        code = vd_close_handle(native)
+    _check(code, "CloseHandle", None)
+
+
+cdef HANDLE _handle_of(object handle, str function) except? NULL:
+    """A VirtualDiskHandle's HANDLE, or a raw handle value given as int."""
+    if isinstance(handle, VirtualDiskHandle):
+        return (<VirtualDiskHandle>handle)._require(function)
+    if isinstance(handle, int):
+        return <HANDLE><uintptr_t>handle
+    raise TypeError(f"handle must be VirtualDiskHandle or int, not {type(handle).__name__}")
+
+
+cdef object _path_of(object handle):
+    return (<VirtualDiskHandle>handle).path if isinstance(handle, VirtualDiskHandle) else None
+
+
+cdef class Overlapped:
+    """An OVERLAPPED for the long operations (compact, merge, expand, resize,
+    mirror, fork).  Pass it as ``overlapped=`` to start the operation without
+    waiting; poll GetVirtualDiskOperationProgress or call ``wait()``.  Keep
+    it alive until the operation has finished."""
+    cdef OVERLAPPED *_overlapped
+
+    def __cinit__(self):
+        self._overlapped = <OVERLAPPED *>malloc(sizeof(OVERLAPPED))
+        if self._overlapped == NULL:
+            raise MemoryError()
+        _check(vd_overlapped_init(self._overlapped), "CreateEventW", None)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Waits for the operation; False if it is still running after
+        `timeout` seconds (None waits for ever)."""
+        cdef DWORD milliseconds = 0xFFFFFFFF if timeout is None else <DWORD>max(0, timeout * 1000)
+        cdef DWORD code
+        with nogil:
+            code = vd_overlapped_wait(self._overlapped, milliseconds)
+        if code == 258:  # WAIT_TIMEOUT
+            return False
+        _check(code, "WaitForSingleObject", None)
+        return True
+
+    def __dealloc__(self):
+        if self._overlapped != NULL:
+            vd_overlapped_release(self._overlapped)
+            free(self._overlapped)
+
+
+cdef OVERLAPPED *_overlapped_of(object overlapped) except? NULL:
+    if overlapped is None:
+        return NULL
+    if not isinstance(overlapped, Overlapped):
+        raise TypeError(f"overlapped must be Overlapped or None, not {type(overlapped).__name__}")
+    return (<Overlapped>overlapped)._overlapped
+
+
+cdef inline int _check_async(DWORD code, str function, object path) except -1:
+    """Like _check, but api.ERROR_IO_PENDING means an overlapped call started."""
+    if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
+        _raise(code, function, path)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Feature detection
+
+_LINKED_FUNCTIONS = (
+    "OpenVirtualDisk", "CreateVirtualDisk", "AttachVirtualDisk", "DetachVirtualDisk",
+    "GetVirtualDiskPhysicalPath", "GetStorageDependencyInformation",
+    "GetVirtualDiskInformation", "SetVirtualDiskInformation",
+    "GetVirtualDiskOperationProgress", "CompactVirtualDisk", "MergeVirtualDisk",
+    "ExpandVirtualDisk", "EnumerateVirtualDiskMetadata", "GetVirtualDiskMetadata",
+    "SetVirtualDiskMetadata", "DeleteVirtualDiskMetadata", "ResizeVirtualDisk",
+    "MirrorVirtualDisk", "BreakMirrorVirtualDisk", "AddVirtualDiskParent",
+)
+
+_code = vd_dispatch_init()
+if _code != api.ERROR_SUCCESS:
+    raise ImportError(f"VirtDisk.dll could not be loaded from System32 (Win32 error {_code})")
+
+
+def features() -> dict:
+    """Which of the 29 VirtDisk entry points this system has, by Win32 name.
+
+    The twenty of Windows 8.1 are linked and always present; the nine newer
+    ones are looked up in System32's VirtDisk.dll when the module loads.
+    """
+    result = dict.fromkeys(_LINKED_FUNCTIONS, True)
+    result.update({
+        "GetAllAttachedVirtualDiskPhysicalPaths": vd_fn_GetAllAttachedVirtualDiskPhysicalPaths != NULL,
+        "QueryChangesVirtualDisk": vd_fn_QueryChangesVirtualDisk != NULL,
+        "TakeSnapshotVhdSet": vd_fn_TakeSnapshotVhdSet != NULL,
+        "DeleteSnapshotVhdSet": vd_fn_DeleteSnapshotVhdSet != NULL,
+        "ModifyVhdSet": vd_fn_ModifyVhdSet != NULL,
+        "ApplySnapshotVhdSet": vd_fn_ApplySnapshotVhdSet != NULL,
+        "RawSCSIVirtualDisk": vd_fn_RawSCSIVirtualDisk != NULL,
+        "ForkVirtualDisk": vd_fn_ForkVirtualDisk != NULL,
+        "CompleteForkVirtualDisk": vd_fn_CompleteForkVirtualDisk != NULL,
+    })
+    return result
+
+
+cdef int _require_function(void *pointer, str function) except -1:
+    if pointer == NULL:
+        _raise(api.ERROR_PROC_NOT_FOUND, function, None)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Open, create, attach, detach
+
+def OpenVirtualDisk(virtual_storage_type, path, access_mask, flags, version=1, *,
+                    rw_depth=api.OPEN_VIRTUAL_DISK_RW_DEPTH_DEFAULT, get_info_only=False,
+                    read_only=False, resiliency_guid=None, snapshot_id=None):
+    """Opens a VHD, VHDX or ISO image and returns its handle.
+
+    `version` selects OPEN_VIRTUAL_DISK_PARAMETERS: 1 uses `rw_depth`; 2 and 3
+    use `get_info_only`, `read_only`, `resiliency_guid` (3 adds
+    `snapshot_id`) and require ``access_mask == VirtualDiskAccessMask.NONE``.
+    ``version=None`` passes no parameters at all.  `virtual_storage_type`
+    None passes NULL (Windows answers api.ERROR_INVALID_PARAMETER).
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-openvirtualdisk
+    """
+    cdef VIRTUAL_STORAGE_TYPE storage_type
+    cdef VIRTUAL_STORAGE_TYPE *storage_type_pointer = NULL
+    cdef OPEN_VIRTUAL_DISK_PARAMETERS parameters
+    cdef OPEN_VIRTUAL_DISK_PARAMETERS *parameters_pointer = NULL
+    cdef DWORD mask = access_mask
+    cdef DWORD open_flags = flags
+    cdef HANDLE handle = NULL
+    cdef DWORD code
+    cdef bytes wide_path = _optional_wide(path, "path")
+    cdef PCWSTR path_pointer = _as_pcwstr(wide_path)
+    if virtual_storage_type is not None:
+        _storage_type_from(virtual_storage_type, &storage_type, "virtual_storage_type")
+        storage_type_pointer = &storage_type
+    if version is not None:
+        memset(&parameters, 0, sizeof(parameters))
+        parameters.Version = <OPEN_VIRTUAL_DISK_VERSION><DWORD>version
+        if parameters.Version == api.OPEN_VIRTUAL_DISK_VERSION_1:
+            parameters.Version1.RWDepth = rw_depth
+        else:
+            parameters.Version3.GetInfoOnly = bool(get_info_only)
+            parameters.Version3.ReadOnly = bool(read_only)
+            _guid_from(resiliency_guid, &parameters.Version3.ResiliencyGuid, "resiliency_guid")
+            _guid_from(snapshot_id, &parameters.Version3.SnapshotId, "snapshot_id")
+        parameters_pointer = &parameters
+    with nogil:
+        code = api.OpenVirtualDisk(storage_type_pointer, path_pointer,
+                               <VIRTUAL_DISK_ACCESS_MASK>mask,
+                               <OPEN_VIRTUAL_DISK_FLAG>open_flags, parameters_pointer, &handle)
+    if code != api.ERROR_SUCCESS:
+        _raise(code, "OpenVirtualDisk", path)
+    return _new_handle(handle, path)
+
+
+def CreateVirtualDisk(virtual_storage_type, path, access_mask, flags, version=2, *,
+                      unique_id=None, maximum_size=0, block_size=0, sector_size=0,
+                      physical_sector_size=0, parent_path=None, source_path=None,
+                      open_flags=0, parent_virtual_storage_type=None,
+                      source_virtual_storage_type=None, resiliency_guid=None,
+                      source_limit_path=None, backing_storage_type=None,
+                      pmem_address_abstraction_type=None, data_alignment=0,
+                      security_descriptor=None, provider_specific_flags=0,
+                      overlapped=None):
+    """Creates a VHD or VHDX and returns its handle.
+
+    `version` selects CREATE_VIRTUAL_DISK_PARAMETERS 1 to 4; each keyword is
+    the field of the same name (block_size is BlockSizeInBytes, and so on)
+    and is ignored by versions that lack it.  Version 1 knows only
+    unique_id, maximum_size, block_size, sector_size, parent_path and
+    source_path.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-createvirtualdisk
+    """
+    cdef VIRTUAL_STORAGE_TYPE storage_type
+    cdef VIRTUAL_STORAGE_TYPE *storage_type_pointer = NULL
+    cdef CREATE_VIRTUAL_DISK_PARAMETERS parameters
+    cdef CREATE_VIRTUAL_DISK_PARAMETERS *parameters_pointer = NULL
+    cdef DWORD mask = access_mask
+    cdef DWORD create_flags = flags
+    cdef ULONG provider_flags = provider_specific_flags
+    cdef HANDLE handle = NULL
+    cdef DWORD code
+    cdef _SecurityDescriptor descriptor = _SecurityDescriptor(security_descriptor)
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef bytes wide_path = _optional_wide(path, "path")
+    cdef bytes wide_parent = _optional_wide(parent_path, "parent_path")
+    cdef bytes wide_source = _optional_wide(source_path, "source_path")
+    cdef bytes wide_limit = _optional_wide(source_limit_path, "source_limit_path")
+    cdef PCWSTR path_pointer = _as_pcwstr(wide_path)
+    cdef PSECURITY_DESCRIPTOR descriptor_pointer = descriptor.pointer()
+    if virtual_storage_type is not None:
+        _storage_type_from(virtual_storage_type, &storage_type, "virtual_storage_type")
+        storage_type_pointer = &storage_type
+    if version is not None:
+        memset(&parameters, 0, sizeof(parameters))
+        parameters.Version = <CREATE_VIRTUAL_DISK_VERSION><DWORD>version
+        if parameters.Version == api.CREATE_VIRTUAL_DISK_VERSION_1:
+            _guid_from(unique_id, &parameters.Version1.UniqueId, "unique_id")
+            parameters.Version1.MaximumSize = maximum_size
+            parameters.Version1.BlockSizeInBytes = block_size
+            parameters.Version1.SectorSizeInBytes = sector_size
+            parameters.Version1.ParentPath = _as_pcwstr(wide_parent)
+            parameters.Version1.SourcePath = _as_pcwstr(wide_source)
+        else:
+            _guid_from(unique_id, &parameters.Version4.UniqueId, "unique_id")
+            parameters.Version4.MaximumSize = maximum_size
+            parameters.Version4.BlockSizeInBytes = block_size
+            parameters.Version4.SectorSizeInBytes = sector_size
+            parameters.Version4.PhysicalSectorSizeInBytes = physical_sector_size
+            parameters.Version4.ParentPath = _as_pcwstr(wide_parent)
+            parameters.Version4.SourcePath = _as_pcwstr(wide_source)
+            parameters.Version4.OpenFlags = <OPEN_VIRTUAL_DISK_FLAG><DWORD>open_flags
+            if parent_virtual_storage_type is not None:
+                _storage_type_from(parent_virtual_storage_type,
+                                   &parameters.Version4.ParentVirtualStorageType,
+                                   "parent_virtual_storage_type")
+            if source_virtual_storage_type is not None:
+                _storage_type_from(source_virtual_storage_type,
+                                   &parameters.Version4.SourceVirtualStorageType,
+                                   "source_virtual_storage_type")
+            _guid_from(resiliency_guid, &parameters.Version4.ResiliencyGuid, "resiliency_guid")
+            if parameters.Version >= api.CREATE_VIRTUAL_DISK_VERSION_3:
+                parameters.Version4.SourceLimitPath = _as_pcwstr(wide_limit)
+                if backing_storage_type is not None:
+                    _storage_type_from(backing_storage_type,
+                                       &parameters.Version4.BackingStorageType,
+                                       "backing_storage_type")
+            if parameters.Version >= api.CREATE_VIRTUAL_DISK_VERSION_4:
+                _guid_from(pmem_address_abstraction_type,
+                           &parameters.Version4.PmemAddressAbstractionType,
+                           "pmem_address_abstraction_type")
+                parameters.Version4.DataAlignment = data_alignment
+        parameters_pointer = &parameters
+    with nogil:
+        code = api.CreateVirtualDisk(storage_type_pointer, path_pointer,
+                                 <VIRTUAL_DISK_ACCESS_MASK>mask, descriptor_pointer,
+                                 <CREATE_VIRTUAL_DISK_FLAG>create_flags, provider_flags,
+                                 parameters_pointer, overlapped_pointer, &handle)
+    _check_async(code, "CreateVirtualDisk", path)
+    return _new_handle(handle, path)
+
+
+def AttachVirtualDisk(handle, flags, version=1, *, restricted_offset=0, restricted_length=0,
+                      security_descriptor=None, provider_specific_flags=0, overlapped=None):
+    """Attaches (surfaces) the disk as a device.  Without
+    AttachVirtualDiskFlag.PERMANENT_LIFETIME the disk is detached again when
+    the last handle to it closes.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-attachvirtualdisk
+    """
+    cdef HANDLE native = _handle_of(handle, "AttachVirtualDisk")
+    cdef ATTACH_VIRTUAL_DISK_PARAMETERS parameters
+    cdef ATTACH_VIRTUAL_DISK_PARAMETERS *parameters_pointer = NULL
+    cdef DWORD attach_flags = flags
+    cdef ULONG provider_flags = provider_specific_flags
+    cdef _SecurityDescriptor descriptor = _SecurityDescriptor(security_descriptor)
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef DWORD code
+    cdef PSECURITY_DESCRIPTOR descriptor_pointer = descriptor.pointer()
+    if version is not None:
+        memset(&parameters, 0, sizeof(parameters))
+        parameters.Version = <ATTACH_VIRTUAL_DISK_VERSION><DWORD>version
+        if parameters.Version == api.ATTACH_VIRTUAL_DISK_VERSION_2:
+            parameters.Version2.RestrictedOffset = restricted_offset
+            parameters.Version2.RestrictedLength = restricted_length
+        parameters_pointer = &parameters
+    with nogil:
+        code = api.AttachVirtualDisk(native, descriptor_pointer,
+                                 <ATTACH_VIRTUAL_DISK_FLAG>attach_flags, provider_flags,
+                                 parameters_pointer, overlapped_pointer)
+    _check_async(code, "AttachVirtualDisk", _path_of(handle))
+
+
+def DetachVirtualDisk(handle, flags=0, provider_specific_flags=0):
+    """Detaches a disk attached through this handle (or with permanent
+    lifetime, when the handle was opened with VirtualDiskAccessMask.DETACH).
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-detachvirtualdisk
+    """
+    cdef HANDLE native = _handle_of(handle, "DetachVirtualDisk")
+    cdef DWORD detach_flags = flags
+    cdef ULONG provider_flags = provider_specific_flags
+    cdef DWORD code
+    with nogil:
+        code = api.DetachVirtualDisk(native, <DETACH_VIRTUAL_DISK_FLAG>detach_flags, provider_flags)
+    _check(code, "DetachVirtualDisk", _path_of(handle))
+
+
+def GetVirtualDiskPhysicalPath(handle):
+    """The device path of an attached disk, e.g. ``\\\\.\\PhysicalDrive3``.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-getvirtualdiskphysicalpath
+    """
+    cdef HANDLE native = _handle_of(handle, "GetVirtualDiskPhysicalPath")
+    cdef ULONG size = 1024
+    cdef WCHAR *buffer = NULL
+    cdef DWORD code = api.ERROR_INSUFFICIENT_BUFFER
+    try:
+        while code == api.ERROR_INSUFFICIENT_BUFFER:
+            buffer = <WCHAR *>_grow(buffer, size)
+            with nogil:
+                code = api.GetVirtualDiskPhysicalPath(native, &size, buffer)
+        _check(code, "GetVirtualDiskPhysicalPath", _path_of(handle))
+        return _from_wide(buffer, _wide_length(buffer, size // 2))
+    finally:
+        free(buffer)
+
+
+cdef void *_grow(void *buffer, size_t size) except NULL:
+    cdef void *grown = realloc(buffer, size if size > 0 else 1)
+    if grown == NULL:
+        free(buffer)
+        raise MemoryError()
+    return grown
+
+
+def GetAllAttachedVirtualDiskPhysicalPaths():
+    """The device paths of every attached virtual disk on the system.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/
+    """
+    _require_function(<void *>vd_fn_GetAllAttachedVirtualDiskPhysicalPaths,
+                      "GetAllAttachedVirtualDiskPhysicalPaths")
+    cdef ULONG size = 1024
+    cdef WCHAR *buffer = NULL
+    cdef DWORD code = api.ERROR_INSUFFICIENT_BUFFER
+    try:
+        while code == api.ERROR_INSUFFICIENT_BUFFER:
+            buffer = <WCHAR *>_grow(buffer, size)
+            with nogil:
+                code = vd_fn_GetAllAttachedVirtualDiskPhysicalPaths(&size, buffer)
+        _check(code, "GetAllAttachedVirtualDiskPhysicalPaths", None)
+        return _from_multi_sz(buffer, size // 2)
+    finally:
+        free(buffer)
+
+
+def GetStorageDependencyInformation(handle, flags, version=2):
+    """The virtual disks a volume or disk depends on (or, with
+    GetStorageDependencyFlag.HOST_VOLUMES on a disk handle, its parents).
+    `handle` may be a raw handle value from CreateFile.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-getstoragedependencyinformation
+    """
+    cdef HANDLE native = _handle_of(handle, "GetStorageDependencyInformation")
+    cdef DWORD dependency_flags = flags
+    cdef ULONG size = 4096
+    cdef ULONG used = 0
+    cdef STORAGE_DEPENDENCY_INFO *info = NULL
+    cdef DWORD code = api.ERROR_INSUFFICIENT_BUFFER
+    cdef ULONG index
+    cdef STORAGE_DEPENDENCY_INFO_TYPE_2 *entry2
+    cdef STORAGE_DEPENDENCY_INFO_TYPE_1 *entry1
+    try:
+        while code == api.ERROR_INSUFFICIENT_BUFFER:
+            info = <STORAGE_DEPENDENCY_INFO *>_grow(info, size)
+            memset(info, 0, 8)
+            info.Version = <STORAGE_DEPENDENCY_INFO_VERSION><DWORD>version
+            with nogil:
+                code = api.GetStorageDependencyInformation(
+                    native, <GET_STORAGE_DEPENDENCY_FLAG>dependency_flags, size, info, &used)
+            if code == api.ERROR_INSUFFICIENT_BUFFER:
+                if used <= size:
+                    break
+                size = used
+        _check(code, "GetStorageDependencyInformation", _path_of(handle))
+        result = []
+        for index in range(info.NumberEntries):
+            if info.Version == api.STORAGE_DEPENDENCY_INFO_VERSION_2:
+                entry2 = &info.Version2Entries[index]
+                result.append(StorageDependencyInfo(
+                    DependentDiskFlag(entry2.DependencyTypeFlags), entry2.ProviderSpecificFlags,
+                    _storage_type_to(&entry2.VirtualStorageType), entry2.AncestorLevel,
+                    _optional_from_wide(entry2.DependencyDeviceName),
+                    _optional_from_wide(entry2.HostVolumeName),
+                    _optional_from_wide(entry2.DependentVolumeName),
+                    _optional_from_wide(entry2.DependentVolumeRelativePath)))
+            else:
+                entry1 = &info.Version1Entries[index]
+                result.append(StorageDependencyInfo(
+                    DependentDiskFlag(entry1.DependencyTypeFlags), entry1.ProviderSpecificFlags,
+                    _storage_type_to(&entry1.VirtualStorageType), 0, None, None, None, None))
+        return result
+    finally:
+        free(info)
+
+
+cdef object _optional_from_wide(const WCHAR *text):
+    if text == NULL:
+        return None
+    return _from_wide(text, _wide_length(text, 32768))
+
+
+# ---------------------------------------------------------------------------
+# Information
+
+cdef object _info_value(GET_VIRTUAL_DISK_INFO *info, ULONG size):
+    """Converts the union arm `info.Version` selects."""
+    cdef GET_VIRTUAL_DISK_INFO_VERSION version = info.Version
+    cdef size_t units
+    cdef char *base = <char *>info
+    if version == api.GET_VIRTUAL_DISK_INFO_SIZE:
+        return VirtualDiskSize(info.Size.VirtualSize, info.Size.PhysicalSize,
+                               info.Size.BlockSize, info.Size.SectorSize)
+    if version == api.GET_VIRTUAL_DISK_INFO_IDENTIFIER:
+        return _uuid_from_guid(&info.Identifier)
+    if version == api.GET_VIRTUAL_DISK_INFO_PARENT_LOCATION:
+        units = (size - (<char *>&info.ParentLocation.ParentLocationBuffer[0] - base)) // 2
+        if info.ParentLocation.ParentResolved:
+            return ParentLocation(True, [_from_wide(
+                &info.ParentLocation.ParentLocationBuffer[0],
+                _wide_length(&info.ParentLocation.ParentLocationBuffer[0], units))])
+        return ParentLocation(False, _from_multi_sz(
+            &info.ParentLocation.ParentLocationBuffer[0], units))
+    if version == api.GET_VIRTUAL_DISK_INFO_PARENT_IDENTIFIER:
+        return _uuid_from_guid(&info.ParentIdentifier)
+    if version == api.GET_VIRTUAL_DISK_INFO_PARENT_TIMESTAMP:
+        return info.ParentTimestamp
+    if version == api.GET_VIRTUAL_DISK_INFO_VIRTUAL_STORAGE_TYPE:
+        return _storage_type_to(&info.VirtualStorageType)
+    if version == api.GET_VIRTUAL_DISK_INFO_PROVIDER_SUBTYPE:
+        try:
+            return ProviderSubtype(info.ProviderSubtype)
+        except ValueError:
+            return info.ProviderSubtype
+    if version == api.GET_VIRTUAL_DISK_INFO_IS_4K_ALIGNED:
+        return bool(info.Is4kAligned)
+    if version == api.GET_VIRTUAL_DISK_INFO_PHYSICAL_DISK:
+        return PhysicalDisk(info.PhysicalDisk.LogicalSectorSize,
+                            info.PhysicalDisk.PhysicalSectorSize,
+                            bool(info.PhysicalDisk.IsRemote))
+    if version == api.GET_VIRTUAL_DISK_INFO_VHD_PHYSICAL_SECTOR_SIZE:
+        return info.VhdPhysicalSectorSize
+    if version == api.GET_VIRTUAL_DISK_INFO_SMALLEST_SAFE_VIRTUAL_SIZE:
+        return info.SmallestSafeVirtualSize
+    if version == api.GET_VIRTUAL_DISK_INFO_FRAGMENTATION:
+        return info.FragmentationPercentage
+    if version == api.GET_VIRTUAL_DISK_INFO_IS_LOADED:
+        return bool(info.IsLoaded)
+    if version == api.GET_VIRTUAL_DISK_INFO_VIRTUAL_DISK_ID:
+        return _uuid_from_guid(&info.VirtualDiskId)
+    if version == api.GET_VIRTUAL_DISK_INFO_CHANGE_TRACKING_STATE:
+        units = (size - (<char *>&info.ChangeTrackingState.MostRecentId[0] - base)) // 2
+        return ChangeTrackingState(
+            bool(info.ChangeTrackingState.Enabled), bool(info.ChangeTrackingState.NewerChanges),
+            _from_wide(&info.ChangeTrackingState.MostRecentId[0],
+                       _wide_length(&info.ChangeTrackingState.MostRecentId[0], units)))
+    raise ValueError(f"GetVirtualDiskInformation returned unknown version {<int>version}")
+
+
+def GetVirtualDiskInformation(handle, version):
+    """One GET_VIRTUAL_DISK_INFO item, converted to a Python value: a
+    VirtualDiskSize, uuid.UUID, ParentLocation, int, bool, VirtualStorageType,
+    PhysicalDisk or ChangeTrackingState according to `version`.  Variable-size
+    answers are fetched with the api.ERROR_INSUFFICIENT_BUFFER protocol.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-getvirtualdiskinformation
+    """
+    cdef HANDLE native = _handle_of(handle, "GetVirtualDiskInformation")
+    cdef GET_VIRTUAL_DISK_INFO fixed
+    cdef GET_VIRTUAL_DISK_INFO *info = &fixed
+    cdef ULONG size = sizeof(GET_VIRTUAL_DISK_INFO)
+    cdef ULONG used = 0
+    cdef DWORD requested = version
+    cdef DWORD code
+    cdef int attempt
+    fixed.Version = <GET_VIRTUAL_DISK_INFO_VERSION>requested
+    with nogil:
+        code = api.GetVirtualDiskInformation(native, &size, info, &used)
+    if code == api.ERROR_SUCCESS:
+        return _info_value(info, used if used else size)
+    info = NULL
+    try:
+        # Variable-size answers: grow to the size asked for.  The needed size
+        # can change between calls (a parent path set meanwhile), so retry a
+        # few times rather than once.
+        for attempt in range(8):
+            if code != api.ERROR_INSUFFICIENT_BUFFER:
+                break
+            info = <GET_VIRTUAL_DISK_INFO *>_grow(info, size)
+            memset(info, 0, size)
+            info.Version = <GET_VIRTUAL_DISK_INFO_VERSION>requested
+            with nogil:
+                code = api.GetVirtualDiskInformation(native, &size, info, &used)
+            if code == api.ERROR_SUCCESS:
+                return _info_value(info, used if used else size)
+        _raise(code, "GetVirtualDiskInformation", _path_of(handle))
+    finally:
+        free(info)
+
+
+def SetVirtualDiskInformation(handle, version, *, parent_file_path=None,
+                              unique_identifier=None, child_depth=0,
+                              vhd_physical_sector_size=0, virtual_disk_id=None,
+                              change_tracking_enabled=False, linkage_id=None):
+    """Changes one SET_VIRTUAL_DISK_INFO item selected by `version`:
+    PARENT_PATH (parent_file_path), IDENTIFIER (unique_identifier),
+    PARENT_PATH_WITH_DEPTH (child_depth, parent_file_path),
+    PHYSICAL_SECTOR_SIZE (vhd_physical_sector_size), VIRTUAL_DISK_ID
+    (virtual_disk_id), CHANGE_TRACKING_STATE (change_tracking_enabled) or
+    PARENT_LOCATOR (linkage_id, parent_file_path).
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-setvirtualdiskinformation
+    """
+    cdef HANDLE native = _handle_of(handle, "SetVirtualDiskInformation")
+    cdef SET_VIRTUAL_DISK_INFO info
+    cdef DWORD code
+    cdef bytes wide_parent = _optional_wide(parent_file_path, "parent_file_path")
+    memset(&info, 0, sizeof(info))
+    info.Version = <SET_VIRTUAL_DISK_INFO_VERSION><DWORD>version
+    if info.Version == api.SET_VIRTUAL_DISK_INFO_PARENT_PATH:
+        info.ParentFilePath = _as_pcwstr(wide_parent)
+    elif info.Version == api.SET_VIRTUAL_DISK_INFO_IDENTIFIER:
+        _guid_from(unique_identifier, &info.UniqueIdentifier, "unique_identifier")
+    elif info.Version == api.SET_VIRTUAL_DISK_INFO_PARENT_PATH_WITH_DEPTH:
+        info.ParentPathWithDepthInfo.ChildDepth = child_depth
+        info.ParentPathWithDepthInfo.ParentFilePath = _as_pcwstr(wide_parent)
+    elif info.Version == api.SET_VIRTUAL_DISK_INFO_PHYSICAL_SECTOR_SIZE:
+        info.VhdPhysicalSectorSize = vhd_physical_sector_size
+    elif info.Version == api.SET_VIRTUAL_DISK_INFO_VIRTUAL_DISK_ID:
+        _guid_from(virtual_disk_id, &info.VirtualDiskId, "virtual_disk_id")
+    elif info.Version == api.SET_VIRTUAL_DISK_INFO_CHANGE_TRACKING_STATE:
+        info.ChangeTrackingEnabled = bool(change_tracking_enabled)
+    elif info.Version == api.SET_VIRTUAL_DISK_INFO_PARENT_LOCATOR:
+        _guid_from(linkage_id, &info.ParentLocator.LinkageId, "linkage_id")
+        info.ParentLocator.ParentFilePath = _as_pcwstr(wide_parent)
+    with nogil:
+        code = api.SetVirtualDiskInformation(native, &info)
+    _check(code, "SetVirtualDiskInformation", _path_of(handle))
+
+
+# ---------------------------------------------------------------------------
+# Metadata (VHDX user and system items)
+
+def EnumerateVirtualDiskMetadata(handle):
+    """The GUIDs of the disk's metadata items.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-enumeratevirtualdiskmetadata
+    """
+    cdef HANDLE native = _handle_of(handle, "EnumerateVirtualDiskMetadata")
+    cdef ULONG count = 16
+    cdef GUID *items = NULL
+    cdef DWORD code = api.ERROR_MORE_DATA
+    cdef ULONG index
+    try:
+        while code == api.ERROR_MORE_DATA or code == api.ERROR_INSUFFICIENT_BUFFER:
+            items = <GUID *>_grow(items, count * sizeof(GUID))
+            with nogil:
+                code = api.EnumerateVirtualDiskMetadata(native, &count, items)
+        _check(code, "EnumerateVirtualDiskMetadata", _path_of(handle))
+        return [_uuid_from_guid(&items[index]) for index in range(count)]
+    finally:
+        free(items)
+
+
+def GetVirtualDiskMetadata(handle, item):
+    """The bytes of one metadata item.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-getvirtualdiskmetadata
+    """
+    cdef HANDLE native = _handle_of(handle, "GetVirtualDiskMetadata")
+    cdef GUID guid
+    cdef ULONG size = 256
+    cdef void *data = NULL
+    cdef DWORD code = api.ERROR_INSUFFICIENT_BUFFER
+    _guid_from(item, &guid, "item")
+    try:
+        while code == api.ERROR_INSUFFICIENT_BUFFER or code == api.ERROR_MORE_DATA:
+            data = _grow(data, size)
+            with nogil:
+                code = api.GetVirtualDiskMetadata(native, &guid, &size, data)
+        _check(code, "GetVirtualDiskMetadata", _path_of(handle))
+        return PyBytes_FromStringAndSize(<char *>data, size)
+    finally:
+        free(data)
+
+
+def SetVirtualDiskMetadata(handle, item, data):
+    """Creates or replaces one metadata item.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-setvirtualdiskmetadata
+    """
+    cdef HANDLE native = _handle_of(handle, "SetVirtualDiskMetadata")
+    cdef GUID guid
+    cdef bytes payload = bytes(data)
+    cdef const void *pointer = PyBytes_AS_STRING(payload)
+    cdef ULONG size = PyBytes_GET_SIZE(payload)
+    cdef DWORD code
+    _guid_from(item, &guid, "item")
+    with nogil:
+        code = api.SetVirtualDiskMetadata(native, &guid, size, pointer)
+    _check(code, "SetVirtualDiskMetadata", _path_of(handle))
+
+
+def DeleteVirtualDiskMetadata(handle, item):
+    """Deletes one metadata item.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-deletevirtualdiskmetadata
+    """
+    cdef HANDLE native = _handle_of(handle, "DeleteVirtualDiskMetadata")
+    cdef GUID guid
+    cdef DWORD code
+    _guid_from(item, &guid, "item")
+    with nogil:
+        code = api.DeleteVirtualDiskMetadata(native, &guid)
+    _check(code, "DeleteVirtualDiskMetadata", _path_of(handle))
+
+
+# ---------------------------------------------------------------------------
+# Long operations
+
+def GetVirtualDiskOperationProgress(handle, overlapped):
+    """Progress of the overlapped operation started with `overlapped`.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-getvirtualdiskoperationprogress
+    """
+    cdef HANDLE native = _handle_of(handle, "GetVirtualDiskOperationProgress")
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef VIRTUAL_DISK_PROGRESS progress
+    cdef DWORD code
+    memset(&progress, 0, sizeof(progress))
+    with nogil:
+        code = api.GetVirtualDiskOperationProgress(native, overlapped_pointer, &progress)
+    _check(code, "GetVirtualDiskOperationProgress", _path_of(handle))
+    return VirtualDiskProgress(progress.OperationStatus, progress.CurrentValue,
+                               progress.CompletionValue)
+
+
+def CompactVirtualDisk(handle, flags=0, version=1, *, overlapped=None):
+    """Reclaims unused blocks of a dynamic or differencing disk.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-compactvirtualdisk
+    """
+    cdef HANDLE native = _handle_of(handle, "CompactVirtualDisk")
+    cdef COMPACT_VIRTUAL_DISK_PARAMETERS parameters
+    cdef COMPACT_VIRTUAL_DISK_PARAMETERS *parameters_pointer = NULL
+    cdef DWORD compact_flags = flags
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef DWORD code
+    if version is not None:
+        memset(&parameters, 0, sizeof(parameters))
+        parameters.Version = <COMPACT_VIRTUAL_DISK_VERSION><DWORD>version
+        parameters_pointer = &parameters
+    with nogil:
+        code = api.CompactVirtualDisk(native, <COMPACT_VIRTUAL_DISK_FLAG>compact_flags,
+                                  parameters_pointer, overlapped_pointer)
+    _check_async(code, "CompactVirtualDisk", _path_of(handle))
+
+
+def MergeVirtualDisk(handle, flags=0, version=1, *,
+                     merge_depth=api.MERGE_VIRTUAL_DISK_DEFAULT_MERGE_DEPTH,
+                     merge_source_depth=0, merge_target_depth=0, overlapped=None):
+    """Merges a differencing disk into its parents: version 1 uses
+    `merge_depth`, version 2 `merge_source_depth` and `merge_target_depth`.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-mergevirtualdisk
+    """
+    cdef HANDLE native = _handle_of(handle, "MergeVirtualDisk")
+    cdef MERGE_VIRTUAL_DISK_PARAMETERS parameters
+    cdef MERGE_VIRTUAL_DISK_PARAMETERS *parameters_pointer = NULL
+    cdef DWORD merge_flags = flags
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef DWORD code
+    if version is not None:
+        memset(&parameters, 0, sizeof(parameters))
+        parameters.Version = <MERGE_VIRTUAL_DISK_VERSION><DWORD>version
+        if parameters.Version == api.MERGE_VIRTUAL_DISK_VERSION_1:
+            parameters.Version1.MergeDepth = merge_depth
+        else:
+            parameters.Version2.MergeSourceDepth = merge_source_depth
+            parameters.Version2.MergeTargetDepth = merge_target_depth
+        parameters_pointer = &parameters
+    with nogil:
+        code = api.MergeVirtualDisk(native, <MERGE_VIRTUAL_DISK_FLAG>merge_flags,
+                                parameters_pointer, overlapped_pointer)
+    _check_async(code, "MergeVirtualDisk", _path_of(handle))
+
+
+def ExpandVirtualDisk(handle, new_size, flags=0, version=1, *, overlapped=None):
+    """Grows a VHD to `new_size` bytes (the older form of ResizeVirtualDisk).
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-expandvirtualdisk
+    """
+    cdef HANDLE native = _handle_of(handle, "ExpandVirtualDisk")
+    cdef EXPAND_VIRTUAL_DISK_PARAMETERS parameters
+    cdef EXPAND_VIRTUAL_DISK_PARAMETERS *parameters_pointer = NULL
+    cdef DWORD expand_flags = flags
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef DWORD code
+    if version is not None:
+        memset(&parameters, 0, sizeof(parameters))
+        parameters.Version = <EXPAND_VIRTUAL_DISK_VERSION><DWORD>version
+        parameters.Version1.NewSize = new_size
+        parameters_pointer = &parameters
+    with nogil:
+        code = api.ExpandVirtualDisk(native, <EXPAND_VIRTUAL_DISK_FLAG>expand_flags,
+                                 parameters_pointer, overlapped_pointer)
+    _check_async(code, "ExpandVirtualDisk", _path_of(handle))
+
+
+def ResizeVirtualDisk(handle, new_size, flags=0, version=1, *, overlapped=None):
+    """Grows or shrinks the virtual size; with
+    ResizeVirtualDiskFlag.RESIZE_TO_SMALLEST_SAFE_VIRTUAL_SIZE pass 0.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-resizevirtualdisk
+    """
+    cdef HANDLE native = _handle_of(handle, "ResizeVirtualDisk")
+    cdef RESIZE_VIRTUAL_DISK_PARAMETERS parameters
+    cdef RESIZE_VIRTUAL_DISK_PARAMETERS *parameters_pointer = NULL
+    cdef DWORD resize_flags = flags
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef DWORD code
+    if version is not None:
+        memset(&parameters, 0, sizeof(parameters))
+        parameters.Version = <RESIZE_VIRTUAL_DISK_VERSION><DWORD>version
+        parameters.Version1.NewSize = new_size
+        parameters_pointer = &parameters
+    with nogil:
+        code = api.ResizeVirtualDisk(native, <RESIZE_VIRTUAL_DISK_FLAG>resize_flags,
+                                 parameters_pointer, overlapped_pointer)
+    _check_async(code, "ResizeVirtualDisk", _path_of(handle))
+
+
+def MirrorVirtualDisk(handle, mirror_virtual_disk_path, flags=0, version=1, *, overlapped=None):
+    """Starts mirroring the disk to `mirror_virtual_disk_path`; Windows
+    requires `overlapped`.  Break the mirror with BreakMirrorVirtualDisk.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-mirrorvirtualdisk
+    """
+    cdef HANDLE native = _handle_of(handle, "MirrorVirtualDisk")
+    cdef MIRROR_VIRTUAL_DISK_PARAMETERS parameters
+    cdef MIRROR_VIRTUAL_DISK_PARAMETERS *parameters_pointer = NULL
+    cdef DWORD mirror_flags = flags
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef bytes wide_mirror = _optional_wide(mirror_virtual_disk_path, "mirror_virtual_disk_path")
+    cdef DWORD code
+    if version is not None:
+        memset(&parameters, 0, sizeof(parameters))
+        parameters.Version = <MIRROR_VIRTUAL_DISK_VERSION><DWORD>version
+        parameters.Version1.MirrorVirtualDiskPath = _as_pcwstr(wide_mirror)
+        parameters_pointer = &parameters
+    with nogil:
+        code = api.MirrorVirtualDisk(native, <MIRROR_VIRTUAL_DISK_FLAG>mirror_flags,
+                                 parameters_pointer, overlapped_pointer)
+    _check_async(code, "MirrorVirtualDisk", _path_of(handle))
+
+
+def BreakMirrorVirtualDisk(handle):
+    """Ends a mirror started by MirrorVirtualDisk.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-breakmirrorvirtualdisk
+    """
+    cdef HANDLE native = _handle_of(handle, "BreakMirrorVirtualDisk")
+    cdef DWORD code
+    with nogil:
+        code = api.BreakMirrorVirtualDisk(native)
+    _check(code, "BreakMirrorVirtualDisk", _path_of(handle))
+
+
+def AddVirtualDiskParent(handle, parent_path):
+    """Adds a parent to a handle opened with
+    OpenVirtualDiskFlag.CUSTOM_DIFF_CHAIN.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-addvirtualdiskparent
+    """
+    cdef HANDLE native = _handle_of(handle, "AddVirtualDiskParent")
+    cdef bytes wide_parent = _optional_wide(parent_path, "parent_path")
+    cdef PCWSTR parent_pointer = _as_pcwstr(wide_parent)
+    cdef DWORD code
+    with nogil:
+        code = api.AddVirtualDiskParent(native, parent_pointer)
+    _check(code, "AddVirtualDiskParent", parent_path)
+
+
+# ---------------------------------------------------------------------------
+# Resilient change tracking, VHD Sets, raw SCSI, fork (newer entry points)
+
+def QueryChangesVirtualDisk(handle, change_tracking_id, byte_offset, byte_length, flags=0, *,
+                            max_ranges=256):
+    """The ranges changed since `change_tracking_id` within the asked range,
+    at most `max_ranges` per call; call again from the offset after
+    ``processed_length`` for more.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-querychangesvirtualdisk
+    """
+    _require_function(<void *>vd_fn_QueryChangesVirtualDisk, "QueryChangesVirtualDisk")
+    cdef HANDLE native = _handle_of(handle, "QueryChangesVirtualDisk")
+    cdef bytes wide_id = _optional_wide(change_tracking_id, "change_tracking_id")
+    cdef PCWSTR id_pointer = _as_pcwstr(wide_id)
+    cdef ULONG64 offset = byte_offset
+    cdef ULONG64 length = byte_length
+    cdef DWORD query_flags = flags
+    cdef ULONG count = max_ranges
+    cdef ULONG64 processed = 0
+    cdef QUERY_CHANGES_VIRTUAL_DISK_RANGE *ranges
+    cdef DWORD code
+    cdef ULONG index
+    if count == 0:
+        raise ValueError("max_ranges must be at least 1")
+    ranges = <QUERY_CHANGES_VIRTUAL_DISK_RANGE *>_grow(
+        NULL, count * sizeof(QUERY_CHANGES_VIRTUAL_DISK_RANGE))
+    try:
+        with nogil:
+            code = vd_fn_QueryChangesVirtualDisk(
+                native, id_pointer, offset, length,
+                <QUERY_CHANGES_VIRTUAL_DISK_FLAG>query_flags, ranges, &count, &processed)
+        _check(code, "QueryChangesVirtualDisk", _path_of(handle))
+        return ChangedRanges([(ranges[index].ByteOffset, ranges[index].ByteLength)
+                              for index in range(count)], processed)
+    finally:
+        free(ranges)
+
+
+def TakeSnapshotVhdSet(handle, snapshot_id, flags=0, version=1):
+    """Takes a snapshot of a VHD Set (.vhds).
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-takesnapshotvhdset
+    """
+    _require_function(<void *>vd_fn_TakeSnapshotVhdSet, "TakeSnapshotVhdSet")
+    cdef HANDLE native = _handle_of(handle, "TakeSnapshotVhdSet")
+    cdef TAKE_SNAPSHOT_VHDSET_PARAMETERS parameters
+    cdef DWORD take_flags = flags
+    cdef DWORD code
+    memset(&parameters, 0, sizeof(parameters))
+    parameters.Version = <TAKE_SNAPSHOT_VHDSET_VERSION><DWORD>version
+    _guid_from(snapshot_id, &parameters.Version1.SnapshotId, "snapshot_id")
+    with nogil:
+        code = vd_fn_TakeSnapshotVhdSet(native, &parameters,
+                                        <TAKE_SNAPSHOT_VHDSET_FLAG>take_flags)
+    _check(code, "TakeSnapshotVhdSet", _path_of(handle))
+
+
+def DeleteSnapshotVhdSet(handle, snapshot_id, flags=0, version=1):
+    """Deletes a snapshot of a VHD Set.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-deletesnapshotvhdset
+    """
+    _require_function(<void *>vd_fn_DeleteSnapshotVhdSet, "DeleteSnapshotVhdSet")
+    cdef HANDLE native = _handle_of(handle, "DeleteSnapshotVhdSet")
+    cdef DELETE_SNAPSHOT_VHDSET_PARAMETERS parameters
+    cdef DWORD delete_flags = flags
+    cdef DWORD code
+    memset(&parameters, 0, sizeof(parameters))
+    parameters.Version = <DELETE_SNAPSHOT_VHDSET_VERSION><DWORD>version
+    _guid_from(snapshot_id, &parameters.Version1.SnapshotId, "snapshot_id")
+    with nogil:
+        code = vd_fn_DeleteSnapshotVhdSet(native, &parameters,
+                                          <DELETE_SNAPSHOT_VHDSET_FLAG>delete_flags)
+    _check(code, "DeleteSnapshotVhdSet", _path_of(handle))
+
+
+def ModifyVhdSet(handle, version, flags=0, *, snapshot_id=None, snapshot_file_path=None,
+                 default_file_path=None):
+    """Changes a VHD Set: SNAPSHOT_PATH (snapshot_id, snapshot_file_path),
+    REMOVE_SNAPSHOT (snapshot_id) or DEFAULT_SNAPSHOT_PATH (default_file_path).
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-modifyvhdset
+    """
+    _require_function(<void *>vd_fn_ModifyVhdSet, "ModifyVhdSet")
+    cdef HANDLE native = _handle_of(handle, "ModifyVhdSet")
+    cdef MODIFY_VHDSET_PARAMETERS parameters
+    cdef DWORD modify_flags = flags
+    cdef bytes wide_snapshot = _optional_wide(snapshot_file_path, "snapshot_file_path")
+    cdef bytes wide_default = _optional_wide(default_file_path, "default_file_path")
+    cdef DWORD code
+    memset(&parameters, 0, sizeof(parameters))
+    parameters.Version = <MODIFY_VHDSET_VERSION><DWORD>version
+    if parameters.Version == api.MODIFY_VHDSET_SNAPSHOT_PATH:
+        _guid_from(snapshot_id, &parameters.SnapshotPath.SnapshotId, "snapshot_id")
+        parameters.SnapshotPath.SnapshotFilePath = _as_pcwstr(wide_snapshot)
+    elif parameters.Version == api.MODIFY_VHDSET_REMOVE_SNAPSHOT:
+        _guid_from(snapshot_id, &parameters.SnapshotId, "snapshot_id")
+    elif parameters.Version == api.MODIFY_VHDSET_DEFAULT_SNAPSHOT_PATH:
+        parameters.DefaultFilePath = _as_pcwstr(wide_default)
+    with nogil:
+        code = vd_fn_ModifyVhdSet(native, &parameters, <MODIFY_VHDSET_FLAG>modify_flags)
+    _check(code, "ModifyVhdSet", _path_of(handle))
+
+
+def ApplySnapshotVhdSet(handle, snapshot_id, leaf_snapshot_id, flags=0, version=1):
+    """Applies a snapshot of a VHD Set.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-applysnapshotvhdset
+    """
+    _require_function(<void *>vd_fn_ApplySnapshotVhdSet, "ApplySnapshotVhdSet")
+    cdef HANDLE native = _handle_of(handle, "ApplySnapshotVhdSet")
+    cdef APPLY_SNAPSHOT_VHDSET_PARAMETERS parameters
+    cdef DWORD apply_flags = flags
+    cdef DWORD code
+    memset(&parameters, 0, sizeof(parameters))
+    parameters.Version = <APPLY_SNAPSHOT_VHDSET_VERSION><DWORD>version
+    _guid_from(snapshot_id, &parameters.Version1.SnapshotId, "snapshot_id")
+    _guid_from(leaf_snapshot_id, &parameters.Version1.LeafSnapshotId, "leaf_snapshot_id")
+    with nogil:
+        code = vd_fn_ApplySnapshotVhdSet(native, &parameters,
+                                         <APPLY_SNAPSHOT_VHDSET_FLAG>apply_flags)
+    _check(code, "ApplySnapshotVhdSet", _path_of(handle))
+
+
+def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=0,
+                       sense_info_length=18, srb_flags=0, rsvd_handle=False, flags=0,
+                       version=1):
+    """Sends a SCSI command to the virtual disk.  For a data-in command give
+    `data_transfer_length`; for data-out give `data`.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-rawscsivirtualdisk
+    """
+    _require_function(<void *>vd_fn_RawSCSIVirtualDisk, "RawSCSIVirtualDisk")
+    cdef HANDLE native = _handle_of(handle, "RawSCSIVirtualDisk")
+    cdef RAW_SCSI_VIRTUAL_DISK_PARAMETERS parameters
+    cdef RAW_SCSI_VIRTUAL_DISK_RESPONSE response
+    cdef DWORD scsi_flags = flags
+    cdef bytes command = bytes(cdb)
+    cdef bytearray buffer
+    cdef bytearray sense
+    cdef DWORD code
+    if not 0 < len(command) <= 255:
+        raise ValueError(f"cdb must be 1 to 255 bytes, not {len(command)}")
+    if not 0 <= sense_info_length <= 255:
+        raise ValueError("sense_info_length must be 0 to 255")
+    buffer = bytearray(data_transfer_length) if data_in else bytearray(b"" if data is None else data)
+    sense = bytearray(sense_info_length)
+    memset(&parameters, 0, sizeof(parameters))
+    memset(&response, 0, sizeof(response))
+    parameters.Version = <RAW_SCSI_VIRTUAL_DISK_VERSION><DWORD>version
+    parameters.Version1.RSVDHandle = bool(rsvd_handle)
+    parameters.Version1.DataIn = 1 if data_in else 0
+    parameters.Version1.CdbLength = <UCHAR>len(command)
+    parameters.Version1.SenseInfoLength = <UCHAR>sense_info_length
+    parameters.Version1.SrbFlags = srb_flags
+    parameters.Version1.DataTransferLength = len(buffer)
+    parameters.Version1.DataBuffer = <void *>(<char *>buffer) if len(buffer) else NULL
+    parameters.Version1.SenseInfo = <UCHAR *>(<char *>sense) if len(sense) else NULL
+    parameters.Version1.Cdb = <UCHAR *>PyBytes_AS_STRING(command)
+    with nogil:
+        code = vd_fn_RawSCSIVirtualDisk(native, &parameters,
+                                        <RAW_SCSI_VIRTUAL_DISK_FLAG>scsi_flags, &response)
+    _check(code, "RawSCSIVirtualDisk", _path_of(handle))
+    transferred = min(response.Version1.DataTransferLength, len(buffer))
+    return RawScsiResponse(response.Version1.ScsiStatus,
+                           bytes(sense[:response.Version1.SenseInfoLength]),
+                           bytes(buffer[:transferred]) if data_in else None,
+                           response.Version1.DataTransferLength)
+
+
+def ForkVirtualDisk(handle, forked_virtual_disk_path, flags=0, version=1, *, overlapped=None):
+    """Starts forking the disk to `forked_virtual_disk_path`; finish with
+    CompleteForkVirtualDisk.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-forkvirtualdisk
+    """
+    _require_function(<void *>vd_fn_ForkVirtualDisk, "ForkVirtualDisk")
+    cdef HANDLE native = _handle_of(handle, "ForkVirtualDisk")
+    cdef FORK_VIRTUAL_DISK_PARAMETERS parameters
+    cdef DWORD fork_flags = flags
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef bytes wide_fork = _optional_wide(forked_virtual_disk_path, "forked_virtual_disk_path")
+    cdef DWORD code
+    memset(&parameters, 0, sizeof(parameters))
+    parameters.Version = <FORK_VIRTUAL_DISK_VERSION><DWORD>version
+    parameters.Version1.ForkedVirtualDiskPath = _as_pcwstr(wide_fork)
+    with nogil:
+        code = vd_fn_ForkVirtualDisk(native, <FORK_VIRTUAL_DISK_FLAG>fork_flags, &parameters,
+                                     overlapped_pointer)
+    _check_async(code, "ForkVirtualDisk", _path_of(handle))
+
+
+def CompleteForkVirtualDisk(handle):
+    """Completes a fork started by ForkVirtualDisk.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-completeforkvirtualdisk
+    """
+    _require_function(<void *>vd_fn_CompleteForkVirtualDisk, "CompleteForkVirtualDisk")
+    cdef HANDLE native = _handle_of(handle, "CompleteForkVirtualDisk")
+    cdef DWORD code
+    with nogil:
+        code = vd_fn_CompleteForkVirtualDisk(native)
+    _check(code, "CompleteForkVirtualDisk", _path_of(handle))
+
+
+# ---------------------------------------------------------------------------
+
+__all__ = [
+    # the 29 entry points
+    "OpenVirtualDisk", "CreateVirtualDisk", "AttachVirtualDisk", "DetachVirtualDisk",
+    "GetVirtualDiskPhysicalPath", "GetAllAttachedVirtualDiskPhysicalPaths",
+    "GetStorageDependencyInformation", "GetVirtualDiskInformation",
+    "SetVirtualDiskInformation", "EnumerateVirtualDiskMetadata", "GetVirtualDiskMetadata",
+    "SetVirtualDiskMetadata", "DeleteVirtualDiskMetadata", "GetVirtualDiskOperationProgress",
+    "CompactVirtualDisk", "MergeVirtualDisk", "ExpandVirtualDisk", "ResizeVirtualDisk",
+    "MirrorVirtualDisk", "BreakMirrorVirtualDisk", "AddVirtualDiskParent",
+    "QueryChangesVirtualDisk", "TakeSnapshotVhdSet", "DeleteSnapshotVhdSet", "ModifyVhdSet",
+    "ApplySnapshotVhdSet", "RawSCSIVirtualDisk", "ForkVirtualDisk", "CompleteForkVirtualDisk",
+    # handles, parameters and results
+    "VirtualDiskHandle", "Overlapped", "VirtualStorageType", "VirtualDiskSize",
+    "ParentLocation", "PhysicalDisk", "ChangeTrackingState", "StorageDependencyInfo",
+    "VirtualDiskProgress", "ChangedRanges", "RawScsiResponse",
+    "VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN", "VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT",
+    "CloseHandle", "features", "live_handle_count", "PLATFORM",
+    "ENUM_CLASSES", "ENUM_ALIASES", *ENUM_CLASSES, *ENUM_ALIASES,
+]

@@ -1,0 +1,132 @@
+/* virtdisk_dispatch.h: where the extension's calls go, per platform.
+ *
+ * The twenty functions Windows 8.1 exports are called directly: on Windows
+ * they come from VirtDisk.lib, elsewhere from the portable engine.  The nine
+ * newer ones are reached through vd_fn_<Name> pointers.  On Windows,
+ * vd_dispatch_init() fills those from System32's VirtDisk.dll with
+ * GetProcAddress, so a Windows without one of them still loads the module
+ * and the pointer stays NULL; elsewhere they point at the engine.
+ *
+ * This is the only file of the extension with a platform #ifdef for calls.
+ * Include it from exactly one translation unit (the extension module). */
+#ifndef VIRTDISK_DISPATCH_H
+#define VIRTDISK_DISPATCH_H
+
+#include "virtdisk_api.h"
+
+#define VIRTDISK_RUNTIME_RESOLVED(X)             \
+    X(GetAllAttachedVirtualDiskPhysicalPaths)    \
+    X(QueryChangesVirtualDisk)                   \
+    X(TakeSnapshotVhdSet)                        \
+    X(DeleteSnapshotVhdSet)                      \
+    X(ModifyVhdSet)                              \
+    X(ApplySnapshotVhdSet)                       \
+    X(RawSCSIVirtualDisk)                        \
+    X(ForkVirtualDisk)                           \
+    X(CompleteForkVirtualDisk)
+
+#ifdef _WIN32
+
+#define VIRTDISK_DECLARE_POINTER(name) static VIRTDISK_FN_##name *vd_fn_##name;
+VIRTDISK_RUNTIME_RESOLVED(VIRTDISK_DECLARE_POINTER)
+#undef VIRTDISK_DECLARE_POINTER
+
+/* Loads VirtDisk.dll from System32 only (never from the current directory
+ * or PATH, which would allow DLL planting) and resolves the newer entry
+ * points.  Returns the Win32 error of the load, ERROR_SUCCESS otherwise; a
+ * missing entry point is not an error here. */
+static DWORD vd_dispatch_init(void)
+{
+    HMODULE module = LoadLibraryExW(L"virtdisk.dll", NULL, LOAD_LIBRARY_SEARCH_SYSTEM32);
+    if (module == NULL) {
+        return GetLastError();
+    }
+    /* GetProcAddress returns FARPROC; the detour through void * states
+     * that the real type is the declared VIRTDISK_FN_ one. */
+#define VIRTDISK_RESOLVE(name) \
+    vd_fn_##name = (VIRTDISK_FN_##name *)(void *)GetProcAddress(module, #name);
+    VIRTDISK_RUNTIME_RESOLVED(VIRTDISK_RESOLVE)
+#undef VIRTDISK_RESOLVE
+    return ERROR_SUCCESS;
+}
+
+static DWORD vd_close_handle(HANDLE handle)
+{
+    return CloseHandle(handle) ? ERROR_SUCCESS : GetLastError();
+}
+
+/* An OVERLAPPED for the long operations: Windows signals completion
+ * through a manual-reset event. */
+static DWORD vd_overlapped_init(OVERLAPPED *overlapped)
+{
+    ZeroMemory(overlapped, sizeof(*overlapped));
+    overlapped->hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+    return overlapped->hEvent != NULL ? ERROR_SUCCESS : GetLastError();
+}
+
+static void vd_overlapped_release(OVERLAPPED *overlapped)
+{
+    if (overlapped->hEvent != NULL) {
+        CloseHandle(overlapped->hEvent);
+        overlapped->hEvent = NULL;
+    }
+}
+
+/* ERROR_SUCCESS when the operation has finished, WAIT_TIMEOUT (258) when
+ * it is still running after `milliseconds`. */
+static DWORD vd_overlapped_wait(OVERLAPPED *overlapped, DWORD milliseconds)
+{
+    DWORD state = WaitForSingleObject(overlapped->hEvent, milliseconds);
+    if (state == WAIT_OBJECT_0) {
+        return ERROR_SUCCESS;
+    }
+    return state == WAIT_TIMEOUT ? WAIT_TIMEOUT : GetLastError();
+}
+
+#define VIRTDISK_PLATFORM_NAME "windows"
+
+#else /* the portable engine */
+
+#include <string.h>
+
+#include "../vdengine/vdengine.h"
+
+#define VIRTDISK_ENGINE_POINTER(name) static VIRTDISK_FN_##name *const vd_fn_##name = &name;
+VIRTDISK_RUNTIME_RESOLVED(VIRTDISK_ENGINE_POINTER)
+#undef VIRTDISK_ENGINE_POINTER
+
+static DWORD vd_dispatch_init(void)
+{
+    return ERROR_SUCCESS;
+}
+
+static DWORD vd_close_handle(HANDLE handle)
+{
+    return vd_engine_close_handle(handle);
+}
+
+/* The engine finishes every operation before returning, so an OVERLAPPED
+ * needs no event and a wait has nothing to wait for. */
+static DWORD vd_overlapped_init(OVERLAPPED *overlapped)
+{
+    memset(overlapped, 0, sizeof(*overlapped));
+    return ERROR_SUCCESS;
+}
+
+static void vd_overlapped_release(OVERLAPPED *overlapped)
+{
+    (void)overlapped;
+}
+
+static DWORD vd_overlapped_wait(OVERLAPPED *overlapped, DWORD milliseconds)
+{
+    (void)overlapped;
+    (void)milliseconds;
+    return ERROR_SUCCESS;
+}
+
+#define VIRTDISK_PLATFORM_NAME "engine"
+
+#endif
+
+#endif /* VIRTDISK_DISPATCH_H */

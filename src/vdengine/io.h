@@ -1,0 +1,37 @@
+/* The host file behind an image: open, size, positioned reads, locking.
+ *
+ * All reads are positioned (pread) so one vd_file can be shared by threads
+ * and no call depends on a file offset left behind by another. */
+#ifndef VDENGINE_IO_H
+#define VDENGINE_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct vd_file {
+    int fd;
+    int writable;
+    uint64_t size;        /* bytes, as the file system reported at open */
+    char *path;           /* absolute host path, UTF-8, owned */
+} vd_file;
+
+/* Opens `path` (UTF-8) read-only or read-write and takes the sharing lock
+ * Windows would: a writer excludes every other opener, readers share.
+ * Returns a Win32 code: FILE_NOT_FOUND, PATH_NOT_FOUND, ACCESS_DENIED,
+ * SHARING_VIOLATION, UNSUPPORTED_COMPRESSION, FILE_ENCRYPTED, ... */
+uint32_t vd_file_open(vd_file *file, const char *path, int writable);
+
+/* Reads exactly `length` bytes at `offset`.  A read past the end of the
+ * file is an error (VD_ERROR_HANDLE_EOF), never a short read: callers check
+ * lengths against file->size first and turn that into a format error. */
+uint32_t vd_file_read(const vd_file *file, uint64_t offset, void *buffer, size_t length);
+
+uint32_t vd_file_write(const vd_file *file, uint64_t offset, const void *buffer, size_t length);
+
+/* Releases the lock and the descriptor; safe on a zeroed or closed file. */
+void vd_file_close(vd_file *file);
+
+/* Win32 code for the current errno. */
+uint32_t vd_error_from_errno(int error_number);
+
+#endif

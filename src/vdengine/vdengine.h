@@ -1,0 +1,27 @@
+/* vdengine.h: what the portable engine offers beyond virtdisk_api.h.
+ *
+ * The engine implements the functions of virtdisk_api.h on image files.
+ * Windows closes a virtual disk handle with kernel32's CloseHandle; the
+ * engine's handles are its own, so it provides the closing function too. */
+#ifndef VDENGINE_VDENGINE_H
+#define VDENGINE_VDENGINE_H
+
+#include "../include/virtdisk_api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Closes a handle returned by OpenVirtualDisk or CreateVirtualDisk.
+ * ERROR_INVALID_HANDLE for a value that is not an open engine handle
+ * (already closed, never opened, NULL): never a crash. */
+DWORD vd_engine_close_handle(HANDLE handle);
+
+/* Number of handles currently open, for leak checks in tests. */
+ULONG vd_engine_open_handle_count(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,658 @@
+"""Opening a virtual disk and reading what the Virtual Disk API knows of it.
+
+:func:`open` chooses OpenVirtualDisk's parameters the way the API demands,
+so that callers never meet the combinations Windows refuses:
+
+* ISO images open with version 1 parameters and
+  ``VirtualDiskAccessMask.READ``, read-only ("ISO files can only be
+  mounted read-only and using the V1 API", Microsoft's samples);
+* VHD and VHDX images open with version 2 parameters, whose only accepted
+  access mask is ``VirtualDiskAccessMask.NONE``, and ``read_only`` says
+  whether the handle may write;
+* an explicit ``access=`` mask selects version 1 instead, with that mask and
+  ``rw_depth``, for the operations that still need one.
+
+:class:`VirtualDisk` wraps the handle: a context manager whose properties
+each ask GetVirtualDiskInformation one question, and whose :meth:`info`
+asks them all.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import os
+import uuid
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, NoReturn
+
+from _virtdisk import (
+    VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT,
+    VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN,
+    ChangeTrackingState,
+    GetVirtualDiskInfoVersion,
+    GetVirtualDiskInformation,
+    OpenVirtualDisk,
+    OpenVirtualDiskFlag,
+    ParentLocation,
+    PhysicalDisk,
+    ProviderSubtype,
+    VirtualDiskAccessMask,
+    VirtualDiskHandle,
+    VirtualStorageType,
+    VirtualStorageTypeDevice,
+)
+
+from .detect import EXTENSIONS as _EXTENSIONS
+from .detect import parse_storage_type, storage_type_from_signature
+from .errors import (
+    ERROR_INVALID_HANDLE,
+    ERROR_INVALID_PARAMETER,
+    ERROR_NOT_SUPPORTED,
+    ERROR_VHD_INVALID_TYPE,
+    InvalidHandleError,
+    VirtualDiskError,
+)
+from .info import VirtualDiskInfo, vhd_timestamp
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["VirtualDisk", "open"]
+
+_ISO: Final = VirtualStorageTypeDevice.ISO
+
+# Built once: OpenVirtualDisk converts these tuples without allocating, and
+# recognises the vendor constant by identity.
+_STORAGE_TYPES: Final[dict[VirtualStorageTypeDevice | None, VirtualStorageType]] = {
+    device: VirtualStorageType(device, VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT)
+    for device in VirtualStorageTypeDevice
+    if device is not VirtualStorageTypeDevice.UNKNOWN
+}
+# No type known: let the API decide, as Windows does, from the extension.
+_STORAGE_TYPES[None] = VirtualStorageType(VirtualStorageTypeDevice.UNKNOWN,
+                                          VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN)
+_ISO_STORAGE_TYPE: Final = _STORAGE_TYPES[_ISO]
+
+# Every spelling of each extension (".vhdx", ".VHDX", ".vHdX", ...), so that
+# the lookup on each open needs no lowering: 80 keys.
+_EXTENSION_SPELLINGS: Final[dict[str, VirtualStorageTypeDevice]] = {
+    "".join(spelling): device
+    for extension, device in _EXTENSIONS.items()
+    for spelling in itertools.product(*({letter, letter.upper()} for letter in extension))
+}
+
+_ACCESS_NONE: Final = VirtualDiskAccessMask.NONE
+_ACCESS_READ: Final = VirtualDiskAccessMask.READ
+_ACCESS_ALL: Final = int(VirtualDiskAccessMask.ALL)
+_ACCESS_WRITABLE: Final = int(VirtualDiskAccessMask.WRITABLE)
+_FLAGS_NONE: Final = OpenVirtualDiskFlag.NONE
+_FLAGS_ALL: Final = sum(int(flag) for flag in OpenVirtualDiskFlag)
+_FLAGS_NOT_FOR_ISO: Final = OpenVirtualDiskFlag.NO_PARENTS | OpenVirtualDiskFlag.BLANK_FILE
+_DWORD_MAX: Final = 0xFFFFFFFF
+_RW_DEPTH_DEFAULT: Final = 1
+
+_SIZE: Final = GetVirtualDiskInfoVersion.SIZE
+_IDENTIFIER: Final = GetVirtualDiskInfoVersion.IDENTIFIER
+_PARENT_LOCATION: Final = GetVirtualDiskInfoVersion.PARENT_LOCATION
+_PARENT_IDENTIFIER: Final = GetVirtualDiskInfoVersion.PARENT_IDENTIFIER
+_PARENT_TIMESTAMP: Final = GetVirtualDiskInfoVersion.PARENT_TIMESTAMP
+_VIRTUAL_STORAGE_TYPE: Final = GetVirtualDiskInfoVersion.VIRTUAL_STORAGE_TYPE
+_PROVIDER_SUBTYPE: Final = GetVirtualDiskInfoVersion.PROVIDER_SUBTYPE
+_IS_4K_ALIGNED: Final = GetVirtualDiskInfoVersion.IS_4K_ALIGNED
+_PHYSICAL_DISK: Final = GetVirtualDiskInfoVersion.PHYSICAL_DISK
+_VHD_PHYSICAL_SECTOR_SIZE: Final = GetVirtualDiskInfoVersion.VHD_PHYSICAL_SECTOR_SIZE
+_SMALLEST_SAFE_VIRTUAL_SIZE: Final = GetVirtualDiskInfoVersion.SMALLEST_SAFE_VIRTUAL_SIZE
+_FRAGMENTATION: Final = GetVirtualDiskInfoVersion.FRAGMENTATION
+_IS_LOADED: Final = GetVirtualDiskInfoVersion.IS_LOADED
+_VIRTUAL_DISK_ID: Final = GetVirtualDiskInfoVersion.VIRTUAL_DISK_ID
+_CHANGE_TRACKING_STATE: Final = GetVirtualDiskInfoVersion.CHANGE_TRACKING_STATE
+
+# The answers that mean "this question does not apply to this disk", not a
+# failure: ERROR_VHD_INVALID_TYPE is what GetVirtualDiskInformation returns
+# for a parent question to a disk without a parent, and for a question about
+# a kind of disk the image is not (an ISO's identifier); ERROR_NOT_SUPPORTED
+# is the general "this provider does not do that".
+_NOT_APPLICABLE: Final = frozenset({ERROR_VHD_INVALID_TYPE, ERROR_NOT_SUPPORTED})
+# Items added in Windows 10: older systems answer ERROR_INVALID_PARAMETER
+# for a version they do not know, which for these means "not available".
+_NEWER_ITEMS: Final = frozenset({_VIRTUAL_DISK_ID, _CHANGE_TRACKING_STATE})
+
+
+def open(  # noqa: A001 - the module's purpose, like io.open
+    path: str | os.PathLike[str],
+    *,
+    storage_type: str | VirtualStorageTypeDevice | None = None,
+    read_only: bool | None = None,
+    access: VirtualDiskAccessMask | int | None = None,
+    rw_depth: int | None = None,
+    no_parents: bool = False,
+    get_info_only: bool = False,
+    flags: OpenVirtualDiskFlag | int = _FLAGS_NONE,
+) -> VirtualDisk:
+    """Opens the VHD, VHDX or ISO image at `path` and returns a
+    :class:`VirtualDisk` (close it, or use it in a ``with`` block).
+
+    `storage_type` is ``"iso"``, ``"vhd"``, ``"vhdx"`` or a
+    :class:`VirtualStorageTypeDevice`; None detects it as Windows does, by
+    the extension (``.iso``, ``.vhd``, ``.avhd``, ``.vhdx``, ``.avhdx``,
+    any case), and where the extension names no format, by the file's
+    signature (:mod:`virtdisk.detect`).
+
+    `read_only` defaults to True: most opens inspect, and a writable open
+    takes the file exclusively, so it fails while a virtual machine, a
+    mount or another writer holds the image, and keeps them out while it
+    lasts.  Pass ``read_only=False`` to modify the disk.  ISO images are
+    always read-only; ``read_only=False`` for one is a ValueError.
+
+    `no_parents` opens a differencing disk without its parents (the parent
+    information is still read from the child).  `get_info_only` asks for a
+    handle that can only query (version 2 opens).  `flags` adds other
+    :class:`OpenVirtualDiskFlag` bits.
+
+    `access` selects a version 1 open with that
+    :class:`VirtualDiskAccessMask` and `rw_depth` (how many disks of the
+    chain, from the child, open for writing; 0 for none) instead of
+    `read_only`: the form attach, detach and merge by depth require.  ISO
+    images accept only the bits of ``VirtualDiskAccessMask.READ``.
+
+    Arguments are checked before OpenVirtualDisk is called (TypeError or
+    ValueError naming the value and what is allowed; the rules that depend
+    on the format are checked once it is known); the API's refusals
+    raise the :class:`VirtualDiskError` subclass for the code it returned,
+    e.g. :class:`ImageNotFoundError` (a FileNotFoundError) or
+    :class:`CorruptImageError`.
+    """
+    name = path if type(path) is str else _path_text(path)
+    if read_only is not None and read_only is not True and read_only is not False:
+        raise TypeError(f"read_only must be True, False or None, not {read_only!r}")
+    if storage_type is None:
+        # By extension, inline: this runs on every open.  Without a dot the
+        # slice is the last character, which matches no extension.
+        device = _EXTENSION_SPELLINGS.get(name[name.rfind("."):])
+        if device is None:
+            device = _device_from_signature(name)
+    else:
+        device = _given_or_detected(storage_type, name)
+    if flags is not _FLAGS_NONE or no_parents:
+        flags = _checked_flags(flags, no_parents)
+
+    if device is _ISO:
+        if (read_only is None and access is None and rw_depth is None and not get_info_only
+                and flags is _FLAGS_NONE):
+            handle = OpenVirtualDisk(_ISO_STORAGE_TYPE, name, _ACCESS_READ, flags, 1)
+        else:
+            handle = _open_iso(name, read_only, access, rw_depth, get_info_only, flags)
+        read_only = True
+    elif access is None:
+        # The common case, kept to a few tests: version 2, access NONE.
+        if read_only is None:
+            read_only = True
+        if rw_depth is not None:
+            raise ValueError("rw_depth applies to version 1 opens, which access= selects; "
+                             "without access=, use read_only=")
+        if get_info_only:
+            handle = OpenVirtualDisk(_STORAGE_TYPES[device], name, _ACCESS_NONE, flags, 2,
+                                     get_info_only=True, read_only=True)
+            read_only = True
+        else:
+            handle = OpenVirtualDisk(_STORAGE_TYPES[device], name, _ACCESS_NONE, flags, 2,
+                                     read_only=read_only)
+    else:
+        handle, read_only = _open_version_1(name, device, read_only, access, rw_depth,
+                                            get_info_only, flags)
+
+    disk = _new_disk(VirtualDisk)
+    disk._handle = handle
+    disk._read_only = read_only
+    return disk
+
+
+def _detected(path: str) -> VirtualStorageTypeDevice | None:
+    """The storage type by extension, else by signature, else None."""
+    device = _EXTENSION_SPELLINGS.get(path[path.rfind("."):])
+    return _device_from_signature(path) if device is None else device
+
+
+def _given_or_detected(storage_type: object, path: str) -> VirtualStorageTypeDevice | None:
+    device = parse_storage_type(storage_type)
+    return _detected(path) if device is None else device
+
+
+def _open_version_1(path: str, device: VirtualStorageTypeDevice | None, read_only: object,
+                    access: object, rw_depth: object, get_info_only: object,
+                    flags: OpenVirtualDiskFlag | int) -> tuple[VirtualDiskHandle, bool]:
+    """Opens a VHD or VHDX with an explicit access mask: version 1
+    parameters, the mask and rw_depth."""
+    if read_only is not None:
+        raise ValueError(
+            f"read_only applies to version 2 opens; with access={access!r} the mask "
+            f"decides (VirtualDiskAccessMask.WRITABLE bits ask for writing) and "
+            f"rw_depth=0 opens nothing for writing")
+    if get_info_only:
+        raise ValueError("get_info_only applies to version 2 opens; it cannot be "
+                         "combined with access=")
+    mask = _checked_access(access)
+    depth = _checked_rw_depth(rw_depth)
+    handle = OpenVirtualDisk(_STORAGE_TYPES[device], path, mask, flags, 1, rw_depth=depth)
+    return handle, depth == 0 or mask & _ACCESS_WRITABLE == 0
+
+
+def _path_text(path: object) -> str:
+    try:
+        name = os.fspath(path)  # type: ignore[call-overload]
+    except TypeError:
+        name = None
+    if type(name) is not str:
+        raise TypeError(f"path must be str or os.PathLike[str], not {type(path).__name__}")
+    return name
+
+
+def _device_from_signature(path: str) -> VirtualStorageTypeDevice | None:
+    try:
+        return storage_type_from_signature(path)
+    except OSError:
+        # Unreadable here means unopenable there: OpenVirtualDisk reports it
+        # with the Win32 code of the actual cause.
+        return None
+
+
+def _open_iso(path: str, read_only: bool | None, access: VirtualDiskAccessMask | int | None,
+              rw_depth: int | None, get_info_only: bool,
+              open_flags: OpenVirtualDiskFlag | int) -> VirtualDiskHandle:
+    """Opens an ISO image the only way Windows supports: version 1
+    parameters and read access."""
+    if read_only is False:
+        raise ValueError(
+            f"ISO images can only be opened read-only (Windows requires version 1 "
+            f"parameters with VirtualDiskAccessMask.READ for them), so read_only={read_only!r} "
+            f"is not possible for {path!r}")
+    if get_info_only:
+        raise ValueError("get_info_only applies to version 2 opens, which ISO images do not "
+                         "support")
+    if open_flags & _FLAGS_NOT_FOR_ISO:
+        raise ValueError(
+            f"{OpenVirtualDiskFlag(open_flags & _FLAGS_NOT_FOR_ISO)!r} is not supported for "
+            f"ISO images: NO_PARENTS (which no_parents=True sets) and BLANK_FILE apply to VHD "
+            f"and VHDX")
+    if access is None:
+        mask: VirtualDiskAccessMask | int = _ACCESS_READ
+    else:
+        mask = _checked_access(access)
+        if mask & ~int(_ACCESS_READ):
+            raise ValueError(
+                f"access={VirtualDiskAccessMask(mask)!r} is not supported for ISO images, "
+                f"which allow only the bits of VirtualDiskAccessMask.READ "
+                f"(ATTACH_RO, DETACH, GET_INFO)")
+    return OpenVirtualDisk(_ISO_STORAGE_TYPE, path, mask, open_flags, 1,
+                           rw_depth=_checked_rw_depth(rw_depth))
+
+
+def _checked_access(access: object) -> VirtualDiskAccessMask | int:
+    if isinstance(access, bool) or not isinstance(access, int):
+        raise TypeError(f"access must be a VirtualDiskAccessMask, not {access!r}")
+    if access & ~_ACCESS_ALL or access < 0:
+        raise ValueError(
+            f"access must be a combination of VirtualDiskAccessMask flags "
+            f"(within VirtualDiskAccessMask.ALL = {_ACCESS_ALL:#x}), not {access:#x}")
+    return access
+
+
+def _checked_flags(flags: object, no_parents: object) -> OpenVirtualDiskFlag | int:
+    if isinstance(flags, bool) or not isinstance(flags, int):
+        raise TypeError(f"flags must be an OpenVirtualDiskFlag, not {flags!r}")
+    if flags & ~_FLAGS_ALL or flags < 0:
+        raise ValueError(f"flags must be a combination of OpenVirtualDiskFlag flags "
+                         f"(bits {_FLAGS_ALL:#x}), not {flags:#x}")
+    if no_parents:
+        return flags | OpenVirtualDiskFlag.NO_PARENTS
+    return flags
+
+
+def _checked_rw_depth(rw_depth: object) -> int:
+    if rw_depth is None:
+        return _RW_DEPTH_DEFAULT
+    if isinstance(rw_depth, bool) or not isinstance(rw_depth, int):
+        raise TypeError(f"rw_depth must be an int, not {rw_depth!r}")
+    if not 0 <= rw_depth <= _DWORD_MAX:
+        raise ValueError(f"rw_depth must be between 0 and {_DWORD_MAX}, not {rw_depth}")
+    return rw_depth
+
+
+class VirtualDisk:
+    """An open virtual disk (VHD, VHDX or ISO image).
+
+    Get one from :func:`virtdisk.open`, or wrap a handle from
+    ``_virtdisk.OpenVirtualDisk`` with ``VirtualDisk(handle)`` (the disk
+    then owns it).  Close it with :meth:`close` or a ``with`` block; a disk
+    left open is closed when it is garbage-collected, with a
+    ResourceWarning.
+
+    Each property asks GetVirtualDiskInformation afresh, so it reflects
+    changes made meanwhile; :meth:`info` takes a snapshot of them all.  A
+    property whose question does not apply to the disk is None (parent
+    properties of a disk that is not differencing, identifiers of an ISO
+    image).  Reading a property of a closed disk raises
+    :class:`InvalidHandleError`.
+    """
+
+    __slots__ = ("_handle", "_read_only")
+
+    _handle: VirtualDiskHandle
+    _read_only: bool | None
+
+    def __init__(self, handle: VirtualDiskHandle) -> None:
+        if not isinstance(handle, VirtualDiskHandle):
+            raise TypeError(f"handle must be a VirtualDiskHandle, not {type(handle).__name__}")
+        self._handle = handle
+        self._read_only = None
+
+    # -- life cycle -------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the disk's handle.  Closing a closed disk does nothing."""
+        self._handle.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once the disk is closed."""
+        return self._handle.closed
+
+    def __enter__(self) -> Self:
+        if self._handle.closed:
+            raise self._closed_error("__enter__")
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self._handle.close()
+
+    def __repr__(self) -> str:
+        if self._handle.closed:
+            state = "closed"
+        else:
+            state = {True: "read-only", False: "read-write", None: "open"}[self._read_only]
+            try:
+                device = GetVirtualDiskInformation(self._handle, _VIRTUAL_STORAGE_TYPE).device_id
+            except VirtualDiskError:
+                pass  # a version 1 handle without GET_INFO access
+            else:
+                name = getattr(device, "name", str(device))
+                state = f"{name.lower()} {state}"
+        return f"<VirtualDisk {self.path!r} {state}>"
+
+    @property
+    def handle(self) -> VirtualDiskHandle:
+        """The low-level handle, for the ``_virtdisk`` functions."""
+        return self._handle
+
+    @property
+    def path(self) -> str:
+        """The path the disk was opened with."""
+        path = self._handle.path
+        if type(path) is str:
+            return path
+        return "" if path is None else os.fspath(path)
+
+    @property
+    def read_only(self) -> bool | None:
+        """Whether the handle was opened without write access; None for a
+        disk made from a handle opened elsewhere."""
+        return self._read_only
+
+    # -- information --------------------------------------------------------
+
+    @property
+    def virtual_size(self) -> int:
+        """The size the disk presents to its user, in bytes."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _SIZE).virtual_size
+        except InvalidHandleError:
+            self._reraise("virtual_size")
+
+    @property
+    def physical_size(self) -> int:
+        """The size of the image file in bytes (the child's alone, for a
+        differencing disk)."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _SIZE).physical_size
+        except InvalidHandleError:
+            self._reraise("physical_size")
+
+    @property
+    def block_size(self) -> int:
+        """The allocation unit of a dynamic or differencing disk in bytes; 0
+        for fixed disks and ISO images."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _SIZE).block_size
+        except InvalidHandleError:
+            self._reraise("block_size")
+
+    @property
+    def sector_size(self) -> int:
+        """The logical sector size of the virtual disk in bytes."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _SIZE).sector_size
+        except InvalidHandleError:
+            self._reraise("sector_size")
+
+    @property
+    def physical_sector_size(self) -> int | None:
+        """The physical sector size the virtual disk reports to its user in
+        bytes; None for ISO images."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _VHD_PHYSICAL_SECTOR_SIZE)
+        except VirtualDiskError as error:
+            self._raise_unless_not_applicable(error, _VHD_PHYSICAL_SECTOR_SIZE,
+                                              "physical_sector_size")
+        return None
+
+    @property
+    def physical_disk(self) -> PhysicalDisk:
+        """The disk that holds the image file: its logical and physical
+        sector sizes and whether it is remote."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _PHYSICAL_DISK)
+        except InvalidHandleError:
+            self._reraise("physical_disk")
+
+    @property
+    def storage_type(self) -> VirtualStorageTypeDevice | int:
+        """The format the provider found: ``VirtualStorageTypeDevice.ISO``,
+        ``VHD`` or ``VHDX``."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _VIRTUAL_STORAGE_TYPE).device_id
+        except InvalidHandleError:
+            self._reraise("storage_type")
+
+    @property
+    def provider_subtype(self) -> ProviderSubtype | int | None:
+        """Fixed, dynamic or differencing; None for ISO images."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _PROVIDER_SUBTYPE)
+        except VirtualDiskError as error:
+            self._raise_unless_not_applicable(error, _PROVIDER_SUBTYPE, "provider_subtype")
+        return None
+
+    @property
+    def identifier(self) -> uuid.UUID | None:
+        """The disk's unique identifier (a VHD's footer UniqueId, a VHDX's
+        DataWriteGuid: what a differencing child records as its parent's
+        identifier); None for ISO images."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _IDENTIFIER)
+        except VirtualDiskError as error:
+            self._raise_unless_not_applicable(error, _IDENTIFIER, "identifier")
+        return None
+
+    @property
+    def virtual_disk_id(self) -> uuid.UUID | None:
+        """The identity the disk shows its guest (a VHDX's Page 83 data);
+        None for ISO images."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _VIRTUAL_DISK_ID)
+        except VirtualDiskError as error:
+            self._raise_unless_not_applicable(error, _VIRTUAL_DISK_ID, "virtual_disk_id")
+        return None
+
+    @property
+    def is_4k_aligned(self) -> bool | None:
+        """Whether the disk's data is aligned to 4 KiB; None for ISO images."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _IS_4K_ALIGNED)
+        except VirtualDiskError as error:
+            self._raise_unless_not_applicable(error, _IS_4K_ALIGNED, "is_4k_aligned")
+        return None
+
+    @property
+    def smallest_safe_virtual_size(self) -> int | None:
+        """The smallest size the disk can shrink to without cutting into its
+        partitions, in bytes; None where it does not apply."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _SMALLEST_SAFE_VIRTUAL_SIZE)
+        except VirtualDiskError as error:
+            self._raise_unless_not_applicable(error, _SMALLEST_SAFE_VIRTUAL_SIZE,
+                                        "smallest_safe_virtual_size")
+        return None
+
+    @property
+    def fragmentation(self) -> int | None:
+        """The percentage of the disk's blocks stored out of order; None
+        where it does not apply."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _FRAGMENTATION)
+        except VirtualDiskError as error:
+            self._raise_unless_not_applicable(error, _FRAGMENTATION, "fragmentation")
+        return None
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the disk is attached (surfaced) on this system."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _IS_LOADED)
+        except InvalidHandleError:
+            self._reraise("is_loaded")
+
+    @property
+    def change_tracking(self) -> ChangeTrackingState | None:
+        """The resilient change tracking state (enabled, newer changes, most
+        recent id); None where the disk has none."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _CHANGE_TRACKING_STATE)
+        except VirtualDiskError as error:
+            self._raise_unless_not_applicable(error, _CHANGE_TRACKING_STATE, "change_tracking")
+        return None
+
+    @property
+    def parent_resolved(self) -> bool | None:
+        """Whether the parent was found and opened; None for a disk that is
+        not differencing."""
+        location = self._parent_location("parent_resolved")
+        return None if location is None else location.parent_resolved
+
+    @property
+    def parent_paths(self) -> tuple[str, ...] | None:
+        """The resolved parent's path, or, when the parent was not opened,
+        every location the child records for it, in search order; None for
+        a disk that is not differencing."""
+        location = self._parent_location("parent_paths")
+        return None if location is None else tuple(location.paths)
+
+    @property
+    def parent_identifier(self) -> uuid.UUID | None:
+        """The identifier the child records for its parent (equal to the
+        parent's :attr:`identifier`); None for a disk that is not
+        differencing."""
+        try:
+            return GetVirtualDiskInformation(self._handle, _PARENT_IDENTIFIER)
+        except VirtualDiskError as error:
+            self._raise_unless_not_applicable(error, _PARENT_IDENTIFIER, "parent_identifier")
+        return None
+
+    @property
+    def parent_timestamp(self) -> datetime.datetime | None:
+        """The parent's modification time the child records, in UTC; None
+        for a disk that is not a differencing VHD (VHDX records none)."""
+        raw = self._parent_timestamp_raw("parent_timestamp")
+        return None if raw is None else vhd_timestamp(raw)
+
+    def info(self) -> VirtualDiskInfo:
+        """Every item of information at once, as a frozen
+        :class:`VirtualDiskInfo`."""
+        handle = self._handle
+        try:
+            size = GetVirtualDiskInformation(handle, _SIZE)
+        except InvalidHandleError:
+            self._reraise("info")
+        storage = GetVirtualDiskInformation(handle, _VIRTUAL_STORAGE_TYPE)
+        host = GetVirtualDiskInformation(handle, _PHYSICAL_DISK)
+        location = self._parent_location("info")
+        timestamp = self._parent_timestamp_raw("info")
+        return VirtualDiskInfo(
+            path=self.path,
+            storage_type=storage.device_id,
+            vendor_id=storage.vendor_id,
+            provider_subtype=self.provider_subtype,
+            virtual_size=size.virtual_size,
+            physical_size=size.physical_size,
+            block_size=size.block_size,
+            sector_size=size.sector_size,
+            physical_sector_size=self.physical_sector_size,
+            identifier=self.identifier,
+            virtual_disk_id=self.virtual_disk_id,
+            is_4k_aligned=self.is_4k_aligned,
+            smallest_safe_virtual_size=self.smallest_safe_virtual_size,
+            fragmentation=self.fragmentation,
+            is_loaded=GetVirtualDiskInformation(handle, _IS_LOADED),
+            change_tracking=self.change_tracking,
+            parent_resolved=None if location is None else location.parent_resolved,
+            parent_paths=None if location is None else tuple(location.paths),
+            parent_identifier=self.parent_identifier,
+            parent_timestamp=None if timestamp is None else vhd_timestamp(timestamp),
+            parent_timestamp_raw=timestamp,
+            host_logical_sector_size=host.logical_sector_size,
+            host_physical_sector_size=host.physical_sector_size,
+            is_remote=host.is_remote,
+        )
+
+    # -- helpers ------------------------------------------------------------
+
+    def _parent_location(self, name: str) -> ParentLocation | None:
+        try:
+            return GetVirtualDiskInformation(self._handle, _PARENT_LOCATION)
+        except VirtualDiskError as error:
+            self._raise_unless_not_applicable(error, _PARENT_LOCATION, name)
+        return None
+
+    def _parent_timestamp_raw(self, name: str) -> int | None:
+        try:
+            return GetVirtualDiskInformation(self._handle, _PARENT_TIMESTAMP)
+        except VirtualDiskError as error:
+            self._raise_unless_not_applicable(error, _PARENT_TIMESTAMP, name)
+        return None
+
+    def _raise_unless_not_applicable(self, error: VirtualDiskError,
+                                     version: GetVirtualDiskInfoVersion, name: str) -> None:
+        """Returns when `error` means the question does not apply to this
+        disk; otherwise re-raises it (or the closed-disk error when that is
+        the cause)."""
+        code = error.winerror
+        if code in _NOT_APPLICABLE or (code == ERROR_INVALID_PARAMETER
+                                       and version in _NEWER_ITEMS):
+            return
+        self._reraise(name)
+
+    def _reraise(self, name: str) -> NoReturn:
+        """Re-raises the exception being handled, or, when the disk is
+        closed, an error that says so."""
+        if self._handle.closed:
+            raise self._closed_error(name) from None
+        raise  # noqa: PLE0704 - called only from except blocks
+
+    def _closed_error(self, name: str) -> InvalidHandleError:
+        error = InvalidHandleError(ERROR_INVALID_HANDLE, f"VirtualDisk.{name}", self.path)
+        error.strerror = "the virtual disk is closed"
+        return error
+
+
+_new_disk = object.__new__
