@@ -20,6 +20,9 @@ import uuid
 import warnings
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport (
+    PyUnicode_4BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_READ,
+)
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
@@ -102,6 +105,14 @@ RawScsiResponse = collections.namedtuple(
     module=__name__)
 RawScsiResponse.__doc__ = "RAW_SCSI_VIRTUAL_DISK_RESPONSE with the sense and data bytes."
 
+
+
+cdef inline object _result(object cls, tuple values):
+    """Builds a result named tuple without the Python-level __new__ that
+    collections.namedtuple generates (a third of a no-I/O call's cost)."""
+    return tuple.__new__(cls, values)
+
+
 VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN = uuid.UUID(int=0)
 VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT = uuid.UUID("ec984aec-a0f9-47e9-901f-71415a66345b")
 
@@ -113,35 +124,61 @@ PLATFORM = api.VIRTDISK_PLATFORM_NAME.decode("ascii")
 cdef object _error_from_code = None
 
 
-cdef int _raise(DWORD code, str function, object path) except -1:
-    """Raises the exception virtdisk.errors maps `code` to."""
+cdef object _error(DWORD code, str function, object path):
+    """The exception virtdisk.errors maps `code` to.  Callers raise it
+    themselves: an exception raised in a helper collects one traceback entry
+    per Cython function it passes through, which costs more than the call."""
     global _error_from_code
     if _error_from_code is None:
         # Imported on first failure: virtdisk imports this module, so an
         # import at load time would be circular.
         from virtdisk.errors import error_from_code
         _error_from_code = error_from_code
-    raise _error_from_code(code, function, path)
-
-
-cdef inline int _check(DWORD code, str function, object path) except -1:
-    if code != api.ERROR_SUCCESS:
-        _raise(code, function, path)
-    return 0
+    return _error_from_code(code, function, path)
 
 
 # ---------------------------------------------------------------------------
 # Conversions
 
 cdef bytes _wide(object path, str argument):
-    """A str or os.PathLike as NUL-terminated UTF-16LE, for PCWSTR arguments."""
-    text = os.fspath(path)
+    """A str or os.PathLike as a NUL-terminated WCHAR string (UTF-16 in host
+    order), for PCWSTR arguments.  Copied straight from the str's storage:
+    this runs on every open.  Lone surrogates pass through unchanged, as
+    Windows file names may hold them."""
+    cdef object text = os.fspath(path)
+    cdef Py_ssize_t length, units, index
+    cdef int kind
+    cdef const void *data
+    cdef unsigned int character  # a code point (Cython's Py_UCS4 acts as a 1-char str)
+    cdef WCHAR *out
+    cdef bytes result
     if not isinstance(text, str):
         raise TypeError(f"{argument} must be str or os.PathLike[str], not {type(text).__name__}")
-    if "\0" in text:
-        raise ValueError(f"{argument} must not contain NUL characters")
-    # surrogatepass keeps names Windows can hold but UTF-16 validation rejects.
-    return (<str>text).encode("utf-16-le", "surrogatepass") + b"\0\0"
+    length = PyUnicode_GET_LENGTH(text)
+    kind = PyUnicode_KIND(text)
+    data = PyUnicode_DATA(text)
+    units = length
+    if kind == PyUnicode_4BYTE_KIND:
+        for index in range(length):
+            if (<const Py_UCS4 *>data)[index] > 0xFFFF:
+                units += 1
+    result = PyBytes_FromStringAndSize(NULL, (units + 1) * 2)
+    out = <WCHAR *>PyBytes_AS_STRING(result)
+    units = 0
+    for index in range(length):
+        character = <unsigned int>PyUnicode_READ(kind, data, index)
+        if character == 0:
+            raise ValueError(f"{argument} must not contain NUL characters")
+        if character > 0xFFFF:
+            character -= 0x10000
+            out[units] = <WCHAR>(0xD800 + (character >> 10))
+            out[units + 1] = <WCHAR>(0xDC00 + (character & 0x3FF))
+            units += 2
+        else:
+            out[units] = <WCHAR>character
+            units += 1
+    out[units] = 0
+    return result
 
 
 cdef bytes _optional_wide(object path, str argument):
@@ -253,7 +290,7 @@ cdef object _storage_type_to(const VIRTUAL_STORAGE_TYPE *value):
         device = VirtualStorageTypeDevice(value.DeviceId)
     except ValueError:
         device = value.DeviceId
-    return VirtualStorageType(device, vendor)
+    return _result(VirtualStorageType, (device, vendor))
 
 
 cdef class _SecurityDescriptor:
@@ -314,7 +351,7 @@ cdef class VirtualDiskHandle:
 
     cdef HANDLE _require(self, str function) except? NULL:
         if not self._open:
-            _raise(api.ERROR_INVALID_HANDLE, function, self.path)
+            raise _error(api.ERROR_INVALID_HANDLE, function, self.path)
         return self._handle
 
     def close(self) -> None:
@@ -329,7 +366,8 @@ cdef class VirtualDiskHandle:
         _live_handles -= 1
         with nogil:
             code = vd_close_handle(handle)
-        _check(code, "CloseHandle", self.path)
+        if code != api.ERROR_SUCCESS:
+            raise _error(code, "CloseHandle", self.path)
 
     def detach_handle(self) -> int:
         """Gives up ownership: returns the raw HANDLE value, which the caller
@@ -396,7 +434,8 @@ def CloseHandle(handle):
     native = _handle_of(handle, "CloseHandle")
     with nogil:
         code = vd_close_handle(native)
-    _check(code, "CloseHandle", None)
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "CloseHandle", None)
 
 
 cdef HANDLE _handle_of(object handle, str function) except? NULL:
@@ -423,7 +462,9 @@ cdef class Overlapped:
         self._overlapped = <OVERLAPPED *>malloc(sizeof(OVERLAPPED))
         if self._overlapped == NULL:
             raise MemoryError()
-        _check(vd_overlapped_init(self._overlapped), "CreateEventW", None)
+        cdef DWORD code = vd_overlapped_init(self._overlapped)
+        if code != api.ERROR_SUCCESS:
+            raise _error(code, "CreateEventW", None)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Waits for the operation; False if it is still running after
@@ -434,7 +475,8 @@ cdef class Overlapped:
             code = vd_overlapped_wait(self._overlapped, milliseconds)
         if code == 258:  # WAIT_TIMEOUT
             return False
-        _check(code, "WaitForSingleObject", None)
+        if code != api.ERROR_SUCCESS:
+            raise _error(code, "WaitForSingleObject", None)
         return True
 
     def __dealloc__(self):
@@ -449,13 +491,6 @@ cdef OVERLAPPED *_overlapped_of(object overlapped) except? NULL:
     if not isinstance(overlapped, Overlapped):
         raise TypeError(f"overlapped must be Overlapped or None, not {type(overlapped).__name__}")
     return (<Overlapped>overlapped)._overlapped
-
-
-cdef inline int _check_async(DWORD code, str function, object path) except -1:
-    """Like _check, but api.ERROR_IO_PENDING means an overlapped call started."""
-    if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
-        _raise(code, function, path)
-    return 0
 
 
 # ---------------------------------------------------------------------------
@@ -499,7 +534,7 @@ def features() -> dict:
 
 cdef int _require_function(void *pointer, str function) except -1:
     if pointer == NULL:
-        _raise(api.ERROR_PROC_NOT_FOUND, function, None)
+        raise _error(api.ERROR_PROC_NOT_FOUND, function, None)
     return 0
 
 
@@ -548,7 +583,7 @@ def OpenVirtualDisk(virtual_storage_type, path, access_mask, flags, version=1, *
                                <VIRTUAL_DISK_ACCESS_MASK>mask,
                                <OPEN_VIRTUAL_DISK_FLAG>open_flags, parameters_pointer, &handle)
     if code != api.ERROR_SUCCESS:
-        _raise(code, "OpenVirtualDisk", path)
+        raise _error(code, "OpenVirtualDisk", path)
     return _new_handle(handle, path)
 
 
@@ -636,7 +671,8 @@ def CreateVirtualDisk(virtual_storage_type, path, access_mask, flags, version=2,
                                  <VIRTUAL_DISK_ACCESS_MASK>mask, descriptor_pointer,
                                  <CREATE_VIRTUAL_DISK_FLAG>create_flags, provider_flags,
                                  parameters_pointer, overlapped_pointer, &handle)
-    _check_async(code, "CreateVirtualDisk", path)
+    if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
+        raise _error(code, "CreateVirtualDisk", path)
     return _new_handle(handle, path)
 
 
@@ -668,7 +704,8 @@ def AttachVirtualDisk(handle, flags, version=1, *, restricted_offset=0, restrict
         code = api.AttachVirtualDisk(native, descriptor_pointer,
                                  <ATTACH_VIRTUAL_DISK_FLAG>attach_flags, provider_flags,
                                  parameters_pointer, overlapped_pointer)
-    _check_async(code, "AttachVirtualDisk", _path_of(handle))
+    if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
+        raise _error(code, "AttachVirtualDisk", _path_of(handle))
 
 
 def DetachVirtualDisk(handle, flags=0, provider_specific_flags=0):
@@ -683,7 +720,8 @@ def DetachVirtualDisk(handle, flags=0, provider_specific_flags=0):
     cdef DWORD code
     with nogil:
         code = api.DetachVirtualDisk(native, <DETACH_VIRTUAL_DISK_FLAG>detach_flags, provider_flags)
-    _check(code, "DetachVirtualDisk", _path_of(handle))
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "DetachVirtualDisk", _path_of(handle))
 
 
 def GetVirtualDiskPhysicalPath(handle):
@@ -700,7 +738,8 @@ def GetVirtualDiskPhysicalPath(handle):
             buffer = <WCHAR *>_grow(buffer, size)
             with nogil:
                 code = api.GetVirtualDiskPhysicalPath(native, &size, buffer)
-        _check(code, "GetVirtualDiskPhysicalPath", _path_of(handle))
+        if code != api.ERROR_SUCCESS:
+            raise _error(code, "GetVirtualDiskPhysicalPath", _path_of(handle))
         return _from_wide(buffer, _wide_length(buffer, size // 2))
     finally:
         free(buffer)
@@ -729,7 +768,8 @@ def GetAllAttachedVirtualDiskPhysicalPaths():
             buffer = <WCHAR *>_grow(buffer, size)
             with nogil:
                 code = vd_fn_GetAllAttachedVirtualDiskPhysicalPaths(&size, buffer)
-        _check(code, "GetAllAttachedVirtualDiskPhysicalPaths", None)
+        if code != api.ERROR_SUCCESS:
+            raise _error(code, "GetAllAttachedVirtualDiskPhysicalPaths", None)
         return _from_multi_sz(buffer, size // 2)
     finally:
         free(buffer)
@@ -763,7 +803,8 @@ def GetStorageDependencyInformation(handle, flags, version=2):
                 if used <= size:
                     break
                 size = used
-        _check(code, "GetStorageDependencyInformation", _path_of(handle))
+        if code != api.ERROR_SUCCESS:
+            raise _error(code, "GetStorageDependencyInformation", _path_of(handle))
         result = []
         for index in range(info.NumberEntries):
             if info.Version == api.STORAGE_DEPENDENCY_INFO_VERSION_2:
@@ -800,8 +841,8 @@ cdef object _info_value(GET_VIRTUAL_DISK_INFO *info, ULONG size):
     cdef size_t units
     cdef char *base = <char *>info
     if version == api.GET_VIRTUAL_DISK_INFO_SIZE:
-        return VirtualDiskSize(info.Size.VirtualSize, info.Size.PhysicalSize,
-                               info.Size.BlockSize, info.Size.SectorSize)
+        return _result(VirtualDiskSize, (info.Size.VirtualSize, info.Size.PhysicalSize,
+                                         info.Size.BlockSize, info.Size.SectorSize))
     if version == api.GET_VIRTUAL_DISK_INFO_IDENTIFIER:
         return _uuid_from_guid(&info.Identifier)
     if version == api.GET_VIRTUAL_DISK_INFO_PARENT_LOCATION:
@@ -826,9 +867,9 @@ cdef object _info_value(GET_VIRTUAL_DISK_INFO *info, ULONG size):
     if version == api.GET_VIRTUAL_DISK_INFO_IS_4K_ALIGNED:
         return bool(info.Is4kAligned)
     if version == api.GET_VIRTUAL_DISK_INFO_PHYSICAL_DISK:
-        return PhysicalDisk(info.PhysicalDisk.LogicalSectorSize,
-                            info.PhysicalDisk.PhysicalSectorSize,
-                            bool(info.PhysicalDisk.IsRemote))
+        return _result(PhysicalDisk, (info.PhysicalDisk.LogicalSectorSize,
+                                      info.PhysicalDisk.PhysicalSectorSize,
+                                      bool(info.PhysicalDisk.IsRemote)))
     if version == api.GET_VIRTUAL_DISK_INFO_VHD_PHYSICAL_SECTOR_SIZE:
         return info.VhdPhysicalSectorSize
     if version == api.GET_VIRTUAL_DISK_INFO_SMALLEST_SAFE_VIRTUAL_SIZE:
@@ -884,7 +925,7 @@ def GetVirtualDiskInformation(handle, version):
                 code = api.GetVirtualDiskInformation(native, &size, info, &used)
             if code == api.ERROR_SUCCESS:
                 return _info_value(info, used if used else size)
-        _raise(code, "GetVirtualDiskInformation", _path_of(handle))
+        raise _error(code, "GetVirtualDiskInformation", _path_of(handle))
     finally:
         free(info)
 
@@ -926,7 +967,8 @@ def SetVirtualDiskInformation(handle, version, *, parent_file_path=None,
         info.ParentLocator.ParentFilePath = _as_pcwstr(wide_parent)
     with nogil:
         code = api.SetVirtualDiskInformation(native, &info)
-    _check(code, "SetVirtualDiskInformation", _path_of(handle))
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "SetVirtualDiskInformation", _path_of(handle))
 
 
 # ---------------------------------------------------------------------------
@@ -947,7 +989,8 @@ def EnumerateVirtualDiskMetadata(handle):
             items = <GUID *>_grow(items, count * sizeof(GUID))
             with nogil:
                 code = api.EnumerateVirtualDiskMetadata(native, &count, items)
-        _check(code, "EnumerateVirtualDiskMetadata", _path_of(handle))
+        if code != api.ERROR_SUCCESS:
+            raise _error(code, "EnumerateVirtualDiskMetadata", _path_of(handle))
         return [_uuid_from_guid(&items[index]) for index in range(count)]
     finally:
         free(items)
@@ -969,7 +1012,8 @@ def GetVirtualDiskMetadata(handle, item):
             data = _grow(data, size)
             with nogil:
                 code = api.GetVirtualDiskMetadata(native, &guid, &size, data)
-        _check(code, "GetVirtualDiskMetadata", _path_of(handle))
+        if code != api.ERROR_SUCCESS:
+            raise _error(code, "GetVirtualDiskMetadata", _path_of(handle))
         return PyBytes_FromStringAndSize(<char *>data, size)
     finally:
         free(data)
@@ -989,7 +1033,8 @@ def SetVirtualDiskMetadata(handle, item, data):
     _guid_from(item, &guid, "item")
     with nogil:
         code = api.SetVirtualDiskMetadata(native, &guid, size, pointer)
-    _check(code, "SetVirtualDiskMetadata", _path_of(handle))
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "SetVirtualDiskMetadata", _path_of(handle))
 
 
 def DeleteVirtualDiskMetadata(handle, item):
@@ -1003,7 +1048,8 @@ def DeleteVirtualDiskMetadata(handle, item):
     _guid_from(item, &guid, "item")
     with nogil:
         code = api.DeleteVirtualDiskMetadata(native, &guid)
-    _check(code, "DeleteVirtualDiskMetadata", _path_of(handle))
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "DeleteVirtualDiskMetadata", _path_of(handle))
 
 
 # ---------------------------------------------------------------------------
@@ -1021,7 +1067,8 @@ def GetVirtualDiskOperationProgress(handle, overlapped):
     memset(&progress, 0, sizeof(progress))
     with nogil:
         code = api.GetVirtualDiskOperationProgress(native, overlapped_pointer, &progress)
-    _check(code, "GetVirtualDiskOperationProgress", _path_of(handle))
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "GetVirtualDiskOperationProgress", _path_of(handle))
     return VirtualDiskProgress(progress.OperationStatus, progress.CurrentValue,
                                progress.CompletionValue)
 
@@ -1044,7 +1091,8 @@ def CompactVirtualDisk(handle, flags=0, version=1, *, overlapped=None):
     with nogil:
         code = api.CompactVirtualDisk(native, <COMPACT_VIRTUAL_DISK_FLAG>compact_flags,
                                   parameters_pointer, overlapped_pointer)
-    _check_async(code, "CompactVirtualDisk", _path_of(handle))
+    if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
+        raise _error(code, "CompactVirtualDisk", _path_of(handle))
 
 
 def MergeVirtualDisk(handle, flags=0, version=1, *,
@@ -1073,7 +1121,8 @@ def MergeVirtualDisk(handle, flags=0, version=1, *,
     with nogil:
         code = api.MergeVirtualDisk(native, <MERGE_VIRTUAL_DISK_FLAG>merge_flags,
                                 parameters_pointer, overlapped_pointer)
-    _check_async(code, "MergeVirtualDisk", _path_of(handle))
+    if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
+        raise _error(code, "MergeVirtualDisk", _path_of(handle))
 
 
 def ExpandVirtualDisk(handle, new_size, flags=0, version=1, *, overlapped=None):
@@ -1095,7 +1144,8 @@ def ExpandVirtualDisk(handle, new_size, flags=0, version=1, *, overlapped=None):
     with nogil:
         code = api.ExpandVirtualDisk(native, <EXPAND_VIRTUAL_DISK_FLAG>expand_flags,
                                  parameters_pointer, overlapped_pointer)
-    _check_async(code, "ExpandVirtualDisk", _path_of(handle))
+    if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
+        raise _error(code, "ExpandVirtualDisk", _path_of(handle))
 
 
 def ResizeVirtualDisk(handle, new_size, flags=0, version=1, *, overlapped=None):
@@ -1118,7 +1168,8 @@ def ResizeVirtualDisk(handle, new_size, flags=0, version=1, *, overlapped=None):
     with nogil:
         code = api.ResizeVirtualDisk(native, <RESIZE_VIRTUAL_DISK_FLAG>resize_flags,
                                  parameters_pointer, overlapped_pointer)
-    _check_async(code, "ResizeVirtualDisk", _path_of(handle))
+    if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
+        raise _error(code, "ResizeVirtualDisk", _path_of(handle))
 
 
 def MirrorVirtualDisk(handle, mirror_virtual_disk_path, flags=0, version=1, *, overlapped=None):
@@ -1142,7 +1193,8 @@ def MirrorVirtualDisk(handle, mirror_virtual_disk_path, flags=0, version=1, *, o
     with nogil:
         code = api.MirrorVirtualDisk(native, <MIRROR_VIRTUAL_DISK_FLAG>mirror_flags,
                                  parameters_pointer, overlapped_pointer)
-    _check_async(code, "MirrorVirtualDisk", _path_of(handle))
+    if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
+        raise _error(code, "MirrorVirtualDisk", _path_of(handle))
 
 
 def BreakMirrorVirtualDisk(handle):
@@ -1154,7 +1206,8 @@ def BreakMirrorVirtualDisk(handle):
     cdef DWORD code
     with nogil:
         code = api.BreakMirrorVirtualDisk(native)
-    _check(code, "BreakMirrorVirtualDisk", _path_of(handle))
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "BreakMirrorVirtualDisk", _path_of(handle))
 
 
 def AddVirtualDiskParent(handle, parent_path):
@@ -1169,7 +1222,8 @@ def AddVirtualDiskParent(handle, parent_path):
     cdef DWORD code
     with nogil:
         code = api.AddVirtualDiskParent(native, parent_pointer)
-    _check(code, "AddVirtualDiskParent", parent_path)
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "AddVirtualDiskParent", parent_path)
 
 
 # ---------------------------------------------------------------------------
@@ -1204,7 +1258,8 @@ def QueryChangesVirtualDisk(handle, change_tracking_id, byte_offset, byte_length
             code = vd_fn_QueryChangesVirtualDisk(
                 native, id_pointer, offset, length,
                 <QUERY_CHANGES_VIRTUAL_DISK_FLAG>query_flags, ranges, &count, &processed)
-        _check(code, "QueryChangesVirtualDisk", _path_of(handle))
+        if code != api.ERROR_SUCCESS:
+            raise _error(code, "QueryChangesVirtualDisk", _path_of(handle))
         return ChangedRanges([(ranges[index].ByteOffset, ranges[index].ByteLength)
                               for index in range(count)], processed)
     finally:
@@ -1227,7 +1282,8 @@ def TakeSnapshotVhdSet(handle, snapshot_id, flags=0, version=1):
     with nogil:
         code = vd_fn_TakeSnapshotVhdSet(native, &parameters,
                                         <TAKE_SNAPSHOT_VHDSET_FLAG>take_flags)
-    _check(code, "TakeSnapshotVhdSet", _path_of(handle))
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "TakeSnapshotVhdSet", _path_of(handle))
 
 
 def DeleteSnapshotVhdSet(handle, snapshot_id, flags=0, version=1):
@@ -1246,7 +1302,8 @@ def DeleteSnapshotVhdSet(handle, snapshot_id, flags=0, version=1):
     with nogil:
         code = vd_fn_DeleteSnapshotVhdSet(native, &parameters,
                                           <DELETE_SNAPSHOT_VHDSET_FLAG>delete_flags)
-    _check(code, "DeleteSnapshotVhdSet", _path_of(handle))
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "DeleteSnapshotVhdSet", _path_of(handle))
 
 
 def ModifyVhdSet(handle, version, flags=0, *, snapshot_id=None, snapshot_file_path=None,
@@ -1274,7 +1331,8 @@ def ModifyVhdSet(handle, version, flags=0, *, snapshot_id=None, snapshot_file_pa
         parameters.DefaultFilePath = _as_pcwstr(wide_default)
     with nogil:
         code = vd_fn_ModifyVhdSet(native, &parameters, <MODIFY_VHDSET_FLAG>modify_flags)
-    _check(code, "ModifyVhdSet", _path_of(handle))
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "ModifyVhdSet", _path_of(handle))
 
 
 def ApplySnapshotVhdSet(handle, snapshot_id, leaf_snapshot_id, flags=0, version=1):
@@ -1294,7 +1352,8 @@ def ApplySnapshotVhdSet(handle, snapshot_id, leaf_snapshot_id, flags=0, version=
     with nogil:
         code = vd_fn_ApplySnapshotVhdSet(native, &parameters,
                                          <APPLY_SNAPSHOT_VHDSET_FLAG>apply_flags)
-    _check(code, "ApplySnapshotVhdSet", _path_of(handle))
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "ApplySnapshotVhdSet", _path_of(handle))
 
 
 def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=0,
@@ -1335,7 +1394,8 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
     with nogil:
         code = vd_fn_RawSCSIVirtualDisk(native, &parameters,
                                         <RAW_SCSI_VIRTUAL_DISK_FLAG>scsi_flags, &response)
-    _check(code, "RawSCSIVirtualDisk", _path_of(handle))
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "RawSCSIVirtualDisk", _path_of(handle))
     transferred = min(response.Version1.DataTransferLength, len(buffer))
     return RawScsiResponse(response.Version1.ScsiStatus,
                            bytes(sense[:response.Version1.SenseInfoLength]),
@@ -1362,7 +1422,8 @@ def ForkVirtualDisk(handle, forked_virtual_disk_path, flags=0, version=1, *, ove
     with nogil:
         code = vd_fn_ForkVirtualDisk(native, <FORK_VIRTUAL_DISK_FLAG>fork_flags, &parameters,
                                      overlapped_pointer)
-    _check_async(code, "ForkVirtualDisk", _path_of(handle))
+    if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
+        raise _error(code, "ForkVirtualDisk", _path_of(handle))
 
 
 def CompleteForkVirtualDisk(handle):
@@ -1375,7 +1436,8 @@ def CompleteForkVirtualDisk(handle):
     cdef DWORD code
     with nogil:
         code = vd_fn_CompleteForkVirtualDisk(native)
-    _check(code, "CompleteForkVirtualDisk", _path_of(handle))
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "CompleteForkVirtualDisk", _path_of(handle))
 
 
 # ---------------------------------------------------------------------------

@@ -22,8 +22,12 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 import pytest
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vhdx_builder as vb  # noqa: E402
@@ -54,6 +58,12 @@ needs_7zz = pytest.mark.skipif(shutil.which("7zz") is None, reason="7zz not inst
 
 # --------------------------------------------------------------------------- tools
 
+class Probe(Protocol):
+    """The `probe` fixture: runs the harness, returns its JSON answer."""
+
+    def __call__(self, *args: str | Path) -> dict[str, Any]: ...
+
+
 def run(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, check=check)
 
@@ -73,15 +83,18 @@ def plain_harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def probe(harness: Path):
+def probe(harness: Path) -> Probe:
     """The compiled harness, as a function returning its JSON answer."""
-    def answer(*args: str | Path) -> dict:
-        return json.loads(run(harness, *args).stdout)
+    def answer(*args: str | Path) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(run(harness, *args).stdout)
+        return result
     return answer
 
 
-def qemu_info(path: Path) -> dict:
-    return json.loads(run("qemu-img", "info", "--output=json", "-f", "vhdx", path).stdout)
+def qemu_info(path: Path) -> dict[str, Any]:
+    info: dict[str, Any] = json.loads(run("qemu-img", "info", "--output=json", "-f", "vhdx",
+                                          path).stdout)
+    return info
 
 
 def qemu_raw(path: Path, out: Path) -> bytes:
@@ -103,7 +116,9 @@ def vhdiinfo(path: Path) -> dict[str, str]:
 
 
 def vhdiinfo_media_size(fields: dict[str, str]) -> int:
-    return int(re.search(r"\((\d+) bytes\)", fields["Media size"]).group(1))
+    match = re.search(r"\((\d+) bytes\)", fields["Media size"])
+    assert match is not None, fields["Media size"]
+    return int(match.group(1))
 
 
 def seven_zip_info(path: Path) -> dict[str, str]:
@@ -157,7 +172,8 @@ def metadata_entry_offset(raw: bytes | bytearray, item: bytes) -> int:
 
 def metadata_item_offset(raw: bytes | bytearray, item: bytes) -> int:
     table = regions(raw)[vb.METADATA_REGION][0]
-    return table + struct.unpack_from("<I", raw, metadata_entry_offset(raw, item) + 16)[0]
+    relative: int = struct.unpack_from("<I", raw, metadata_entry_offset(raw, item) + 16)[0]
+    return table + relative
 
 
 def bat_offset(raw: bytes | bytearray) -> int:
@@ -170,7 +186,7 @@ def refresh_crc(raw: bytearray, offset: int, size: int) -> None:
 
 # --------------------------------------------------------------------------- CRC-32C
 
-def test_crc32c_check_value(probe, tmp_path):
+def test_crc32c_check_value(probe: Probe, tmp_path: Path) -> None:
     """The CRC-32C check value (RFC 3720 B.4; [MS-VHDX] uses this CRC)."""
     sample = tmp_path / "sample"
     sample.write_bytes(b"123456789")
@@ -178,7 +194,7 @@ def test_crc32c_check_value(probe, tmp_path):
     assert vb.crc32c(b"123456789") == 0xE3069283
 
 
-def test_crc32c_hardware_and_portable_paths_agree(probe, tmp_path):
+def test_crc32c_hardware_and_portable_paths_agree(probe: Probe, tmp_path: Path) -> None:
     """Every length class of the three-way SSE4.2 loop (long rounds, short
     rounds, 8-byte tail, byte tail) against the portable slicing-by-8 build
     and against the bytewise Python reference."""
@@ -213,7 +229,8 @@ QEMU_SIZES = {"3M": 3 * MiB, "10M": 10 * MiB, "1G": GiB, "100G": 100 * GiB, "4T"
     ("dynamic", "1G", "256M"), ("dynamic", "100G", "1M"), ("dynamic", "4T", "32M"),
     ("dynamic", "64T", "256M"), ("dynamic", "10M", "0"),
 ])
-def test_open_matches_qemu_vhdiinfo_and_7zip(probe, tmp_path, subformat, size, block_size):
+def test_open_matches_qemu_vhdiinfo_and_7zip(probe: Probe, tmp_path: Path, subformat: str,
+                                             size: str, block_size: str) -> None:
     image = tmp_path / "disk.vhdx"
     run("qemu-img", "create", "-q", "-f", "vhdx", "-o",
         f"subformat={subformat},block_size={block_size}", image, size)
@@ -246,7 +263,8 @@ def test_open_matches_qemu_vhdiinfo_and_7zip(probe, tmp_path, subformat, size, b
 @needs_qemu
 @pytest.mark.parametrize("subformat,block_size", [("dynamic", "1M"), ("dynamic", "32M"),
                                                   ("fixed", "2M"), ("dynamic", "256M")])
-def test_content_matches_qemu(probe, tmp_path, subformat, block_size):
+def test_content_matches_qemu(probe: Probe, tmp_path: Path, subformat: str,
+                              block_size: str) -> None:
     image = tmp_path / "disk.vhdx"
     run("qemu-img", "create", "-q", "-f", "vhdx", "-o",
         f"subformat={subformat},block_size={block_size}", image, "70M")
@@ -265,7 +283,7 @@ def test_content_matches_qemu(probe, tmp_path, subformat, block_size):
 
 
 @needs_qemu
-def test_ranges_across_blocks_match_qemu(probe, tmp_path):
+def test_ranges_across_blocks_match_qemu(probe: Probe, tmp_path: Path) -> None:
     image = tmp_path / "disk.vhdx"
     run("qemu-img", "create", "-q", "-f", "vhdx", "-o", "block_size=1M", image, "8M")
     run("qemu-io", "-f", "vhdx", "-c", "write -P 0x7e 1023k 2050k", image)
@@ -279,7 +297,7 @@ def test_ranges_across_blocks_match_qemu(probe, tmp_path):
 
 
 @needs_qemu
-def test_open_does_not_read_the_bat(plain_harness, tmp_path):
+def test_open_does_not_read_the_bat(plain_harness: Path, tmp_path: Path) -> None:
     """A 4 TiB disk with 1 MiB blocks has a 32 MiB BAT.  Open + size +
     close must not touch it: reading it would cost milliseconds, the open
     costs microseconds (the goal is 20 us on an idle machine)."""
@@ -295,7 +313,7 @@ def test_open_does_not_read_the_bat(plain_harness, tmp_path):
 
 @needs_qemu
 @needs_7zz
-def test_builder_block_states_match_qemu_and_7zip(probe, tmp_path):
+def test_builder_block_states_match_qemu_and_7zip(probe: Probe, tmp_path: Path) -> None:
     """Every payload state of a dynamic file; qemu and 7-Zip read the same."""
     image = vb.Image(12 * MiB, block_size=MiB, default_state=vb.NOT_PRESENT)
     image.write(0, b"\x01" * 4096)
@@ -318,7 +336,7 @@ def test_builder_block_states_match_qemu_and_7zip(probe, tmp_path):
 @needs_7zz
 @pytest.mark.parametrize("kind", ["dynamic", "fixed"])
 @pytest.mark.parametrize("block_size", [MiB, 32 * MiB])
-def test_4k_logical_sectors(probe, tmp_path, kind, block_size):
+def test_4k_logical_sectors(probe: Probe, tmp_path: Path, kind: str, block_size: int) -> None:
     """qemu-img cannot make 4 KiB-sector VHDX (no such option; its driver
     refuses them), so the builder does; vhdiinfo and 7-Zip read them."""
     image = vb.Image(40 * MiB, kind=kind, block_size=block_size, logical_sector_size=4096,
@@ -374,7 +392,8 @@ def _differencing_pair(tmp_path: Path, *, logical_sector_size: int = 512, block_
 @needs_vhdiinfo
 @needs_7zz
 @pytest.mark.parametrize("logical_sector_size", [512, 4096])
-def test_differencing_matches_vhdiinfo_and_7zip(probe, tmp_path, logical_sector_size):
+def test_differencing_matches_vhdiinfo_and_7zip(probe: Probe, tmp_path: Path,
+                                                logical_sector_size: int) -> None:
     parent, child_path, child, parent_raw = _differencing_pair(
         tmp_path, logical_sector_size=logical_sector_size)
     dump = tmp_path / "dump.raw"
@@ -402,7 +421,7 @@ def test_differencing_matches_vhdiinfo_and_7zip(probe, tmp_path, logical_sector_
 
 @needs_qemu
 @needs_7zz
-def test_differencing_block_states_match_7zip(probe, tmp_path):
+def test_differencing_block_states_match_7zip(probe: Probe, tmp_path: Path) -> None:
     """NOT_PRESENT reads the parent; UNDEFINED, UNMAPPED and ZERO read zeros
     (7-Zip agrees); PARTIALLY_PRESENT mixes by the sector bitmap."""
     parent = tmp_path / "parent.vhdx"
@@ -425,7 +444,7 @@ def test_differencing_block_states_match_7zip(probe, tmp_path):
 
 
 @needs_qemu
-def test_differencing_without_parent_reads_zeros_where_absent(probe, tmp_path):
+def test_differencing_without_parent_reads_zeros_where_absent(probe: Probe, tmp_path: Path) -> None:
     _, child_path, child, _ = _differencing_pair(tmp_path)
     dump = tmp_path / "dump.raw"
     got = probe(child_path, "--dump", dump)
@@ -435,7 +454,7 @@ def test_differencing_without_parent_reads_zeros_where_absent(probe, tmp_path):
 
 @needs_qemu
 @needs_7zz
-def test_two_level_chain_matches_7zip(probe, tmp_path):
+def test_two_level_chain_matches_7zip(probe: Probe, tmp_path: Path) -> None:
     parent, child_path, child, parent_raw = _differencing_pair(tmp_path)
     locator = vb.Locator(vb.guid_text(vb.data_write_guid(child_path)), relative_path="child.vhdx")
     grandchild = vb.Image(12 * MiB, kind="differencing", block_size=MiB, locator=locator)
@@ -466,7 +485,17 @@ def _qemu_before_after(tmp_path: Path, log_size: str = "1M") -> tuple[bytes, byt
     return before.read_bytes(), after.read_bytes(), qemu_raw(after, tmp_path / "after.raw")
 
 
-def _dirty_from_qemu(before: bytes, after: bytes, **options) -> bytearray:
+class DirtyOptions(TypedDict, total=False):
+    """Keyword options of vb.make_dirty that the log tests vary."""
+    entries: int
+    position: int
+    stale_entries: int
+    stale_target: int
+    torn_entry: bool
+    flushed_file_offset: int
+
+
+def _dirty_from_qemu(before: bytes, after: bytes, **options: Unpack[DirtyOptions]) -> bytearray:
     """`after` with its BAT changes still in the log: the state a crash
     leaves between the log write and the in-place BAT update."""
     bat, length = regions(after)[vb.BAT_REGION]
@@ -476,17 +505,18 @@ def _dirty_from_qemu(before: bytes, after: bytes, **options) -> bytearray:
     return dirty
 
 
-LOG_LAYOUTS = {
-    "one entry": dict(entries=1),
-    "three entries": dict(entries=3),
-    "stale and torn entries around": dict(entries=2, stale_entries=2, torn_entry=True),
-    "wrapping the log's end": dict(entries=3, position=MiB - 8192),
+LOG_LAYOUTS: dict[str, DirtyOptions] = {
+    "one entry": DirtyOptions(entries=1),
+    "three entries": DirtyOptions(entries=3),
+    "stale and torn entries around": DirtyOptions(entries=2, stale_entries=2, torn_entry=True),
+    "wrapping the log's end": DirtyOptions(entries=3, position=MiB - 8192),
 }
 
 
 @needs_qemu
 @pytest.mark.parametrize("layout", list(LOG_LAYOUTS))
-def test_dirty_log_read_only_sees_replay_and_leaves_file_alone(probe, tmp_path, layout):
+def test_dirty_log_read_only_sees_replay_and_leaves_file_alone(probe: Probe, tmp_path: Path,
+                                                               layout: str) -> None:
     before, after, after_raw = _qemu_before_after(tmp_path)
     dirty = tmp_path / "dirty.vhdx"
     dirty.write_bytes(_dirty_from_qemu(before, after, **LOG_LAYOUTS[layout]))
@@ -516,7 +546,7 @@ def test_dirty_log_read_only_sees_replay_and_leaves_file_alone(probe, tmp_path, 
 
 
 @needs_qemu
-def test_log_entries_behind_the_tail_are_not_replayed(probe, tmp_path):
+def test_log_entries_behind_the_tail_are_not_replayed(probe: Probe, tmp_path: Path) -> None:
     """An older entry of the same log, still valid and in sequence with the
     active ones, but behind the head's Tail: its write was applied long ago
     and the sector has changed since (here: payload data written in place).
@@ -536,7 +566,8 @@ def test_log_entries_behind_the_tail_are_not_replayed(probe, tmp_path):
 
 @needs_qemu
 @pytest.mark.parametrize("layout", ["three entries", "wrapping the log's end"])
-def test_dirty_log_writable_open_replays_into_file(probe, tmp_path, layout):
+def test_dirty_log_writable_open_replays_into_file(probe: Probe, tmp_path: Path,
+                                                   layout: str) -> None:
     before, after, after_raw = _qemu_before_after(tmp_path)
     image = tmp_path / "dirty.vhdx"
     image.write_bytes(_dirty_from_qemu(before, after, **LOG_LAYOUTS[layout]))
@@ -559,7 +590,7 @@ def test_dirty_log_writable_open_replays_into_file(probe, tmp_path, layout):
 
 
 @needs_qemu
-def test_dirty_log_that_extends_the_file(probe, tmp_path):
+def test_dirty_log_that_extends_the_file(probe: Probe, tmp_path: Path) -> None:
     """The file lost its tail after the log was written: data blocks and BAT
     both come back from the log, and LastFileOffset restores the size.  The
     read-only view and a writable replay agree (qemu's replay does not
@@ -580,7 +611,7 @@ def test_dirty_log_that_extends_the_file(probe, tmp_path):
 
 
 @needs_qemu
-def test_dirty_log_differencing_image(probe, tmp_path):
+def test_dirty_log_differencing_image(probe: Probe, tmp_path: Path) -> None:
     """A log replayed over a builder-made differencing file: a new block,
     the sector bitmap and the BAT all come from the log."""
     parent, _, child, parent_raw = _differencing_pair(tmp_path)
@@ -598,7 +629,7 @@ def test_dirty_log_differencing_image(probe, tmp_path):
 
 
 @needs_qemu
-def test_log_guid_without_entries_means_nothing_to_replay(probe, tmp_path):
+def test_log_guid_without_entries_means_nothing_to_replay(probe: Probe, tmp_path: Path) -> None:
     """A writer sets LogGuid before its first entry reaches the disk."""
     image = tmp_path / "disk.vhdx"
     run("qemu-img", "create", "-q", "-f", "vhdx", image, "16M")
@@ -615,7 +646,7 @@ def test_log_guid_without_entries_means_nothing_to_replay(probe, tmp_path):
 
 
 @needs_qemu
-def test_dirty_log_of_a_truncated_file_is_corrupt(probe, tmp_path):
+def test_dirty_log_of_a_truncated_file_is_corrupt(probe: Probe, tmp_path: Path) -> None:
     before, after, _ = _qemu_before_after(tmp_path)
     dirty = _dirty_from_qemu(before, after, entries=1, flushed_file_offset=len(after) + MiB)
     image = tmp_path / "dirty.vhdx"
@@ -626,33 +657,35 @@ def test_dirty_log_of_a_truncated_file_is_corrupt(probe, tmp_path):
 # --------------------------------------------------------------------------- damage
 
 @pytest.fixture
-def built(tmp_path: Path):
+def built(tmp_path: Path) -> vb.Image:
     """A small dynamic builder image with data, as bytes to damage."""
     image = vb.Image(8 * MiB, block_size=MiB)
     image.write(MiB, b"\xc3" * 8192)
     return image
 
 
-def _open_bytes(probe, tmp_path: Path, raw: bytes | bytearray, *args: str) -> dict:
+def _open_bytes(probe: Probe, tmp_path: Path, raw: bytes | bytearray, *args: str | Path
+                ) -> dict[str, Any]:
     path = tmp_path / "damaged.vhdx"
     path.write_bytes(raw)
     return probe(path, *args)
 
 
-def test_not_a_vhdx(probe, tmp_path):
+def test_not_a_vhdx(probe: Probe, tmp_path: Path) -> None:
     got = _open_bytes(probe, tmp_path, b"conectix" + bytes(4 * MiB))
     assert got["probe"] == 0 and got["status"] == VIRTDISK_NOT_VIRTUAL_DISK
     got = _open_bytes(probe, tmp_path, b"vhdx")
     assert got["probe"] == 0 and got["status"] == VIRTDISK_NOT_VIRTUAL_DISK
 
 
-def test_truncated_header_section(probe, tmp_path, built):
+def test_truncated_header_section(probe: Probe, tmp_path: Path, built: vb.Image) -> None:
     got = _open_bytes(probe, tmp_path, built.to_bytes()[:300 * 1024])
     assert got["probe"] == 1 and got["status"] == ERROR_FILE_CORRUPT
 
 
 @needs_qemu
-def test_current_header_crc_damaged_other_header_wins(probe, tmp_path, built):
+def test_current_header_crc_damaged_other_header_wins(probe: Probe, tmp_path: Path,
+                                                      built: vb.Image) -> None:
     raw = built.to_bytes()
     # Header 2 is current (higher sequence); give it its own DataWriteGuid.
     newer = uuid.uuid4().bytes_le
@@ -668,7 +701,7 @@ def test_current_header_crc_damaged_other_header_wins(probe, tmp_path, built):
 
 
 @needs_qemu
-def test_both_headers_damaged(probe, tmp_path, built):
+def test_both_headers_damaged(probe: Probe, tmp_path: Path, built: vb.Image) -> None:
     raw = built.to_bytes()
     raw[vb.HEADER1 + 200] ^= 1
     raw[vb.HEADER2 + 200] ^= 1
@@ -676,7 +709,7 @@ def test_both_headers_damaged(probe, tmp_path, built):
     assert run("qemu-img", "info", tmp_path / "damaged.vhdx", check=False).returncode != 0
 
 
-def test_equal_sequence_numbers(probe, tmp_path, built):
+def test_equal_sequence_numbers(probe: Probe, tmp_path: Path, built: vb.Image) -> None:
     raw = built.to_bytes()
     raw[vb.HEADER2:vb.HEADER2 + 4096] = raw[vb.HEADER1:vb.HEADER1 + 4096]
     assert _open_bytes(probe, tmp_path, raw)["status"] == 0       # identical copies (Disk2vhd)
@@ -685,12 +718,12 @@ def test_equal_sequence_numbers(probe, tmp_path, built):
     assert _open_bytes(probe, tmp_path, raw)["status"] == ERROR_FILE_CORRUPT
 
 
-def test_header_versions(probe, tmp_path, built):
+def test_header_versions(probe: Probe, tmp_path: Path, built: vb.Image) -> None:
     built.header_version = 2
     assert _open_bytes(probe, tmp_path, built.to_bytes())["status"] == UNSUPPORTED
 
 
-def test_log_location_checked(probe, tmp_path, built):
+def test_log_location_checked(probe: Probe, tmp_path: Path, built: vb.Image) -> None:
     raw = built.to_bytes()
     for slot in (vb.HEADER1, vb.HEADER2):
         struct.pack_into("<Q", raw, slot + 72, MiB + 4096)
@@ -698,7 +731,7 @@ def test_log_location_checked(probe, tmp_path, built):
     assert _open_bytes(probe, tmp_path, raw)["status"] == ERROR_FILE_CORRUPT
 
 
-def test_region_table_fallback_and_damage(probe, tmp_path, built):
+def test_region_table_fallback_and_damage(probe: Probe, tmp_path: Path, built: vb.Image) -> None:
     raw = built.to_bytes()
     dump = tmp_path / "dump.raw"
     raw[vb.REGION1 + 1000] ^= 1
@@ -709,7 +742,7 @@ def test_region_table_fallback_and_damage(probe, tmp_path, built):
     assert _open_bytes(probe, tmp_path, raw)["status"] == ERROR_FILE_CORRUPT
 
 
-def test_region_entries(probe, tmp_path, built):
+def test_region_entries(probe: Probe, tmp_path: Path, built: vb.Image) -> None:
     built.extra_regions = [(uuid.uuid4().bytes_le, 0, 0, 0)]      # unknown, optional
     assert _open_bytes(probe, tmp_path, built.to_bytes())["status"] == 0
     built.extra_regions = [(uuid.uuid4().bytes_le, 40 * MiB, MiB, 1)]
@@ -720,14 +753,14 @@ def test_region_entries(probe, tmp_path, built):
     raw = built.to_bytes()
     table = bytearray(raw[vb.REGION1:vb.REGION1 + 64 * 1024])
     struct.pack_into("<Q", table, 16 + 16, len(raw) - MiB // 2)   # BAT not 1 MiB aligned
-    table = vb.with_crc(table)
-    raw[vb.REGION1:vb.REGION1 + len(table)] = table
-    raw[vb.REGION2:vb.REGION2 + len(table)] = table
+    checked = vb.with_crc(table)
+    raw[vb.REGION1:vb.REGION1 + len(checked)] = checked
+    raw[vb.REGION2:vb.REGION2 + len(checked)] = checked
     assert _open_bytes(probe, tmp_path, raw)["status"] == ERROR_FILE_CORRUPT
 
 
 @pytest.mark.parametrize("item", ["file parameters", "size", "page 83", "logical", "physical"])
-def test_metadata_item_missing(probe, tmp_path, built, item):
+def test_metadata_item_missing(probe: Probe, tmp_path: Path, built: vb.Image, item: str) -> None:
     guid = {"file parameters": vb.FILE_PARAMETERS, "size": vb.VIRTUAL_DISK_SIZE,
             "page 83": vb.PAGE83_DATA, "logical": vb.LOGICAL_SECTOR_SIZE,
             "physical": vb.PHYSICAL_SECTOR_SIZE}[item]
@@ -738,7 +771,7 @@ def test_metadata_item_missing(probe, tmp_path, built, item):
     assert _open_bytes(probe, tmp_path, raw)["status"] == ERROR_FILE_CORRUPT
 
 
-def test_metadata_unknown_items(probe, tmp_path, built):
+def test_metadata_unknown_items(probe: Probe, tmp_path: Path, built: vb.Image) -> None:
     built.extra_metadata = [vb.MetadataItem(uuid.uuid4().bytes_le, b"x" * 10, 0),
                             vb.MetadataItem(uuid.uuid4().bytes_le, b"user", vb.IS_USER)]
     assert _open_bytes(probe, tmp_path, built.to_bytes())["status"] == 0
@@ -749,7 +782,8 @@ def test_metadata_unknown_items(probe, tmp_path, built):
 @pytest.mark.parametrize("block_size,status", [
     (MiB, 0), (256 * MiB, 0), (3 * MiB, VHD_INVALID_BLOCK_SIZE),
     (512 * 1024, VHD_INVALID_BLOCK_SIZE), (512 * MiB, VHD_INVALID_BLOCK_SIZE)])
-def test_block_size_rules(probe, tmp_path, built, block_size, status):
+def test_block_size_rules(probe: Probe, tmp_path: Path, built: vb.Image, block_size: int,
+                          status: int) -> None:
     raw = built.to_bytes()
     struct.pack_into("<I", raw, metadata_item_offset(raw, vb.FILE_PARAMETERS), block_size)
     assert _open_bytes(probe, tmp_path, raw)["status"] == status
@@ -758,7 +792,7 @@ def test_block_size_rules(probe, tmp_path, built, block_size, status):
 @pytest.mark.parametrize("size,status", [
     (0, VHD_INVALID_SIZE), (64 * TiB, 0), (64 * TiB + MiB, VHD_INVALID_SIZE),
     (MiB + 100, VHD_INVALID_SIZE), (MiB + 512, 0)])
-def test_virtual_size_rules(probe, tmp_path, size, status):
+def test_virtual_size_rules(probe: Probe, tmp_path: Path, size: int, status: int) -> None:
     image = vb.Image(max(size, 512), block_size=256 * MiB)
     raw = image.to_bytes()
     struct.pack_into("<Q", raw, metadata_item_offset(raw, vb.VIRTUAL_DISK_SIZE), size)
@@ -771,7 +805,8 @@ def test_virtual_size_rules(probe, tmp_path, size, status):
 @pytest.mark.parametrize("logical,physical,status", [(512, 512, 0), (4096, 512, 0),
                                                      (1024, 4096, ERROR_FILE_CORRUPT),
                                                      (512, 8192, ERROR_FILE_CORRUPT)])
-def test_sector_size_rules(probe, tmp_path, built, logical, physical, status):
+def test_sector_size_rules(probe: Probe, tmp_path: Path, built: vb.Image, logical: int,
+                           physical: int, status: int) -> None:
     raw = built.to_bytes()
     struct.pack_into("<I", raw, metadata_item_offset(raw, vb.LOGICAL_SECTOR_SIZE), logical)
     struct.pack_into("<I", raw, metadata_item_offset(raw, vb.PHYSICAL_SECTOR_SIZE), physical)
@@ -779,7 +814,7 @@ def test_sector_size_rules(probe, tmp_path, built, logical, physical, status):
     assert got["status"] == status
 
 
-def test_bat_region_too_small(probe, tmp_path, built):
+def test_bat_region_too_small(probe: Probe, tmp_path: Path, built: vb.Image) -> None:
     """A 1 MiB BAT region holds 128 Ki entries: enough for 127 GiB of 1 MiB
     blocks, not for 256 GiB."""
     raw = built.to_bytes()
@@ -792,7 +827,7 @@ def test_bat_region_too_small(probe, tmp_path, built):
 
 
 @needs_qemu
-def test_bat_beyond_end_of_file(probe, tmp_path, built):
+def test_bat_beyond_end_of_file(probe: Probe, tmp_path: Path, built: vb.Image) -> None:
     """Reads of a block the file no longer holds fail; other reads work.
     qemu refuses the whole file ("points after end of file")."""
     raw = built.to_bytes()
@@ -807,7 +842,7 @@ def test_bat_beyond_end_of_file(probe, tmp_path, built):
 
 
 @pytest.mark.parametrize("entry", [4, 5, 7, 6 | (1 << 10), 6 | (0 << 20)])
-def test_bad_bat_entries(probe, tmp_path, built, entry):
+def test_bad_bat_entries(probe: Probe, tmp_path: Path, built: vb.Image, entry: int) -> None:
     raw = built.to_bytes()
     struct.pack_into("<Q", raw, bat_offset(raw) + 8 * 1, entry)
     out = tmp_path / "range.raw"
@@ -815,7 +850,7 @@ def test_bad_bat_entries(probe, tmp_path, built, entry):
     assert got["status"] == 0 and got["range_status"] == VHD_BLOCK_ALLOCATION_TABLE_CORRUPT
 
 
-def test_differencing_locator_rules(probe, tmp_path):
+def test_differencing_locator_rules(probe: Probe, tmp_path: Path) -> None:
     linkage = vb.guid_text(uuid.uuid4().bytes_le)
     cases = [
         (vb.Locator(linkage), 0),

@@ -13,6 +13,7 @@ payload and sector bitmap blocks in the order they are allocated.
 from __future__ import annotations
 
 import dataclasses
+import os
 import struct
 import uuid
 
@@ -308,10 +309,12 @@ class Image:
         pieces[REGION2] = table
         creator = utf16le("vhdx_builder.py")
         pieces[0] = b"vhdxfile" + creator
-        guids = dict(file_write_guid=self.file_write_guid, data_write_guid=self.data_write_guid,
-                     log_offset=log_offset, log_length=self.log_length)
-        pieces[HEADER1] = header(self.sequence, **guids, version=self.header_version)
-        pieces[HEADER2] = header(self.sequence + 1, log_guid=self.log_guid, **guids,
+        pieces[HEADER1] = header(self.sequence, file_write_guid=self.file_write_guid,
+                                 data_write_guid=self.data_write_guid, log_offset=log_offset,
+                                 log_length=self.log_length, version=self.header_version)
+        pieces[HEADER2] = header(self.sequence + 1, file_write_guid=self.file_write_guid,
+                                 data_write_guid=self.data_write_guid, log_guid=self.log_guid,
+                                 log_offset=log_offset, log_length=self.log_length,
                                  version=self.header_version)
         return pieces, max(cursor, metadata_offset + metadata_length)
 
@@ -346,7 +349,7 @@ class Image:
             out[offset:offset + len(data)] = data
         return out
 
-    def save(self, path) -> None:
+    def save(self, path: os.PathLike[str] | str) -> None:
         pieces, size = self.render()
         with open(path, "wb") as out:
             for offset, data in sorted(pieces.items()):
@@ -373,7 +376,7 @@ def current_header(raw: bytes | bytearray) -> tuple[int, bytes]:
     return best[1], best[2]
 
 
-def data_write_guid(path) -> bytes:
+def data_write_guid(path: os.PathLike[str] | str) -> bytes:
     with open(path, "rb") as image:
         raw = image.read(192 * KiB)
     return current_header(raw)[1][32:48]
@@ -503,10 +506,10 @@ def make_dirty(before: bytes | bytearray, after: bytes | bytearray, *,
         cursor = place(log, cursor, entry)
         sequence += 1
     if torn_entry:
-        entry = bytearray(log_entry(sequence, log_guid, descriptors[:1], tail=tail,
-                                    flushed_file_offset=flushed, last_file_offset=last))
-        entry[-1] ^= 0xFF
-        place(log, cursor, bytes(entry))
+        torn = bytearray(log_entry(sequence, log_guid, descriptors[:1], tail=tail,
+                                   flushed_file_offset=flushed, last_file_offset=last))
+        torn[-1] ^= 0xFF
+        place(log, cursor, bytes(torn))
     dirty[log_offset:log_offset + log_length] = log
 
     new_header = bytearray(current)

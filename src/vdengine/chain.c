@@ -243,6 +243,19 @@ typedef struct vd_link_context {
 /* Tries one candidate path.  VD_ERROR_SUCCESS: `parent` is open and checked.
  * A "miss" code (NOT_FOUND, ACCESS_DENIED, ID_MISMATCH) lets the search go
  * on with the next location; anything else ends it. */
+
+/* [MS-VHDX] 2.6.2.6: a parent matches when its DataWriteGuid equals the
+ * child's parent_linkage or, if present, its parent_linkage2 (written while
+ * a parent is being updated).  For VHD only the ParentUniqueId applies. */
+static int vd_parent_matches(const vd_image *child, const vd_image *parent)
+{
+    const size_t size = sizeof parent->identifier.bytes;
+    if (memcmp(parent->identifier.bytes, child->parent_identifier.bytes, size) == 0) {
+        return 1;
+    }
+    return child->has_parent_identifier2
+           && memcmp(parent->identifier.bytes, child->parent_identifier2.bytes, size) == 0;
+}
 static uint32_t vd_parent_try(const vd_image *child, const char *candidate,
                               vd_link_context *context, vd_image *parent,
                               vd_file_identity *identity)
@@ -281,8 +294,7 @@ static uint32_t vd_parent_try(const vd_image *child, const char *candidate,
         vd_file_close(&file);
         return status;
     }
-    if (memcmp(parent->identifier.bytes, child->parent_identifier.bytes,
-               sizeof parent->identifier.bytes) != 0) {
+    if (!vd_parent_matches(child, parent)) {
         vd_image_release(parent);
         return VD_ERROR_VHD_CHILD_PARENT_ID_MISMATCH;
     }

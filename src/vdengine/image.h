@@ -42,6 +42,8 @@ typedef struct vd_image {
     vd_guid virtual_disk_id;         /* VHDX Page 83 data; VHD: the UniqueId */
     int has_parent;
     vd_guid parent_identifier;       /* VHD header ParentUniqueId; VHDX parent_linkage */
+    int has_parent_identifier2;      /* VHDX parent_linkage2: a parent whose */
+    vd_guid parent_identifier2;      /* DataWriteGuid equals it matches too */
     uint32_t parent_timestamp;       /* VHD header, seconds since 2000-01-01 UTC */
     vd_parent_locator parent;
     int is_4k_aligned;               /* data blocks all start on 4 KiB boundaries */
@@ -59,6 +61,11 @@ typedef struct vd_format_ops {
     uint32_t (*read)(vd_image *image, vd_image *parent, uint64_t offset,
                      void *buffer, uint64_t length);
     void (*release)(vd_image *image);     /* frees format_state only */
+    /* Whether every data block starts on a 4 KiB boundary and how
+     * fragmented the blocks are, from the block table; reads the table if
+     * needed.  NULL when the values set at open are final. */
+    uint32_t (*block_layout)(vd_image *image, int *is_4k_aligned,
+                             uint32_t *fragmentation_percent);
 } vd_format_ops;
 
 /* Parsers.  Each reads only the structures its answer needs, validates every

@@ -226,9 +226,36 @@ static void vd_fill_provider_subtype(const vd_disk *disk, GET_VIRTUAL_DISK_INFO 
     info->ProviderSubtype = disk->image.subtype;
 }
 
-static void vd_fill_is_4k_aligned(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
+/* The format's block_layout hook, when it has one, answers from the block
+ * table (loading it is a cache fill, hence the cast: the disk's answers do
+ * not change).  Otherwise the values the parser set at open stand. */
+static uint32_t vd_block_layout(const vd_disk *disk, int *is_4k_aligned, uint32_t *fragmentation)
 {
-    info->Is4kAligned = disk->image.is_4k_aligned ? TRUE : FALSE;
+    const vd_format_ops *ops = disk->image.ops;
+    *is_4k_aligned = disk->image.is_4k_aligned;
+    *fragmentation = disk->image.fragmentation_percent;
+    if (ops == NULL || ops->block_layout == NULL)
+        return VD_ERROR_SUCCESS;
+    return ops->block_layout((vd_image *)&disk->image, is_4k_aligned, fragmentation);
+}
+
+/* IS_4K_ALIGNED and FRAGMENTATION: both come from one look at the layout. */
+static uint32_t vd_answer_block_layout(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info,
+                                       ULONG capacity, ULONG *needed)
+{
+    int aligned;
+    uint32_t fragmentation;
+    *needed = VD_INFO_FIXED_SIZE;
+    if (capacity < *needed)
+        return VD_ERROR_INSUFFICIENT_BUFFER;
+    uint32_t status = vd_block_layout(disk, &aligned, &fragmentation);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
+    if (info->Version == GET_VIRTUAL_DISK_INFO_IS_4K_ALIGNED)
+        info->Is4kAligned = aligned ? TRUE : FALSE;
+    else
+        info->FragmentationPercentage = fragmentation;
+    return VD_ERROR_SUCCESS;
 }
 
 static void vd_fill_physical_disk(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
@@ -248,11 +275,6 @@ static void vd_fill_physical_sector_size(const vd_disk *disk, GET_VIRTUAL_DISK_I
 static void vd_fill_smallest_safe_size(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
 {
     info->SmallestSafeVirtualSize = disk->image.smallest_safe_virtual_size;
-}
-
-static void vd_fill_fragmentation(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
-{
-    info->FragmentationPercentage = disk->image.fragmentation_percent;
 }
 
 static void vd_fill_is_loaded(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
@@ -344,13 +366,13 @@ static const vd_info_rule vd_info_rules[VD_INFO_LAST_VERSION + 1] = {
     [GET_VIRTUAL_DISK_INFO_PARENT_TIMESTAMP] = { VD_FOR_VHD, 1, vd_fill_parent_timestamp, NULL },
     [GET_VIRTUAL_DISK_INFO_VIRTUAL_STORAGE_TYPE] = { VD_FOR_ALL, 0, vd_fill_storage_type, NULL },
     [GET_VIRTUAL_DISK_INFO_PROVIDER_SUBTYPE] = { VD_FOR_DISKS, 0, vd_fill_provider_subtype, NULL },
-    [GET_VIRTUAL_DISK_INFO_IS_4K_ALIGNED] = { VD_FOR_DISKS, 0, vd_fill_is_4k_aligned, NULL },
+    [GET_VIRTUAL_DISK_INFO_IS_4K_ALIGNED] = { VD_FOR_DISKS, 0, NULL, vd_answer_block_layout },
     [GET_VIRTUAL_DISK_INFO_PHYSICAL_DISK] = { VD_FOR_ALL, 0, vd_fill_physical_disk, NULL },
     [GET_VIRTUAL_DISK_INFO_VHD_PHYSICAL_SECTOR_SIZE] = { VD_FOR_DISKS, 0,
                                                          vd_fill_physical_sector_size, NULL },
     [GET_VIRTUAL_DISK_INFO_SMALLEST_SAFE_VIRTUAL_SIZE] = { VD_FOR_DISKS, 0,
                                                            vd_fill_smallest_safe_size, NULL },
-    [GET_VIRTUAL_DISK_INFO_FRAGMENTATION] = { VD_FOR_DISKS, 0, vd_fill_fragmentation, NULL },
+    [GET_VIRTUAL_DISK_INFO_FRAGMENTATION] = { VD_FOR_DISKS, 0, NULL, vd_answer_block_layout },
     [GET_VIRTUAL_DISK_INFO_IS_LOADED] = { VD_FOR_ALL, 0, vd_fill_is_loaded, NULL },
     [GET_VIRTUAL_DISK_INFO_VIRTUAL_DISK_ID] = { VD_FOR_DISKS, 0, vd_fill_virtual_disk_id, NULL },
     [GET_VIRTUAL_DISK_INFO_CHANGE_TRACKING_STATE] = { VD_FOR_DISKS, 0, NULL,

@@ -461,8 +461,9 @@ static void vd_vhd_release(vd_image *image)
     image->format_state = NULL;
 }
 
-static const vd_format_ops vd_vhd_fixed_ops = { vd_vhd_read_fixed, vd_vhd_release };
-static const vd_format_ops vd_vhd_sparse_ops = { vd_vhd_read_sparse, vd_vhd_release };
+static const vd_format_ops vd_vhd_fixed_ops = { vd_vhd_read_fixed, vd_vhd_release, NULL };
+static const vd_format_ops vd_vhd_sparse_ops = { vd_vhd_read_sparse, vd_vhd_release,
+                                                 vd_vhd_block_layout };
 
 int vd_vhd_probe(const vd_file *file)
 {

@@ -62,7 +62,7 @@
  *                parent_linkage names and what vhdiinfo calls Identifier.
  *   virtual_disk_id  the Page 83 data; shared by a parent and its children.
  *   parent_identifier  parent_linkage, "{...}" text parsed into Windows
- *                layout; parent_linkage2 is kept in the format state.
+ *                layout; parent_linkage2 goes to parent_identifier2.
  *   is_4k_aligned  1: every VHDX block is 1 MiB aligned in the file.
  *   smallest_safe_virtual_size  the virtual size: a smaller one is safe only
  *                if no partition reaches past it, which would mean reading
@@ -702,7 +702,7 @@ static uint32_t vd_vhdx_read(vd_image *image, vd_image *parent, uint64_t offset,
                              uint64_t length);
 static void vd_vhdx_release(vd_image *image);
 
-static const vd_format_ops vd_vhdx_ops = { vd_vhdx_read, vd_vhdx_release };
+static const vd_format_ops vd_vhdx_ops = { vd_vhdx_read, vd_vhdx_release, NULL };
 
 static vd_vhdx_source vd_vhdx_state_source(const vd_image *image, const vd_vhdx_state *state)
 {
@@ -1009,8 +1009,12 @@ static void vd_vhdx_fill_image(vd_image *image, vd_vhdx_open_state *open, vd_vhd
     image->virtual_disk_id = open->page83;
     image->has_parent = differencing;
     memset(&image->parent_identifier, 0, sizeof image->parent_identifier);
-    if (differencing)
+    image->has_parent_identifier2 = 0;
+    if (differencing) {
         image->parent_identifier = open->parent_linkage;
+        image->has_parent_identifier2 = open->has_parent_linkage2;
+        image->parent_identifier2 = open->parent_linkage2;
+    }
     image->parent_timestamp = 0;
     image->parent = open->parent;
     image->is_4k_aligned = 1;
