@@ -63,12 +63,20 @@ static void check_content(vd_image *image, const uint8_t *data, size_t size, siz
     (void)size;
 }
 
+/* The scratch file lives as long as the fuzzing process; removed at exit so
+ * runs leave nothing in the temporary directory. */
+static void remove_image(void)
+{
+    unlink(image_path);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *input, size_t input_size)
 {
     if (image_fd < 0) {
         image_fd = mkstemp(image_path);
         if (image_fd < 0)
             abort();
+        atexit(remove_image);
     }
     if (input_size == 0)
         return 0;

@@ -1,0 +1,51 @@
+"""The benchmark scripts still run: each one's --quick smoke run exits 0 and
+prints its tables.  No timing is checked here; the figures are for people
+reading the output (benchmarks/)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run_quick(script: str) -> str:
+    path = BENCHMARKS / script
+    if not path.is_file():
+        pytest.skip(f"{path} is not here (tests run outside the source tree)")
+    if shutil.which("qemu-img") is None:
+        pytest.skip("qemu-img is not installed (the benchmarks time images it makes)")
+    result = subprocess.run([sys.executable, str(path), "--quick"], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, f"{script} --quick failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_bench_open_quick_prints_its_tables() -> None:
+    output = run_quick("bench_open.py")
+    for title in ("dynamic VHD, 1 GiB", "fixed VHD, 64 MiB", "dynamic VHDX, 1 GiB",
+                  "dynamic VHDX, 1 TiB"):
+        assert f"{title}: open + virtual size + close" in output
+    assert output.count("us/call") >= 5
+    assert "x _virtdisk" in output
+    assert "\ntargets\n" in output
+    assert "at most 20 us" in output
+    assert "within 1.5x of pyvhdi" in output
+
+
+def test_bench_overhead_quick_prints_its_tables() -> None:
+    if shutil.which("cc") is None and shutil.which("gcc") is None and shutil.which("clang") is None:
+        pytest.skip("no C compiler for the benchmark's C loop")
+    output = run_quick("bench_overhead.py")
+    for title in ("OpenVirtualDisk -> ERROR_INVALID_PARAMETER",
+                  "GetVirtualDiskInformation(SIZE) on an open handle",
+                  "open + GetVirtualDiskInformation(SIZE) + close, dynamic VHDX"):
+        assert title in output
+    assert output.count("ns/call") == 3
+    assert "C loop (limit)" in output
+    assert "target:" in output
