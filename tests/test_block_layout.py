@@ -36,4 +36,6 @@ def test_blocks_in_virtual_order_are_not_fragmented(tmp_path: Path) -> None:
 def test_blocks_in_reverse_order_are_fragmented(tmp_path: Path) -> None:
     path = dynamic_vhd(tmp_path / "disk.vhd", aligned=True, order=[3, 2, 1, 0])
     with virtdisk.open(path) as disk:
-        assert 0 < disk.fragmentation <= 100
+        fragmentation = disk.fragmentation
+        assert fragmentation is not None
+        assert 0 < fragmentation <= 100

@@ -29,7 +29,6 @@
 #define VD_VERSION_OF(parameters) ((parameters) != NULL ? (uint32_t)(parameters)->Version : 0u)
 
 /* Highest flag bits the SDK defines, per flag type. */
-#define VD_CREATE_FLAGS_KNOWN 0x000007FFu
 #define VD_ATTACH_FLAGS_KNOWN 0x000007FFu
 #define VD_DEPENDENCY_FLAGS_KNOWN 0x00000003u
 #define VD_COMPACT_FLAGS_KNOWN 0x00000003u
@@ -66,23 +65,6 @@ static DWORD vd_not_implemented_version_1(HANDLE handle, uint32_t flags, uint32_
 static int vd_buffer_valid(const void *buffer, const ULONG *size)
 {
     return size != NULL && (buffer != NULL || *size == 0);
-}
-
-DWORD WINAPI CreateVirtualDisk(PVIRTUAL_STORAGE_TYPE VirtualStorageType, PCWSTR Path,
-                               VIRTUAL_DISK_ACCESS_MASK VirtualDiskAccessMask,
-                               PSECURITY_DESCRIPTOR SecurityDescriptor,
-                               CREATE_VIRTUAL_DISK_FLAG Flags, ULONG ProviderSpecificFlags,
-                               PCREATE_VIRTUAL_DISK_PARAMETERS Parameters,
-                               LPOVERLAPPED Overlapped, PHANDLE Handle)
-{
-    (void)SecurityDescriptor, (void)ProviderSpecificFlags, (void)Overlapped;
-    return vd_not_implemented_without_handle(
-        VirtualStorageType != NULL && Path != NULL && Handle != NULL
-        && VD_ALL_BITS_IN(VirtualDiskAccessMask, VIRTUAL_DISK_ACCESS_ALL)
-        && VD_ALL_BITS_IN(Flags, VD_CREATE_FLAGS_KNOWN)
-        && VD_VERSION_IN(Parameters, CREATE_VIRTUAL_DISK_VERSION_1, CREATE_VIRTUAL_DISK_VERSION_4)
-        && (Parameters->Version == CREATE_VIRTUAL_DISK_VERSION_1
-            || VirtualDiskAccessMask == VIRTUAL_DISK_ACCESS_NONE));
 }
 
 DWORD WINAPI AttachVirtualDisk(HANDLE VirtualDiskHandle, PSECURITY_DESCRIPTOR SecurityDescriptor,

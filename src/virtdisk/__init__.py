@@ -8,9 +8,12 @@
         print(disk.virtual_size, disk.identifier)
         info = disk.info()
 
-:func:`open` returns a :class:`VirtualDisk`; failures raise subclasses of
-:class:`VirtualDiskError` (an OSError carrying the Win32 code as
-``winerror``), all importable from here and from :mod:`virtdisk.errors`.
+    with virtdisk.create("new.vhdx", "10GiB") as disk:
+        print(disk.block_size)
+
+:func:`open` and :func:`create` return a :class:`VirtualDisk`; failures
+raise subclasses of :class:`VirtualDiskError` (an OSError carrying the Win32
+code as ``winerror``), all importable from here and from :mod:`virtdisk.errors`.
 The functions of the C API itself, named as Microsoft documents them, are in
 the ``_virtdisk`` extension module.  :func:`features` tells which of them
 this system provides.
@@ -29,6 +32,7 @@ from _virtdisk import (
 )
 
 from . import errors
+from .create import create
 from .detect import detect_storage_type
 from .disk import VirtualDisk, open
 from .errors import (
@@ -89,6 +93,8 @@ __all__ = [
     # opening and reading
     "open",
     "VirtualDisk",
+    # creating
+    "create",
     "VirtualDiskInfo",
     "features",
     "detect_storage_type",

@@ -645,21 +645,6 @@ static WCHAR sample_path[] = { 'x', '.', 'v', 'h', 'd', 'x', 0 };
 static const GUID sample_guid = { 0x1, 0x2, 0x3, { 4, 5, 6, 7, 8, 9, 10, 11 } };
 static OVERLAPPED sample_overlapped;
 
-static DWORD call_create(HANDLE handle, int bad)
-{
-    (void)handle;
-    VIRTUAL_STORAGE_TYPE type;
-    memset(&type, 0, sizeof type);
-    CREATE_VIRTUAL_DISK_PARAMETERS parameters;
-    memset(&parameters, 0, sizeof parameters);
-    parameters.Version = CREATE_VIRTUAL_DISK_VERSION_2;
-    parameters.Version2.MaximumSize = 64u << 20;
-    HANDLE created = NULL;
-    return CreateVirtualDisk(&type, sample_path,
-                             bad ? VIRTUAL_DISK_ACCESS_ALL : VIRTUAL_DISK_ACCESS_NONE, NULL,
-                             CREATE_VIRTUAL_DISK_FLAG_NONE, 0, &parameters, NULL, &created);
-}
-
 static DWORD call_attach(HANDLE handle, int bad)
 {
     ATTACH_VIRTUAL_DISK_PARAMETERS parameters;
@@ -873,7 +858,6 @@ static const struct {
     int takes_handle;
     int has_bad_variant;
 } unimplemented[] = {
-    { "CreateVirtualDisk", call_create, 0, 1 },
     { "AttachVirtualDisk", call_attach, 1, 1 },
     { "DetachVirtualDisk", call_detach, 1, 1 },
     { "GetVirtualDiskPhysicalPath", call_physical_path, 1, 1 },
