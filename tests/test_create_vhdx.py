@@ -36,9 +36,9 @@ from test_engine_vhdx_c import (  # noqa: E402
     vhdiinfo_media_size,
 )
 
-ENGINE_SOURCES = ["vhdx_create.c", "chain.c", "io.c", "utf16.c", "crc32c.c", "image.c", "vhd.c",
+ENGINE_SOURCES = ["vhdx_create.c", "guid.c", "chain.c", "io.c", "utf16.c", "crc32c.c", "image.c", "vhd.c",
                   "vhd_geometry.c", "vhdx.c", "vhdx_log.c"]
-PROBE_SOURCES = ["vhdx.c", "vhdx_log.c", "crc32c.c", "image.c", "io.c", "utf16.c"]
+PROBE_SOURCES = ["vhdx.c", "vhdx_log.c", "crc32c.c", "guid.c", "image.c", "io.c", "utf16.c"]
 
 ERROR_INVALID_PARAMETER = 87
 ERROR_FILE_SYSTEM_LIMITATION = 665

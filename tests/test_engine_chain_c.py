@@ -57,7 +57,7 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Path:
     in the harness cover a VHDX parser or image release not there yet)."""
     if not (ENGINE / "vhd.c").exists():
         pytest.skip("the VHD parser is not there")
-    wanted = ["chain.c", "io.c", "utf16.c", "crc32c.c", "image.c"]
+    wanted = ["chain.c", "io.c", "utf16.c", "crc32c.c", "image.c", "guid.c"]
     sources: list[str | Path] = [name for name in wanted if (ENGINE / name).exists()]
     sources += sorted(ENGINE.glob("vhd*.c"))
     return compile_harness(tmp_path_factory.mktemp("chain_real"), "chain_main", sources,

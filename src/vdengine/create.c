@@ -80,16 +80,16 @@
  * spelling (".\base.vhd", "..\dir\base.vhdx"), both found again by the
  * chain resolver (chain.c). */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE   /* getrandom, strtok_r */
+#define _GNU_SOURCE   /* strtok_r */
 #endif
 
 #include "create.h"
+#include "guid.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "handle.h"
@@ -424,25 +424,6 @@ static uint32_t vd_parent_paths(const char *child_path, const char *parent_path,
 
 /* ---- the spec ----------------------------------------------------------- */
 
-static uint32_t vd_random_guid(vd_guid *guid)
-{
-    size_t filled = 0;
-    while (filled < sizeof guid->bytes) {
-        ssize_t got = getrandom(guid->bytes + filled, sizeof guid->bytes - filled, 0);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            return vd_error_from_errno(errno);
-        }
-        filled += (size_t)got;
-    }
-    /* Version 4 in the high nibble of Data3 (little-endian: byte 7) and
-     * the RFC 4122 variant in Data4[0]. */
-    guid->bytes[7] = (uint8_t)((guid->bytes[7] & 0x0F) | 0x40);
-    guid->bytes[8] = (uint8_t)((guid->bytes[8] & 0x3F) | 0x80);
-    return VD_ERROR_SUCCESS;
-}
-
 static vd_guid vd_guid_to_windows_layout(const GUID *guid)
 {
     vd_guid out;
@@ -521,7 +502,7 @@ static uint32_t vd_create_spec_fill(const vd_create_request *request, uint32_t d
     }
 
     if (vd_guid_is_zero(&request->unique_id))
-        return vd_random_guid(&spec->unique_id);
+        return vd_guid_random(spec->unique_id.bytes);
     spec->unique_id = vd_guid_to_windows_layout(&request->unique_id);
     return VD_ERROR_SUCCESS;
 }

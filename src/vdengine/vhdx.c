@@ -73,7 +73,6 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +80,7 @@
 
 #include "crc32c.h"
 #include "endian.h"
+#include "guid.h"
 #include "image.h"
 #include "utf16.h"
 #include "vd_errors.h"
@@ -285,32 +285,6 @@ static uint32_t vd_vhdx_read_headers(vd_vhdx_open_state *open)
     return VD_ERROR_SUCCESS;
 }
 
-static uint32_t vd_vhdx_random_guid(uint8_t guid[16])
-{
-    int fd;
-    do {
-        fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return vd_error_from_errno(errno);
-    size_t done = 0;
-    while (done < 16) {
-        ssize_t got = read(fd, guid + done, 16 - done);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0) {
-            uint32_t status = got < 0 ? vd_error_from_errno(errno) : VD_ERROR_READ_FAULT;
-            close(fd);
-            return status;
-        }
-        done += (size_t)got;
-    }
-    close(fd);
-    guid[7] = (uint8_t)((guid[7] & 0x0F) | 0x40);   /* version 4 (Data3's high byte) */
-    guid[8] = (uint8_t)((guid[8] & 0x3F) | 0x80);   /* RFC 4122 variant */
-    return VD_ERROR_SUCCESS;
-}
-
 static uint32_t vd_vhdx_write_header(const vd_file *file, uint8_t *header, uint64_t slot)
 {
     uint32_t crc = vd_vhdx_checksum_with_zero_field(header, VD_VHDX_HEADER_SIZE,
@@ -336,7 +310,7 @@ static uint32_t vd_vhdx_replay_into_file(vd_vhdx_open_state *open, vd_file *file
     uint64_t other_slot = open->header_slot == VD_VHDX_HEADER1_OFFSET ? VD_VHDX_HEADER2_OFFSET
                                                                       : VD_VHDX_HEADER1_OFFSET;
     uint8_t *header = open->header;
-    uint32_t status = vd_vhdx_random_guid(header + VD_VHDX_HEADER_FILE_WRITE_GUID_OFFSET);
+    uint32_t status = vd_guid_random(header + VD_VHDX_HEADER_FILE_WRITE_GUID_OFFSET);
     if (status != VD_ERROR_SUCCESS)
         return status;
     vd_store_le64(header + VD_VHDX_HEADER_SEQUENCE_OFFSET, sequence + 1);

@@ -58,12 +58,12 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "crc32c.h"
 #include "create.h"
 #include "endian.h"
+#include "guid.h"
 #include "utf16.h"
 #include "vd_errors.h"
 #include "vhdx_format.h"
@@ -185,23 +185,6 @@ static uint64_t vd_vhdx_payload_entry(uint64_t file_offset)
     return (file_offset / VD_VHDX_MIB) << VD_VHDX_BAT_OFFSET_SHIFT | VD_VHDX_PAYLOAD_FULLY_PRESENT;
 }
 
-/* A version 4 GUID, as Windows' CoCreateGuid makes them. */
-static uint32_t vd_vhdx_new_guid(uint8_t guid[16])
-{
-    size_t done = 0;
-    while (done < 16) {
-        ssize_t got = getrandom(guid + done, 16 - done, 0);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return got < 0 ? vd_error_from_errno(errno) : VD_ERROR_GEN_FAILURE;
-        done += (size_t)got;
-    }
-    guid[7] = (uint8_t)((guid[7] & 0x0F) | 0x40);   /* Data3's high byte: version 4 */
-    guid[8] = (uint8_t)((guid[8] & 0x3F) | 0x80);   /* RFC 4122 variant */
-    return VD_ERROR_SUCCESS;
-}
-
 /* Sizes the file: sparse, or reserved on disk.  Everything the creator
  * does not write must read as zeros, which an emptied file guarantees. */
 static uint32_t vd_vhdx_size_file(vd_file *file, uint64_t size, int reserve, int empty_first)
@@ -240,9 +223,9 @@ static uint32_t vd_vhdx_write_headers(const vd_file *file)
     uint8_t header[VD_VHDX_HEADER_SIZE];
     memset(header, 0, sizeof header);
     memcpy(header, VD_VHDX_HEADER_SIGNATURE, 4);
-    uint32_t status = vd_vhdx_new_guid(header + VD_VHDX_HEADER_FILE_WRITE_GUID_OFFSET);
+    uint32_t status = vd_guid_random(header + VD_VHDX_HEADER_FILE_WRITE_GUID_OFFSET);
     if (status == VD_ERROR_SUCCESS)
-        status = vd_vhdx_new_guid(header + VD_VHDX_HEADER_DATA_WRITE_GUID_OFFSET);
+        status = vd_guid_random(header + VD_VHDX_HEADER_DATA_WRITE_GUID_OFFSET);
     if (status != VD_ERROR_SUCCESS)
         return status;
     vd_store_le16(header + VD_VHDX_HEADER_LOG_VERSION_OFFSET, VD_VHDX_LOG_VERSION);
