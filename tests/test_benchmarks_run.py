@@ -49,3 +49,19 @@ def test_bench_overhead_quick_prints_its_tables() -> None:
     assert output.count("ns/call") == 3
     assert "C loop (limit)" in output
     assert "target:" in output
+
+
+def test_bench_create_quick_prints_its_tables() -> None:
+    if shutil.which("cc") is None and shutil.which("gcc") is None and shutil.which("clang") is None:
+        pytest.skip("no C compiler for the benchmark's C floor and C loop")
+    output = run_quick("bench_create.py")
+    for title in ("dynamic VHD, 1 GiB", "dynamic VHD, 2040 GiB", "dynamic VHDX, 1 GiB",
+                  "dynamic VHDX, 2 TiB", "fixed VHD, 1 GiB", "fixed VHDX, 1 GiB"):
+        assert f"{title}: create + close" in output
+    assert output.count("us/create") == 9
+    for path in ("C floor (limit)", "C loop (engine)", "_virtdisk", "virtdisk facade",
+                 "qemu-img create", "cp (limit)", "qemu-img convert -> VHDX"):
+        assert path in output
+    assert "copy from a fixed VHD:" in output and "copy from a dynamic VHDX:" in output
+    assert "\ntargets\n" in output
+    assert "at most 60 us" in output and "0.95x of cp" in output

@@ -45,6 +45,7 @@ ERROR_INVALID_HANDLE = 6
 ERROR_SHARING_VIOLATION = 32
 ERROR_NOT_SUPPORTED = 50
 ERROR_INVALID_PARAMETER = 87
+ERROR_NOT_FOUND = 1168
 ERROR_CALL_NOT_IMPLEMENTED = 120
 ERROR_INSUFFICIENT_BUFFER = 122
 ERROR_INVALID_NAME = 123
@@ -604,9 +605,20 @@ def sdk_function_names() -> set[str]:
     return set(re.findall(r"^VIRTDISKAPI VIRTDISK_FN_(\w+) \1;", header, re.M))
 
 
-def test_every_other_function_checks_arguments_then_answers_not_implemented(api: ApiProgram,
-                                                                            vhdx: Path) -> None:
-    stdout = run(api.binary, "--unimplemented-cases", vhdx).stdout
+# What a V1 READ handle (no METAOPS, image read-only) gets from the functions
+# that change or list metadata, with valid arguments.
+UPDATE_ANSWERS_ON_READ_HANDLE = {
+    "SetVirtualDiskInformation": ERROR_ACCESS_DENIED,
+    "SetVirtualDiskMetadata": ERROR_ACCESS_DENIED,
+    "DeleteVirtualDiskMetadata": ERROR_ACCESS_DENIED,
+    "EnumerateVirtualDiskMetadata": ERROR_SUCCESS,
+    "GetVirtualDiskMetadata": ERROR_NOT_FOUND,
+}
+
+
+def test_every_other_function_checks_arguments_before_its_handle(api: ApiProgram,
+                                                                 vhdx: Path) -> None:
+    stdout = run(api.binary, "--argument-cases", vhdx).stdout
     cases_text, tail_text = stdout.rsplit("\n{", 1)
     cases = json.loads(cases_text)
     assert json.loads("{" + tail_text)["handles_at_end"] == 0
@@ -614,8 +626,11 @@ def test_every_other_function_checks_arguments_then_answers_not_implemented(api:
     assert len(names) == 29
     assert set(cases) == names - {"OpenVirtualDisk", "GetVirtualDiskInformation",
                                  "CreateVirtualDisk"}
+    implemented = {name for name, answers in cases.items() if answers["implemented"]}
+    assert implemented == set(UPDATE_ANSWERS_ON_READ_HANDLE)
     for name, answers in cases.items():
-        assert answers["valid"] == ERROR_CALL_NOT_IMPLEMENTED, name
+        expected = UPDATE_ANSWERS_ON_READ_HANDLE.get(name, ERROR_CALL_NOT_IMPLEMENTED)
+        assert answers["valid"] == expected, name
         for variant in ("null_handle", "garbage_handle"):
             if variant in answers:
                 assert answers[variant] == ERROR_INVALID_HANDLE, (name, variant)

@@ -33,6 +33,16 @@ def iso_file(tmp_path: Path, data: bytes) -> Path:
 
 
 VALID_ISO = iso_builder.build()
+VHDX = vd.VirtualStorageType(vd.VirtualStorageTypeDevice.VHDX, vd.VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT)
+SET = vd.SetVirtualDiskInfoVersion
+
+
+def set_on_new_disk(directory: Path, read_only: bool, version: int, sector_size: int) -> None:
+    """Creates a small VHDX, opens it and sets its physical sector size."""
+    path = directory / "set.vhdx"
+    vd.CreateVirtualDisk(VHDX, path, NONE, 0, 2, maximum_size=8 << 20).close()
+    with vd.OpenVirtualDisk(VHDX, path, NONE, 0, 2, read_only=read_only) as handle:
+        vd.SetVirtualDiskInformation(handle, version, vhd_physical_sector_size=sector_size)
 
 # (id, call given a scratch directory, exception class, Win32 code)
 CASES: list[tuple[str, Callable[[Path], object], type[BaseException], int]] = [
@@ -58,6 +68,14 @@ CASES: list[tuple[str, Callable[[Path], object], type[BaseException], int]] = [
      errors.CorruptImageError, ERROR_FILE_CORRUPT),
     ("ISO size not a multiple of 2048", lambda d: open_iso(iso_file(d, VALID_ISO + b"\0")),
      errors.CorruptImageError, ERROR_FILE_CORRUPT),
+    # SetVirtualDiskInformation: a handle opened read-only may not change
+    # the disk; the physical sector size is 512 or 4096 (Set-VHD).
+    ("set on a read-only handle",
+     lambda d: set_on_new_disk(d, True, SET.PHYSICAL_SECTOR_SIZE, 512),
+     errors.AccessDeniedError, 5),
+    ("physical sector size 1024",
+     lambda d: set_on_new_disk(d, False, SET.PHYSICAL_SECTOR_SIZE, 1024),
+     errors.InvalidParameterError, 87),
     ("ISO without a volume descriptor", lambda d: open_iso(iso_file(d, bytes(len(VALID_ISO)))),
      errors.CorruptImageError, ERROR_FILE_CORRUPT),
 ]

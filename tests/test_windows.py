@@ -167,3 +167,70 @@ def test_newer_entry_points_are_resolved_by_name() -> None:
     # Windows 10 and Server 2016 and later, which windows-latest runs, have
     # all nine of the functions resolved at import.
     assert all(features.values()), [name for name, present in features.items() if not present]
+
+
+# ------------------------------------------------------- changing a disk
+
+Set = vd.SetVirtualDiskInfoVersion
+ERROR_ACCESS_DENIED = 5
+ERROR_NOT_FOUND = 1168
+
+
+def test_set_virtual_disk_id_and_physical_sector_size(
+    created_vhdx: tuple[Path, uuid.UUID]
+) -> None:
+    path, _ = created_vhdx
+    new_id = uuid.uuid4()
+    with vd.OpenVirtualDisk(VHDX, path, Mask.NONE, 0, 2) as handle:
+        vd.SetVirtualDiskInformation(handle, Set.VIRTUAL_DISK_ID, virtual_disk_id=new_id)
+        vd.SetVirtualDiskInformation(handle, Set.PHYSICAL_SECTOR_SIZE,
+                                     vhd_physical_sector_size=512)
+    with vd.OpenVirtualDisk(VHDX, path, Mask.NONE, 0, 2, read_only=True) as handle:
+        assert vd.GetVirtualDiskInformation(handle, Info.VIRTUAL_DISK_ID) == new_id
+        assert vd.GetVirtualDiskInformation(handle, Info.VHD_PHYSICAL_SECTOR_SIZE) == 512
+
+
+def test_a_read_only_handle_cannot_change_the_disk(
+    created_vhdx: tuple[Path, uuid.UUID]
+) -> None:
+    path, _ = created_vhdx
+    with vd.OpenVirtualDisk(VHDX, path, Mask.NONE, 0, 2, read_only=True) as handle:
+        with pytest.raises(errors.VirtualDiskError) as raised:
+            vd.SetVirtualDiskInformation(handle, Set.VIRTUAL_DISK_ID,
+                                         virtual_disk_id=uuid.uuid4())
+        assert raised.value.winerror == ERROR_ACCESS_DENIED
+
+
+def test_user_metadata_items_round_trip(created_vhdx: tuple[Path, uuid.UUID]) -> None:
+    path, _ = created_vhdx
+    item, other = uuid.uuid4(), uuid.uuid4()
+    with vd.OpenVirtualDisk(VHDX, path, Mask.NONE, 0, 2) as handle:
+        vd.SetVirtualDiskMetadata(handle, item, b"first value")
+        vd.SetVirtualDiskMetadata(handle, other, bytes(range(256)) * 40)
+        vd.SetVirtualDiskMetadata(handle, item, b"replaced")
+    with vd.OpenVirtualDisk(VHDX, path, Mask.NONE, 0, 2) as handle:
+        assert sorted(vd.EnumerateVirtualDiskMetadata(handle)) == sorted([item, other])
+        assert vd.GetVirtualDiskMetadata(handle, item) == b"replaced"
+        assert vd.GetVirtualDiskMetadata(handle, other) == bytes(range(256)) * 40
+        vd.DeleteVirtualDiskMetadata(handle, other)
+        assert vd.EnumerateVirtualDiskMetadata(handle) == [item]
+        with pytest.raises(errors.VirtualDiskError) as raised:
+            vd.GetVirtualDiskMetadata(handle, other)
+        assert raised.value.winerror == ERROR_NOT_FOUND
+
+
+def test_pointing_a_child_at_its_moved_parent(tmp_path: Path) -> None:
+    base = tmp_path / "base.vhdx"
+    vd.CreateVirtualDisk(VHDX, base, Mask.NONE, 0, 2, maximum_size=64 * MiB).close()
+    child = tmp_path / "child.avhdx"
+    vd.CreateVirtualDisk(VHDX, child, Mask.NONE, 0, 2, parent_path=base).close()
+    moved = tmp_path / "elsewhere" / "base.vhdx"
+    moved.parent.mkdir()
+    base.rename(moved)
+    with vd.OpenVirtualDisk(VHDX, child, Mask.NONE, vd.OpenVirtualDiskFlag.NO_PARENTS, 2) \
+            as handle:
+        vd.SetVirtualDiskInformation(handle, Set.PARENT_PATH, parent_file_path=str(moved))
+    with vd.OpenVirtualDisk(VHDX, child, Mask.NONE, 0, 2, read_only=True) as handle:
+        location = vd.GetVirtualDiskInformation(handle, Info.PARENT_LOCATION)
+        assert location.parent_resolved
+        assert Path(location.paths[0]).resolve() == moved.resolve()

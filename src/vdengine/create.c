@@ -58,41 +58,50 @@
  *
  * Flags with no effect here: PREVENT_WRITES_TO_SOURCE_DISK (the source is
  * opened read-only, and its shared lock keeps writers out for the copy's
- * duration anyway), DO_NOT_COPY_METADATA_FROM_PARENT (the engine copies no
- * user metadata into children), SUPPORT_COMPRESSED_VOLUMES,
- * SUPPORT_SPARSE_FILES_ANY_FS.  SecurityDescriptor and ProviderSpecificFlags
- * are ignored (the file gets 0666 minus the umask, as files here do).
+ * duration anyway), SUPPORT_COMPRESSED_VOLUMES,
+ * SUPPORT_SPARSE_FILES_ANY_FS.  A VHDX child created without a UniqueId
+ * takes its VHDX parent's virtual disk id (Page 83), as IsVirtualDisk items
+ * are copied ([MS-VHDX] 2.6.1.2); DO_NOT_COPY_METADATA_FROM_PARENT gives it
+ * a new one instead.  User metadata is never copied.  SecurityDescriptor
+ * and ProviderSpecificFlags are ignored (the file gets 0666 minus the
+ * umask, as files here do).
  * ResiliencyGuid is accepted and not stored.
  *
  * Overlapped: the engine creates synchronously; with an OVERLAPPED the call
  * returns ERROR_SUCCESS having done all the work.
  *
  * The file's life.  The path is created with O_CREAT | O_EXCL, so an
- * existing file is never touched; the format's creator writes the image;
- * then the image is opened exactly as OpenVirtualDisk opens it (version 1:
- * the given mask, RWDepth 1; later versions: V2 parameters, mask NONE,
- * read-write, with the given OpenFlags) and that handle is returned.  If
- * anything after the file's creation fails, the file is removed and the
- * code returned, so a failed create leaves nothing behind.
+ * existing file is never touched, and that one descriptor, holding the
+ * writer's lock from the start, is what the format's creator writes
+ * through.  Then the image is opened exactly as OpenVirtualDisk opens it
+ * (version 1: the given mask, RWDepth 1; later versions: V2 parameters,
+ * mask NONE, read-write, with the given OpenFlags) and that handle is
+ * returned: a writable handle on the same descriptor (parsed from the file
+ * like any image), a read-only one by opening the path again.  Nothing is
+ * flushed to stable storage: the image is complete in the page cache, and
+ * a caller that needs it to survive a crash flushes, as for any file it
+ * writes.  If anything after the file's creation fails, the file is
+ * removed and the code returned, so a failed create leaves nothing behind.
  *
  * Parent locations stored in a differencing child: the parent's absolute
  * host path, and its path relative to the child's directory in Windows
  * spelling (".\base.vhd", "..\dir\base.vhdx"), both found again by the
  * chain resolver (chain.c). */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE   /* strtok_r */
+#define _GNU_SOURCE   /* fstat under -std=c11 */
 #endif
 
 #include "create.h"
 #include "guid.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "handle.h"
+#include "parent_paths.h"
 #include "storage_type.h"
 #include "utf16.h"
 #include "vd_errors.h"
@@ -141,15 +150,9 @@ typedef struct vd_create_request {
     int needs_unsupported_feature;
 } vd_create_request;
 
-static int vd_guid_is_zero(const GUID *guid)
-{
-    static const GUID zero;
-    return memcmp(guid, &zero, sizeof zero) == 0;
-}
-
 static int vd_storage_type_is_zero(const VIRTUAL_STORAGE_TYPE *type)
 {
-    return type->DeviceId == 0 && vd_guid_is_zero(&type->VendorId);
+    return type->DeviceId == 0 && vd_api_guid_is_zero(&type->VendorId);
 }
 
 static uint32_t vd_create_request_parse(VIRTUAL_DISK_ACCESS_MASK mask, CREATE_VIRTUAL_DISK_FLAG flags,
@@ -196,7 +199,7 @@ static uint32_t vd_create_request_parse(VIRTUAL_DISK_ACCESS_MASK mask, CREATE_VI
               || !vd_storage_type_is_zero(&parameters->Version3.BackingStorageType);
     if (request->version >= CREATE_VIRTUAL_DISK_VERSION_4)
         request->needs_unsupported_feature
-            |= !vd_guid_is_zero(&parameters->Version4.PmemAddressAbstractionType)
+            |= !vd_api_guid_is_zero(&parameters->Version4.PmemAddressAbstractionType)
                || parameters->Version4.DataAlignment != 0;
     return VD_ERROR_SUCCESS;
 }
@@ -303,141 +306,7 @@ static void vd_create_input_close(vd_create_input *input)
     input->handle = NULL;
 }
 
-/* ---- paths ----------------------------------------------------------------- */
-
-/* The '/'-separated components of an absolute path, "." and ".." resolved
- * lexically (as Win32 normalises paths).  `components` points into `copy`,
- * a malloc'd copy of `path` the caller frees. */
-typedef struct vd_path_parts {
-    char *copy;
-    char **components;
-    size_t count;
-} vd_path_parts;
-
-static uint32_t vd_path_split(const char *path, vd_path_parts *parts)
-{
-    size_t length = strlen(path);
-    parts->count = 0;
-    parts->copy = malloc(length + 1);
-    parts->components = malloc((length / 2 + 1) * sizeof *parts->components);
-    if (parts->copy == NULL || parts->components == NULL) {
-        free(parts->copy);
-        free(parts->components);
-        return VD_ERROR_NOT_ENOUGH_MEMORY;
-    }
-    memcpy(parts->copy, path, length + 1);
-    char *save = NULL;
-    for (char *token = strtok_r(parts->copy, "/", &save); token != NULL;
-         token = strtok_r(NULL, "/", &save)) {
-        if (strcmp(token, ".") == 0)
-            continue;
-        if (strcmp(token, "..") == 0) {
-            if (parts->count > 0)
-                parts->count--;
-            continue;
-        }
-        parts->components[parts->count++] = token;
-    }
-    return VD_ERROR_SUCCESS;
-}
-
-static void vd_path_parts_free(vd_path_parts *parts)
-{
-    free(parts->copy);
-    free(parts->components);
-}
-
-/* `parts` joined by `separator`, after `prefix`; NULL when out of memory. */
-static char *vd_path_join(const char *prefix, char *const *components, size_t count,
-                          char separator)
-{
-    size_t length = strlen(prefix) + 1;
-    for (size_t i = 0; i < count; i++)
-        length += strlen(components[i]) + 1;
-    char *out = malloc(length);
-    if (out == NULL)
-        return NULL;
-    char *cursor = out;
-    size_t prefix_length = strlen(prefix);
-    memcpy(cursor, prefix, prefix_length);
-    cursor += prefix_length;
-    for (size_t i = 0; i < count; i++) {
-        if (i > 0)
-            *cursor++ = separator;
-        size_t part = strlen(components[i]);
-        memcpy(cursor, components[i], part);
-        cursor += part;
-    }
-    *cursor = '\0';
-    return out;
-}
-
-/* The parent's normalised absolute path and its path relative to the
- * directory of `child_path`, Windows style. */
-static uint32_t vd_parent_paths(const char *child_path, const char *parent_path,
-                                char **absolute, char **relative)
-{
-    *absolute = NULL;
-    *relative = NULL;
-    vd_path_parts child;
-    vd_path_parts parent;
-    uint32_t status = vd_path_split(child_path, &child);
-    if (status != VD_ERROR_SUCCESS)
-        return status;
-    status = vd_path_split(parent_path, &parent);
-    if (status != VD_ERROR_SUCCESS) {
-        vd_path_parts_free(&child);
-        return status;
-    }
-    size_t child_directories = child.count > 0 ? child.count - 1 : 0;
-    size_t common = 0;
-    while (common < child_directories && common + 1 < parent.count
-           && strcmp(child.components[common], parent.components[common]) == 0)
-        common++;
-
-    size_t ups = child_directories - common;
-    char *prefix = malloc(ups * 3 + 3);
-    if (prefix != NULL) {
-        if (ups == 0) {
-            strcpy(prefix, ".\\");
-        } else {
-            for (size_t i = 0; i < ups; i++)
-                memcpy(prefix + 3 * i, "..\\", 3);
-            prefix[ups * 3] = '\0';
-        }
-        *relative = vd_path_join(prefix, parent.components + common, parent.count - common,
-                                 '\\');
-        *absolute = vd_path_join("/", parent.components, parent.count, '/');
-        free(prefix);
-    }
-    if (*relative == NULL || *absolute == NULL) {
-        free(*relative);
-        free(*absolute);
-        *relative = NULL;
-        *absolute = NULL;
-        status = VD_ERROR_NOT_ENOUGH_MEMORY;
-    }
-    vd_path_parts_free(&child);
-    vd_path_parts_free(&parent);
-    return status;
-}
-
 /* ---- the spec ----------------------------------------------------------- */
-
-static vd_guid vd_guid_to_windows_layout(const GUID *guid)
-{
-    vd_guid out;
-    out.bytes[0] = (uint8_t)guid->Data1;
-    out.bytes[1] = (uint8_t)(guid->Data1 >> 8);
-    out.bytes[2] = (uint8_t)(guid->Data1 >> 16);
-    out.bytes[3] = (uint8_t)(guid->Data1 >> 24);
-    out.bytes[4] = (uint8_t)guid->Data2;
-    out.bytes[5] = (uint8_t)(guid->Data2 >> 8);
-    out.bytes[6] = (uint8_t)guid->Data3;
-    out.bytes[7] = (uint8_t)(guid->Data3 >> 8);
-    memcpy(out.bytes + 8, guid->Data4, 8);
-    return out;
-}
 
 /* Fills the format, sizes and defaults of `spec` from the request and the
  * opened parent or source. */
@@ -501,80 +370,99 @@ static uint32_t vd_create_spec_fill(const vd_create_request *request, uint32_t d
             spec->block_size = 32 * VD_MIB;
     }
 
-    if (vd_guid_is_zero(&request->unique_id))
+    /* [MS-VHDX] 2.6.1.2: IsVirtualDisk items, Page 83 among them, pass to a
+     * child, so a VHDX child shows its VHDX parent's virtual disk id unless
+     * the caller names one or asks for nothing to be copied. */
+    int inherits_id = parent != NULL && !is_vhd && parent->device == VD_DEVICE_VHDX
+                      && (request->flags & CREATE_VIRTUAL_DISK_FLAG_DO_NOT_COPY_METADATA_FROM_PARENT) == 0;
+    if (vd_api_guid_is_zero(&request->unique_id) && inherits_id) {
+        spec->unique_id = parent->virtual_disk_id;
+        return VD_ERROR_SUCCESS;
+    }
+    if (vd_api_guid_is_zero(&request->unique_id))
         return vd_guid_random(spec->unique_id.bytes);
-    spec->unique_id = vd_guid_to_windows_layout(&request->unique_id);
+    spec->unique_id = vd_guid_from_api(&request->unique_id);
     return VD_ERROR_SUCCESS;
 }
 
 /* ---- the file ------------------------------------------------------------ */
 
-/* Creates `path` exclusively and opens it as a vd_file (writable, locked). */
-static uint32_t vd_create_file(const char *path, vd_file *file)
+/* The new file's size once the creator is done: the parser checks every
+ * structure against it. */
+static uint32_t vd_create_measure(vd_file *file)
 {
-    int fd;
-    do {
-        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0666);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return VD_ERROR_PATH_NOT_FOUND;   /* a directory on the way is missing */
+    struct stat info;
+    if (fstat(file->fd, &info) != 0)
         return vd_error_from_errno(errno);
-    }
-    close(fd);
-    uint32_t status = vd_file_open(file, path, 1);
-    if (status != VD_ERROR_SUCCESS)
-        unlink(path);
-    return status;
+    file->size = (uint64_t)info.st_size;
+    return VD_ERROR_SUCCESS;
 }
 
-static uint32_t vd_create_write(const char *path, vd_create_spec *spec, const vd_image *parent)
+/* Creates `path` (exclusively, writable and locked from the first moment)
+ * and writes the image into it.  On success `file` stays open for the
+ * handle; on failure the file is closed and removed. */
+static uint32_t vd_create_write(const char *path, vd_create_spec *spec, const vd_image *parent,
+                                vd_file *file)
 {
-    vd_file file;
-    uint32_t status = vd_create_file(path, &file);
+    uint32_t status = vd_file_create(file, path);
     if (status != VD_ERROR_SUCCESS)
         return status;
 
     char *absolute = NULL;
     char *relative = NULL;
     if (parent != NULL) {
-        status = vd_parent_paths(file.path, parent->file.path, &absolute, &relative);
+        status = vd_parent_paths(file->path, parent->file.path, &absolute, &relative);
         spec->parent_absolute_path = absolute;
         spec->parent_relative_path = relative;
     }
     if (status == VD_ERROR_SUCCESS) {
-        status = spec->device == VD_DEVICE_VHD ? vd_vhd_create(&file, spec)
-                                               : vd_vhdx_create(&file, spec);
+        status = spec->device == VD_DEVICE_VHD ? vd_vhd_create(file, spec)
+                                               : vd_vhdx_create(file, spec);
     }
     free(absolute);
     free(relative);
     spec->parent_absolute_path = NULL;
     spec->parent_relative_path = NULL;
-    vd_file_close(&file);
-    if (status != VD_ERROR_SUCCESS)
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_create_measure(file);
+    if (status != VD_ERROR_SUCCESS) {
+        vd_file_close(file);
         unlink(path);
+    }
     return status;
 }
 
-/* Opens the new image as OpenVirtualDisk would for this request. */
+/* Opens the new image as OpenVirtualDisk would for this request (version 1:
+ * the given mask, RWDepth 1; later versions: V2 parameters, read-write,
+ * the given OpenFlags), and closes `file` one way or the other.  A writable
+ * handle takes over the descriptor that wrote the image, so the path is not
+ * opened again and the writer's lock is never let go; the image is still
+ * parsed from the file like any other.  A read-only handle (version 1 with
+ * a mask that grants no writing) must hold a reader's lock on a read-only
+ * descriptor, so the path is opened again for it. */
 static uint32_t vd_create_open_result(const vd_create_request *request, uint32_t device,
-                                      PCWSTR path, HANDLE *handle)
+                                      PCWSTR path, vd_file *file, HANDLE *handle)
 {
     static const GUID microsoft = VIRTDISK_API_VENDOR_MICROSOFT_INIT;
-    VIRTUAL_STORAGE_TYPE type;
-    type.DeviceId = device;
-    type.VendorId = microsoft;
     OPEN_VIRTUAL_DISK_PARAMETERS parameters;
     memset(&parameters, 0, sizeof parameters);
     if (request->version == CREATE_VIRTUAL_DISK_VERSION_1) {
         parameters.Version = OPEN_VIRTUAL_DISK_VERSION_1;
         parameters.Version1.RWDepth = 1;
-        return OpenVirtualDisk(&type, path, (VIRTUAL_DISK_ACCESS_MASK)request->access_mask,
-                               OPEN_VIRTUAL_DISK_FLAG_NONE, &parameters, handle);
+        VIRTUAL_DISK_ACCESS_MASK mask = (VIRTUAL_DISK_ACCESS_MASK)request->access_mask;
+        if ((request->access_mask & VIRTUAL_DISK_ACCESS_WRITABLE) != 0)
+            return vd_open_disk_on_file(file, device, mask, OPEN_VIRTUAL_DISK_FLAG_NONE,
+                                        &parameters, handle);
+        vd_file_close(file);
+        VIRTUAL_STORAGE_TYPE type;
+        type.DeviceId = device;
+        type.VendorId = microsoft;
+        return OpenVirtualDisk(&type, path, mask, OPEN_VIRTUAL_DISK_FLAG_NONE, &parameters,
+                               handle);
     }
     parameters.Version = OPEN_VIRTUAL_DISK_VERSION_2;
-    return OpenVirtualDisk(&type, path, VIRTUAL_DISK_ACCESS_NONE,
-                           (OPEN_VIRTUAL_DISK_FLAG)request->open_flags, &parameters, handle);
+    return vd_open_disk_on_file(file, device, VIRTUAL_DISK_ACCESS_NONE,
+                                (OPEN_VIRTUAL_DISK_FLAG)request->open_flags, &parameters, handle);
 }
 
 static uint32_t vd_create_disk(const VIRTUAL_STORAGE_TYPE *type, PCWSTR wide_path,
@@ -606,18 +494,19 @@ static uint32_t vd_create_disk(const VIRTUAL_STORAGE_TYPE *type, PCWSTR wide_pat
     }
     vd_create_spec spec;
     memset(&spec, 0, sizeof spec);
+    vd_file file;
     if (status == VD_ERROR_SUCCESS)
         status = vd_create_spec_fill(request, device, parent, source, &spec);
     if (status == VD_ERROR_SUCCESS) {
         spec.parent = parent;
         spec.source = source;
-        status = vd_create_write(path, &spec, parent);
+        status = vd_create_write(path, &spec, parent, &file);
     }
     vd_create_input_close(&input);
     if (status != VD_ERROR_SUCCESS)
         return status;
 
-    status = vd_create_open_result(request, device, wide_path, handle);
+    status = vd_create_open_result(request, device, wide_path, &file, handle);
     if (status != VD_ERROR_SUCCESS)
         unlink(path);
     return status;

@@ -242,12 +242,23 @@ ULONG vd_engine_open_handle_count(void)
     return (ULONG)atomic_load_explicit(&vd_table_open_count, memory_order_relaxed);
 }
 
+vd_disk *vd_disk_new(void)
+{
+    vd_disk *disk = calloc(1, sizeof *disk);
+    if (disk != NULL && pthread_mutex_init(&disk->lock, NULL) != 0) {
+        free(disk);
+        disk = NULL;
+    }
+    return disk;
+}
+
 void vd_disk_free(vd_disk *disk)
 {
     if (disk == NULL)
         return;
     vd_chain_close(&disk->chain);
     vd_image_release(&disk->image);
+    pthread_mutex_destroy(&disk->lock);
     free(disk);
 }
 

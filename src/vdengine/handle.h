@@ -10,6 +10,7 @@
 #ifndef VDENGINE_HANDLE_H
 #define VDENGINE_HANDLE_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "../include/virtdisk_api.h"
@@ -33,10 +34,32 @@ typedef struct vd_disk {
      * The engine never attaches, so nothing checks this yet; the attach
      * layer compares it with the attachment when one exists. */
     int may_detach;
+    /* Held by every call that reads or changes `image` and `chain` after
+     * open: SetVirtualDiskInformation and the metadata changes rewrite
+     * fields of `image` and may replace `chain`. */
+    pthread_mutex_t lock;
 } vd_disk;
+
+/* A zeroed disk with its lock ready; NULL when out of memory. */
+vd_disk *vd_disk_new(void);
 
 /* Releases everything the disk holds (chain, image, file) and the disk. */
 void vd_disk_free(vd_disk *disk);
+
+/* Opens into `chain` the ancestors of the disk's image that its open terms
+ * ask for (open_flags, writable_depth; see open.c): an empty chain when the
+ * image is no differencing image or the flags keep the child alone. */
+uint32_t vd_disk_open_parents(const vd_disk *disk, vd_chain *chain);
+
+/* OpenVirtualDisk on a file that is open already, as CreateVirtualDisk
+ * opens the image it has just written through the same descriptor: the
+ * same argument rules, parser (`device`), terms, parents and handle.  The
+ * file must be open for writing exactly when the terms ask for it
+ * (INVALID_PARAMETER otherwise).  It belongs to the handle on success and
+ * is closed on failure. */
+uint32_t vd_open_disk_on_file(vd_file *file, uint32_t device, VIRTUAL_DISK_ACCESS_MASK mask,
+                              OPEN_VIRTUAL_DISK_FLAG flags,
+                              const OPEN_VIRTUAL_DISK_PARAMETERS *parameters, HANDLE *handle);
 
 /* Whether the handle's open terms grant `access` (one VIRTUAL_DISK_ACCESS_*
  * right).  V2/V3 handles carry no mask: they hold every right, except that

@@ -89,6 +89,7 @@
 #include <sys/vfs.h>
 #endif
 
+#include "guid.h"
 #include "handle.h"
 #include "utf16.h"
 #include "vd_errors.h"
@@ -187,11 +188,6 @@ static void vd_host_disk_describe(const vd_file *file, vd_host_disk *host)
 
 /* ---- fixed-size answers ------------------------------------------------- */
 
-static void vd_guid_store(GUID *out, const vd_guid *in)
-{
-    memcpy(out, in->bytes, sizeof in->bytes);
-}
-
 static void vd_fill_size(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
 {
     info->Size.VirtualSize = disk->image.virtual_size;
@@ -202,12 +198,12 @@ static void vd_fill_size(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
 
 static void vd_fill_identifier(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
 {
-    vd_guid_store(&info->Identifier, &disk->image.identifier);
+    vd_guid_to_api(&disk->image.identifier, &info->Identifier);
 }
 
 static void vd_fill_parent_identifier(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
 {
-    vd_guid_store(&info->ParentIdentifier, &disk->image.parent_identifier);
+    vd_guid_to_api(&disk->image.parent_identifier, &info->ParentIdentifier);
 }
 
 static void vd_fill_parent_timestamp(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
@@ -285,7 +281,7 @@ static void vd_fill_is_loaded(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
 
 static void vd_fill_virtual_disk_id(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
 {
-    vd_guid_store(&info->VirtualDiskId, &disk->image.virtual_disk_id);
+    vd_guid_to_api(&disk->image.virtual_disk_id, &info->VirtualDiskId);
 }
 
 /* ---- answers that end in strings ---------------------------------------- */
@@ -427,7 +423,9 @@ DWORD WINAPI GetVirtualDiskInformation(HANDLE VirtualDiskHandle, PULONG VirtualD
     vd_disk *disk = vd_handle_acquire(VirtualDiskHandle);
     if (disk == NULL)
         return VD_ERROR_INVALID_HANDLE;
+    pthread_mutex_lock(&disk->lock);
     uint32_t status = vd_info_answer(disk, VirtualDiskInfoSize, VirtualDiskInfo, SizeUsed);
+    pthread_mutex_unlock(&disk->lock);
     vd_handle_release(VirtualDiskHandle);
     return status;
 }

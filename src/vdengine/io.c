@@ -240,6 +240,26 @@ static uint32_t vd_file_absolute_path(const char *path, char **out)
     return VD_ERROR_SUCCESS;
 }
 
+/* Makes the open descriptor `fd` of `path` the file's: checks what it is,
+ * takes the sharing lock and records the absolute path.  On failure the
+ * descriptor is closed. */
+static uint32_t vd_file_take(vd_file *file, int fd, const char *path)
+{
+    file->fd = fd;
+    uint32_t status = vd_file_inspect(file);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_file_lock(file);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_file_absolute_path(path, &file->path);
+    if (status != VD_ERROR_SUCCESS) {
+        close(fd);
+        file->fd = -1;
+        file->size = 0;
+        return status;
+    }
+    return VD_ERROR_SUCCESS;
+}
+
 uint32_t vd_file_open(vd_file *file, const char *path, int writable)
 {
     if (file == NULL)
@@ -263,20 +283,32 @@ uint32_t vd_file_open(vd_file *file, const char *path, int writable)
             return vd_missing_file_error(path);
         return vd_error_from_errno(errno);
     }
-    file->fd = fd;
+    return vd_file_take(file, fd, path);
+}
 
-    uint32_t status = vd_file_inspect(file);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_file_lock(file);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_file_absolute_path(path, &file->path);
-    if (status != VD_ERROR_SUCCESS) {
-        close(fd);
-        file->fd = -1;
-        file->size = 0;
-        return status;
+uint32_t vd_file_create(vd_file *file, const char *path)
+{
+    if (file == NULL)
+        return VD_ERROR_INVALID_PARAMETER;
+    file->fd = -1;
+    file->writable = 1;
+    file->size = 0;
+    file->path = NULL;
+    if (path == NULL)
+        return VD_ERROR_INVALID_PARAMETER;
+    int fd;
+    do {
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0666);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return VD_ERROR_PATH_NOT_FOUND;   /* a directory on the way is missing */
+        return vd_error_from_errno(errno);
     }
-    return VD_ERROR_SUCCESS;
+    uint32_t status = vd_file_take(file, fd, path);
+    if (status != VD_ERROR_SUCCESS)
+        unlink(path);
+    return status;
 }
 
 /* Offsets beyond what off_t holds lie past any file's end. */
@@ -310,12 +342,35 @@ uint32_t vd_file_read(const vd_file *file, uint64_t offset, void *buffer, size_t
     return VD_ERROR_SUCCESS;
 }
 
+#ifdef VD_FAULT_INJECTION
+long vd_fault_writes_left = -1;
+
+/* Whether the next change to a file is past the injected stop. */
+static int vd_fault_stops_here(void)
+{
+    if (vd_fault_writes_left < 0)
+        return 0;
+    if (vd_fault_writes_left == 0)
+        return 1;
+    vd_fault_writes_left--;
+    return 0;
+}
+#define VD_FAULT_CHECK()                 \
+    do {                                 \
+        if (vd_fault_stops_here())       \
+            return VD_ERROR_WRITE_FAULT; \
+    } while (0)
+#else
+#define VD_FAULT_CHECK() ((void)0)
+#endif
+
 uint32_t vd_file_write(const vd_file *file, uint64_t offset, const void *buffer, size_t length)
 {
     if (file == NULL || file->fd < 0)
         return VD_ERROR_INVALID_HANDLE;
     if (!file->writable)
         return VD_ERROR_ACCESS_DENIED;   /* WriteFile on a read-only handle */
+    VD_FAULT_CHECK();
     if (!vd_range_fits_off_t(offset, length))
         return VD_ERROR_FILE_SYSTEM_LIMITATION;
     const uint8_t *cursor = buffer;
@@ -333,6 +388,35 @@ uint32_t vd_file_write(const vd_file *file, uint64_t offset, const void *buffer,
         offset += (uint64_t)done;
         length -= (size_t)done;
     }
+    return VD_ERROR_SUCCESS;
+}
+
+uint32_t vd_file_flush(const vd_file *file)
+{
+    if (file == NULL || file->fd < 0)
+        return VD_ERROR_INVALID_HANDLE;
+    VD_FAULT_CHECK();
+    while (fsync(file->fd) != 0) {
+        if (errno != EINTR)
+            return vd_error_from_errno(errno);
+    }
+    return VD_ERROR_SUCCESS;
+}
+
+uint32_t vd_file_set_size(vd_file *file, uint64_t size)
+{
+    if (file == NULL || file->fd < 0)
+        return VD_ERROR_INVALID_HANDLE;
+    if (!file->writable)
+        return VD_ERROR_ACCESS_DENIED;
+    if (!vd_range_fits_off_t(size, 0))
+        return VD_ERROR_FILE_SYSTEM_LIMITATION;
+    VD_FAULT_CHECK();
+    while (ftruncate(file->fd, (off_t)size) != 0) {
+        if (errno != EINTR)
+            return vd_error_from_errno(errno);
+    }
+    file->size = size;
     return VD_ERROR_SUCCESS;
 }
 

@@ -21,12 +21,37 @@ typedef struct vd_file {
  * SHARING_VIOLATION, UNSUPPORTED_COMPRESSION, FILE_ENCRYPTED, ... */
 uint32_t vd_file_open(vd_file *file, const char *path, int writable);
 
+/* Creates `path` (UTF-8) exclusively, O_CREAT | O_EXCL with mode 0666 minus
+ * the umask, and opens it read-write with the writer's lock, as
+ * vd_file_open would open it: one descriptor from creation on, so no other
+ * opener can come between.  FILE_EXISTS when the path exists (it is never
+ * touched), PATH_NOT_FOUND when a directory on the way is missing; a file
+ * created and then refused (a file system that compresses new files, ...)
+ * is removed again. */
+uint32_t vd_file_create(vd_file *file, const char *path);
+
 /* Reads exactly `length` bytes at `offset`.  A read past the end of the
  * file is an error (VD_ERROR_HANDLE_EOF), never a short read: callers check
  * lengths against file->size first and turn that into a format error. */
 uint32_t vd_file_read(const vd_file *file, uint64_t offset, void *buffer, size_t length);
 
 uint32_t vd_file_write(const vd_file *file, uint64_t offset, const void *buffer, size_t length);
+
+/* Waits until every write so far is on stable storage (fsync).  Updates that
+ * must survive a crash in a known order put one between their steps. */
+uint32_t vd_file_flush(const vd_file *file);
+
+/* Grows or shrinks the file to `size` bytes (ftruncate) and records it in
+ * file->size. */
+uint32_t vd_file_set_size(vd_file *file, uint64_t size);
+
+#ifdef VD_FAULT_INJECTION
+/* Test builds only (the fault-injection harness): when this is >= 0, that
+ * many more writes, flushes and size changes succeed, and every one after
+ * them fails with ERROR_WRITE_FAULT and changes nothing, as if the machine
+ * had stopped at that point.  -1 (the initial value) never fails. */
+extern long vd_fault_writes_left;
+#endif
 
 /* Releases the lock and the descriptor; safe on a zeroed or closed file. */
 void vd_file_close(vd_file *file);

@@ -111,39 +111,6 @@ DWORD WINAPI GetStorageDependencyInformation(HANDLE ObjectHandle, GET_STORAGE_DE
         ObjectHandle);
 }
 
-DWORD WINAPI SetVirtualDiskInformation(HANDLE VirtualDiskHandle,
-                                       PSET_VIRTUAL_DISK_INFO VirtualDiskInfo)
-{
-    return vd_not_implemented(VD_VERSION_IN(VirtualDiskInfo, SET_VIRTUAL_DISK_INFO_PARENT_PATH,
-                                            SET_VIRTUAL_DISK_INFO_PARENT_LOCATOR),
-                              VirtualDiskHandle);
-}
-
-DWORD WINAPI EnumerateVirtualDiskMetadata(HANDLE VirtualDiskHandle, PULONG NumberOfItems,
-                                          GUID *Items)
-{
-    return vd_not_implemented(vd_buffer_valid(Items, NumberOfItems), VirtualDiskHandle);
-}
-
-DWORD WINAPI GetVirtualDiskMetadata(HANDLE VirtualDiskHandle, const GUID *Item,
-                                    PULONG MetaDataSize, PVOID MetaData)
-{
-    return vd_not_implemented(Item != NULL && vd_buffer_valid(MetaData, MetaDataSize),
-                              VirtualDiskHandle);
-}
-
-DWORD WINAPI SetVirtualDiskMetadata(HANDLE VirtualDiskHandle, const GUID *Item,
-                                    ULONG MetaDataSize, const void *MetaData)
-{
-    return vd_not_implemented(Item != NULL && vd_buffer_valid(MetaData, &MetaDataSize),
-                              VirtualDiskHandle);
-}
-
-DWORD WINAPI DeleteVirtualDiskMetadata(HANDLE VirtualDiskHandle, const GUID *Item)
-{
-    return vd_not_implemented(Item != NULL, VirtualDiskHandle);
-}
-
 DWORD WINAPI GetVirtualDiskOperationProgress(HANDLE VirtualDiskHandle, LPOVERLAPPED Overlapped,
                                              PVIRTUAL_DISK_PROGRESS Progress)
 {

@@ -61,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guid.h"
 #include "handle.h"
 #include "storage_type.h"
 #include "utf16.h"
@@ -93,12 +94,6 @@ typedef struct vd_open_terms {
     int has_snapshot_id;
 } vd_open_terms;
 
-static int vd_guid_is_zero(const GUID *guid)
-{
-    static const GUID zero;
-    return memcmp(guid, &zero, sizeof zero) == 0;
-}
-
 static uint32_t vd_open_terms_parse(VIRTUAL_DISK_ACCESS_MASK mask, OPEN_VIRTUAL_DISK_FLAG flags,
                                     const OPEN_VIRTUAL_DISK_PARAMETERS *parameters,
                                     vd_open_terms *terms)
@@ -130,7 +125,7 @@ static uint32_t vd_open_terms_parse(VIRTUAL_DISK_ACCESS_MASK mask, OPEN_VIRTUAL_
         if (!terms->get_info_only && parameters->Version2.ReadOnly == FALSE)
             terms->writable_depth = 1;
         terms->has_snapshot_id = terms->version == OPEN_VIRTUAL_DISK_VERSION_3
-                                 && !vd_guid_is_zero(&parameters->Version3.SnapshotId);
+                                 && !vd_api_guid_is_zero(&parameters->Version3.SnapshotId);
         return VD_ERROR_SUCCESS;
     default:
         return VD_ERROR_INVALID_PARAMETER;
@@ -148,17 +143,17 @@ static uint32_t vd_open_terms_check_iso(const vd_open_terms *terms)
 
 /* Opens the ancestors of a differencing image, unless the flags keep the
  * child alone. */
-static uint32_t vd_open_parents(vd_disk *disk, const vd_open_terms *terms)
+uint32_t vd_disk_open_parents(const vd_disk *disk, vd_chain *chain)
 {
-    if ((terms->flags & VD_OPEN_FLAGS_CHILD_ONLY) != 0 || !disk->image.has_parent)
+    if ((disk->open_flags & VD_OPEN_FLAGS_CHILD_ONLY) != 0 || !disk->image.has_parent)
         return VD_ERROR_SUCCESS;
-    if ((terms->flags & OPEN_VIRTUAL_DISK_FLAG_IGNORE_RELATIVE_PARENT_LOCATOR) == 0)
-        return vd_chain_open(&disk->image, terms->writable_depth, &disk->chain);
+    if ((disk->open_flags & OPEN_VIRTUAL_DISK_FLAG_IGNORE_RELATIVE_PARENT_LOCATOR) == 0)
+        return vd_chain_open(&disk->image, disk->writable_depth, chain);
     /* The chain reads the child's locators from the image it is given; a
      * copy without the relative one keeps it out of the search. */
     vd_image child = disk->image;
     child.parent.relative_path = NULL;
-    return vd_chain_open(&child, terms->writable_depth, &disk->chain);
+    return vd_chain_open(&child, disk->writable_depth, chain);
 }
 
 static void vd_disk_set_terms(vd_disk *disk, const vd_open_terms *terms)
@@ -171,6 +166,25 @@ static void vd_disk_set_terms(vd_disk *disk, const vd_open_terms *terms)
     disk->get_info_only = terms->get_info_only;
     disk->may_detach = terms->version != OPEN_VIRTUAL_DISK_VERSION_1
                        || (terms->access_mask & VIRTUAL_DISK_ACCESS_DETACH) != 0;
+}
+
+/* The rest of an open once the image is parsed into `disk`: the terms,
+ * the parents and the handle.  Frees the disk on failure. */
+static uint32_t vd_open_disk_finish(vd_disk *disk, const vd_open_terms *terms, HANDLE *handle)
+{
+    uint32_t status = VD_ERROR_SUCCESS;
+    /* The signature may have found an ISO the request did not name. */
+    if (disk->image.device == VD_DEVICE_ISO)
+        status = vd_open_terms_check_iso(terms);
+    if (status == VD_ERROR_SUCCESS) {
+        vd_disk_set_terms(disk, terms);
+        status = vd_disk_open_parents(disk, &disk->chain);
+    }
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_handle_insert(disk, handle);
+    if (status != VD_ERROR_SUCCESS)
+        vd_disk_free(disk);
+    return status;
 }
 
 static uint32_t vd_open_disk(const VIRTUAL_STORAGE_TYPE *type, const char *path,
@@ -188,7 +202,7 @@ static uint32_t vd_open_disk(const VIRTUAL_STORAGE_TYPE *type, const char *path,
             return status;
     }
 
-    vd_disk *disk = calloc(1, sizeof *disk);
+    vd_disk *disk = vd_disk_new();
     if (disk == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
     vd_file file;
@@ -200,22 +214,35 @@ static uint32_t vd_open_disk(const VIRTUAL_STORAGE_TYPE *type, const char *path,
             vd_file_close(&file);
     }
     if (status != VD_ERROR_SUCCESS) {
-        free(disk);
+        vd_disk_free(disk);
         return status;
     }
+    return vd_open_disk_finish(disk, terms, handle);
+}
 
-    /* The signature may have found an ISO the request did not name. */
-    if (disk->image.device == VD_DEVICE_ISO)
-        status = vd_open_terms_check_iso(terms);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_open_parents(disk, terms);
+uint32_t vd_open_disk_on_file(vd_file *file, uint32_t device, VIRTUAL_DISK_ACCESS_MASK mask,
+                              OPEN_VIRTUAL_DISK_FLAG flags,
+                              const OPEN_VIRTUAL_DISK_PARAMETERS *parameters, HANDLE *handle)
+{
+    vd_open_terms terms;
+    uint32_t status = vd_open_terms_parse(mask, flags, parameters, &terms);
+    if (status == VD_ERROR_SUCCESS
+        && (terms.has_snapshot_id || (terms.writable_depth > 0) != (file->writable != 0)))
+        status = VD_ERROR_INVALID_PARAMETER;
+    vd_disk *disk = NULL;
     if (status == VD_ERROR_SUCCESS) {
-        vd_disk_set_terms(disk, terms);
-        status = vd_handle_insert(disk, handle);
+        disk = vd_disk_new();
+        if (disk == NULL)
+            status = VD_ERROR_NOT_ENOUGH_MEMORY;
     }
-    if (status != VD_ERROR_SUCCESS)
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_storage_open_image(file, device, 0, &disk->image);
+    if (status != VD_ERROR_SUCCESS) {
+        vd_file_close(file);
         vd_disk_free(disk);
-    return status;
+        return status;
+    }
+    return vd_open_disk_finish(disk, &terms, handle);
 }
 
 DWORD WINAPI OpenVirtualDisk(PVIRTUAL_STORAGE_TYPE VirtualStorageType, PCWSTR Path,

@@ -129,16 +129,17 @@ static uint32_t vd_vhd_parse_footer(const uint8_t *raw, uint64_t file_size,
     return VD_ERROR_SUCCESS;
 }
 
-/* Finds the footer to trust (see "Recovery" above) and how many bytes it
- * occupies at the end of the file (0 when the copy at offset 0 is used). */
-static uint32_t vd_vhd_find_footer(const vd_file *file, vd_vhd_footer *footer,
-                                   uint64_t *tail_length)
+/* Finds the footer to trust (see "Recovery" above), its bytes, and how many
+ * bytes it occupies at the end of the file (0 when the copy at offset 0 is
+ * used).  Updates (vhd_update.c) rewrite the footer found here. */
+uint32_t vd_vhd_find_footer(const vd_file *file, vd_vhd_footer *footer,
+                            uint8_t raw[VD_VHD_FOOTER_SIZE], uint64_t *tail_length)
 {
     if (file->size < VD_VHD_FOOTER_SIZE)
         return VD_ERROR_VHD_INVALID_FILE_SIZE;
 
-    uint8_t raw[VD_VHD_FOOTER_SIZE];
-    uint32_t status = vd_file_read(file, file->size - VD_VHD_FOOTER_SIZE, raw, sizeof raw);
+    uint32_t status = vd_file_read(file, file->size - VD_VHD_FOOTER_SIZE, raw,
+                                   VD_VHD_FOOTER_SIZE);
     if (status != VD_ERROR_SUCCESS)
         return status;
     *tail_length = VD_VHD_FOOTER_SIZE;
@@ -156,7 +157,7 @@ static uint32_t vd_vhd_find_footer(const vd_file *file, vd_vhd_footer *footer,
     /* The copy at 0 needs its own sector in front of the end footer. */
     if (file->size < 2u * VD_VHD_FOOTER_SIZE)
         return end_status;
-    status = vd_file_read(file, 0, raw, sizeof raw);
+    status = vd_file_read(file, 0, raw, VD_VHD_FOOTER_SIZE);
     if (status != VD_ERROR_SUCCESS)
         return status;
     vd_vhd_footer copy;
@@ -507,7 +508,8 @@ uint32_t vd_vhd_open(vd_file *file, vd_image *image)
     atomic_init(&state->table, NULL);
 
     uint64_t tail_length;
-    uint32_t status = vd_vhd_find_footer(file, &state->footer, &tail_length);
+    uint8_t raw[VD_VHD_FOOTER_SIZE];
+    uint32_t status = vd_vhd_find_footer(file, &state->footer, raw, &tail_length);
     const vd_vhd_footer *footer = &state->footer;
     if (status == VD_ERROR_SUCCESS && footer->disk_type == VD_VHD_TYPE_FIXED
         && (file->size < tail_length || file->size - tail_length < footer->current_size))

@@ -29,7 +29,11 @@
  * Copying reads the source through its own read op (which reaches its
  * parents) block by block; all-zero blocks stay unallocated in dynamic
  * targets and stay holes in fixed ones.  Copied blocks get a sector bitmap
- * with every bit set: each of their sectors is present in the file. */
+ * with every bit set: each of their sectors is present in the file.
+ *
+ * The footer id, the differencing header's parent fields and the locator
+ * data are built by functions vhd_update.c uses too (vhd_format.h), so a
+ * changed parent is written exactly as a new child's would be. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE   /* fallocate */
 #endif
@@ -58,6 +62,12 @@
 /* Copy granularity of fixed disks: big enough to keep system calls rare,
  * small enough for the stack-free buffer to stay modest. */
 #define VD_VHD_FIXED_COPY_CHUNK (2u << 20)
+
+/* The front of a dynamic disk (footer copy, header, BAT) is written in
+ * pieces of this size: small enough to be reused from the heap without
+ * page faults, large enough that a 2040 GiB disk's 4 MiB BAT takes 64
+ * writes. */
+#define VD_VHD_FRONT_PIECE ((size_t)64 << 10)
 
 static uint64_t vd_round_up(uint64_t value, uint64_t unit)
 {
@@ -95,8 +105,13 @@ static void vd_vhd_build_footer(const vd_create_spec *spec, uint32_t disk_type,
     footer[VD_VHD_FOOTER_GEOMETRY_OFFSET + 2] = heads;
     footer[VD_VHD_FOOTER_GEOMETRY_OFFSET + 3] = sectors;
     vd_store_be32(footer + VD_VHD_FOOTER_DISK_TYPE_OFFSET, disk_type);
+    vd_vhd_footer_store_unique_id(footer, &spec->unique_id);
+}
+
+void vd_vhd_footer_store_unique_id(uint8_t footer[VD_VHD_FOOTER_SIZE], const vd_guid *id)
+{
     /* The id is a GUID in Windows layout; the file holds the UUID bytes. */
-    vd_guid on_disk = vd_vhd_guid_from_disk(spec->unique_id.bytes);
+    vd_guid on_disk = vd_vhd_guid_from_disk(id->bytes);
     memcpy(footer + VD_VHD_FOOTER_UNIQUE_ID_OFFSET, on_disk.bytes, 16);
     vd_store_be32(footer + VD_VHD_FOOTER_CHECKSUM_OFFSET,
                   vd_vhd_checksum(footer, VD_VHD_FOOTER_SIZE, VD_VHD_FOOTER_CHECKSUM_OFFSET));
@@ -192,15 +207,6 @@ static uint32_t vd_vhd_create_fixed(vd_file *file, const vd_create_spec *spec)
 
 /* ---- dynamic and differencing ------------------------------------------- */
 
-/* One parent locator to write: its platform code and UTF-16LE bytes. */
-typedef struct vd_vhd_locator {
-    uint32_t code;
-    uint8_t *data;
-    uint32_t length;      /* bytes, without terminator */
-    uint64_t offset;      /* where its sectors start */
-    uint32_t space;       /* bytes reserved: whole sectors */
-} vd_vhd_locator;
-
 /* `text` (UTF-8) as UTF-16 code units in host order, malloc'd. */
 static uint32_t vd_utf16_units(const char *text, uint16_t **units, size_t *count)
 {
@@ -241,6 +247,47 @@ static uint32_t vd_vhd_locator_make(uint32_t code, const char *path, vd_vhd_loca
     return VD_ERROR_SUCCESS;
 }
 
+uint32_t vd_vhd_parent_locators(const char *absolute_path, const char *relative_path,
+                                uint64_t start, vd_vhd_locator locators[VD_VHD_PARENT_LOCATORS],
+                                uint8_t **data, uint64_t *bytes)
+{
+    *data = NULL;
+    *bytes = 0;
+    memset(locators, 0, VD_VHD_PARENT_LOCATORS * sizeof *locators);
+    uint32_t status = vd_vhd_locator_make(VD_VHD_PLATFORM_W2KU, absolute_path, &locators[0]);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_vhd_locator_make(VD_VHD_PLATFORM_W2RU, relative_path, &locators[1]);
+    uint64_t span = 0;
+    for (size_t i = 0; i < VD_VHD_PARENT_LOCATORS; i++) {
+        locators[i].offset = locators[i].length > 0 ? start + span : 0;
+        span += locators[i].space;
+    }
+    /* The padding after each path is part of its reserved space. */
+    if (status == VD_ERROR_SUCCESS && span > 0) {
+        *data = calloc(1, (size_t)span);
+        if (*data == NULL)
+            status = VD_ERROR_NOT_ENOUGH_MEMORY;
+    }
+    if (status != VD_ERROR_SUCCESS) {
+        vd_vhd_locators_free(locators, VD_VHD_PARENT_LOCATORS);
+        return status;
+    }
+    for (size_t i = 0; i < VD_VHD_PARENT_LOCATORS; i++) {
+        if (locators[i].length > 0)
+            memcpy(*data + (locators[i].offset - start), locators[i].data, locators[i].length);
+    }
+    *bytes = span;
+    return VD_ERROR_SUCCESS;
+}
+
+void vd_vhd_locators_free(vd_vhd_locator *locators, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        free(locators[i].data);
+        locators[i].data = NULL;
+    }
+}
+
 /* The Parent Unicode Name: UTF-16 big-endian, NUL padded.  Windows stores
  * the parent's absolute path; a path too long for the 256 units keeps
  * only the file name. */
@@ -266,7 +313,7 @@ static void vd_vhd_store_parent_name(const char *absolute_path, uint8_t *field)
     }
 }
 
-static uint32_t vd_vhd_parent_timestamp(const vd_image *parent)
+uint32_t vd_vhd_parent_timestamp(const vd_image *parent)
 {
     struct stat info;
     if (parent->file.fd < 0 || fstat(parent->file.fd, &info) != 0)
@@ -285,26 +332,43 @@ static void vd_vhd_build_header(const vd_create_spec *spec, uint64_t table_offse
     vd_store_be32(header + VD_VHD_HEADER_VERSION_OFFSET, VD_VHD_VERSION_1_0);
     vd_store_be32(header + VD_VHD_HEADER_MAX_ENTRIES_OFFSET, table_entries);
     vd_store_be32(header + VD_VHD_HEADER_BLOCK_SIZE_OFFSET, spec->block_size);
-    if (spec->parent != NULL) {
-        vd_guid parent_id = vd_vhd_guid_from_disk(spec->parent->identifier.bytes);
-        memcpy(header + VD_VHD_HEADER_PARENT_ID_OFFSET, parent_id.bytes, 16);
-        vd_store_be32(header + VD_VHD_HEADER_PARENT_TIME_OFFSET,
-                      vd_vhd_parent_timestamp(spec->parent));
-        if (spec->parent_absolute_path != NULL)
-            vd_vhd_store_parent_name(spec->parent_absolute_path,
-                                     header + VD_VHD_HEADER_PARENT_NAME_OFFSET);
-        size_t slot = 0;
-        for (size_t i = 0; i < locator_count; i++) {
-            if (locators[i].length == 0)
-                continue;
-            uint8_t *entry = header + VD_VHD_HEADER_LOCATORS_OFFSET
-                             + slot++ * VD_VHD_LOCATOR_ENTRY_SIZE;
-            vd_store_be32(entry + VD_VHD_LOCATOR_CODE_OFFSET, locators[i].code);
-            vd_store_be32(entry + VD_VHD_LOCATOR_SPACE_OFFSET, locators[i].space);
-            vd_store_be32(entry + VD_VHD_LOCATOR_LENGTH_OFFSET, locators[i].length);
-            vd_store_be64(entry + VD_VHD_LOCATOR_DATA_OFFSET, locators[i].offset);
-        }
+    if (spec->parent != NULL)
+        vd_vhd_header_store_parent(header, &spec->parent->identifier,
+                                   vd_vhd_parent_timestamp(spec->parent),
+                                   spec->parent_absolute_path, locators, locator_count);
+    vd_vhd_header_seal(header);
+}
+
+void vd_vhd_header_store_parent(uint8_t header[VD_VHD_HEADER_SIZE], const vd_guid *parent_id,
+                                uint32_t parent_timestamp, const char *absolute_path,
+                                const vd_vhd_locator *locators, size_t locator_count)
+{
+    vd_guid on_disk = vd_vhd_guid_from_disk(parent_id->bytes);
+    memcpy(header + VD_VHD_HEADER_PARENT_ID_OFFSET, on_disk.bytes, 16);
+    vd_store_be32(header + VD_VHD_HEADER_PARENT_TIME_OFFSET, parent_timestamp);
+    /* A new parent replaces every trace of the old one: a stale name or a
+     * locator of another platform would name a file that is no longer the
+     * parent. */
+    memset(header + VD_VHD_HEADER_PARENT_NAME_OFFSET, 0, VD_VHD_HEADER_PARENT_NAME_SIZE);
+    memset(header + VD_VHD_HEADER_LOCATORS_OFFSET, 0,
+           VD_VHD_LOCATOR_COUNT * VD_VHD_LOCATOR_ENTRY_SIZE);
+    if (absolute_path != NULL)
+        vd_vhd_store_parent_name(absolute_path, header + VD_VHD_HEADER_PARENT_NAME_OFFSET);
+    size_t slot = 0;
+    for (size_t i = 0; i < locator_count && slot < VD_VHD_LOCATOR_COUNT; i++) {
+        if (locators[i].length == 0)
+            continue;
+        uint8_t *entry = header + VD_VHD_HEADER_LOCATORS_OFFSET
+                         + slot++ * VD_VHD_LOCATOR_ENTRY_SIZE;
+        vd_store_be32(entry + VD_VHD_LOCATOR_CODE_OFFSET, locators[i].code);
+        vd_store_be32(entry + VD_VHD_LOCATOR_SPACE_OFFSET, locators[i].space);
+        vd_store_be32(entry + VD_VHD_LOCATOR_LENGTH_OFFSET, locators[i].length);
+        vd_store_be64(entry + VD_VHD_LOCATOR_DATA_OFFSET, locators[i].offset);
     }
+}
+
+void vd_vhd_header_seal(uint8_t header[VD_VHD_HEADER_SIZE])
+{
     vd_store_be32(header + VD_VHD_HEADER_CHECKSUM_OFFSET,
                   vd_vhd_checksum(header, VD_VHD_HEADER_SIZE, VD_VHD_HEADER_CHECKSUM_OFFSET));
 }
@@ -350,17 +414,63 @@ static uint32_t vd_vhd_copy_blocks(const vd_file *file, const vd_create_spec *sp
     return status;
 }
 
-static uint32_t vd_vhd_write_table(const vd_file *file, uint64_t offset, const uint32_t *table,
-                                   uint32_t entries, uint64_t table_bytes)
+/* The front of a dynamic or differencing file: the footer copy, the header
+ * and the BAT lie one after another from offset 0, and with nothing after
+ * the BAT (an empty dynamic disk) the closing footer follows at once. */
+typedef struct vd_vhd_front {
+    const uint8_t *footer;
+    const uint8_t *header;
+    const uint32_t *table;   /* host order; NULL: every entry unallocated */
+    uint32_t entries;
+    uint64_t table_offset;
+    uint64_t table_end;      /* the BAT's whole sectors end here */
+    int closing;             /* the closing footer follows at table_end */
+} vd_vhd_front;
+
+/* Bytes [at, at + length) of the front.  Every piece but the last is a
+ * multiple of 512 bytes long, so the closing footer is never split. */
+static void vd_vhd_fill_front(const vd_vhd_front *front, uint64_t at, uint8_t *piece,
+                              size_t length)
 {
-    uint8_t *raw = malloc((size_t)table_bytes);
-    if (raw == NULL)
+    uint64_t end = at + length;
+    /* Unallocated entries and the padding of the BAT's last sector are
+     * all ones. */
+    memset(piece, 0xFF, length);
+    if (at == 0) {
+        memcpy(piece, front->footer, VD_VHD_FOOTER_SIZE);
+        memcpy(piece + VD_VHD_FOOTER_SIZE, front->header, VD_VHD_HEADER_SIZE);
+    }
+    if (front->table != NULL) {
+        uint64_t first = at > front->table_offset
+                             ? (at - front->table_offset) / VD_VHD_BAT_ENTRY_SIZE : 0;
+        for (uint64_t i = first; i < front->entries; i++) {
+            uint64_t offset = front->table_offset + i * VD_VHD_BAT_ENTRY_SIZE;
+            if (offset >= end)
+                break;
+            vd_store_be32(piece + (offset - at), front->table[i]);
+        }
+    }
+    if (front->closing && end == front->table_end + VD_VHD_FOOTER_SIZE)
+        memcpy(piece + length - VD_VHD_FOOTER_SIZE, front->footer, VD_VHD_FOOTER_SIZE);
+}
+
+/* Writes the front from one buffer of at most VD_VHD_FRONT_PIECE bytes: a
+ * single write for disks up to 32 GiB with 2 MiB blocks, and no buffer as
+ * large as a big disk's BAT (4 MiB at 2040 GiB) to allocate and fault in. */
+static uint32_t vd_vhd_write_front(const vd_file *file, const vd_vhd_front *front)
+{
+    uint64_t end = front->table_end + (front->closing ? VD_VHD_FOOTER_SIZE : 0);
+    size_t size = end < VD_VHD_FRONT_PIECE ? (size_t)end : VD_VHD_FRONT_PIECE;
+    uint8_t *piece = malloc(size);
+    if (piece == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
-    memset(raw, 0xFF, (size_t)table_bytes);
-    for (uint32_t i = 0; i < entries; i++)
-        vd_store_be32(raw + (size_t)i * VD_VHD_BAT_ENTRY_SIZE, table[i]);
-    uint32_t status = vd_file_write(file, offset, raw, (size_t)table_bytes);
-    free(raw);
+    uint32_t status = VD_ERROR_SUCCESS;
+    for (uint64_t at = 0; at < end && status == VD_ERROR_SUCCESS; at += size) {
+        size_t length = end - at < size ? (size_t)(end - at) : size;
+        vd_vhd_fill_front(front, at, piece, length);
+        status = vd_file_write(file, at, piece, length);
+    }
+    free(piece);
     return status;
 }
 
@@ -378,62 +488,46 @@ static uint32_t vd_vhd_create_sparse(vd_file *file, const vd_create_spec *spec)
     uint64_t table_bytes = vd_round_up(entries64 * VD_VHD_BAT_ENTRY_SIZE, VD_VHD_SECTOR_SIZE);
     uint64_t next = table_offset + table_bytes;
 
-    vd_vhd_locator locators[2];
+    vd_vhd_locator locators[VD_VHD_PARENT_LOCATORS];
     memset(locators, 0, sizeof locators);
     uint32_t status = VD_ERROR_SUCCESS;
     if (spec->parent != NULL) {
-        status = vd_vhd_locator_make(VD_VHD_PLATFORM_W2KU, spec->parent_absolute_path,
-                                     &locators[0]);
-        if (status == VD_ERROR_SUCCESS)
-            status = vd_vhd_locator_make(VD_VHD_PLATFORM_W2RU, spec->parent_relative_path,
-                                         &locators[1]);
-        for (size_t i = 0; i < 2 && status == VD_ERROR_SUCCESS; i++) {
-            if (locators[i].length == 0)
-                continue;
-            locators[i].offset = next;
-            next += locators[i].space;
-            /* The padding after the path is part of the reserved space. */
-            uint8_t *padded = calloc(1, locators[i].space);
-            if (padded == NULL) {
-                status = VD_ERROR_NOT_ENOUGH_MEMORY;
-                break;
-            }
-            memcpy(padded, locators[i].data, locators[i].length);
-            status = vd_file_write(file, locators[i].offset, padded, locators[i].space);
-            free(padded);
-        }
+        uint8_t *data = NULL;
+        uint64_t bytes = 0;
+        status = vd_vhd_parent_locators(spec->parent_absolute_path, spec->parent_relative_path,
+                                        next, locators, &data, &bytes);
+        if (status == VD_ERROR_SUCCESS && bytes > 0)
+            status = vd_file_write(file, next, data, (size_t)bytes);
+        next += bytes;
+        free(data);
     }
 
+    /* Only a copy allocates blocks, so only a copy needs the table in memory. */
     uint32_t *table = NULL;
-    if (status == VD_ERROR_SUCCESS) {
+    if (status == VD_ERROR_SUCCESS && spec->source != NULL) {
         table = malloc((size_t)entries * sizeof *table);
         if (table == NULL)
             status = VD_ERROR_NOT_ENOUGH_MEMORY;
-    }
-    if (status == VD_ERROR_SUCCESS) {
-        for (uint32_t i = 0; i < entries; i++)
+        for (uint32_t i = 0; table != NULL && i < entries; i++)
             table[i] = VD_VHD_BAT_UNALLOCATED;
-        if (spec->source != NULL)
+        if (status == VD_ERROR_SUCCESS)
             status = vd_vhd_copy_blocks(file, spec, table, entries, &next);
     }
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_vhd_write_table(file, table_offset, table, entries, table_bytes);
-    free(table);
 
     if (status == VD_ERROR_SUCCESS) {
         uint8_t header[VD_VHD_HEADER_SIZE];
-        vd_vhd_build_header(spec, table_offset, entries, locators, 2, header);
-        status = vd_file_write(file, VD_VHD_FOOTER_SIZE, header, sizeof header);
-    }
-    if (status == VD_ERROR_SUCCESS) {
         uint8_t footer[VD_VHD_FOOTER_SIZE];
+        vd_vhd_build_header(spec, table_offset, entries, locators, VD_VHD_PARENT_LOCATORS,
+                            header);
         vd_vhd_build_footer(spec, disk_type, VD_VHD_FOOTER_SIZE, footer);
-        status = vd_file_write(file, 0, footer, sizeof footer);
-        if (status == VD_ERROR_SUCCESS)
+        vd_vhd_front front = { footer, header, table, entries, table_offset,
+                               table_offset + table_bytes, next == table_offset + table_bytes };
+        status = vd_vhd_write_front(file, &front);
+        if (status == VD_ERROR_SUCCESS && !front.closing)
             status = vd_file_write(file, next, footer, sizeof footer);
     }
-    for (size_t i = 0; i < 2; i++)
-        free(locators[i].data);
+    free(table);
+    vd_vhd_locators_free(locators, VD_VHD_PARENT_LOCATORS);
     return status;
 }
 

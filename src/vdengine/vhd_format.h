@@ -180,6 +180,60 @@ static inline vd_guid vd_vhd_guid_from_disk(const uint8_t disk[16])
     return guid;
 }
 
+/* Finds the footer an opened VHD trusts (vhd.c's recovery rules): decoded in
+ * *footer, as 512 bytes in `raw` (a 511-byte footer completed with its zero
+ * last byte), and *tail_length, the bytes it occupies at the end of the
+ * file (512 or 511; 0 when the end footer is damaged and the copy at offset
+ * 0 is used).  Returns the code open would. */
+uint32_t vd_vhd_find_footer(const vd_file *file, vd_vhd_footer *footer,
+                            uint8_t raw[VD_VHD_FOOTER_SIZE], uint64_t *tail_length);
+
+/* ---- building structures: the creator (vhd_create.c) and the updates
+ * (vhd_update.c) write the same fields the same way; defined in
+ * vhd_create.c. */
+
+/* One parent locator to write: its platform code and UTF-16LE bytes. */
+typedef struct vd_vhd_locator {
+    uint32_t code;
+    uint8_t *data;        /* malloc'd; NULL for an empty locator */
+    uint32_t length;      /* bytes, without terminator */
+    uint64_t offset;      /* where its sectors start */
+    uint32_t space;       /* bytes reserved: whole sectors */
+} vd_vhd_locator;
+
+/* A differencing disk's locators: W2ku (absolute) and W2ru (relative). */
+#define VD_VHD_PARENT_LOCATORS 2u
+
+/* Makes the W2ku locator of `absolute_path` and the W2ru locator of
+ * `relative_path` (UTF-8; either may be NULL, leaving its locator empty),
+ * places their data one after another from `start` (whole sectors each)
+ * and returns it as one zero-padded block: *data (malloc'd, NULL when both
+ * are empty) of *bytes bytes, to be written at `start`.  Free the
+ * locators with vd_vhd_locators_free, *data with free. */
+uint32_t vd_vhd_parent_locators(const char *absolute_path, const char *relative_path,
+                                uint64_t start, vd_vhd_locator locators[VD_VHD_PARENT_LOCATORS],
+                                uint8_t **data, uint64_t *bytes);
+void vd_vhd_locators_free(vd_vhd_locator *locators, size_t count);
+
+/* Stores `id` (Windows layout) as the footer's UniqueId and seals the
+ * footer with its checksum. */
+void vd_vhd_footer_store_unique_id(uint8_t footer[VD_VHD_FOOTER_SIZE], const vd_guid *id);
+
+/* Writes a differencing header's parent fields: ParentUniqueId (`parent_id`
+ * in Windows layout), ParentTimeStamp, Parent Unicode Name (from
+ * `absolute_path`) and the locator table, whose entries are replaced by the
+ * non-empty `locators`.  The checksum is left to vd_vhd_header_seal. */
+void vd_vhd_header_store_parent(uint8_t header[VD_VHD_HEADER_SIZE], const vd_guid *parent_id,
+                                uint32_t parent_timestamp, const char *absolute_path,
+                                const vd_vhd_locator *locators, size_t locator_count);
+
+/* Stores the dynamic header's checksum. */
+void vd_vhd_header_seal(uint8_t header[VD_VHD_HEADER_SIZE]);
+
+/* The ParentTimeStamp a child records for `parent`: its file's
+ * modification time, in seconds since 2000-01-01 UTC. */
+uint32_t vd_vhd_parent_timestamp(const vd_image *parent);
+
 /* CHS geometry of a disk of `size` bytes by the spec's appendix algorithm.
  * The product C*H*S*512 rounds down and can be smaller than `size`; the
  * footer's Current Size, not the geometry, is the disk's size. */

@@ -72,11 +72,9 @@
  *                which an open does not do. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "crc32c.h"
 #include "endian.h"
@@ -85,6 +83,7 @@
 #include "utf16.h"
 #include "vd_errors.h"
 #include "vhdx_format.h"
+#include "vhdx_internal.h"
 #include "vhdx_log.h"
 
 /* BAT pages: 64 KiB of entries, read on first use. */
@@ -104,24 +103,6 @@ typedef struct vd_vhdx_source {
     const vd_vhdx_replay *replay;
     uint64_t size;
 } vd_vhdx_source;
-
-typedef _Atomic(uint64_t *) vd_vhdx_bat_page;
-
-typedef struct vd_vhdx_state {
-    vd_vhdx_replay *replay;       /* read-only open of a dirty image, else NULL */
-    uint64_t data_size;           /* file size as the replayed log has it */
-    uint64_t virtual_size;
-    uint64_t bat_offset;
-    uint64_t bat_entries;
-    uint32_t block_size;
-    uint32_t chunk_ratio;         /* payload blocks per sector bitmap block */
-    uint32_t logical_sector_size;
-    int differencing;
-    int has_parent_linkage2;
-    vd_guid parent_linkage2;
-    size_t bat_page_count;
-    _Atomic(vd_vhdx_bat_page *) bat_pages;   /* allocated by the first read */
-} vd_vhdx_state;
 
 /* Metadata items this reader interprets, in table order. */
 enum vd_vhdx_item {
@@ -174,6 +155,7 @@ typedef struct vd_vhdx_open_state {
     int has_parent_linkage2;
     vd_guid parent_linkage2;
     vd_parent_locator parent;
+    int file_write_guid_fresh;             /* the open replayed the log into the file */
 } vd_vhdx_open_state;
 
 static int vd_vhdx_is_zero_guid(const uint8_t *guid)
@@ -291,8 +273,8 @@ static uint32_t vd_vhdx_write_header(const vd_file *file, uint8_t *header, uint6
                                                     VD_VHDX_HEADER_CHECKSUM_OFFSET);
     vd_store_le32(header + VD_VHDX_HEADER_CHECKSUM_OFFSET, crc);
     uint32_t status = vd_file_write(file, slot, header, VD_VHDX_HEADER_SIZE);
-    if (status == VD_ERROR_SUCCESS && fsync(file->fd) != 0)
-        status = vd_error_from_errno(errno);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_file_flush(file);
     return status;
 }
 
@@ -337,6 +319,7 @@ static uint32_t vd_vhdx_handle_log(vd_vhdx_open_state *open, vd_file *file)
         vd_vhdx_replay_free(open->replay);
         open->replay = NULL;
         open->source.size = file->size;
+        open->file_write_guid_fresh = 1;
         return status;
     }
     open->source.replay = open->replay;
@@ -684,6 +667,42 @@ static vd_vhdx_source vd_vhdx_state_source(const vd_image *image, const vd_vhdx_
     return source;
 }
 
+/* ---- what updates build on (vhdx_internal.h) ----------------------------- */
+
+uint32_t vd_vhdx_state_read(const vd_image *image, uint64_t offset, void *buffer, size_t length)
+{
+    vd_vhdx_source source = vd_vhdx_state_source(image, image->format_state);
+    return vd_vhdx_structure_read(&source, offset, buffer, length);
+}
+
+uint32_t vd_vhdx_header_update(vd_image *image, const uint8_t *data_write_guid, const uint8_t log_guid[16])
+{
+    vd_vhdx_state *state = image->format_state;
+    uint64_t sequence = vd_load_le64(state->header + VD_VHDX_HEADER_SEQUENCE_OFFSET);
+    if (sequence == UINT64_MAX)
+        return VD_ERROR_FILE_CORRUPT;
+    uint8_t header[VD_VHDX_HEADER_SIZE];
+    memcpy(header, state->header, sizeof header);
+    vd_store_le64(header + VD_VHDX_HEADER_SEQUENCE_OFFSET, sequence + 1);
+    if (!state->file_write_guid_fresh) {
+        uint32_t status = vd_guid_random(header + VD_VHDX_HEADER_FILE_WRITE_GUID_OFFSET);
+        if (status != VD_ERROR_SUCCESS)
+            return status;
+    }
+    if (data_write_guid != NULL)
+        memcpy(header + VD_VHDX_HEADER_DATA_WRITE_GUID_OFFSET, data_write_guid, 16);
+    memcpy(header + VD_VHDX_HEADER_LOG_GUID_OFFSET, log_guid, 16);
+    uint64_t slot = state->header_slot == VD_VHDX_HEADER1_OFFSET ? VD_VHDX_HEADER2_OFFSET
+                                                                 : VD_VHDX_HEADER1_OFFSET;
+    uint32_t status = vd_vhdx_write_header(&image->file, header, slot);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
+    memcpy(state->header, header, sizeof header);
+    state->header_slot = slot;
+    state->file_write_guid_fresh = 1;
+    return VD_ERROR_SUCCESS;
+}
+
 static vd_vhdx_bat_page *vd_vhdx_bat_directory(vd_vhdx_state *state)
 {
     vd_vhdx_bat_page *pages = atomic_load_explicit(&state->bat_pages, memory_order_acquire);
@@ -965,6 +984,13 @@ static uint32_t vd_vhdx_make_state(const vd_vhdx_open_state *open, vd_vhdx_state
     state->parent_linkage2 = open->parent_linkage2;
     state->bat_page_count = (size_t)((entries + VD_VHDX_BAT_PAGE_ENTRIES - 1) / VD_VHDX_BAT_PAGE_ENTRIES);
     atomic_init(&state->bat_pages, NULL);
+    memcpy(state->header, open->header, VD_VHDX_HEADER_SIZE);
+    state->header_slot = open->header_slot;
+    state->log_offset = open->log_offset;
+    state->log_length = open->log_length;
+    state->metadata_offset = open->metadata_offset;
+    state->metadata_length = (uint32_t)open->metadata_length;
+    state->file_write_guid_fresh = open->file_write_guid_fresh;
     *state_out = state;
     return VD_ERROR_SUCCESS;
 }

@@ -67,6 +67,7 @@
 #include "utf16.h"
 #include "vd_errors.h"
 #include "vhdx_format.h"
+#include "vhdx_internal.h"
 
 #define VD_VHDX_CREATOR "virtdisk"
 #define VD_VHDX_CREATOR_SIZE 512u
@@ -186,12 +187,16 @@ static uint64_t vd_vhdx_payload_entry(uint64_t file_offset)
 }
 
 /* Sizes the file: sparse, or reserved on disk.  Everything the creator
- * does not write must read as zeros, which an emptied file guarantees. */
+ * does not write must read as zeros, which an emptied file guarantees.  A
+ * file that is empty already (the new file CreateVirtualDisk hands over)
+ * is not truncated again: on ext4 a truncate to zero marks the file for a
+ * flush of its delayed allocations at close (auto_da_alloc), which costs
+ * more than the rest of the create. */
 static uint32_t vd_vhdx_size_file(vd_file *file, uint64_t size, int reserve, int empty_first)
 {
     if (size > (uint64_t)INT64_MAX)
         return VD_ERROR_FILE_SYSTEM_LIMITATION;
-    if (empty_first && ftruncate(file->fd, 0) != 0)
+    if (empty_first && file->size != 0 && ftruncate(file->fd, 0) != 0)
         return vd_error_from_errno(errno);
     if (reserve) {
         int error = posix_fallocate(file->fd, 0, (off_t)size);
@@ -344,9 +349,8 @@ static void vd_vhdx_guid_text(const vd_guid *guid, char text[39])
     text[at] = '\0';
 }
 
-/* The relative path in the form Windows writes and reads: '\' separators,
- * and a leading ".\" when the path does not start with "." or "..". */
-static char *vd_vhdx_windows_relative_path(const char *path)
+/* Shared with re-parenting (vhdx_update.c) through vhdx_internal.h. */
+char *vd_vhdx_windows_relative_path(const char *path)
 {
     if (path == NULL || path[0] == '\0')
         return NULL;
@@ -366,44 +370,42 @@ static char *vd_vhdx_windows_relative_path(const char *path)
     return out;
 }
 
-/* The locator item: parent_linkage, relative_path, absolute_win32_path. */
-static uint32_t vd_vhdx_build_locator(const vd_create_spec *spec, vd_vhdx_locator *locator)
+uint32_t vd_vhdx_locator_build(const vd_guid *linkage, const char *relative_path,
+                               const char *absolute_path, uint8_t **bytes, uint32_t *length)
 {
     static const uint8_t type_guid[16] = VD_VHDX_GUID_VHDX_LOCATOR_TYPE;
-    memset(locator, 0, sizeof *locator);
-    int has_relative = spec->parent_relative_path != NULL && spec->parent_relative_path[0] != '\0';
-    int has_absolute = spec->parent_absolute_path != NULL && spec->parent_absolute_path[0] != '\0';
-    locator->slots = (uint16_t)(1 + has_relative + has_absolute);
-    size_t header = VD_VHDX_LOCATOR_HEADER_SIZE
-                    + (size_t)locator->slots * VD_VHDX_LOCATOR_ENTRY_SIZE;
+    vd_vhdx_locator locator;
+    memset(&locator, 0, sizeof locator);
+    int has_relative = relative_path != NULL && relative_path[0] != '\0';
+    int has_absolute = absolute_path != NULL && absolute_path[0] != '\0';
+    locator.slots = (uint16_t)(1 + has_relative + has_absolute);
+    size_t header = VD_VHDX_LOCATOR_HEADER_SIZE + (size_t)locator.slots * VD_VHDX_LOCATOR_ENTRY_SIZE;
     /* Keys are short; each value holds at most VD_VHDX_LOCATOR_MAX_UNITS. */
-    locator->capacity = header + (size_t)locator->slots * 2 * (VD_VHDX_LOCATOR_MAX_UNITS + 32);
-    locator->bytes = calloc(1, locator->capacity);
-    if (locator->bytes == NULL)
+    locator.capacity = header + (size_t)locator.slots * 2 * (VD_VHDX_LOCATOR_MAX_UNITS + 32);
+    locator.bytes = calloc(1, locator.capacity);
+    if (locator.bytes == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
-    memcpy(locator->bytes, type_guid, 16);
-    locator->length = header;
+    memcpy(locator.bytes, type_guid, 16);
+    locator.length = header;
 
-    char linkage[39];
-    vd_vhdx_guid_text(&spec->parent->identifier, linkage);
-    char *relative = vd_vhdx_windows_relative_path(spec->parent_relative_path);
-    uint32_t status = spec->parent_relative_path != NULL && spec->parent_relative_path[0] != '\0'
-                              && relative == NULL
-                          ? VD_ERROR_NOT_ENOUGH_MEMORY
-                          : VD_ERROR_SUCCESS;
+    char linkage_text[39];
+    vd_vhdx_guid_text(linkage, linkage_text);
+    char *relative = vd_vhdx_windows_relative_path(relative_path);
+    uint32_t status = has_relative && relative == NULL ? VD_ERROR_NOT_ENOUGH_MEMORY : VD_ERROR_SUCCESS;
     if (status == VD_ERROR_SUCCESS)
-        status = vd_vhdx_locator_add(locator, "parent_linkage", linkage);
+        status = vd_vhdx_locator_add(&locator, "parent_linkage", linkage_text);
     if (status == VD_ERROR_SUCCESS)
-        status = vd_vhdx_locator_add(locator, "relative_path", relative);
+        status = vd_vhdx_locator_add(&locator, "relative_path", relative);
     if (status == VD_ERROR_SUCCESS)
-        status = vd_vhdx_locator_add(locator, "absolute_win32_path", spec->parent_absolute_path);
+        status = vd_vhdx_locator_add(&locator, "absolute_win32_path", absolute_path);
     free(relative);
     if (status != VD_ERROR_SUCCESS) {
-        free(locator->bytes);
-        locator->bytes = NULL;
+        free(locator.bytes);
         return status;
     }
-    vd_store_le16(locator->bytes + VD_VHDX_LOCATOR_COUNT_OFFSET, locator->count);
+    vd_store_le16(locator.bytes + VD_VHDX_LOCATOR_COUNT_OFFSET, locator.count);
+    *bytes = locator.bytes;
+    *length = (uint32_t)locator.length;
     return VD_ERROR_SUCCESS;
 }
 
@@ -434,10 +436,12 @@ static uint32_t vd_vhdx_write_metadata(const vd_file *file, const vd_create_spec
     vd_store_le32(logical, plan->logical_sector_size);
     vd_store_le32(physical, plan->physical_sector_size);
 
-    vd_vhdx_locator locator = { 0 };
+    uint8_t *locator = NULL;
+    uint32_t locator_length = 0;
     uint32_t status = VD_ERROR_SUCCESS;
     if (spec->subtype == VD_SUBTYPE_DIFFERENCING)
-        status = vd_vhdx_build_locator(spec, &locator);
+        status = vd_vhdx_locator_build(&spec->parent->identifier, spec->parent_relative_path,
+                                       spec->parent_absolute_path, &locator, &locator_length);
     if (status != VD_ERROR_SUCCESS)
         return status;
 
@@ -450,10 +454,9 @@ static uint32_t vd_vhdx_write_metadata(const vd_file *file, const vd_create_spec
           sizeof physical },
         { VD_VHDX_GUID_PAGE83_DATA, VD_VHDX_ITEM_DISK_REQUIRED, spec->unique_id.bytes,
           VD_VHDX_PAGE83_SIZE },
-        { VD_VHDX_GUID_PARENT_LOCATOR, VD_VHDX_ITEM_REQUIRED, locator.bytes,
-          (uint32_t)locator.length },
+        { VD_VHDX_GUID_PARENT_LOCATOR, VD_VHDX_ITEM_REQUIRED, locator, locator_length },
     };
-    uint16_t count = locator.bytes != NULL ? 6 : 5;
+    uint16_t count = locator != NULL ? 6 : 5;
 
     /* The table's used start, then the items packed from 64 KiB. */
     uint8_t table[VD_VHDX_METADATA_HEADER_SIZE + 6 * VD_VHDX_METADATA_ENTRY_SIZE];
@@ -463,7 +466,7 @@ static uint32_t vd_vhdx_write_metadata(const vd_file *file, const vd_create_spec
         items_length += items[i].length;
     uint8_t *packed = malloc(items_length);
     if (packed == NULL) {
-        free(locator.bytes);
+        free(locator);
         return VD_ERROR_NOT_ENOUGH_MEMORY;
     }
     memcpy(table, VD_VHDX_METADATA_SIGNATURE, 8);
@@ -486,7 +489,7 @@ static uint32_t vd_vhdx_write_metadata(const vd_file *file, const vd_create_spec
         status = vd_file_write(file, VD_VHDX_METADATA_OFFSET + VD_VHDX_METADATA_TABLE_SIZE,
                                packed, items_length);
     free(packed);
-    free(locator.bytes);
+    free(locator);
     return status;
 }
 

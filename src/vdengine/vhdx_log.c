@@ -30,10 +30,8 @@
 
 #include "vhdx_log.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "crc32c.h"
 #include "endian.h"
@@ -505,13 +503,11 @@ uint32_t vd_vhdx_replay_apply(const vd_vhdx_replay *replay, vd_file *file)
             return status;
     }
     if (file->size < replay->file_size) {
-        if (ftruncate(file->fd, (off_t)replay->file_size) != 0)
-            return vd_error_from_errno(errno);
-        file->size = replay->file_size;
+        uint32_t status = vd_file_set_size(file, replay->file_size);
+        if (status != VD_ERROR_SUCCESS)
+            return status;
     }
-    if (fsync(file->fd) != 0)
-        return vd_error_from_errno(errno);
-    return VD_ERROR_SUCCESS;
+    return vd_file_flush(file);
 }
 
 void vd_vhdx_replay_free(vd_vhdx_replay *replay)

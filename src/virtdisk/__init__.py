@@ -2,6 +2,7 @@
 
 ::
 
+    import uuid
     import virtdisk
 
     with virtdisk.open("disk.vhdx") as disk:
@@ -10,6 +11,8 @@
 
     with virtdisk.create("new.vhdx", "10GiB") as disk:
         print(disk.block_size)
+        disk.set_physical_sector_size(4096)
+        disk.metadata[uuid.uuid4()] = b"made by ..."
 
 :func:`open` and :func:`create` return a :class:`VirtualDisk`; failures
 raise subclasses of :class:`VirtualDiskError` (an OSError carrying the Win32
@@ -65,6 +68,7 @@ from .errors import (
     VirtualDiskError,
 )
 from .info import VirtualDiskInfo
+from .metadata import VirtualDiskMetadata
 from .sizes import format_size, parse_size
 
 
@@ -93,6 +97,7 @@ __all__ = [
     # opening and reading
     "open",
     "VirtualDisk",
+    "VirtualDiskMetadata",
     # creating
     "create",
     "VirtualDiskInfo",

@@ -14,7 +14,9 @@ so that callers never meet the combinations Windows refuses:
 
 :class:`VirtualDisk` wraps the handle: a context manager whose properties
 each ask GetVirtualDiskInformation one question, and whose :meth:`info`
-asks them all.
+asks them all; its ``set_*`` methods change what SetVirtualDiskInformation
+changes, and its :attr:`~VirtualDisk.metadata` is the disk's user metadata
+as a mapping.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from _virtdisk import (
     ParentLocation,
     PhysicalDisk,
     ProviderSubtype,
+    SetVirtualDiskInformation,
+    SetVirtualDiskInfoVersion,
     VirtualDiskAccessMask,
     VirtualDiskHandle,
     VirtualStorageType,
@@ -46,14 +50,17 @@ from _virtdisk import (
 from .detect import EXTENSIONS as _EXTENSIONS
 from .detect import parse_storage_type, storage_type_from_signature
 from .errors import (
+    ERROR_ACCESS_DENIED,
     ERROR_INVALID_HANDLE,
     ERROR_INVALID_PARAMETER,
     ERROR_NOT_SUPPORTED,
     ERROR_VHD_INVALID_TYPE,
+    AccessDeniedError,
     InvalidHandleError,
     VirtualDiskError,
 )
 from .info import VirtualDiskInfo, vhd_timestamp
+from .metadata import VirtualDiskMetadata
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -107,6 +114,16 @@ _FRAGMENTATION: Final = GetVirtualDiskInfoVersion.FRAGMENTATION
 _IS_LOADED: Final = GetVirtualDiskInfoVersion.IS_LOADED
 _VIRTUAL_DISK_ID: Final = GetVirtualDiskInfoVersion.VIRTUAL_DISK_ID
 _CHANGE_TRACKING_STATE: Final = GetVirtualDiskInfoVersion.CHANGE_TRACKING_STATE
+
+_SET_PARENT_PATH: Final = SetVirtualDiskInfoVersion.PARENT_PATH
+_SET_IDENTIFIER: Final = SetVirtualDiskInfoVersion.IDENTIFIER
+_SET_PARENT_PATH_WITH_DEPTH: Final = SetVirtualDiskInfoVersion.PARENT_PATH_WITH_DEPTH
+_SET_PHYSICAL_SECTOR_SIZE: Final = SetVirtualDiskInfoVersion.PHYSICAL_SECTOR_SIZE
+_SET_VIRTUAL_DISK_ID: Final = SetVirtualDiskInfoVersion.VIRTUAL_DISK_ID
+_SET_CHANGE_TRACKING_STATE: Final = SetVirtualDiskInfoVersion.CHANGE_TRACKING_STATE
+_SET_PARENT_LOCATOR: Final = SetVirtualDiskInfoVersion.PARENT_LOCATOR
+# What VHDX stores and SET_VIRTUAL_DISK_INFO_PHYSICAL_SECTOR_SIZE accepts.
+_PHYSICAL_SECTOR_SIZES: Final = (512, 4096)
 
 # The answers that mean "this question does not apply to this disk", not a
 # failure: ERROR_VHD_INVALID_TYPE is what GetVirtualDiskInformation returns
@@ -615,7 +632,163 @@ class VirtualDisk:
             is_remote=host.is_remote,
         )
 
+    # -- changes ------------------------------------------------------------
+
+    @property
+    def metadata(self) -> VirtualDiskMetadata:
+        """The disk's user metadata items as a mutable mapping of
+        :class:`uuid.UUID` to bytes (VHDX only): ``disk.metadata[item] =
+        b"..."``, ``del disk.metadata[item]``.  Reading needs any handle;
+        changing needs one opened with ``read_only=False``.  See
+        :class:`~virtdisk.metadata.VirtualDiskMetadata`."""
+        return VirtualDiskMetadata(self)
+
+    def set_parent(self, path: str | os.PathLike[str], *, depth: int = 1,
+                   ignore_id_mismatch: bool = False) -> None:
+        """Records `path` as the parent of this differencing disk, e.g. after
+        the parent moved (what ``Set-VHD -ParentPath`` does).
+
+        The API opens the new parent and checks that its identifier is the
+        one the child records for its parent, so that a child is never put
+        on a disk it was not made from.  `depth` changes a disk further up
+        the chain instead: 1 (the default) is this disk, 2 its parent, and
+        so on (SET_VIRTUAL_DISK_INFO_PARENT_PATH_WITH_DEPTH).
+
+        `ignore_id_mismatch=True` skips that check (``Set-VHD
+        -IgnoreIdMismatch``): the new parent's :attr:`identifier` is read
+        here and recorded as the one this disk expects
+        (SET_VIRTUAL_DISK_INFO_PARENT_LOCATOR).  Use it only for a parent
+        holding the data the child was made from, e.g. a copy whose
+        identifier was changed; on any other parent the child reads as
+        garbage.  It applies to this disk's own parent (depth 1).
+
+        The disk must be open with ``read_only=False``; a child whose parent
+        is missing opens for this with ``no_parents=True`` as well.  A
+        change at depth N writes to the disk N - 1 levels up the chain,
+        which must be open for writing too: open the leaf with
+        ``access=VirtualDiskAccessMask.METAOPS, rw_depth=N``.
+
+        Raises TypeError or ValueError for a bad argument, before the call;
+        :class:`AccessDeniedError` (a PermissionError) when the disk is open
+        read-only; :class:`InvalidHandleError` when it is closed; then what
+        the API answers: :class:`AccessDeniedError` when the disk at `depth`
+        is not open for writing, :class:`UnsupportedOperationError` for a
+        disk that is not differencing, :class:`ImageNotFoundError` (a
+        FileNotFoundError) for a parent that does not exist,
+        :class:`ParentMismatchError` for a parent whose identifier differs.
+        """
+        name = _path_text(path)
+        if ignore_id_mismatch is not True and ignore_id_mismatch is not False:
+            raise TypeError(f"ignore_id_mismatch must be True or False, "
+                            f"not {ignore_id_mismatch!r}")
+        child_depth = _checked_depth(depth)
+        if ignore_id_mismatch and child_depth != 1:
+            raise ValueError(
+                f"ignore_id_mismatch=True applies to this disk's own parent (depth=1), not "
+                f"depth={child_depth}: open the disk at that depth and set its parent")
+        self._check_writable("set_parent")
+        if ignore_id_mismatch:
+            SetVirtualDiskInformation(self._handle, _SET_PARENT_LOCATOR, parent_file_path=name,
+                                      linkage_id=_identifier_of(name))
+        elif child_depth == 1:
+            SetVirtualDiskInformation(self._handle, _SET_PARENT_PATH, parent_file_path=name)
+        else:
+            SetVirtualDiskInformation(self._handle, _SET_PARENT_PATH_WITH_DEPTH,
+                                      parent_file_path=name, child_depth=child_depth)
+
+    def set_identifier(self, identifier: uuid.UUID) -> None:
+        """Changes the disk's :attr:`identifier` (a VHD's footer UniqueId, a
+        VHDX's DataWriteGuid).
+
+        Differencing children record their parent's identifier and refuse a
+        parent whose identifier differs, so after this change the disk's
+        children no longer open (:class:`ParentMismatchError`) until each is
+        re-linked with ``set_parent(path, ignore_id_mismatch=True)``.
+
+        Raises TypeError unless `identifier` is a :class:`uuid.UUID`;
+        :class:`AccessDeniedError` when the disk is open read-only;
+        :class:`InvalidHandleError` when it is closed; then what the API
+        answers.
+        """
+        value = _checked_uuid(identifier, "identifier")
+        self._check_writable("set_identifier")
+        SetVirtualDiskInformation(self._handle, _SET_IDENTIFIER, unique_identifier=value)
+
+    def set_virtual_disk_id(self, virtual_disk_id: uuid.UUID) -> None:
+        """Changes the :attr:`virtual_disk_id`, the identity the disk shows
+        its guest (a VHDX's Page 83 data; a VHD's footer UniqueId, which is
+        also its :attr:`identifier`).
+
+        Raises TypeError unless `virtual_disk_id` is a :class:`uuid.UUID`;
+        :class:`AccessDeniedError` when the disk is open read-only;
+        :class:`InvalidHandleError` when it is closed; then what the API
+        answers.
+        """
+        value = _checked_uuid(virtual_disk_id, "virtual_disk_id")
+        self._check_writable("set_virtual_disk_id")
+        SetVirtualDiskInformation(self._handle, _SET_VIRTUAL_DISK_ID, virtual_disk_id=value)
+
+    def reset_virtual_disk_id(self) -> uuid.UUID:
+        """Gives the disk a new random :attr:`virtual_disk_id` and returns
+        it (what ``Set-VHD -ResetDiskIdentifier`` does), so that a copy of a
+        disk and its original can be attached to one machine.
+
+        Raises as :meth:`set_virtual_disk_id` does.
+        """
+        self._check_writable("reset_virtual_disk_id")
+        value = uuid.uuid4()
+        SetVirtualDiskInformation(self._handle, _SET_VIRTUAL_DISK_ID, virtual_disk_id=value)
+        return value
+
+    def set_physical_sector_size(self, size: int) -> None:
+        """Changes the :attr:`physical_sector_size` the disk reports to its
+        user to `size` bytes, 512 or 4096 (VHDX only: a VHD stores none and
+        always reports 512).
+
+        Raises TypeError unless `size` is an int, ValueError unless it is
+        512 or 4096; :class:`AccessDeniedError` when the disk is open
+        read-only; :class:`InvalidHandleError` when it is closed; then what
+        the API answers: :class:`UnsupportedOperationError` for a VHD.
+        """
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(f"size must be an int (512 or 4096), not {type(size).__name__}")
+        if size not in _PHYSICAL_SECTOR_SIZES:
+            raise ValueError(f"the physical sector size must be 512 or 4096, not {size}")
+        self._check_writable("set_physical_sector_size")
+        SetVirtualDiskInformation(self._handle, _SET_PHYSICAL_SECTOR_SIZE,
+                                  vhd_physical_sector_size=size)
+
+    def set_change_tracking(self, enabled: bool) -> None:
+        """Turns resilient change tracking on or off (VHDX on Windows;
+        :attr:`change_tracking` shows the state).
+
+        Raises TypeError unless `enabled` is True or False;
+        :class:`AccessDeniedError` when the disk is open read-only;
+        :class:`InvalidHandleError` when it is closed; then what the API
+        answers: the portable engine does not track changes and answers
+        :class:`CallNotImplementedError`.
+        """
+        if enabled is not True and enabled is not False:
+            raise TypeError(f"enabled must be True or False, not {enabled!r}")
+        self._check_writable("set_change_tracking")
+        SetVirtualDiskInformation(self._handle, _SET_CHANGE_TRACKING_STATE,
+                                  change_tracking_enabled=enabled)
+
     # -- helpers ------------------------------------------------------------
+
+    def _check_writable(self, name: str) -> None:
+        """Raises, before any call, the error a change to a closed or
+        read-only disk would meet, with a message that says what to do.
+        (Once this passes, the handle is open, so the API's answers need
+        no translation.)"""
+        if self._handle.closed:
+            raise self._closed_error(name)
+        if self._read_only:
+            error = AccessDeniedError(ERROR_ACCESS_DENIED, f"VirtualDisk.{name}", self.path)
+            error.strerror = ("the virtual disk is open read-only; to change it, open it with "
+                              "virtdisk.open(path, read_only=False) (ISO images are always "
+                              "read-only)")
+            raise error
 
     def _parent_location(self, name: str) -> ParentLocation | None:
         try:
@@ -653,6 +826,33 @@ class VirtualDisk:
         error = InvalidHandleError(ERROR_INVALID_HANDLE, f"VirtualDisk.{name}", self.path)
         error.strerror = "the virtual disk is closed"
         return error
+
+
+def _checked_uuid(value: object, name: str) -> uuid.UUID:
+    if not isinstance(value, uuid.UUID):
+        raise TypeError(f"{name} must be a uuid.UUID, not {type(value).__name__}")
+    return value
+
+
+def _checked_depth(depth: object) -> int:
+    if isinstance(depth, bool) or not isinstance(depth, int):
+        raise TypeError(f"depth must be an int, not {type(depth).__name__}")
+    if not 1 <= depth <= _DWORD_MAX:
+        raise ValueError(f"depth must be 1 (this disk), 2 (its parent) or deeper in the "
+                         f"chain, up to {_DWORD_MAX}, not {depth}")
+    return depth
+
+
+def _identifier_of(path: str) -> uuid.UUID:
+    """The identifier of the VHD or VHDX at `path`, read without opening
+    its own parents, as Microsoft's sample for SetVirtualDiskInformation
+    does: a parent whose chain is broken still has an identity."""
+    if _detected(path) is _ISO:
+        raise ValueError(f"{path!r} is an ISO image, which cannot be the parent of a "
+                         f"differencing disk")
+    with open(path, get_info_only=True, no_parents=True) as parent:
+        identifier: uuid.UUID = GetVirtualDiskInformation(parent.handle, _IDENTIFIER)
+    return identifier
 
 
 _new_disk = object.__new__

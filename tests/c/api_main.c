@@ -14,10 +14,9 @@
  *   api_main --arg-cases PATH        OpenVirtualDisk argument cases
  *   api_main --handle-cases PATH     handle validation cases
  *   api_main --buffer-cases PATH     GetVirtualDiskInformation buffer cases
- *   api_main --unimplemented-cases PATH
- *                                    each function that is not implemented,
- *                                    with good arguments, a NULL handle and
- *                                    one bad argument
+ *   api_main --argument-cases PATH   every function besides Open, GetInformation
+ *                                    and Create, with good arguments, a NULL
+ *                                    handle and one bad argument
  *   api_main --stress THREADS N [OPEN OPTIONS] PATH
  *                                    open/info/close from THREADS threads,
  *                                    N rounds each, racing on shared handles
@@ -693,6 +692,7 @@ static DWORD call_set_info(HANDLE handle, int bad)
     SET_VIRTUAL_DISK_INFO info;
     memset(&info, 0, sizeof info);
     info.Version = bad ? (SET_VIRTUAL_DISK_INFO_VERSION)8 : SET_VIRTUAL_DISK_INFO_IDENTIFIER;
+    info.UniqueIdentifier = sample_guid;
     return SetVirtualDiskInformation(handle, &info);
 }
 
@@ -852,57 +852,60 @@ static DWORD call_complete_fork(HANDLE handle, int bad)
     return CompleteForkVirtualDisk(handle);
 }
 
+/* Every function besides Open, GetInformation and Create, with whether the
+ * engine carries it out (1) or answers ERROR_CALL_NOT_IMPLEMENTED (0). */
 static const struct {
     const char *name;
     unimplemented_call call;
     int takes_handle;
     int has_bad_variant;
-} unimplemented[] = {
-    { "AttachVirtualDisk", call_attach, 1, 1 },
-    { "DetachVirtualDisk", call_detach, 1, 1 },
-    { "GetVirtualDiskPhysicalPath", call_physical_path, 1, 1 },
-    { "GetAllAttachedVirtualDiskPhysicalPaths", call_all_attached, 0, 1 },
-    { "GetStorageDependencyInformation", call_dependency, 1, 1 },
-    { "SetVirtualDiskInformation", call_set_info, 1, 1 },
-    { "EnumerateVirtualDiskMetadata", call_enumerate_metadata, 1, 1 },
-    { "GetVirtualDiskMetadata", call_get_metadata, 1, 1 },
-    { "SetVirtualDiskMetadata", call_set_metadata, 1, 1 },
-    { "DeleteVirtualDiskMetadata", call_delete_metadata, 1, 1 },
-    { "GetVirtualDiskOperationProgress", call_progress, 1, 1 },
-    { "CompactVirtualDisk", call_compact, 1, 1 },
-    { "MergeVirtualDisk", call_merge, 1, 1 },
-    { "ExpandVirtualDisk", call_expand, 1, 1 },
-    { "ResizeVirtualDisk", call_resize, 1, 1 },
-    { "MirrorVirtualDisk", call_mirror, 1, 1 },
-    { "BreakMirrorVirtualDisk", call_break_mirror, 1, 0 },
-    { "AddVirtualDiskParent", call_add_parent, 1, 1 },
-    { "QueryChangesVirtualDisk", call_query_changes, 1, 1 },
-    { "TakeSnapshotVhdSet", call_take_snapshot, 1, 1 },
-    { "DeleteSnapshotVhdSet", call_delete_snapshot, 1, 1 },
-    { "ModifyVhdSet", call_modify, 1, 1 },
-    { "ApplySnapshotVhdSet", call_apply_snapshot, 1, 1 },
-    { "RawSCSIVirtualDisk", call_raw_scsi, 1, 1 },
-    { "ForkVirtualDisk", call_fork, 1, 1 },
-    { "CompleteForkVirtualDisk", call_complete_fork, 1, 0 },
+    int implemented;
+} checked_calls[] = {
+    { "AttachVirtualDisk", call_attach, 1, 1, 0 },
+    { "DetachVirtualDisk", call_detach, 1, 1, 0 },
+    { "GetVirtualDiskPhysicalPath", call_physical_path, 1, 1, 0 },
+    { "GetAllAttachedVirtualDiskPhysicalPaths", call_all_attached, 0, 1, 0 },
+    { "GetStorageDependencyInformation", call_dependency, 1, 1, 0 },
+    { "SetVirtualDiskInformation", call_set_info, 1, 1, 1 },
+    { "EnumerateVirtualDiskMetadata", call_enumerate_metadata, 1, 1, 1 },
+    { "GetVirtualDiskMetadata", call_get_metadata, 1, 1, 1 },
+    { "SetVirtualDiskMetadata", call_set_metadata, 1, 1, 1 },
+    { "DeleteVirtualDiskMetadata", call_delete_metadata, 1, 1, 1 },
+    { "GetVirtualDiskOperationProgress", call_progress, 1, 1, 0 },
+    { "CompactVirtualDisk", call_compact, 1, 1, 0 },
+    { "MergeVirtualDisk", call_merge, 1, 1, 0 },
+    { "ExpandVirtualDisk", call_expand, 1, 1, 0 },
+    { "ResizeVirtualDisk", call_resize, 1, 1, 0 },
+    { "MirrorVirtualDisk", call_mirror, 1, 1, 0 },
+    { "BreakMirrorVirtualDisk", call_break_mirror, 1, 0, 0 },
+    { "AddVirtualDiskParent", call_add_parent, 1, 1, 0 },
+    { "QueryChangesVirtualDisk", call_query_changes, 1, 1, 0 },
+    { "TakeSnapshotVhdSet", call_take_snapshot, 1, 1, 0 },
+    { "DeleteSnapshotVhdSet", call_delete_snapshot, 1, 1, 0 },
+    { "ModifyVhdSet", call_modify, 1, 1, 0 },
+    { "ApplySnapshotVhdSet", call_apply_snapshot, 1, 1, 0 },
+    { "RawSCSIVirtualDisk", call_raw_scsi, 1, 1, 0 },
+    { "ForkVirtualDisk", call_fork, 1, 1, 0 },
+    { "CompleteForkVirtualDisk", call_complete_fork, 1, 0, 0 },
 };
 
-static int unimplemented_cases(const char *path_text)
+static int argument_cases(const char *path_text)
 {
     HANDLE handle = open_default(path_text);
     puts("{");
-    size_t count = sizeof unimplemented / sizeof unimplemented[0];
+    size_t count = sizeof checked_calls / sizeof checked_calls[0];
     for (size_t i = 0; i < count; i++) {
-        printf(" \"%s\": {\"valid\": %" PRIu32, unimplemented[i].name,
-               unimplemented[i].call(handle, 0));
-        if (unimplemented[i].takes_handle) {
+        printf(" \"%s\": {\"implemented\": %d, \"valid\": %" PRIu32, checked_calls[i].name,
+               checked_calls[i].implemented, checked_calls[i].call(handle, 0));
+        if (checked_calls[i].takes_handle) {
             printf(", \"null_handle\": %" PRIu32 ", \"garbage_handle\": %" PRIu32,
-                   unimplemented[i].call(NULL, 0), unimplemented[i].call(INVALID_HANDLE, 0));
+                   checked_calls[i].call(NULL, 0), checked_calls[i].call(INVALID_HANDLE, 0));
         }
-        if (unimplemented[i].has_bad_variant) {
-            printf(", \"bad_argument\": %" PRIu32, unimplemented[i].call(handle, 1));
-            if (unimplemented[i].takes_handle)
+        if (checked_calls[i].has_bad_variant) {
+            printf(", \"bad_argument\": %" PRIu32, checked_calls[i].call(handle, 1));
+            if (checked_calls[i].takes_handle)
                 printf(", \"bad_argument_null_handle\": %" PRIu32,
-                       unimplemented[i].call(NULL, 1));
+                       checked_calls[i].call(NULL, 1));
         }
         printf("}%s\n", i + 1 < count ? "," : "");
     }
@@ -1046,8 +1049,8 @@ int main(int argc, char **argv)
         return handle_cases(argv[2]);
     if (strcmp(mode, "--buffer-cases") == 0 && argc == 3)
         return buffer_cases(argv[2]);
-    if (strcmp(mode, "--unimplemented-cases") == 0 && argc == 3)
-        return unimplemented_cases(argv[2]);
+    if (strcmp(mode, "--argument-cases") == 0 && argc == 3)
+        return argument_cases(argv[2]);
 
     open_request request;
     request_defaults(&request);

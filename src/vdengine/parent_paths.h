@@ -1,0 +1,18 @@
+/* The locations a differencing child records for its parent, computed from
+ * host paths: the parent's normalised absolute path, and its path relative
+ * to the child's directory in Windows spelling (".\base.vhd",
+ * "..\dir\base.vhdx"), both of which the chain resolver (chain.c) finds
+ * again.  Used when a child is created (create.c) and when it is given a
+ * new parent (set_info.c). */
+#ifndef VDENGINE_PARENT_PATHS_H
+#define VDENGINE_PARENT_PATHS_H
+
+#include <stdint.h>
+
+/* `child_path` and `parent_path` are absolute host paths (UTF-8); "." and
+ * ".." are resolved lexically, as Win32 normalises paths.  *absolute and
+ * *relative are malloc'd; both NULL on failure (out of memory). */
+uint32_t vd_parent_paths(const char *child_path, const char *parent_path, char **absolute,
+                         char **relative);
+
+#endif

@@ -1,0 +1,348 @@
+/* Fault-injection harness: runs updates through the public API on an image
+ * while the io.c fault hook stops every file change after the first K, as
+ * if the machine had stopped there, and reports what an open of the image
+ * answers.  Compiled with -DVD_FAULT_INJECTION and every engine source.
+ *
+ *   fault_main IMAGE [--readonly] [--fault K] OP...
+ *   fault_main OUT --create-child PARENT [--no-copy]
+ *
+ *   show                   nothing; just the report
+ *   identifier GUID        SetVirtualDiskInformation IDENTIFIER
+ *   disk-id GUID           ... VIRTUAL_DISK_ID
+ *   physical BYTES         ... PHYSICAL_SECTOR_SIZE
+ *   parent PATH            ... PARENT_PATH
+ *   meta-set GUID DATA     SetVirtualDiskMetadata (DATA: hex, "-" or
+ *                          fill:LENGTH:BYTE)
+ *   meta-delete GUID       DeleteVirtualDiskMetadata
+ *
+ * The image is opened with OpenVirtualDisk version 2 (ReadOnly as asked,
+ * parents resolved).  The report: the open's code, each op's code, the
+ * file changes the ops made ("changes", counted by the hook when no K is
+ * given), GetVirtualDiskInformation's IDENTIFIER, VIRTUAL_DISK_ID,
+ * VHD_PHYSICAL_SECTOR_SIZE, PARENT_IDENTIFIER and resolved PARENT_LOCATION,
+ * the user items (Enumerate / GetVirtualDiskMetadata: GUID, length,
+ * FNV-1a of the bytes) and an FNV-1a of the virtual disk content read
+ * through the handle's chain. */
+#define _XOPEN_SOURCE 700
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/include/virtdisk_api.h"
+#include "chain.h"
+#include "handle.h"
+#include "io.h"
+#include "json_print.h"
+#include "utf16.h"
+#include "vd_errors.h"
+#include "vdengine.h"
+
+#define FNV_START UINT64_C(0xcbf29ce484222325)
+#define ITEM_ROOM (1u << 20)
+
+static uint64_t fnv1a(uint64_t hash, const uint8_t *bytes, size_t length)
+{
+    for (size_t i = 0; i < length; i++) {
+        hash ^= bytes[i];
+        hash *= UINT64_C(0x100000001b3);
+    }
+    return hash;
+}
+
+static WCHAR *wide(const char *text)
+{
+    size_t units = vd_utf8_to_utf16(text, NULL, 0);
+    WCHAR *out = units ? malloc(units * sizeof *out) : NULL;
+    if (out != NULL)
+        vd_utf8_to_utf16(text, out, units);
+    return out;
+}
+
+static int parse_guid(const char *text, GUID *guid)
+{
+    uint8_t canonical[16];
+    size_t nibble = 0;
+    for (const char *p = text; *p != '\0'; p++) {
+        if (*p == '-')
+            continue;
+        int value;
+        if (*p >= '0' && *p <= '9')
+            value = *p - '0';
+        else if (*p >= 'a' && *p <= 'f')
+            value = *p - 'a' + 10;
+        else if (*p >= 'A' && *p <= 'F')
+            value = *p - 'A' + 10;
+        else
+            return 0;
+        if (nibble >= 32)
+            return 0;
+        canonical[nibble / 2] = nibble % 2 ? (uint8_t)(canonical[nibble / 2] | value) : (uint8_t)(value << 4);
+        nibble++;
+    }
+    if (nibble != 32)
+        return 0;
+    const uint8_t *c = canonical;
+    guid->Data1 = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
+    guid->Data2 = (uint16_t)(c[4] << 8 | c[5]);
+    guid->Data3 = (uint16_t)(c[6] << 8 | c[7]);
+    memcpy(guid->Data4, c + 8, 8);
+    return 1;
+}
+
+static void print_guid(const GUID *g)
+{
+    printf("\"%08" PRIx32 "-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x\"", (uint32_t)g->Data1, g->Data2, g->Data3,
+           g->Data4[0], g->Data4[1], g->Data4[2], g->Data4[3], g->Data4[4], g->Data4[5], g->Data4[6], g->Data4[7]);
+}
+
+static uint8_t *parse_data(const char *text, ULONG *length)
+{
+    if (strncmp(text, "fill:", 5) == 0) {
+        char *end;
+        unsigned long count = strtoul(text + 5, &end, 0);
+        unsigned long byte = *end == ':' ? strtoul(end + 1, NULL, 0) : 0;
+        uint8_t *data = malloc(count ? count : 1);
+        if (data != NULL)
+            memset(data, (int)byte, count);
+        *length = (ULONG)count;
+        return data;
+    }
+    size_t digits = strcmp(text, "-") == 0 ? 0 : strlen(text);
+    uint8_t *data = malloc(digits / 2 + 1);
+    for (size_t i = 0; data != NULL && i + 1 < digits; i += 2) {
+        unsigned int value = 0;
+        sscanf(text + i, "%2x", &value);
+        data[i / 2] = (uint8_t)value;
+    }
+    *length = (ULONG)(digits / 2);
+    return data;
+}
+
+static DWORD get_info(HANDLE handle, GET_VIRTUAL_DISK_INFO_VERSION version, GET_VIRTUAL_DISK_INFO *info,
+                      ULONG size)
+{
+    memset(info, 0, size);
+    info->Version = version;
+    return GetVirtualDiskInformation(handle, &size, info, NULL);
+}
+
+static void report_items(HANDLE handle)
+{
+    ULONG count = 0;
+    DWORD status = EnumerateVirtualDiskMetadata(handle, &count, NULL);
+    printf(",\n  \"list_status\": %" PRIu32 ", \"items\": [", (uint32_t)status);
+    GUID *items = malloc((count ? count : 1) * sizeof *items);
+    uint8_t *buffer = malloc(ITEM_ROOM);
+    if (status != ERROR_INSUFFICIENT_BUFFER || items == NULL || buffer == NULL
+        || EnumerateVirtualDiskMetadata(handle, &count, items) != ERROR_SUCCESS)
+        count = 0;
+    for (ULONG i = 0; i < count; i++) {
+        ULONG size = ITEM_ROOM;
+        DWORD get = GetVirtualDiskMetadata(handle, &items[i], &size, buffer);
+        printf("%s{\"id\": ", i ? ", " : "");
+        print_guid(&items[i]);
+        printf(", \"status\": %" PRIu32 ", \"length\": %" PRIu32 ", \"hash\": \"%016" PRIx64 "\"}",
+               (uint32_t)get, (uint32_t)size, get == ERROR_SUCCESS ? fnv1a(FNV_START, buffer, size) : 0);
+    }
+    printf("]");
+    free(items);
+    free(buffer);
+}
+
+static void report_content(HANDLE handle)
+{
+    vd_disk *disk = vd_handle_acquire(handle);
+    uint8_t *piece = malloc(1u << 20);
+    uint64_t hash = FNV_START;
+    uint32_t status = disk == NULL || piece == NULL ? VD_ERROR_NOT_ENOUGH_MEMORY : VD_ERROR_SUCCESS;
+    for (uint64_t at = 0; status == VD_ERROR_SUCCESS && at < disk->image.virtual_size; at += 1u << 20) {
+        uint64_t left = disk->image.virtual_size - at;
+        uint64_t length = left < (1u << 20) ? left : (1u << 20);
+        status = vd_chain_read(&disk->image, &disk->chain, at, piece, length);
+        if (status == VD_ERROR_SUCCESS)
+            hash = fnv1a(hash, piece, (size_t)length);
+    }
+    if (disk != NULL)
+        vd_handle_release(handle);
+    free(piece);
+    printf(",\n  \"content_status\": %" PRIu32 ", \"content\": \"%016" PRIx64 "\"", status, hash);
+}
+
+static void report(HANDLE handle)
+{
+    union {
+        GET_VIRTUAL_DISK_INFO info;
+        uint8_t room[4096];
+    } answer;
+    GET_VIRTUAL_DISK_INFO *info = &answer.info;
+    DWORD status = get_info(handle, GET_VIRTUAL_DISK_INFO_IDENTIFIER, info, sizeof answer);
+    printf(",\n  \"identifier\": ");
+    if (status == ERROR_SUCCESS)
+        print_guid(&info->Identifier);
+    else
+        printf("null");
+    status = get_info(handle, GET_VIRTUAL_DISK_INFO_VIRTUAL_DISK_ID, info, sizeof answer);
+    printf(", \"virtual_disk_id\": ");
+    if (status == ERROR_SUCCESS)
+        print_guid(&info->VirtualDiskId);
+    else
+        printf("null");
+    status = get_info(handle, GET_VIRTUAL_DISK_INFO_VHD_PHYSICAL_SECTOR_SIZE, info, sizeof answer);
+    printf(",\n  \"physical_sector_size\": %" PRIu32, status == ERROR_SUCCESS ? (uint32_t)info->VhdPhysicalSectorSize : 0);
+    status = get_info(handle, GET_VIRTUAL_DISK_INFO_PARENT_IDENTIFIER, info, sizeof answer);
+    printf(", \"parent_identifier\": ");
+    if (status == ERROR_SUCCESS)
+        print_guid(&info->ParentIdentifier);
+    else
+        printf("null");
+    status = get_info(handle, GET_VIRTUAL_DISK_INFO_PARENT_LOCATION, info, sizeof answer);
+    printf(", \"parent_location\": ");
+    if (status == ERROR_SUCCESS) {
+        size_t units = 0;
+        const WCHAR *location = info->ParentLocation.ParentLocationBuffer;
+        while (units < 1000 && location[units] != 0)
+            units++;
+        char *text = vd_utf16_to_utf8(location, units);
+        print_json_string(text);
+        free(text);
+    } else {
+        printf("null");
+    }
+    report_items(handle);
+    report_content(handle);
+}
+
+static int run_op(HANDLE handle, int argc, char **argv, int *i)
+{
+    const char *op = argv[*i];
+    int left = argc - *i - 1;
+    char **arg = argv + *i + 1;
+    SET_VIRTUAL_DISK_INFO set;
+    memset(&set, 0, sizeof set);
+    GUID guid;
+    DWORD status;
+    printf("{\"op\": ");
+    print_json_string(op);
+    if (strcmp(op, "show") == 0) {
+        status = ERROR_SUCCESS;
+    } else if ((strcmp(op, "identifier") == 0 || strcmp(op, "disk-id") == 0) && left >= 1
+               && parse_guid(arg[0], &guid)) {
+        if (strcmp(op, "identifier") == 0) {
+            set.Version = SET_VIRTUAL_DISK_INFO_IDENTIFIER;
+            set.UniqueIdentifier = guid;
+        } else {
+            set.Version = SET_VIRTUAL_DISK_INFO_VIRTUAL_DISK_ID;
+            set.VirtualDiskId = guid;
+        }
+        status = SetVirtualDiskInformation(handle, &set);
+        *i += 1;
+    } else if (strcmp(op, "physical") == 0 && left >= 1) {
+        set.Version = SET_VIRTUAL_DISK_INFO_PHYSICAL_SECTOR_SIZE;
+        set.VhdPhysicalSectorSize = (ULONG)strtoul(arg[0], NULL, 0);
+        status = SetVirtualDiskInformation(handle, &set);
+        *i += 1;
+    } else if (strcmp(op, "parent") == 0 && left >= 1) {
+        WCHAR *path = wide(arg[0]);
+        set.Version = SET_VIRTUAL_DISK_INFO_PARENT_PATH;
+        set.ParentFilePath = path;
+        status = path == NULL ? ERROR_INVALID_PARAMETER : SetVirtualDiskInformation(handle, &set);
+        free(path);
+        *i += 1;
+    } else if (strcmp(op, "meta-set") == 0 && left >= 2 && parse_guid(arg[0], &guid)) {
+        ULONG length = 0;
+        uint8_t *data = parse_data(arg[1], &length);
+        status = data == NULL ? VD_ERROR_NOT_ENOUGH_MEMORY : SetVirtualDiskMetadata(handle, &guid, length, data);
+        free(data);
+        *i += 2;
+    } else if (strcmp(op, "meta-delete") == 0 && left >= 1 && parse_guid(arg[0], &guid)) {
+        status = DeleteVirtualDiskMetadata(handle, &guid);
+        *i += 1;
+    } else {
+        printf("}");
+        return 0;
+    }
+    printf(", \"status\": %" PRIu32 "}", (uint32_t)status);
+    return 1;
+}
+
+/* fault_main OUT --create-child PARENT [--no-copy]: CreateVirtualDisk
+ * version 2 with ParentPath (the format from OUT's extension), without
+ * faults; prints the code. */
+static int create_child(const char *out, const char *parent, int no_copy)
+{
+    VIRTUAL_STORAGE_TYPE type;
+    memset(&type, 0, sizeof type);
+    CREATE_VIRTUAL_DISK_PARAMETERS parameters;
+    memset(&parameters, 0, sizeof parameters);
+    parameters.Version = CREATE_VIRTUAL_DISK_VERSION_2;
+    WCHAR *path = wide(out), *parent_path = wide(parent);
+    parameters.Version2.ParentPath = parent_path;
+    HANDLE handle = NULL;
+    CREATE_VIRTUAL_DISK_FLAG flags = no_copy ? CREATE_VIRTUAL_DISK_FLAG_DO_NOT_COPY_METADATA_FROM_PARENT
+                                             : CREATE_VIRTUAL_DISK_FLAG_NONE;
+    DWORD status = CreateVirtualDisk(&type, path, VIRTUAL_DISK_ACCESS_NONE, NULL, flags, 0, &parameters,
+                                     NULL, &handle);
+    if (status == ERROR_SUCCESS)
+        vd_engine_close_handle(handle);
+    free(path);
+    free(parent_path);
+    printf("{\"create\": %" PRIu32 "}\n", (uint32_t)status);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 4 && strcmp(argv[2], "--create-child") == 0)
+        return create_child(argv[1], argv[3], argc >= 5 && strcmp(argv[4], "--no-copy") == 0);
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s IMAGE [--readonly] [--fault K] OP...\n", argv[0]);
+        return 2;
+    }
+    int read_only = 0, first = 2;
+    long fault = -1;
+    while (first < argc) {
+        if (strcmp(argv[first], "--readonly") == 0) {
+            read_only = 1;
+            first++;
+        } else if (strcmp(argv[first], "--fault") == 0 && first + 1 < argc) {
+            fault = strtol(argv[first + 1], NULL, 0);
+            first += 2;
+        } else {
+            break;
+        }
+    }
+    VIRTUAL_STORAGE_TYPE type;
+    memset(&type, 0, sizeof type);
+    OPEN_VIRTUAL_DISK_PARAMETERS parameters;
+    memset(&parameters, 0, sizeof parameters);
+    parameters.Version = OPEN_VIRTUAL_DISK_VERSION_2;
+    parameters.Version2.ReadOnly = read_only;
+    WCHAR *path = wide(argv[1]);
+    HANDLE handle = NULL;
+    DWORD status = OpenVirtualDisk(&type, path, VIRTUAL_DISK_ACCESS_NONE, OPEN_VIRTUAL_DISK_FLAG_NONE,
+                                   &parameters, &handle);
+    free(path);
+    printf("{\n  \"open\": %" PRIu32, (uint32_t)status);
+    if (status != ERROR_SUCCESS) {
+        printf("\n}\n");
+        return 0;
+    }
+    vd_fault_writes_left = fault >= 0 ? fault : LONG_MAX;
+    printf(",\n  \"ops\": [");
+    int ok = 1;
+    for (int i = first; i < argc && ok; i++) {
+        printf("%s\n    ", i > first ? "," : "");
+        ok = run_op(handle, argc, argv, &i);
+    }
+    printf("]");
+    long left = vd_fault_writes_left;
+    vd_fault_writes_left = -1;
+    printf(",\n  \"changes\": %ld", fault < 0 ? LONG_MAX - left : -1L);
+    report(handle);
+    printf("\n}\n");
+    vd_engine_close_handle(handle);
+    return ok ? 0 : 2;
+}
