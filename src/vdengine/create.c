@@ -527,9 +527,10 @@ DWORD WINAPI CreateVirtualDisk(PVIRTUAL_STORAGE_TYPE VirtualStorageType, PCWSTR 
     if (status != VD_ERROR_SUCCESS)
         return status;
 
-    char *host_path = vd_utf16_to_utf8(Path, vd_utf16_length(Path));
-    if (host_path == NULL)
-        return VD_ERROR_INVALID_NAME;
+    char *host_path;
+    status = vd_utf16_path_to_host(Path, &host_path);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
     HANDLE created;
     status = vd_create_disk(VirtualStorageType, Path, host_path, &request, &created);
     free(host_path);

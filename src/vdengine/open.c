@@ -257,12 +257,10 @@ DWORD WINAPI OpenVirtualDisk(PVIRTUAL_STORAGE_TYPE VirtualStorageType, PCWSTR Pa
     if (status != VD_ERROR_SUCCESS)
         return status;
 
-    /* Paths are host paths spelled in UTF-16; no Windows path syntax is
-     * translated.  A path UTF-8 cannot spell (an unpaired surrogate, which
-     * NTFS allows in names) names no file here. */
-    char *host_path = vd_utf16_to_utf8(Path, vd_utf16_length(Path));
-    if (host_path == NULL)
-        return VD_ERROR_INVALID_NAME;
+    char *host_path;
+    status = vd_utf16_path_to_host(Path, &host_path);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
     HANDLE opened;
     status = vd_open_disk(VirtualStorageType, host_path, &terms, &opened);
     free(host_path);

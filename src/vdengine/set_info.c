@@ -124,9 +124,10 @@ static int vd_set_info_arguments_valid(const SET_VIRTUAL_DISK_INFO *info)
  * from the current directory, as Win32 resolves relative paths. */
 static uint32_t vd_new_parent_path(PCWSTR wide_path, char **path)
 {
-    char *given = vd_utf16_to_utf8(wide_path, vd_utf16_length(wide_path));
-    if (given == NULL)
-        return VD_ERROR_INVALID_NAME;
+    char *given;
+    uint32_t status = vd_utf16_path_to_host(wide_path, &given);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
     if (given[0] == '/') {
         *path = given;
         return VD_ERROR_SUCCESS;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "endian.h"
+#include "vd_errors.h"
 
 /* Where the units come from: host-order array or little-endian bytes. */
 typedef struct vd_utf16_source {
@@ -208,4 +209,29 @@ size_t vd_utf8_to_utf16(const char *text, uint16_t *out, size_t capacity)
     if (needed < capacity)
         out[needed] = 0;
     return needed + 1;
+}
+
+/* Whether `units` code units hold no unpaired surrogate. */
+static int vd_utf16_well_formed(const uint16_t *text, size_t units)
+{
+    for (size_t i = 0; i < units; i++) {
+        uint16_t unit = text[i];
+        if (unit >= 0xD800 && unit <= 0xDBFF) {
+            if (i + 1 >= units || text[i + 1] < 0xDC00 || text[i + 1] > 0xDFFF)
+                return 0;
+            i++;
+        } else if (unit >= 0xDC00 && unit <= 0xDFFF) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+uint32_t vd_utf16_path_to_host(const uint16_t *path, char **host_path)
+{
+    size_t units = vd_utf16_length(path);
+    *host_path = vd_utf16_to_utf8(path, units);
+    if (*host_path != NULL)
+        return VD_ERROR_SUCCESS;
+    return vd_utf16_well_formed(path, units) ? VD_ERROR_NOT_ENOUGH_MEMORY : VD_ERROR_INVALID_NAME;
 }

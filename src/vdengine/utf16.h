@@ -15,6 +15,13 @@ char *vd_utf16_to_utf8(const uint16_t *text, size_t units);
  * terminator and conversion stops at the first NUL unit. */
 char *vd_utf16le_bytes_to_utf8(const uint8_t *bytes, size_t units);
 
+/* A path given to the API (NUL-terminated UTF-16) as a malloc'd host path
+ * (UTF-8).  Paths are host paths spelled in UTF-16; no Windows path syntax
+ * is translated.  A path UTF-8 cannot spell (an unpaired surrogate, which
+ * NTFS allows in names) names no file here: ERROR_INVALID_NAME.  Out of
+ * memory: ERROR_NOT_ENOUGH_MEMORY. */
+uint32_t vd_utf16_path_to_host(const uint16_t *path, char **host_path);
+
 /* Length of a NUL-terminated UTF-16 string, in code units. */
 size_t vd_utf16_length(const uint16_t *text);
 

@@ -33,23 +33,30 @@
 
 #include "../../src/include/virtdisk_api.h"
 #include "chain.h"
+#include "guid.h"
 #include "handle.h"
 #include "io.h"
 #include "json_print.h"
+#include "update_harness.h"
 #include "utf16.h"
 #include "vd_errors.h"
 #include "vdengine.h"
 
-#define FNV_START UINT64_C(0xcbf29ce484222325)
 #define ITEM_ROOM (1u << 20)
 
-static uint64_t fnv1a(uint64_t hash, const uint8_t *bytes, size_t length)
+static int parse_guid(const char *text, GUID *guid)
 {
-    for (size_t i = 0; i < length; i++) {
-        hash ^= bytes[i];
-        hash *= UINT64_C(0x100000001b3);
-    }
-    return hash;
+    vd_guid value;
+    if (!parse_guid_text(text, &value))
+        return 0;
+    vd_guid_to_api(&value, guid);
+    return 1;
+}
+
+static void print_guid(const GUID *guid)
+{
+    vd_guid value = vd_guid_from_api(guid);
+    print_guid_value(&value);
 }
 
 static WCHAR *wide(const char *text)
@@ -59,66 +66,6 @@ static WCHAR *wide(const char *text)
     if (out != NULL)
         vd_utf8_to_utf16(text, out, units);
     return out;
-}
-
-static int parse_guid(const char *text, GUID *guid)
-{
-    uint8_t canonical[16];
-    size_t nibble = 0;
-    for (const char *p = text; *p != '\0'; p++) {
-        if (*p == '-')
-            continue;
-        int value;
-        if (*p >= '0' && *p <= '9')
-            value = *p - '0';
-        else if (*p >= 'a' && *p <= 'f')
-            value = *p - 'a' + 10;
-        else if (*p >= 'A' && *p <= 'F')
-            value = *p - 'A' + 10;
-        else
-            return 0;
-        if (nibble >= 32)
-            return 0;
-        canonical[nibble / 2] = nibble % 2 ? (uint8_t)(canonical[nibble / 2] | value) : (uint8_t)(value << 4);
-        nibble++;
-    }
-    if (nibble != 32)
-        return 0;
-    const uint8_t *c = canonical;
-    guid->Data1 = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
-    guid->Data2 = (uint16_t)(c[4] << 8 | c[5]);
-    guid->Data3 = (uint16_t)(c[6] << 8 | c[7]);
-    memcpy(guid->Data4, c + 8, 8);
-    return 1;
-}
-
-static void print_guid(const GUID *g)
-{
-    printf("\"%08" PRIx32 "-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x\"", (uint32_t)g->Data1, g->Data2, g->Data3,
-           g->Data4[0], g->Data4[1], g->Data4[2], g->Data4[3], g->Data4[4], g->Data4[5], g->Data4[6], g->Data4[7]);
-}
-
-static uint8_t *parse_data(const char *text, ULONG *length)
-{
-    if (strncmp(text, "fill:", 5) == 0) {
-        char *end;
-        unsigned long count = strtoul(text + 5, &end, 0);
-        unsigned long byte = *end == ':' ? strtoul(end + 1, NULL, 0) : 0;
-        uint8_t *data = malloc(count ? count : 1);
-        if (data != NULL)
-            memset(data, (int)byte, count);
-        *length = (ULONG)count;
-        return data;
-    }
-    size_t digits = strcmp(text, "-") == 0 ? 0 : strlen(text);
-    uint8_t *data = malloc(digits / 2 + 1);
-    for (size_t i = 0; data != NULL && i + 1 < digits; i += 2) {
-        unsigned int value = 0;
-        sscanf(text + i, "%2x", &value);
-        data[i / 2] = (uint8_t)value;
-    }
-    *length = (ULONG)(digits / 2);
-    return data;
 }
 
 static DWORD get_info(HANDLE handle, GET_VIRTUAL_DISK_INFO_VERSION version, GET_VIRTUAL_DISK_INFO *info,
@@ -301,19 +248,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s IMAGE [--readonly] [--fault K] OP...\n", argv[0]);
         return 2;
     }
-    int read_only = 0, first = 2;
-    long fault = -1;
-    while (first < argc) {
-        if (strcmp(argv[first], "--readonly") == 0) {
-            read_only = 1;
-            first++;
-        } else if (strcmp(argv[first], "--fault") == 0 && first + 1 < argc) {
-            fault = strtol(argv[first + 1], NULL, 0);
-            first += 2;
-        } else {
-            break;
-        }
-    }
+    int read_only;
+    long fault;
+    int first = parse_update_options(argc, argv, &read_only, &fault);
     VIRTUAL_STORAGE_TYPE type;
     memset(&type, 0, sizeof type);
     OPEN_VIRTUAL_DISK_PARAMETERS parameters;

@@ -25,7 +25,7 @@
 #include "json_print.h"
 #include "vd_errors.h"
 #include "vhd_format.h"
-#include "vhd_open.h"
+#include "image_open.h"
 
 /* The Windows text form of a GUID kept in Windows layout. */
 static void print_guid(const char *name, const vd_guid *guid)
@@ -74,7 +74,7 @@ static int bench(const char *path, long count)
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (long i = 0; i < count; i++) {
         vd_image image;
-        if (open_vhd(path, 0, &image) != VD_ERROR_SUCCESS)
+        if (open_image_with(vd_vhd_open, path, 0, &image) != VD_ERROR_SUCCESS)
             return 1;
         total += image.virtual_size;
         vd_image_release(&image);
@@ -124,7 +124,7 @@ int main(int argc, char **argv)
     }
 
     vd_image image;
-    uint32_t status = open_vhd(path, 0, &image);
+    uint32_t status = open_image_with(vd_vhd_open, path, 0, &image);
     printf("{\n  \"probe\": %d,\n  \"status\": %" PRIu32, probe, status);
     if (status != VD_ERROR_SUCCESS) {
         printf("\n}\n");
@@ -157,7 +157,7 @@ int main(int argc, char **argv)
     vd_image parent;
     int have_parent = 0;
     if (parent_path != NULL) {
-        uint32_t parent_status = open_vhd(parent_path, 0, &parent);
+        uint32_t parent_status = open_image_with(vd_vhd_open, parent_path, 0, &parent);
         printf(",\n  \"parent_status\": %" PRIu32, parent_status);
         have_parent = parent_status == VD_ERROR_SUCCESS;
     }

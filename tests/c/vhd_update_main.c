@@ -25,7 +25,7 @@
 #include "json_print.h"
 #include "parent_paths.h"
 #include "vd_errors.h"
-#include "vhd_open.h"
+#include "image_open.h"
 
 /* Text form -> Windows layout (Data1..3 little-endian). */
 static int parse_guid(const char *text, vd_guid *guid)
@@ -72,7 +72,7 @@ static void posix_relative(char *relative)
 static uint32_t set_parent(vd_image *image, const char *parent_path, int posix)
 {
     vd_image parent;
-    uint32_t status = open_vhd(parent_path, 0, &parent);
+    uint32_t status = open_image_with(vd_vhd_open, parent_path, 0, &parent);
     if (status != VD_ERROR_SUCCESS)
         return status;
     char *absolute = NULL;
@@ -109,7 +109,7 @@ int main(int argc, char **argv)
     int posix = arg + 3 < argc && strcmp(argv[arg + 3], "--posix-relative") == 0;
 
     vd_image image;
-    uint32_t status = open_vhd(path, 1, &image);
+    uint32_t status = open_image_with(vd_vhd_open, path, 1, &image);
     if (status != VD_ERROR_SUCCESS) {
         printf("{\n  \"open_status\": %" PRIu32 "\n}\n", status);
         return 0;

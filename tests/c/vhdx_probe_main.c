@@ -26,23 +26,11 @@
 
 #include "crc32c.h"
 #include "image.h"
+#include "image_open.h"
 #include "json_print.h"
 #include "vd_errors.h"
 
 #define MAX_PARENTS 8
-
-static uint32_t open_image(const char *path, int writable, vd_image *image)
-{
-    vd_file file;
-    uint32_t status = vd_file_open(&file, path, writable);
-    if (status != VD_ERROR_SUCCESS)
-        return status;
-    memset(image, 0, sizeof *image);
-    status = vd_vhdx_open(&file, image);
-    if (status != VD_ERROR_SUCCESS)
-        vd_file_close(&file);
-    return status;
-}
 
 /* A parent's read op that hands the parser its own parent, the way the
  * engine's chain layer does: parsers read a parent with (parent, NULL). */
@@ -107,7 +95,7 @@ static int bench(const char *path, long count)
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (long i = 0; i < count; i++) {
         vd_image image;
-        if (open_image(path, 0, &image) != VD_ERROR_SUCCESS)
+        if (open_image_with(vd_vhdx_open, path, 0, &image) != VD_ERROR_SUCCESS)
             return 1;
         total += image.virtual_size;
         vd_image_release(&image);
@@ -171,7 +159,7 @@ int main(int argc, char **argv)
     }
 
     vd_image image;
-    uint32_t status = open_image(path, writable, &image);
+    uint32_t status = open_image_with(vd_vhdx_open, path, writable, &image);
     printf("{\n  \"probe\": %d,\n  \"status\": %" PRIu32, probe, status);
     if (status != VD_ERROR_SUCCESS) {
         printf("\n}\n");
@@ -198,7 +186,7 @@ int main(int argc, char **argv)
     link links[MAX_PARENTS];
     int opened = 0;
     for (; opened < parent_count; opened++) {
-        uint32_t parent_status = open_image(parent_paths[opened], 0, &parents[opened]);
+        uint32_t parent_status = open_image_with(vd_vhdx_open, parent_paths[opened], 0, &parents[opened]);
         printf(",\n  \"parent_status_%d\": %" PRIu32, opened, parent_status);
         if (parent_status != VD_ERROR_SUCCESS)
             break;

@@ -32,102 +32,12 @@
 #include <string.h>
 
 #include "image.h"
+#include "image_open.h"
 #include "image_update.h"
 #include "io.h"
 #include "json_print.h"
+#include "update_harness.h"
 #include "vd_errors.h"
-
-static int parse_guid(const char *text, vd_guid *guid)
-{
-    static const int order[16] = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15 };
-    uint8_t canonical[16];
-    size_t nibble = 0;
-    for (const char *p = text; *p != '\0'; p++) {
-        if (*p == '-' || *p == '{' || *p == '}')
-            continue;
-        int value;
-        if (*p >= '0' && *p <= '9')
-            value = *p - '0';
-        else if (*p >= 'a' && *p <= 'f')
-            value = *p - 'a' + 10;
-        else if (*p >= 'A' && *p <= 'F')
-            value = *p - 'A' + 10;
-        else
-            return 0;
-        if (nibble >= 32)
-            return 0;
-        if (nibble % 2 == 0)
-            canonical[nibble / 2] = (uint8_t)(value << 4);
-        else
-            canonical[nibble / 2] |= (uint8_t)value;
-        nibble++;
-    }
-    if (nibble != 32)
-        return 0;
-    for (int i = 0; i < 16; i++)
-        guid->bytes[i] = canonical[order[i]];
-    return 1;
-}
-
-static void print_guid_value(const vd_guid *guid)
-{
-    const uint8_t *b = guid->bytes;
-    printf("\"%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x\"", b[3], b[2], b[1],
-           b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
-static uint64_t fnv1a(uint64_t hash, const uint8_t *bytes, size_t length)
-{
-    for (size_t i = 0; i < length; i++) {
-        hash ^= bytes[i];
-        hash *= UINT64_C(0x100000001b3);
-    }
-    return hash;
-}
-
-#define FNV_START UINT64_C(0xcbf29ce484222325)
-
-/* DATA as bytes: hex pairs, "-" (empty) or fill:LENGTH:BYTE. */
-static uint8_t *parse_data(const char *text, uint32_t *length)
-{
-    if (strncmp(text, "fill:", 5) == 0) {
-        char *end;
-        unsigned long count = strtoul(text + 5, &end, 0);
-        unsigned long byte = *end == ':' ? strtoul(end + 1, NULL, 0) : 0;
-        uint8_t *data = malloc(count ? count : 1);
-        if (data != NULL)
-            memset(data, (int)byte, count);
-        *length = (uint32_t)count;
-        return data;
-    }
-    size_t digits = strcmp(text, "-") == 0 ? 0 : strlen(text);
-    uint8_t *data = malloc(digits / 2 + 1);
-    if (data == NULL)
-        return NULL;
-    for (size_t i = 0; i + 1 < digits; i += 2) {
-        unsigned int value;
-        if (sscanf(text + i, "%2x", &value) != 1) {
-            free(data);
-            return NULL;
-        }
-        data[i / 2] = (uint8_t)value;
-    }
-    *length = (uint32_t)(digits / 2);
-    return data;
-}
-
-static uint32_t open_image(const char *path, int writable, vd_image *image)
-{
-    vd_file file;
-    uint32_t status = vd_file_open(&file, path, writable);
-    if (status != VD_ERROR_SUCCESS)
-        return status;
-    memset(image, 0, sizeof *image);
-    status = vd_vhdx_open(&file, image);
-    if (status != VD_ERROR_SUCCESS)
-        vd_file_close(&file);
-    return status;
-}
 
 static long changes_left(void)
 {
@@ -220,16 +130,16 @@ static int run_op(vd_image *image, int argc, char **argv, int *i)
     print_json_string(op);
     if (strcmp(op, "show") == 0) {
         status = VD_ERROR_SUCCESS;
-    } else if (strcmp(op, "identifier") == 0 && left >= 1 && parse_guid(arg[0], &guid)) {
+    } else if (strcmp(op, "identifier") == 0 && left >= 1 && parse_guid_text(arg[0], &guid)) {
         status = ops->set_identifier(image, &guid);
         *i += 1;
-    } else if (strcmp(op, "disk-id") == 0 && left >= 1 && parse_guid(arg[0], &guid)) {
+    } else if (strcmp(op, "disk-id") == 0 && left >= 1 && parse_guid_text(arg[0], &guid)) {
         status = ops->set_virtual_disk_id(image, &guid);
         *i += 1;
     } else if (strcmp(op, "physical") == 0 && left >= 1) {
         status = ops->set_physical_sector_size(image, (uint32_t)strtoul(arg[0], NULL, 0));
         *i += 1;
-    } else if (strcmp(op, "parent") == 0 && left >= 3 && parse_guid(arg[0], &guid)) {
+    } else if (strcmp(op, "parent") == 0 && left >= 3 && parse_guid_text(arg[0], &guid)) {
         vd_parent_link link;
         memset(&link, 0, sizeof link);
         link.linkage = guid;
@@ -237,13 +147,13 @@ static int run_op(vd_image *image, int argc, char **argv, int *i)
         link.absolute_path = arg_or_null(arg[2]);
         status = ops->set_parent(image, &link);
         *i += 3;
-    } else if (strcmp(op, "meta-set") == 0 && left >= 2 && parse_guid(arg[0], &guid)) {
+    } else if (strcmp(op, "meta-set") == 0 && left >= 2 && parse_guid_text(arg[0], &guid)) {
         uint32_t length = 0;
         uint8_t *data = parse_data(arg[1], &length);
         status = data == NULL ? VD_ERROR_NOT_ENOUGH_MEMORY : ops->metadata_set(image, &guid, data, length);
         free(data);
         *i += 2;
-    } else if (strcmp(op, "meta-get") == 0 && left >= 1 && parse_guid(arg[0], &guid)) {
+    } else if (strcmp(op, "meta-get") == 0 && left >= 1 && parse_guid_text(arg[0], &guid)) {
         uint32_t room = 1u << 20;
         if (left >= 2 && arg[1][0] >= '0' && arg[1][0] <= '9') {
             room = (uint32_t)strtoul(arg[1], NULL, 0);
@@ -277,7 +187,7 @@ static int run_op(vd_image *image, int argc, char **argv, int *i)
         }
         printf("]");
         free(items);
-    } else if (strcmp(op, "meta-delete") == 0 && left >= 1 && parse_guid(arg[0], &guid)) {
+    } else if (strcmp(op, "meta-delete") == 0 && left >= 1 && parse_guid_text(arg[0], &guid)) {
         status = ops->metadata_remove(image, &guid);
         *i += 1;
     } else {
@@ -294,21 +204,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s IMAGE [--readonly] [--fault K] OP...\n", argv[0]);
         return 2;
     }
-    int writable = 1, first = 2;
-    long fault = -1;
-    while (first < argc) {
-        if (strcmp(argv[first], "--readonly") == 0) {
-            writable = 0;
-            first++;
-        } else if (strcmp(argv[first], "--fault") == 0 && first + 1 < argc) {
-            fault = strtol(argv[first + 1], NULL, 0);
-            first += 2;
-        } else {
-            break;
-        }
-    }
+    int read_only;
+    long fault;
+    int first = parse_update_options(argc, argv, &read_only, &fault);
+    int writable = !read_only;
     vd_image image;
-    uint32_t status = open_image(argv[1], writable, &image);
+    uint32_t status = open_image_with(vd_vhdx_open, argv[1], writable, &image);
     printf("{\n  \"open\": %" PRIu32, status);
     if (status != VD_ERROR_SUCCESS) {
         printf("\n}\n");
