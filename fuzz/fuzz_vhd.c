@@ -13,7 +13,8 @@
  * read with itself as its parent, which exercises the parent path without
  * a second file.  Each input runs twice: as given, and with the checksums
  * of both footers and of the dynamic header made right, so mutations get
- * past the checksum checks to the fields behind them. */
+ * past the checksum checks to the fields behind them (checksums.h, shared
+ * with fuzz_update.c). */
 #define _GNU_SOURCE
 
 #include <stdint.h>
@@ -22,10 +23,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "endian.h"
 #include "image.h"
 #include "vd_errors.h"
 #include "vhd_format.h"
+
+#include "checksums.h"
 
 static int memory_fd = -1;
 
@@ -98,24 +100,6 @@ static void exercise(vd_image *image, const uint8_t *input, size_t size)
         abort();
 }
 
-/* Recomputes the checksum of the footer at the end and at 0 and of the
- * dynamic header the end footer points to, where they fit in the file. */
-static void repair_checksums(uint8_t *image, size_t size)
-{
-    if (size < VD_VHD_FOOTER_SIZE)
-        return;
-    uint8_t *footers[2] = { image + size - VD_VHD_FOOTER_SIZE, image };
-    for (int i = 0; i < 2; i++)
-        vd_store_be32(footers[i] + VD_VHD_FOOTER_CHECKSUM_OFFSET,
-                      vd_vhd_checksum(footers[i], VD_VHD_FOOTER_SIZE,
-                                      VD_VHD_FOOTER_CHECKSUM_OFFSET));
-    uint64_t header = vd_load_be64(footers[0] + VD_VHD_FOOTER_DATA_OFFSET_OFFSET);
-    if (size >= VD_VHD_HEADER_SIZE && header <= size - VD_VHD_HEADER_SIZE)
-        vd_store_be32(image + header + VD_VHD_HEADER_CHECKSUM_OFFSET,
-                      vd_vhd_checksum(image + header, VD_VHD_HEADER_SIZE,
-                                      VD_VHD_HEADER_CHECKSUM_OFFSET));
-}
-
 static void run_one(const uint8_t *input, size_t size)
 {
     if (ftruncate(memory_fd, 0) != 0)
@@ -156,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *input, size_t size)
         abort();
     if (size > 0)
         memcpy(repaired, input, size);
-    repair_checksums(repaired, size);
+    repair_vhd_checksums(repaired, size);
     run_one(repaired, size);
     free(repaired);
     return 0;

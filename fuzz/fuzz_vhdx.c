@@ -9,12 +9,13 @@
  *
  * An input is a file, held in a memfd, in one of two forms:
  *   - a VHDX file as it is (it starts with "vhdxfile");
- *   - a sparse description, because VHDX structures sit at 1 MiB-aligned
- *     offsets and a real file is mostly zeros the mutator would waste its
- *     time on: u64 file size (LE, capped at 1 TiB), then records of
- *     { u32 offset in 512-byte units, u16 length, length bytes }, written
- *     at their offsets; everything else reads as zeros.  Seeds come from
- *     real images by keeping their non-zero 4 KiB runs.
+ *   - a sparse description (sparse_file.h, shared with fuzz_update.c),
+ *     because VHDX structures sit at 1 MiB-aligned offsets and a real file
+ *     is mostly zeros the mutator would waste its time on: u64 file size
+ *     (LE, reduced modulo 1 TiB), then records of { u32 offset in 512-byte
+ *     units, u16 length, length bytes }, written at their offsets;
+ *     everything else reads as zeros.  Seeds come from real images by
+ *     keeping their non-zero 4 KiB runs.
  * The file is opened read-only and read (with a second read-only open of
  * the same bytes as the parent, so a differencing input also reads through
  * its parent), then opened writable on a private copy, which replays a
@@ -31,61 +32,19 @@
 #include "image.h"
 #include "vd_errors.h"
 
+#include "sparse_file.h"
+
 /* Inputs are small; so is what the reads below fetch per call. */
 #define READ_SIZE (64 * 1024)
 
-#define MAX_SPARSE_SIZE ((uint64_t)1 << 40)
-
-static uint64_t load_le(const uint8_t *p, int bytes)
-{
-    uint64_t value = 0;
-    for (int i = bytes - 1; i >= 0; i--)
-        value = value << 8 | p[i];
-    return value;
-}
-
-static int write_all(int fd, const uint8_t *data, size_t size, uint64_t offset)
-{
-    while (size > 0) {
-        ssize_t wrote = pwrite(fd, data, size, (off_t)offset);
-        if (wrote <= 0)
-            return 0;
-        data += wrote;
-        size -= (size_t)wrote;
-        offset += (uint64_t)wrote;
-    }
-    return 1;
-}
-
-/* The file an input describes, in a fresh memfd; its size in *file_size. */
+/* The file an input describes (sparse_file.h), in a fresh memfd; its size
+ * in *file_size. */
 static int memfd_with(const uint8_t *data, size_t size, uint64_t *file_size)
 {
     int fd = memfd_create("fuzz_vhdx", MFD_CLOEXEC);
     if (fd < 0)
         return -1;
-    int ok;
-    if (size >= 8 && memcmp(data, "vhdxfile", 8) == 0) {
-        ok = write_all(fd, data, size, 0);
-        *file_size = size;
-    } else {
-        *file_size = size >= 8 ? load_le(data, 8) % MAX_SPARSE_SIZE : 0;
-        ok = 1;
-        size_t at = 8;
-        while (ok && at + 6 <= size) {
-            uint64_t offset = load_le(data + at, 4) * 512;
-            size_t length = (size_t)load_le(data + at + 4, 2);
-            at += 6;
-            if (length > size - at)
-                length = size - at;
-            if (offset < *file_size) {
-                size_t inside = *file_size - offset < length ? (size_t)(*file_size - offset) : length;
-                ok = write_all(fd, data + at, inside, offset);
-            }
-            at += length;
-        }
-        ok = ok && ftruncate(fd, (off_t)*file_size) == 0;
-    }
-    if (!ok) {
+    if (!sparse_fill(fd, data, size, file_size)) {
         close(fd);
         return -1;
     }

@@ -771,6 +771,28 @@ def test_metadata_item_missing(probe: Probe, tmp_path: Path, built: vb.Image, it
     assert _open_bytes(probe, tmp_path, raw)["status"] == ERROR_FILE_CORRUPT
 
 
+@pytest.mark.parametrize("kind", ["system items", "user item over a system item",
+                                  "user item inside the table", "user item past the region"])
+def test_metadata_items_sharing_bytes_or_misplaced(probe: Probe, tmp_path: Path, built: vb.Image,
+                                                   kind: str) -> None:
+    """An update rewrites one item in place or frees its bytes, so items that
+    share bytes (found by fuzzing the update path: a new Page 83 id wrote over
+    the file parameters and size) or lie outside the region are refused."""
+    if kind != "system items":
+        built.extra_metadata = [vb.MetadataItem(uuid.uuid4().bytes_le, b"user data", vb.IS_USER)]
+    raw = built.to_bytes()
+    size_at = metadata_item_offset(raw, vb.VIRTUAL_DISK_SIZE)
+    moved = vb.PAGE83_DATA
+    if kind == "system items":
+        target = size_at - 4                                   # 4 bytes over the previous item
+    else:
+        moved = built.extra_metadata[0].guid
+        target = {"user item over a system item": size_at, "user item inside the table": 4096,
+                  "user item past the region": 1 << 20}[kind]
+    struct.pack_into("<I", raw, metadata_entry_offset(raw, moved) + 16, target)
+    assert _open_bytes(probe, tmp_path, raw)["status"] == ERROR_FILE_CORRUPT
+
+
 def test_metadata_unknown_items(probe: Probe, tmp_path: Path, built: vb.Image) -> None:
     built.extra_metadata = [vb.MetadataItem(uuid.uuid4().bytes_le, b"x" * 10, 0),
                             vb.MetadataItem(uuid.uuid4().bytes_le, b"user", vb.IS_USER)]

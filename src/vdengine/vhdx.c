@@ -402,8 +402,56 @@ static uint32_t vd_vhdx_read_regions(vd_vhdx_open_state *open)
 
 /* ---- metadata (2.6) ----------------------------------------------------- */
 
+typedef struct vd_vhdx_span {
+    uint32_t offset, length;
+} vd_vhdx_span;
+
+static int vd_vhdx_span_compare(const void *left, const void *right)
+{
+    uint32_t a = ((const vd_vhdx_span *)left)->offset, b = ((const vd_vhdx_span *)right)->offset;
+    return (a > b) - (a < b);
+}
+
+/* Every item with bytes, whatever its kind, lies after the table inside the
+ * region and shares no byte with another (2.6.1.2): an update rewrites one
+ * item in place or frees its bytes, which must not touch any other. */
+static uint32_t vd_vhdx_check_item_spans(const vd_vhdx_open_state *open, const uint8_t *table,
+                                         uint32_t count)
+{
+    vd_vhdx_span *spans = malloc((count ? count : 1) * sizeof *spans);
+    if (spans == NULL)
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    uint32_t used = 0;
+    uint32_t status = VD_ERROR_SUCCESS;
+    for (uint32_t i = 0; i < count && status == VD_ERROR_SUCCESS; i++) {
+        const uint8_t *entry = table + VD_VHDX_METADATA_HEADER_SIZE + (size_t)i * VD_VHDX_METADATA_ENTRY_SIZE;
+        uint32_t offset = vd_load_le32(entry + VD_VHDX_METADATA_ENTRY_OFFSET_OFFSET);
+        uint32_t length = vd_load_le32(entry + VD_VHDX_METADATA_ENTRY_LENGTH_OFFSET);
+        if (length == 0)
+            continue;   /* present but empty */
+        if (offset < VD_VHDX_METADATA_TABLE_SIZE || offset > open->metadata_length
+            || length > open->metadata_length - offset)
+            status = VD_ERROR_FILE_CORRUPT;
+        spans[used].offset = offset;
+        spans[used].length = length;
+        used++;
+    }
+    if (status == VD_ERROR_SUCCESS && used > 1) {
+        qsort(spans, used, sizeof *spans, vd_vhdx_span_compare);
+        for (uint32_t i = 1; i < used; i++) {
+            if ((uint64_t)spans[i - 1].offset + spans[i - 1].length > spans[i].offset)
+                status = VD_ERROR_FILE_CORRUPT;
+        }
+    }
+    free(spans);
+    return status;
+}
+
 static uint32_t vd_vhdx_parse_metadata_table(vd_vhdx_open_state *open, const uint8_t *table, uint32_t count)
 {
+    uint32_t spans_status = vd_vhdx_check_item_spans(open, table, count);
+    if (spans_status != VD_ERROR_SUCCESS)
+        return spans_status;
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *entry = table + VD_VHDX_METADATA_HEADER_SIZE + (size_t)i * VD_VHDX_METADATA_ENTRY_SIZE;
         uint32_t offset = vd_load_le32(entry + VD_VHDX_METADATA_ENTRY_OFFSET_OFFSET);
