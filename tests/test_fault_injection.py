@@ -189,3 +189,29 @@ def test_vhdx_child_takes_parents_virtual_disk_id(harness: Harness, tmp_path: Pa
     assert harness(child, "--readonly", "show")["virtual_disk_id"] == parent_id
     assert harness(other, "--readonly", "show")["virtual_disk_id"] != parent_id
     assert uuid.UUID(parent_id)
+
+
+@pytest.mark.parametrize("case", [name for name in CASES if name.startswith("vhdx-user-item")])
+def test_handle_of_an_interrupted_update_answers_old_new_or_refuses(harness: Harness, tmp_path: Path,
+                                                                    case: str) -> None:
+    """After an update failed part-way, the same handle must not list or
+    read user items from a half-applied table: it answers the old items,
+    the new ones, or refuses with the failure's code until a reopen
+    replays the log."""
+    make, template = CASES[case]
+    pristine_dir = tmp_path / "pristine"
+    pristine_dir.mkdir()
+    pristine = make(pristine_dir, harness)
+    old = view(harness(pristine, "--readonly", "show"))
+    counted_dir = tmp_path / "counted"
+    shutil.copytree(pristine_dir, counted_dir)
+    complete = harness(counted_dir / pristine.name, *template)
+    new = view(complete)
+    for stop in range(complete["changes"]):
+        directory = tmp_path / f"stop{stop}"
+        shutil.copytree(pristine_dir, directory)
+        stopped = view(harness(directory / pristine.name, "--fault", stop, *template))
+        if stopped["list_status"] == ERROR_WRITE_FAULT:
+            continue
+        assert (stopped["list_status"], stopped["items"]) in (
+            (old["list_status"], old["items"]), (new["list_status"], new["items"])), (case, stop, stopped)

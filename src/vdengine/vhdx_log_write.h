@@ -53,8 +53,8 @@ uint32_t vd_vhdx_log_highest_sequence(const vd_file *file, uint64_t log_offset,
  * `logged` and `direct` are sorted by file offset and disjoint.  Nothing
  * to write costs nothing.  VHD_METADATA_FULL when the logged sectors do
  * not fit in the log; the host's code when a write or flush fails, after
- * which every later update of this image returns that code too (the log
- * it left replays at the next open). */
+ * which every later update or metadata table read of this image returns
+ * that code too (the log it left replays at the next open). */
 uint32_t vd_vhdx_log_commit(vd_image *image, const vd_vhdx_sector_write *logged, size_t logged_count,
                             const vd_vhdx_sector_write *direct, size_t direct_count);
 

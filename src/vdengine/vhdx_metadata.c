@@ -52,6 +52,10 @@ uint32_t vd_vhdx_metadata_load(const vd_image *image, vd_vhdx_metadata *table)
 {
     const vd_vhdx_state *state = image->format_state;
     memset(table, 0, sizeof *table);
+    /* A failed update may have left the region half rewritten in place;
+     * only the replay at the next open makes it whole again. */
+    if (state->update_failure != VD_ERROR_SUCCESS)
+        return state->update_failure;
     uint8_t header[VD_VHDX_METADATA_HEADER_SIZE];
     uint32_t status = vd_vhdx_state_read(image, state->metadata_offset, header, sizeof header);
     if (status != VD_ERROR_SUCCESS)

@@ -31,7 +31,8 @@ typedef struct vd_vhdx_metadata {
 
 /* Reads and checks the table (through a pending log's overlay on a
  * read-only open).  FILE_CORRUPT for an entry outside the region, longer
- * than 1 MiB or starting inside the table. */
+ * than 1 MiB or starting inside the table; the failed update's code after
+ * an update failed (vhdx_log_write.h). */
 uint32_t vd_vhdx_metadata_load(const vd_image *image, vd_vhdx_metadata *table);
 void vd_vhdx_metadata_free(vd_vhdx_metadata *table);
 
