@@ -46,12 +46,6 @@ void vd_guid_to_api(const vd_guid *in, GUID *out)
     memcpy(out->Data4, b + 8, 8);
 }
 
-int vd_guid_is_zero(const vd_guid *guid)
-{
-    static const vd_guid zero;
-    return memcmp(guid->bytes, zero.bytes, sizeof zero.bytes) == 0;
-}
-
 int vd_api_guid_is_zero(const GUID *guid)
 {
     static const GUID zero;

@@ -17,7 +17,6 @@ uint32_t vd_guid_random(uint8_t bytes[16]);
 vd_guid vd_guid_from_api(const GUID *guid);
 void vd_guid_to_api(const vd_guid *in, GUID *out);
 
-int vd_guid_is_zero(const vd_guid *guid);
 int vd_api_guid_is_zero(const GUID *guid);
 
 #endif

@@ -48,7 +48,7 @@ static uint32_t vd_metadata_begin(HANDLE handle, vd_metadata_right right, vd_met
                       ? vd_disk_has_access(disk, VIRTUAL_DISK_ACCESS_GET_INFO)
                       : vd_disk_has_access(disk, VIRTUAL_DISK_ACCESS_METAOPS)
                             && disk->image.file.writable;
-    call->ops = disk->image.device == VD_DEVICE_VHDX ? &vd_vhdx_update_ops : NULL;
+    call->ops = vd_update_ops_of(&disk->image);
     uint32_t status = VD_ERROR_SUCCESS;
     if (!allowed)
         status = VD_ERROR_ACCESS_DENIED;

@@ -63,18 +63,6 @@
 #include "utf16.h"
 #include "vd_errors.h"
 
-static const vd_update_ops *vd_update_ops_of(const vd_image *image)
-{
-    switch (image->device) {
-    case VD_DEVICE_VHD:
-        return &vd_vhd_update_ops;
-    case VD_DEVICE_VHDX:
-        return &vd_vhdx_update_ops;
-    default:
-        return NULL;
-    }
-}
-
 /* ---- arguments ------------------------------------------------------------ */
 
 static PCWSTR vd_set_info_parent_path(const SET_VIRTUAL_DISK_INFO *info)
@@ -151,12 +139,11 @@ static uint32_t vd_new_chain_open(const vd_image *child, const char *parent_path
                                   const vd_guid *linkage, vd_chain *chain, char **absolute,
                                   char **relative)
 {
-    struct stat parent_info, child_info;
+    /* A path that names nothing fails with its own code, as the SDK page
+     * asks, not the chain's PARENT_VHD_NOT_FOUND. */
+    struct stat parent_info;
     if (stat(parent_path, &parent_info) != 0)
         return vd_error_from_errno(errno);
-    if (fstat(child->file.fd, &child_info) == 0 && child_info.st_dev == parent_info.st_dev
-        && child_info.st_ino == parent_info.st_ino)
-        return VD_ERROR_VHD_DIFFERENCING_CHAIN_CYCLE_DETECTED;
     uint32_t status = vd_parent_paths(child->file.path, parent_path, absolute, relative);
     if (status != VD_ERROR_SUCCESS)
         return status;

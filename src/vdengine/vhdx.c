@@ -402,54 +402,56 @@ static uint32_t vd_vhdx_read_regions(vd_vhdx_open_state *open)
 
 /* ---- metadata (2.6) ----------------------------------------------------- */
 
-typedef struct vd_vhdx_span {
-    uint32_t offset, length;
-} vd_vhdx_span;
-
-static int vd_vhdx_span_compare(const void *left, const void *right)
+static int vd_vhdx_range_order(const void *left, const void *right)
 {
-    uint32_t a = ((const vd_vhdx_span *)left)->offset, b = ((const vd_vhdx_span *)right)->offset;
+    uint32_t a = ((const vd_vhdx_range *)left)->offset, b = ((const vd_vhdx_range *)right)->offset;
     return (a > b) - (a < b);
 }
 
-/* Every item with bytes, whatever its kind, lies after the table inside the
- * region and shares no byte with another (2.6.1.2): an update rewrites one
- * item in place or frees its bytes, which must not touch any other. */
-static uint32_t vd_vhdx_check_item_spans(const vd_vhdx_open_state *open, const uint8_t *table,
-                                         uint32_t count)
+vd_vhdx_range *vd_vhdx_item_ranges(const uint8_t (*entries)[VD_VHDX_METADATA_ENTRY_SIZE],
+                                   size_t entry_count, size_t *count)
 {
-    vd_vhdx_span *spans = malloc((count ? count : 1) * sizeof *spans);
-    if (spans == NULL)
-        return VD_ERROR_NOT_ENOUGH_MEMORY;
-    uint32_t used = 0;
-    uint32_t status = VD_ERROR_SUCCESS;
-    for (uint32_t i = 0; i < count && status == VD_ERROR_SUCCESS; i++) {
-        const uint8_t *entry = table + VD_VHDX_METADATA_HEADER_SIZE + (size_t)i * VD_VHDX_METADATA_ENTRY_SIZE;
-        uint32_t offset = vd_load_le32(entry + VD_VHDX_METADATA_ENTRY_OFFSET_OFFSET);
-        uint32_t length = vd_load_le32(entry + VD_VHDX_METADATA_ENTRY_LENGTH_OFFSET);
+    vd_vhdx_range *ranges = malloc((entry_count + 1) * sizeof *ranges);
+    if (ranges == NULL)
+        return NULL;
+    size_t used = 0;
+    for (size_t i = 0; i < entry_count; i++) {
+        uint32_t length = vd_load_le32(entries[i] + VD_VHDX_METADATA_ENTRY_LENGTH_OFFSET);
         if (length == 0)
             continue;   /* present but empty */
-        if (offset < VD_VHDX_METADATA_TABLE_SIZE || offset > open->metadata_length
-            || length > open->metadata_length - offset)
-            status = VD_ERROR_FILE_CORRUPT;
-        spans[used].offset = offset;
-        spans[used].length = length;
+        ranges[used].offset = vd_load_le32(entries[i] + VD_VHDX_METADATA_ENTRY_OFFSET_OFFSET);
+        ranges[used].length = length;
         used++;
     }
-    if (status == VD_ERROR_SUCCESS && used > 1) {
-        qsort(spans, used, sizeof *spans, vd_vhdx_span_compare);
-        for (uint32_t i = 1; i < used; i++) {
-            if ((uint64_t)spans[i - 1].offset + spans[i - 1].length > spans[i].offset)
-                status = VD_ERROR_FILE_CORRUPT;
-        }
+    qsort(ranges, used, sizeof *ranges, vd_vhdx_range_order);
+    *count = used;
+    return ranges;
+}
+
+uint32_t vd_vhdx_item_ranges_check(const uint8_t (*entries)[VD_VHDX_METADATA_ENTRY_SIZE],
+                                   size_t entry_count, uint32_t region_length)
+{
+    size_t count;
+    vd_vhdx_range *ranges = vd_vhdx_item_ranges(entries, entry_count, &count);
+    if (ranges == NULL)
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    uint32_t status = VD_ERROR_SUCCESS;
+    for (size_t i = 0; i < count && status == VD_ERROR_SUCCESS; i++) {
+        uint32_t offset = ranges[i].offset, length = ranges[i].length;
+        if (offset < VD_VHDX_METADATA_TABLE_SIZE || offset > region_length
+            || length > region_length - offset
+            || (i > 0 && (uint64_t)ranges[i - 1].offset + ranges[i - 1].length > offset))
+            status = VD_ERROR_FILE_CORRUPT;
     }
-    free(spans);
+    free(ranges);
     return status;
 }
 
 static uint32_t vd_vhdx_parse_metadata_table(vd_vhdx_open_state *open, const uint8_t *table, uint32_t count)
 {
-    uint32_t spans_status = vd_vhdx_check_item_spans(open, table, count);
+    uint32_t spans_status = vd_vhdx_item_ranges_check(
+        (const uint8_t(*)[VD_VHDX_METADATA_ENTRY_SIZE])(table + VD_VHDX_METADATA_HEADER_SIZE), count,
+        open->metadata_length);
     if (spans_status != VD_ERROR_SUCCESS)
         return spans_status;
     for (uint32_t i = 0; i < count; i++) {

@@ -79,4 +79,22 @@ uint32_t vd_vhdx_locator_build(const vd_guid *linkage, const char *relative_path
  * memory. */
 char *vd_vhdx_windows_relative_path(const char *path);
 
+/* Byte ranges of metadata items in their region (2.6.1.2). */
+typedef struct vd_vhdx_range {
+    uint32_t offset;
+    uint32_t length;
+} vd_vhdx_range;
+
+/* The ranges of the `entry_count` table entries that have bytes, sorted by
+ * offset (malloc'd; *count of them); NULL when out of memory. */
+vd_vhdx_range *vd_vhdx_item_ranges(const uint8_t (*entries)[VD_VHDX_METADATA_ENTRY_SIZE],
+                                   size_t entry_count, size_t *count);
+
+/* Whether every table entry with bytes lies after the table inside a
+ * region of `region_length` bytes and shares no byte with another: an
+ * update rewrites one item in place or frees its bytes, which must not
+ * touch any other.  FILE_CORRUPT otherwise; open refuses such a table. */
+uint32_t vd_vhdx_item_ranges_check(const uint8_t (*entries)[VD_VHDX_METADATA_ENTRY_SIZE],
+                                   size_t entry_count, uint32_t region_length);
+
 #endif

@@ -119,37 +119,6 @@ uint32_t vd_vhdx_metadata_read_item(const vd_image *image, const vd_vhdx_metadat
 
 /* ---- free space ----------------------------------------------------------- */
 
-typedef struct vd_vhdx_range {
-    uint32_t offset;
-    uint32_t length;
-} vd_vhdx_range;
-
-static int vd_vhdx_range_order(const void *left, const void *right)
-{
-    uint32_t a = ((const vd_vhdx_range *)left)->offset, b = ((const vd_vhdx_range *)right)->offset;
-    return (a > b) - (a < b);
-}
-
-/* The live items' byte ranges, sorted; *count of them. */
-static vd_vhdx_range *vd_vhdx_live_ranges(const vd_vhdx_metadata *table, size_t *count)
-{
-    vd_vhdx_range *ranges = malloc(((size_t)table->count + 1) * sizeof *ranges);
-    if (ranges == NULL)
-        return NULL;
-    size_t used = 0;
-    for (size_t i = 0; i < table->count; i++) {
-        uint32_t length = vd_vhdx_entry_length(table->entries[i]);
-        if (length == 0)
-            continue;
-        ranges[used].offset = vd_vhdx_entry_offset(table->entries[i]);
-        ranges[used].length = length;
-        used++;
-    }
-    qsort(ranges, used, sizeof *ranges, vd_vhdx_range_order);
-    *count = used;
-    return ranges;
-}
-
 /* First gap after the table that holds `length` bytes, among the items
  * live now (the one being replaced included: it stays live until the
  * change commits). */
@@ -349,7 +318,8 @@ static uint32_t vd_vhdx_change_begin(vd_image *image, vd_vhdx_change *change)
         status = vd_vhdx_metadata_load(image, &change->table);
     if (status != VD_ERROR_SUCCESS)
         return status;
-    change->live = vd_vhdx_live_ranges(&change->table, &change->live_count);
+    change->live = vd_vhdx_item_ranges((const uint8_t(*)[VD_VHDX_METADATA_ENTRY_SIZE])change->table.entries,
+                                       change->table.count, &change->live_count);
     if (change->live == NULL) {
         vd_vhdx_change_end(change);
         return VD_ERROR_NOT_ENOUGH_MEMORY;
