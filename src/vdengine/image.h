@@ -60,6 +60,24 @@ typedef struct vd_format_ops {
      * `parent` for differencing images, zeros otherwise. */
     uint32_t (*read)(vd_image *image, vd_image *parent, uint64_t offset,
                      void *buffer, uint64_t length);
+    /* Writes `length` bytes of virtual disk content at `offset` into this
+     * image (never into a parent).  The caller (content.c) has checked that
+     * offset and length are multiples of logical_sector_size, that the range
+     * lies inside virtual_size and that the file is open for writing.
+     * Crash safe: data first, flushed, then the block table, so that after
+     * any prefix of its writes every sector reads its old or its new
+     * content.  Calls on different blocks may run in parallel from several
+     * threads; the format serialises only allocation.  NULL: the format
+     * cannot be written (ISO). */
+    uint32_t (*write)(vd_image *image, uint64_t offset, const void *buffer, uint64_t length);
+    /* Tells the format that the sectors of [offset, offset + length) are no
+     * longer in use (SCSI UNMAP), same alignment rules as write.  Afterwards
+     * they read as zeros, or from the parent where the format says so.
+     * NULL: the format has no unmap (the caller answers success without
+     * doing anything, as a disk that ignores a hint may). */
+    uint32_t (*unmap)(vd_image *image, uint64_t offset, uint64_t length);
+    /* Makes every write so far durable: file data and format metadata. */
+    uint32_t (*flush)(vd_image *image);
     void (*release)(vd_image *image);     /* frees format_state only */
     /* Whether every data block starts on a 4 KiB boundary and how
      * fragmented the blocks are, from the block table; reads the table if

@@ -462,9 +462,15 @@ static void vd_vhd_release(vd_image *image)
     image->format_state = NULL;
 }
 
-static const vd_format_ops vd_vhd_fixed_ops = { vd_vhd_read_fixed, vd_vhd_release, NULL };
-static const vd_format_ops vd_vhd_sparse_ops = { vd_vhd_read_sparse, vd_vhd_release,
-                                                 vd_vhd_block_layout };
+static const vd_format_ops vd_vhd_fixed_ops = {
+    .read = vd_vhd_read_fixed,
+    .release = vd_vhd_release,
+};
+static const vd_format_ops vd_vhd_sparse_ops = {
+    .read = vd_vhd_read_sparse,
+    .release = vd_vhd_release,
+    .block_layout = vd_vhd_block_layout,
+};
 
 int vd_vhd_probe(const vd_file *file)
 {

@@ -709,7 +709,10 @@ static uint32_t vd_vhdx_read(vd_image *image, vd_image *parent, uint64_t offset,
                              uint64_t length);
 static void vd_vhdx_release(vd_image *image);
 
-static const vd_format_ops vd_vhdx_ops = { vd_vhdx_read, vd_vhdx_release, NULL };
+static const vd_format_ops vd_vhdx_ops = {
+    .read = vd_vhdx_read,
+    .release = vd_vhdx_release,
+};
 
 static vd_vhdx_source vd_vhdx_state_source(const vd_image *image, const vd_vhdx_state *state)
 {
