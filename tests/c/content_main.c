@@ -1,0 +1,202 @@
+/* Drives an image's content through the public API and the engine's data
+ * path (content.h), one command per line on standard input:
+ *
+ *   content_main IMAGE DATA [ro]
+ *
+ *   w OFFSET LENGTH AT    write LENGTH bytes taken from DATA at AT
+ *   u OFFSET LENGTH       unmap
+ *   f                     flush
+ *   r OFFSET LENGTH OUT   read and append the bytes to file OUT
+ *   d OUT                 write the whole virtual content to file OUT
+ *   t THREADS ROUNDS      THREADS threads each writing then reading back
+ *                         ROUNDS 4 KiB pieces of a stripe of its own
+ *
+ * Each command prints "ok" or "error CODE" (decimal Win32 code), so a test
+ * sees the engine's answer for every step.  The image is opened with
+ * OpenVirtualDisk version 1, VIRTUAL_DISK_ACCESS_ALL (or READ with "ro"),
+ * RWDepth 1: its parents are opened read-only, as a writer of a
+ * differencing disk opens them. */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "../../src/include/virtdisk_api.h"
+#include "content.h"
+#include "handle.h"
+#include "vd_errors.h"
+#include "vdengine.h"
+
+static FILE *data_file;
+
+static uint32_t read_data(uint64_t at, void *buffer, uint64_t length)
+{
+    if (fseeko(data_file, (off_t)at, SEEK_SET) != 0
+        || fread(buffer, 1, (size_t)length, data_file) != length)
+        return VD_ERROR_HANDLE_EOF;
+    return VD_ERROR_SUCCESS;
+}
+
+static uint32_t append_to(const char *path, const void *bytes, uint64_t length, const char *mode)
+{
+    FILE *out = fopen(path, mode);
+    if (out == NULL)
+        return VD_ERROR_PATH_NOT_FOUND;
+    size_t written = fwrite(bytes, 1, (size_t)length, out);
+    fclose(out);
+    return written == length ? VD_ERROR_SUCCESS : VD_ERROR_WRITE_FAULT;
+}
+
+static uint32_t dump(vd_disk *disk, const char *path)
+{
+    const uint64_t piece = 1u << 20;
+    uint8_t *buffer = malloc(piece);
+    if (buffer == NULL)
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    uint32_t status = append_to(path, "", 0, "wb");
+    for (uint64_t at = 0; status == VD_ERROR_SUCCESS && at < disk->image.virtual_size; at += piece) {
+        uint64_t length = disk->image.virtual_size - at < piece ? disk->image.virtual_size - at : piece;
+        status = vd_content_read(disk, at, buffer, length);
+        if (status == VD_ERROR_SUCCESS)
+            status = append_to(path, buffer, length, "ab");
+    }
+    free(buffer);
+    return status;
+}
+
+typedef struct stripe_job {
+    vd_disk *disk;
+    unsigned index, threads, rounds;
+    uint32_t status;
+} stripe_job;
+
+/* Thread `index` owns every `threads`-th 4 KiB piece; it writes each with a
+ * pattern naming the piece and reads it back. */
+static void *stripe_run(void *argument)
+{
+    stripe_job *job = argument;
+    uint8_t out[4096], in[4096];
+    uint64_t pieces = job->disk->image.virtual_size / sizeof out;
+    for (unsigned round = 0; round < job->rounds && job->status == VD_ERROR_SUCCESS; round++) {
+        uint64_t piece = ((uint64_t)round * job->threads + job->index) * 7919u % pieces;
+        piece -= piece % job->threads;
+        piece += job->index;
+        if (piece >= pieces)
+            continue;
+        for (size_t i = 0; i < sizeof out; i++)
+            out[i] = (uint8_t)(piece * 31u + i + round);
+        job->status = vd_content_write(job->disk, piece * sizeof out, out, sizeof out);
+        if (job->status == VD_ERROR_SUCCESS)
+            job->status = vd_content_read(job->disk, piece * sizeof out, in, sizeof in);
+        if (job->status == VD_ERROR_SUCCESS && memcmp(in, out, sizeof in) != 0)
+            job->status = VD_ERROR_FILE_CORRUPT;
+    }
+    return NULL;
+}
+
+static uint32_t stripes(vd_disk *disk, unsigned threads, unsigned rounds)
+{
+    pthread_t ids[64];
+    stripe_job jobs[64];
+    if (threads == 0 || threads > 64)
+        return VD_ERROR_INVALID_PARAMETER;
+    for (unsigned i = 0; i < threads; i++) {
+        jobs[i] = (stripe_job){ disk, i, threads, rounds, VD_ERROR_SUCCESS };
+        pthread_create(&ids[i], NULL, stripe_run, &jobs[i]);
+    }
+    uint32_t status = VD_ERROR_SUCCESS;
+    for (unsigned i = 0; i < threads; i++) {
+        pthread_join(ids[i], NULL);
+        if (status == VD_ERROR_SUCCESS)
+            status = jobs[i].status;
+    }
+    return status;
+}
+
+static uint32_t run(vd_disk *disk, const char *line)
+{
+    unsigned long long offset, length, at;
+    unsigned threads, rounds;
+    char path[4096];
+    if (sscanf(line, "w %llu %llu %llu", &offset, &length, &at) == 3) {
+        uint8_t *buffer = malloc(length ? length : 1);
+        if (buffer == NULL)
+            return VD_ERROR_NOT_ENOUGH_MEMORY;
+        uint32_t status = read_data(at, buffer, length);
+        if (status == VD_ERROR_SUCCESS)
+            status = vd_content_write(disk, offset, buffer, length);
+        free(buffer);
+        return status;
+    }
+    if (sscanf(line, "u %llu %llu", &offset, &length) == 2)
+        return vd_content_unmap(disk, offset, length);
+    if (sscanf(line, "r %llu %llu %4095s", &offset, &length, path) == 3) {
+        uint8_t *buffer = malloc(length ? length : 1);
+        if (buffer == NULL)
+            return VD_ERROR_NOT_ENOUGH_MEMORY;
+        uint32_t status = vd_content_read(disk, offset, buffer, length);
+        if (status == VD_ERROR_SUCCESS)
+            status = append_to(path, buffer, length, "ab");
+        free(buffer);
+        return status;
+    }
+    if (sscanf(line, "d %4095s", path) == 1)
+        return dump(disk, path);
+    if (sscanf(line, "t %u %u", &threads, &rounds) == 2)
+        return stripes(disk, threads, rounds);
+    if (line[0] == 'f')
+        return vd_content_flush(disk);
+    return VD_ERROR_INVALID_PARAMETER;
+}
+
+static int open_disk(const char *path, int read_only, HANDLE *handle)
+{
+    size_t length = strlen(path);
+    WCHAR *wide = calloc(length + 1, sizeof *wide);
+    if (wide == NULL)
+        return 0;
+    for (size_t i = 0; i < length; i++)
+        wide[i] = (WCHAR)(unsigned char)path[i];    /* test paths are ASCII */
+    VIRTUAL_STORAGE_TYPE type = { VIRTUAL_STORAGE_TYPE_DEVICE_UNKNOWN, { 0 } };
+    OPEN_VIRTUAL_DISK_PARAMETERS parameters;
+    memset(&parameters, 0, sizeof parameters);
+    parameters.Version = OPEN_VIRTUAL_DISK_VERSION_1;
+    parameters.Version1.RWDepth = 1;
+    DWORD status = OpenVirtualDisk(&type, wide,
+                                   read_only ? VIRTUAL_DISK_ACCESS_READ : VIRTUAL_DISK_ACCESS_ALL,
+                                   OPEN_VIRTUAL_DISK_FLAG_NONE, &parameters, handle);
+    free(wide);
+    printf("open %lu\n", (unsigned long)status);
+    return status == VD_ERROR_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: content_main IMAGE DATA [ro]\n");
+        return 2;
+    }
+    data_file = fopen(argv[2], "rb");
+    if (data_file == NULL) {
+        perror(argv[2]);
+        return 2;
+    }
+    HANDLE handle;
+    if (!open_disk(argv[1], argc > 3 && strcmp(argv[3], "ro") == 0, &handle))
+        return 1;
+    vd_disk *disk = vd_handle_acquire(handle);
+    char line[8192];
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        uint32_t status = run(disk, line);
+        if (status == VD_ERROR_SUCCESS)
+            printf("ok\n");
+        else
+            printf("error %lu\n", (unsigned long)status);
+        fflush(stdout);
+    }
+    vd_handle_release(handle);
+    fclose(data_file);
+    return vd_engine_close_handle(handle) == VD_ERROR_SUCCESS ? 0 : 1;
+}

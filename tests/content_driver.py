@@ -1,0 +1,100 @@
+"""Writing an image's content through the engine's data path, with a raw
+mirror to compare against.
+
+`ContentSession` runs tests/c/content_main.c on one image: every write goes
+to the image through the engine and, byte for byte, to a raw file of the
+virtual size, so that `qemu-img compare` (or any other reader nobody here
+wrote) can check the image against the mirror afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from pathlib import Path
+
+from c_harness import ENGINE, compile_harness
+
+_BUILT: dict[tuple[Path, bool, tuple[str, ...]], Path] = {}
+
+
+def engine_sources() -> list[Path]:
+    """Every engine source file, wherever it sits under src/vdengine."""
+    return sorted(ENGINE.rglob("*.c"))
+
+
+def build_content_harness(directory: Path, *, sanitize: bool = True,
+                          defines: tuple[str, ...] = ()) -> Path:
+    """tests/c/content_main.c linked with the whole engine."""
+    key = (directory, sanitize, defines)
+    if key not in _BUILT:
+        _BUILT[key] = compile_harness(directory, "content_main", engine_sources(),
+                                      defines=[*defines, "-pthread"], sanitize=sanitize)
+    return _BUILT[key]
+
+
+class ContentSession:
+    """Commands for one image, run in one harness process by `run()`.
+
+    `write` records the bytes in the mirror as it queues the command; the
+    answers (one per command, "ok" or "error CODE") come back from `run`.
+    """
+
+    def __init__(self, harness: Path, image: Path, mirror: Path, virtual_size: int,
+                 *, seed: int = 1, read_only: bool = False) -> None:
+        self.harness = harness
+        self.image = image
+        self.mirror = mirror
+        self.read_only = read_only
+        self.random = random.Random(seed)
+        self.data = image.with_name(image.name + ".data")
+        self.data_bytes = bytearray()
+        self.commands: list[str] = []
+        if not mirror.exists():
+            with open(mirror, "wb") as raw:
+                raw.truncate(virtual_size)
+
+    def write(self, offset: int, length: int, data: bytes | None = None) -> None:
+        payload = data if data is not None else self.random.randbytes(length)
+        self.commands.append(f"w {offset} {length} {len(self.data_bytes)}")
+        self.data_bytes += payload
+        with open(self.mirror, "r+b") as raw:
+            raw.seek(offset)
+            raw.write(payload)
+
+    def unmap(self, offset: int, length: int, *, reads_as_zero: bool = True) -> None:
+        self.commands.append(f"u {offset} {length}")
+        if reads_as_zero:
+            with open(self.mirror, "r+b") as raw:
+                raw.seek(offset)
+                raw.write(bytes(length))
+
+    def flush(self) -> None:
+        self.commands.append("f")
+
+    def dump(self, out: Path) -> None:
+        self.commands.append(f"d {out}")
+
+    def command(self, line: str) -> None:
+        self.commands.append(line)
+
+    def run(self, *, environment: dict[str, str] | None = None,
+            check: bool = True) -> list[str]:
+        """Runs the queued commands; the answers, "open N" first."""
+        self.data.write_bytes(bytes(self.data_bytes))
+        arguments = [str(self.harness), str(self.image), str(self.data)]
+        if self.read_only:
+            arguments.append("ro")
+        result = subprocess.run(arguments, input="".join(c + "\n" for c in self.commands),
+                                capture_output=True, text=True,
+                                env=dict(os.environ, **(environment or {})))
+        answers = result.stdout.splitlines()
+        self.commands.clear()
+        self.data_bytes.clear()
+        if check:
+            assert result.returncode == 0 and answers[:1] == ["open 0"], (
+                result.returncode, result.stdout[-2000:], result.stderr[-2000:])
+            failed = [a for a in answers[1:] if a != "ok"]
+            assert not failed, (failed, result.stderr[-2000:])
+        return answers
