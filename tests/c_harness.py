@@ -25,6 +25,21 @@ HARNESSES = ROOT / "tests" / "c"
 NOBODY = 65534
 
 
+def engine_source(name: str) -> Path:
+    """The engine source file called `name`, wherever it sits under
+    src/vdengine (file names are unique across the engine's folders)."""
+    direct = ENGINE / name
+    if direct.exists():
+        return direct
+    found = sorted(ENGINE.rglob(Path(name).name))
+    return found[0] if found else direct
+
+
+def all_engine_sources() -> list[Path]:
+    """Every engine source file."""
+    return sorted(ENGINE.rglob("*.c"))
+
+
 def compile_harness(directory: Path, harness: str, engine_sources: Sequence[str | Path],
                     *, defines: Sequence[str] = (), sanitize: bool = False) -> Path:
     """Compiles tests/c/<harness>.c with the engine sources into `directory`.
@@ -40,10 +55,11 @@ def compile_harness(directory: Path, harness: str, engine_sources: Sequence[str 
     if compiler is None:
         pytest.skip("no C compiler")
     binary = directory / harness
-    sources = [str(source if isinstance(source, Path) else ENGINE / source)
+    sources = [str(source if isinstance(source, Path) else engine_source(source))
                for source in engine_sources]
     command = [compiler, "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
-               *defines, f"-I{ENGINE}", str(HARNESSES / f"{harness}.c"), *sources,
+               *defines, f"-I{ENGINE}", f"-I{ROOT / 'src' / 'include'}", "-pthread",
+               str(HARNESSES / f"{harness}.c"), *sources,
                "-o", str(binary)]
     if sanitize:
         sanitized = subprocess.run(command + ["-fsanitize=address,undefined",

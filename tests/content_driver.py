@@ -14,14 +14,9 @@ import random
 import subprocess
 from pathlib import Path
 
-from c_harness import ENGINE, compile_harness
+from c_harness import all_engine_sources, compile_harness
 
 _BUILT: dict[tuple[Path, bool, tuple[str, ...]], Path] = {}
-
-
-def engine_sources() -> list[Path]:
-    """Every engine source file, wherever it sits under src/vdengine."""
-    return sorted(ENGINE.rglob("*.c"))
 
 
 def build_content_harness(directory: Path, *, sanitize: bool = True,
@@ -29,7 +24,7 @@ def build_content_harness(directory: Path, *, sanitize: bool = True,
     """tests/c/content_main.c linked with the whole engine."""
     key = (directory, sanitize, defines)
     if key not in _BUILT:
-        _BUILT[key] = compile_harness(directory, "content_main", engine_sources(),
+        _BUILT[key] = compile_harness(directory, "content_main", all_engine_sources(),
                                       defines=[*defines, "-pthread"], sanitize=sanitize)
     return _BUILT[key]
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from c_harness import compile_harness  # noqa: E402
+from c_harness import all_engine_sources, compile_harness  # noqa: E402
 from test_engine_vhdx_c import (  # noqa: E402
     qemu_info,
     run,
@@ -36,8 +36,7 @@ from test_engine_vhdx_c import (  # noqa: E402
     vhdiinfo_media_size,
 )
 
-ENGINE_SOURCES = ["vhdx_create.c", "guid.c", "chain.c", "io.c", "utf16.c", "crc32c.c", "image.c", "vhd.c",
-                  "vhd_geometry.c", "vhdx.c", "vhdx_log.c"]
+ENGINE_SOURCES = all_engine_sources()
 PROBE_SOURCES = ["vhdx.c", "vhdx_log.c", "crc32c.c", "guid.c", "image.c", "io.c", "utf16.c"]
 
 ERROR_INVALID_PARAMETER = 87

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "driver.h"
 #include "vd_errors.h"
 
 typedef struct vd_file_identity {
@@ -200,18 +201,21 @@ uint32_t vd_parent_candidates_get(const vd_image *child, vd_parent_candidates *o
 
 /* ---- opening one parent ------------------------------------------------ */
 
+/* Formats whose images can be parents of some image. */
+static int vd_driver_can_parent(const vd_format_driver *driver)
+{
+    return !driver->read_only;
+}
+
 /* Parses an opened parent file with the parser its signature names.  Any
  * failure is the parent's damage, reported as such; running out of memory
  * is not damage and keeps its own code. */
 static uint32_t vd_parent_parse(vd_file *file, vd_image *parent)
 {
-    uint32_t status;
-    if (vd_vhdx_probe(file))
-        status = vd_vhdx_open(file, parent);
-    else if (vd_vhd_probe(file))
-        status = vd_vhd_open(file, parent);
-    else
-        status = VD_ERROR_VIRTDISK_NOT_VIRTUAL_DISK;
+    const vd_format_driver *driver = vd_format_driver_by_signature(file, NULL,
+                                                                   vd_driver_can_parent);
+    uint32_t status = driver != NULL ? driver->open(file, parent)
+                                     : VD_ERROR_VIRTDISK_NOT_VIRTUAL_DISK;
     if (status == VD_ERROR_SUCCESS || status == VD_ERROR_NOT_ENOUGH_MEMORY
         || status == VD_ERROR_OUTOFMEMORY)
         return status;

@@ -100,6 +100,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "driver.h"
 #include "handle.h"
 #include "parent_paths.h"
 #include "storage_type.h"
@@ -325,10 +326,9 @@ static uint32_t vd_create_spec_fill(const vd_create_request *request, uint32_t d
     spec->full_allocation = spec->subtype == VD_SUBTYPE_FIXED
                             && (request->flags & CREATE_VIRTUAL_DISK_FLAG_SPARSE_FILE) == 0;
 
-    const vd_image *base = parent != NULL ? parent : source;
-    if (base != NULL && base->device == VD_DEVICE_ISO)
+    if (source != NULL && vd_image_driver(source)->read_only)
         return VD_ERROR_NOT_SUPPORTED;
-    if (parent != NULL && is_vhd && parent->device != VD_DEVICE_VHD)
+    if (parent != NULL && !vd_image_driver(parent)->can_parent(device))
         return VD_ERROR_NOT_SUPPORTED;
 
     spec->logical_sector_size = request->sector_size != 0 ? request->sector_size : 512;
@@ -416,8 +416,9 @@ static uint32_t vd_create_write(const char *path, vd_create_spec *spec, const vd
         spec->parent_relative_path = relative;
     }
     if (status == VD_ERROR_SUCCESS) {
-        status = spec->device == VD_DEVICE_VHD ? vd_vhd_create(file, spec)
-                                               : vd_vhdx_create(file, spec);
+        const vd_format_driver *driver = vd_format_driver_of(spec->device);
+        status = driver != NULL && driver->create != NULL ? driver->create(file, spec)
+                                                          : VD_ERROR_NOT_SUPPORTED;
     }
     free(absolute);
     free(relative);

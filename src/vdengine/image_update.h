@@ -68,22 +68,9 @@ typedef struct vd_update_ops {
     uint32_t (*metadata_remove)(vd_image *image, const vd_guid *item);
 } vd_update_ops;
 
-/* The update ops of each format (vhd_update.c, vhdx_update.c). */
+/* The update ops of each format (vhd_update.c, vhdx_update.c); the API
+ * layer reaches them through the format's driver (driver.h). */
 extern const vd_update_ops vd_vhd_update_ops;
 extern const vd_update_ops vd_vhdx_update_ops;
-
-/* The update ops of `image`'s format; NULL for a format that changes
- * nothing (ISO). */
-static inline const vd_update_ops *vd_update_ops_of(const vd_image *image)
-{
-    switch (image->device) {
-    case VD_DEVICE_VHD:
-        return &vd_vhd_update_ops;
-    case VD_DEVICE_VHDX:
-        return &vd_vhdx_update_ops;
-    default:
-        return NULL;
-    }
-}
 
 #endif

@@ -18,7 +18,7 @@
 
 #include "guid.h"
 #include "handle.h"
-#include "image_update.h"
+#include "driver.h"
 #include "vd_errors.h"
 
 /* Largest item a metadata table entry can describe (2.6.1.2: Length). */

@@ -58,7 +58,7 @@
 #include "chain.h"
 #include "guid.h"
 #include "handle.h"
-#include "image_update.h"
+#include "driver.h"
 #include "parent_paths.h"
 #include "utf16.h"
 #include "vd_errors.h"
@@ -159,8 +159,7 @@ static uint32_t vd_new_chain_open(const vd_image *child, const char *parent_path
     if (status != VD_ERROR_SUCCESS)
         return status;
     const vd_image *parent = &chain->images[0];
-    if (parent->device == VD_DEVICE_ISO
-        || (child->device == VD_DEVICE_VHD && parent->device != VD_DEVICE_VHD)) {
+    if (!vd_image_driver(parent)->can_parent(child->device)) {
         vd_chain_close(chain);
         return VD_ERROR_NOT_SUPPORTED;   /* as CreateVirtualDisk answers such a parent */
     }

@@ -33,6 +33,8 @@
  * caller's back. */
 #include "storage_type.h"
 
+#include "driver.h"
+
 #include <string.h>
 
 #include "vd_errors.h"
@@ -114,49 +116,12 @@ uint32_t vd_storage_type_device(const VIRTUAL_STORAGE_TYPE *type, const char *pa
     }
 }
 
-typedef struct vd_format {
-    uint32_t device;
-    int (*probe)(const vd_file *file);
-    uint32_t (*open)(vd_file *file, vd_image *image);
-} vd_format;
-
-/* Signature order: the VHDX identifier and the VHD cookie are exact byte
- * strings at fixed places; the ISO test (a descriptor identifier at byte
- * 32,768 of a file sized in whole 2 KiB sectors) comes last because a disk
- * image's payload may itself hold an ISO 9660 volume. */
-static const vd_format vd_formats[] = {
-    { VIRTUAL_STORAGE_TYPE_DEVICE_VHDX, vd_vhdx_probe, vd_vhdx_open },
-    { VIRTUAL_STORAGE_TYPE_DEVICE_VHD, vd_vhd_probe, vd_vhd_open },
-    { VIRTUAL_STORAGE_TYPE_DEVICE_ISO, vd_iso_probe, vd_iso_open },
-};
-
-#define VD_FORMAT_COUNT (sizeof vd_formats / sizeof vd_formats[0])
-
-static const vd_format *vd_format_for_device(uint32_t device)
-{
-    for (size_t i = 0; i < VD_FORMAT_COUNT; i++) {
-        if (vd_formats[i].device == device)
-            return &vd_formats[i];
-    }
-    return NULL;
-}
-
-/* The first format other than `except` whose signature the file carries. */
-static const vd_format *vd_format_by_signature(const vd_file *file, const vd_format *except)
-{
-    for (size_t i = 0; i < VD_FORMAT_COUNT; i++) {
-        if (&vd_formats[i] != except && vd_formats[i].probe(file))
-            return &vd_formats[i];
-    }
-    return NULL;
-}
-
 uint32_t vd_storage_open_image(vd_file *file, uint32_t device, int device_from_extension,
                                vd_image *image)
 {
-    const vd_format *format = vd_format_for_device(device);
+    const vd_format_driver *format = vd_format_driver_of(device);
     if (format == NULL) {
-        format = vd_format_by_signature(file, NULL);
+        format = vd_format_driver_by_signature(file, NULL, NULL);
         if (format == NULL)
             return VD_ERROR_VIRTDISK_PROVIDER_NOT_FOUND;
         return format->open(file, image);
@@ -169,7 +134,7 @@ uint32_t vd_storage_open_image(vd_file *file, uint32_t device, int device_from_e
         return status;
     if (status == VD_ERROR_NOT_ENOUGH_MEMORY || status == VD_ERROR_OUTOFMEMORY)
         return status;
-    const vd_format *actual = vd_format_by_signature(file, format);
+    const vd_format_driver *actual = vd_format_driver_by_signature(file, format, NULL);
     if (actual == NULL)
         return status;
     return actual->open(file, image);

@@ -18,8 +18,7 @@
  *   size=<bytes>                  virtual size
  *   own=<offset>:<length>:<byte>  content this image holds (repeatable)
  *
- * Built without it, the real parsers are linked; weak fallbacks stand in
- * for the ones not written yet (a strong definition replaces them). */
+ * Built without it, the whole engine is linked. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <inttypes.h>
@@ -28,6 +27,7 @@
 #include <string.h>
 
 #include "chain.h"
+#include "driver.h"
 #include "json_print.h"
 #include "image.h"
 #include "vd_errors.h"
@@ -113,7 +113,7 @@ static void fake_release(vd_image *image)
     image->format_state = NULL;
 }
 
-static const vd_format_ops fake_ops = { fake_read, fake_release, NULL };
+static const vd_format_ops fake_ops = { .read = fake_read, .release = fake_release };
 
 static uint32_t fake_open(vd_file *file, vd_image *image)
 {
@@ -175,35 +175,25 @@ static uint32_t fake_open(vd_file *file, vd_image *image)
     return VD_ERROR_SUCCESS;
 }
 
-int vd_vhdx_probe(const vd_file *file) { return fake_probe(file); }
-uint32_t vd_vhdx_open(vd_file *file, vd_image *image) { return fake_open(file, image); }
-int vd_vhd_probe(const vd_file *file) { (void)file; return 0; }
-uint32_t vd_vhd_open(vd_file *file, vd_image *image)
+/* The registry, as chain.c asks it for a parent's format: the fake format
+ * is the only one. */
+static const vd_format_driver fake_driver = {
+    .name = "fake",
+    .device = VD_DEVICE_VHDX,
+    .probe = fake_probe,
+    .open = fake_open,
+};
+
+const vd_format_driver *vd_format_driver_by_signature(const vd_file *file,
+                                                      const vd_format_driver *except,
+                                                      int (*accept)(const vd_format_driver *))
 {
-    (void)file;
-    (void)image;
-    return VD_ERROR_VIRTDISK_NOT_VIRTUAL_DISK;
+    (void)except;
+    (void)accept;
+    return fake_probe(file) ? &fake_driver : NULL;
 }
 
-#define FALLBACK
-#else
-#define FALLBACK __attribute__((weak))
-
-FALLBACK int vd_vhdx_probe(const vd_file *file)
-{
-    (void)file;
-    return 0;
-}
-
-FALLBACK uint32_t vd_vhdx_open(vd_file *file, vd_image *image)
-{
-    (void)file;
-    (void)image;
-    return VD_ERROR_VIRTDISK_NOT_VIRTUAL_DISK;
-}
-#endif
-
-FALLBACK void vd_image_release(vd_image *image)
+void vd_image_release(vd_image *image)
 {
     if (image->ops != NULL && image->ops->release != NULL)
         image->ops->release(image);
@@ -213,6 +203,7 @@ FALLBACK void vd_image_release(vd_image *image)
     memset(&image->parent, 0, sizeof image->parent);
     vd_file_close(&image->file);
 }
+#endif
 
 /* ---- printing ------------------------------------------------------------- */
 
@@ -250,12 +241,8 @@ static uint32_t open_child(const char *path, int writable, vd_image *image)
     uint32_t status = vd_file_open(&file, path, writable);
     if (status != VD_ERROR_SUCCESS)
         return status;
-    if (vd_vhdx_probe(&file))
-        status = vd_vhdx_open(&file, image);
-    else if (vd_vhd_probe(&file))
-        status = vd_vhd_open(&file, image);
-    else
-        status = VD_ERROR_VIRTDISK_NOT_VIRTUAL_DISK;
+    const vd_format_driver *driver = vd_format_driver_by_signature(&file, NULL, NULL);
+    status = driver != NULL ? driver->open(&file, image) : VD_ERROR_VIRTDISK_NOT_VIRTUAL_DISK;
     if (status != VD_ERROR_SUCCESS)
         vd_file_close(&file);
     return status;
