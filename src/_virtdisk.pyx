@@ -50,7 +50,7 @@ from virtdisk_api cimport (
     STORAGE_DEPENDENCY_INFO, STORAGE_DEPENDENCY_INFO_TYPE_1, STORAGE_DEPENDENCY_INFO_TYPE_2,
     STORAGE_DEPENDENCY_INFO_VERSION, TAKE_SNAPSHOT_VHDSET_FLAG, TAKE_SNAPSHOT_VHDSET_PARAMETERS,
     TAKE_SNAPSHOT_VHDSET_VERSION, VIRTUAL_DISK_ACCESS_MASK, VIRTUAL_DISK_PROGRESS,
-    vd_close_handle, vd_dispatch_init, vd_overlapped_init, vd_overlapped_release,
+    vd_close_handle, vd_dispatch_implements, vd_dispatch_init, vd_overlapped_init, vd_overlapped_release,
     vd_overlapped_wait,
     vd_fn_GetAllAttachedVirtualDiskPhysicalPaths, vd_fn_QueryChangesVirtualDisk,
     vd_fn_TakeSnapshotVhdSet, vd_fn_DeleteSnapshotVhdSet, vd_fn_ModifyVhdSet,
@@ -512,10 +512,13 @@ if _code != api.ERROR_SUCCESS:
 
 
 def features() -> dict:
-    """Which of the 29 VirtDisk entry points this system has, by Win32 name.
+    """Which of the 29 VirtDisk entry points this system carries out, by
+    Win32 name.
 
-    The twenty of Windows 8.1 are linked and always present; the nine newer
-    ones are looked up in System32's VirtDisk.dll when the module loads.
+    On Windows the twenty of Windows 8.1 are linked and always present; the
+    nine newer ones are looked up in System32's VirtDisk.dll when the module
+    loads.  On the portable engine a function is False while it still
+    answers ERROR_CALL_NOT_IMPLEMENTED (the engine's own table says which).
     """
     result = dict.fromkeys(_LINKED_FUNCTIONS, True)
     result.update({
@@ -529,6 +532,8 @@ def features() -> dict:
         "ForkVirtualDisk": vd_fn_ForkVirtualDisk != NULL,
         "CompleteForkVirtualDisk": vd_fn_CompleteForkVirtualDisk != NULL,
     })
+    for name in result:
+        result[name] = result[name] and vd_dispatch_implements(name.encode("ascii")) != 0
     return result
 
 

@@ -595,6 +595,7 @@ cdef extern from "virtdisk_api.h" nogil:
 cdef extern from "virtdisk_dispatch.h" nogil:
     const char *VIRTDISK_PLATFORM_NAME
     DWORD vd_dispatch_init()
+    int vd_dispatch_implements(const char *name)
     DWORD vd_close_handle(HANDLE handle)
     VIRTDISK_FN_GetAllAttachedVirtualDiskPhysicalPaths *vd_fn_GetAllAttachedVirtualDiskPhysicalPaths
     VIRTDISK_FN_QueryChangesVirtualDisk *vd_fn_QueryChangesVirtualDisk

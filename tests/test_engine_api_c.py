@@ -30,10 +30,10 @@ import pytest
 
 import vhd_builder as vb
 import vhdx_builder as xb
-from c_harness import ENGINE, ROOT, compile_harness
+from c_harness import ENGINE, ROOT, compile_harness, engine_source
 
 INCLUDE = ROOT / "src" / "include"
-API_SOURCES = sorted(path.name for path in ENGINE.glob("*.c"))
+API_SOURCES = sorted(str(path) for path in ENGINE.rglob("*.c"))
 OWN_SOURCES = ["handle.c", "open.c", "info.c", "not_implemented.c", "storage_type.c", "create.c",
                "vhd_create.c"]
 
@@ -163,7 +163,7 @@ def test_api_layer_compiles_warning_free(tmp_path: Path, cc: str, gnu_source: bo
     defines = ["-D_GNU_SOURCE"] if gnu_source else []
     for source in OWN_SOURCES:
         run(cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-O2", *defines, f"-I{INCLUDE}",
-            "-c", ENGINE / source, "-o", tmp_path / (source + ".o"))
+            f"-I{ENGINE}", "-c", engine_source(source), "-o", tmp_path / (source + ".o"))
 
 
 # --------------------------------------------------------------------------- OpenVirtualDisk
@@ -603,6 +603,19 @@ def test_handle_validation(api: ApiProgram, vhdx: Path) -> None:
 def sdk_function_names() -> set[str]:
     header = (INCLUDE / "virtdisk_api.h").read_text()
     return set(re.findall(r"^VIRTDISKAPI VIRTDISK_FN_(\w+) \1;", header, re.M))
+
+
+def test_features_report_exactly_what_the_engine_carries_out(api: ApiProgram,
+                                                            vhdx: Path) -> None:
+    _virtdisk = pytest.importorskip("_virtdisk")
+    if _virtdisk.PLATFORM != "engine":
+        pytest.skip("features() reports the engine's table only on the engine")
+    stdout = run(api.binary, "--argument-cases", vhdx).stdout
+    cases = json.loads(stdout.rsplit("\n{", 1)[0])
+    measured = {name for name, answers in cases.items() if answers["implemented"]}
+    measured |= {"OpenVirtualDisk", "GetVirtualDiskInformation", "CreateVirtualDisk"}
+    reported = {name for name, present in _virtdisk.features().items() if present}
+    assert reported == measured
 
 
 # What a V1 READ handle (no METAOPS, image read-only) gets from the functions

@@ -83,6 +83,13 @@ static DWORD vd_overlapped_wait(OVERLAPPED *overlapped, DWORD milliseconds)
     return state == WAIT_TIMEOUT ? WAIT_TIMEOUT : GetLastError();
 }
 
+/* Windows carries out every function it exports. */
+static int vd_dispatch_implements(const char *name)
+{
+    (void)name;
+    return 1;
+}
+
 #define VIRTDISK_PLATFORM_NAME "windows"
 
 #else /* the portable engine */
@@ -123,6 +130,11 @@ static DWORD vd_overlapped_wait(OVERLAPPED *overlapped, DWORD milliseconds)
     (void)overlapped;
     (void)milliseconds;
     return ERROR_SUCCESS;
+}
+
+static int vd_dispatch_implements(const char *name)
+{
+    return vd_engine_implements(name);
 }
 
 #define VIRTDISK_PLATFORM_NAME "engine"

@@ -17,6 +17,12 @@ extern "C" {
  * (already closed, never opened, NULL): never a crash. */
 DWORD vd_engine_close_handle(HANDLE handle);
 
+/* Whether the engine carries out the VirtDisk function `name` (its Win32
+ * name), rather than answering ERROR_CALL_NOT_IMPLEMENTED after its
+ * argument and handle checks.  The table is implemented.c; features() in
+ * the extension reports it. */
+int vd_engine_implements(const char *name);
+
 /* Number of handles currently open, for leak checks in tests. */
 ULONG vd_engine_open_handle_count(void);
 

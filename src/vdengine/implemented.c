@@ -1,0 +1,30 @@
+/* Which VirtDisk functions the engine carries out (vdengine.h).  Every
+ * other entry point checks its arguments and handle as Windows does and
+ * then answers ERROR_CALL_NOT_IMPLEMENTED (not_implemented.c).  Keep this
+ * list equal to what the engine does: tests/test_engine_api_c.py calls every
+ * function and compares. */
+#include "vdengine.h"
+
+#include <string.h>
+
+static const char *const vd_implemented[] = {
+    "OpenVirtualDisk",
+    "CreateVirtualDisk",
+    "GetVirtualDiskInformation",
+    "SetVirtualDiskInformation",
+    "EnumerateVirtualDiskMetadata",
+    "GetVirtualDiskMetadata",
+    "SetVirtualDiskMetadata",
+    "DeleteVirtualDiskMetadata",
+};
+
+int vd_engine_implements(const char *name)
+{
+    if (name == NULL)
+        return 0;
+    for (size_t i = 0; i < sizeof vd_implemented / sizeof vd_implemented[0]; i++) {
+        if (strcmp(vd_implemented[i], name) == 0)
+            return 1;
+    }
+    return 0;
+}
