@@ -711,6 +711,8 @@ static void vd_vhdx_release(vd_image *image);
 
 static const vd_format_ops vd_vhdx_ops = {
     .read = vd_vhdx_read,
+    .write = vd_vhdx_write,
+    .flush = vd_vhdx_flush,
     .release = vd_vhdx_release,
 };
 
@@ -807,6 +809,22 @@ static uint32_t vd_vhdx_bat_entry(const vd_image *image, vd_vhdx_state *state, u
     }
     *entry = page[index % VD_VHDX_BAT_PAGE_ENTRIES];
     return VD_ERROR_SUCCESS;
+}
+
+uint32_t vd_vhdx_bat_get(vd_image *image, uint64_t index, uint64_t *entry)
+{
+    vd_vhdx_state *state = image->format_state;
+    if (index >= state->bat_entries)
+        return VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+    return vd_vhdx_bat_entry(image, state, index, entry);
+}
+
+void vd_vhdx_bat_set(vd_image *image, uint64_t index, uint64_t entry)
+{
+    vd_vhdx_state *state = image->format_state;
+    vd_vhdx_bat_page *pages = atomic_load_explicit(&state->bat_pages, memory_order_acquire);
+    uint64_t *page = atomic_load_explicit(&pages[index / VD_VHDX_BAT_PAGE_ENTRIES], memory_order_acquire);
+    page[index % VD_VHDX_BAT_PAGE_ENTRIES] = entry;
 }
 
 /* File offset of the block an entry points to, checked to hold `bytes`
@@ -993,6 +1011,7 @@ static void vd_vhdx_release(vd_image *image)
         free(pages);
     }
     vd_vhdx_replay_free(state->replay);
+    pthread_mutex_destroy(&state->allocation_lock);
     free(state);
     image->format_state = NULL;
 }
@@ -1029,6 +1048,7 @@ static uint32_t vd_vhdx_make_state(const vd_vhdx_open_state *open, vd_vhdx_state
     state->virtual_size = open->virtual_size;
     state->bat_offset = open->bat_offset;
     state->bat_entries = entries;
+    state->bat_length = open->bat_length;
     state->block_size = open->block_size;
     state->chunk_ratio = chunk_ratio;
     state->logical_sector_size = open->logical_sector_size;
@@ -1044,6 +1064,10 @@ static uint32_t vd_vhdx_make_state(const vd_vhdx_open_state *open, vd_vhdx_state
     state->metadata_offset = open->metadata_offset;
     state->metadata_length = (uint32_t)open->metadata_length;
     state->file_write_guid_fresh = open->file_write_guid_fresh;
+    if (pthread_mutex_init(&state->allocation_lock, NULL) != 0) {
+        free(state);
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    }
     *state_out = state;
     return VD_ERROR_SUCCESS;
 }
