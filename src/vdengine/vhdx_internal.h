@@ -14,11 +14,14 @@
 #include "vhdx_format.h"
 #include "vhdx_log.h"
 
-typedef _Atomic(uint64_t *) vd_vhdx_bat_page;
+typedef _Atomic(uint64_t) vd_vhdx_bat_value;
+typedef _Atomic(vd_vhdx_bat_value *) vd_vhdx_bat_page;
 
 typedef struct vd_vhdx_state {
     vd_vhdx_replay *replay;       /* read-only open of a dirty image, else NULL */
-    uint64_t data_size;           /* file size as the replayed log has it */
+    /* File size as the replayed log has it; grows under allocation_lock
+     * while readers check block offsets against it. */
+    _Atomic(uint64_t) data_size;
     uint64_t virtual_size;
     uint64_t bat_offset;
     uint64_t bat_entries;
@@ -57,7 +60,7 @@ typedef struct vd_vhdx_state {
      * changes once per open, before the first user-visible data change
      * (2.2.2); set when that header is on disk. */
     pthread_mutex_t allocation_lock;
-    int data_write_guid_fresh;
+    _Atomic(int) data_write_guid_fresh;
 } vd_vhdx_state;
 
 /* BAT entry `index` as the image sees it (read through the page cache).
