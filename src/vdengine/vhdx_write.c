@@ -27,8 +27,10 @@
  * meets the header section, the log, the BAT or the metadata region, or
  * reaches past the end of the file, gets VHD_BLOCK_ALLOCATION_TABLE_CORRUPT
  * (the code reads give for the same entry); reserved states and bits too.
- * Differencing images: writes answer NOT_SUPPORTED for blocks the child
- * does not hold whole (sector bitmaps are not written yet). */
+ * Differencing images: overwrites of FULLY_PRESENT blocks and writes of a
+ * whole block (which becomes FULLY_PRESENT) work; a partial write into a
+ * block the child does not hold whole answers NOT_SUPPORTED (sector
+ * bitmaps are not written yet). */
 #define _POSIX_C_SOURCE 200809L
 
 #include <stdlib.h>
@@ -167,7 +169,11 @@ static uint32_t vd_vhdx_write_block(vd_image *image, vd_vhdx_state *state, uint6
         case VD_VHDX_PAYLOAD_UNDEFINED:
         case VD_VHDX_PAYLOAD_ZERO:
         case VD_VHDX_PAYLOAD_UNMAPPED:
-            if (state->differencing) {
+            /* In a differencing child the sectors this write leaves out
+             * must keep reading from the parent, which needs the sector
+             * bitmap (not written yet); a write of the whole block needs
+             * none: FULLY_PRESENT hides the parent for all of it. */
+            if (state->differencing && (within != 0 || count != block_bytes)) {
                 status = VD_ERROR_NOT_SUPPORTED;
                 break;
             }
