@@ -15,6 +15,8 @@
  *   3. the 4 KiB BAT sector with the entry set FULLY_PRESENT goes through
  *      the log (vhdx_log_write.c), which flushes at each of its steps.
  *
+ * The blocks one write allocates (up to 64) share steps 1-3: one size
+ * change, one data flush and one log transaction, not one per block.
  * A crash before 3's log entry is durable leaves the old entry: the block
  * is unreferenced space past the old structures and every sector reads its
  * old content; after, the entry replays and the sectors read new content.
@@ -85,85 +87,99 @@ static uint32_t vd_vhdx_data_write_guid(vd_image *image, vd_vhdx_state *state)
     return VD_ERROR_SUCCESS;
 }
 
-/* The BAT sector holding entry `index`, with that entry set to `entry`,
- * through the log. */
-static uint32_t vd_vhdx_bat_commit(vd_image *image, vd_vhdx_state *state, uint64_t index, uint64_t entry)
-{
-    uint64_t byte = index * VD_VHDX_BAT_ENTRY_SIZE;
-    uint64_t sector_offset = state->bat_offset + byte / VD_VHDX_LOG_SECTOR_SIZE * VD_VHDX_LOG_SECTOR_SIZE;
-    uint8_t *sector = malloc(VD_VHDX_LOG_SECTOR_SIZE);
-    if (sector == NULL)
-        return VD_ERROR_NOT_ENOUGH_MEMORY;
-    uint32_t status = vd_vhdx_state_read(image, sector_offset, sector, VD_VHDX_LOG_SECTOR_SIZE);
-    if (status == VD_ERROR_SUCCESS) {
-        vd_store_le64(sector + byte % VD_VHDX_LOG_SECTOR_SIZE, entry);
-        vd_vhdx_sector_write write = { sector_offset, sector };
-        status = vd_vhdx_log_commit(image, &write, 1, NULL, 0);
-    }
-    free(sector);
-    return status;
-}
+/* Blocks allocated by one write share one log transaction, up to this
+ * many (64 BAT entries fit in at most 2 BAT sectors of the log entry). */
+#define VD_VHDX_BATCH_BLOCKS 64u
 
-/* A write into block `block` that is not present: steps 1-3 above. */
-static uint32_t vd_vhdx_allocate(vd_image *image, vd_vhdx_state *state, uint64_t block, uint64_t index,
-                                 uint64_t within, const uint8_t *data, uint64_t count)
+typedef struct vd_vhdx_new_block {
+    uint64_t index;               /* BAT entry */
+    uint64_t start;               /* file offset of the block */
+    uint64_t within, count;       /* the bytes this write puts there */
+    const uint8_t *data;
+} vd_vhdx_new_block;
+
+/* Steps 1-3 above for `count` new blocks: one size change, the data, one
+ * flush, then one log transaction holding every BAT sector they touch. */
+static uint32_t vd_vhdx_allocate(vd_image *image, vd_vhdx_state *state, const vd_vhdx_new_block *blocks,
+                                 size_t count, uint64_t end)
 {
-    uint64_t start = (image->file.size + VD_VHDX_MIB - 1) / VD_VHDX_MIB * VD_VHDX_MIB;
-    if (start < state->data_size)
-        start = (state->data_size + VD_VHDX_MIB - 1) / VD_VHDX_MIB * VD_VHDX_MIB;
-    uint64_t entry_offset_mb = start / VD_VHDX_MIB;
-    /* FileOffsetMB has 44 bits; past that the format cannot point. */
-    if (entry_offset_mb >= (UINT64_C(1) << 44) || state->block_size > UINT64_MAX - start)
-        return VD_ERROR_VHD_BLOCK_ALLOCATION_FAILURE;
-    (void)block;
     uint32_t status = vd_vhdx_update_blocked(image);
     if (status == VD_ERROR_SUCCESS)
-        status = vd_file_set_size(&image->file, start + state->block_size);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_file_write(&image->file, start + within, data, (size_t)count);
+        status = vd_file_set_size(&image->file, end);
+    for (size_t i = 0; i < count && status == VD_ERROR_SUCCESS; i++)
+        status = vd_file_write(&image->file, blocks[i].start + blocks[i].within, blocks[i].data,
+                               (size_t)blocks[i].count);
     if (status == VD_ERROR_SUCCESS)
         status = vd_file_flush(&image->file);
     if (status != VD_ERROR_SUCCESS)
-        return status;   /* ENOSPC is DISK_FULL (io.c) */
-    state->data_size = start + state->block_size;
-    uint64_t entry = entry_offset_mb << VD_VHDX_BAT_OFFSET_SHIFT | VD_VHDX_PAYLOAD_FULLY_PRESENT;
-    status = vd_vhdx_bat_commit(image, state, index, entry);
+        return status;   /* ENOSPC is DISK_FULL (io.c); the old entries stand */
+    state->data_size = end;
+
+    uint8_t *sectors = malloc(count * VD_VHDX_LOG_SECTOR_SIZE);
+    vd_vhdx_sector_write *writes = malloc(count * sizeof *writes);
+    size_t used = 0;
+    if (sectors == NULL || writes == NULL)
+        status = VD_ERROR_NOT_ENOUGH_MEMORY;
+    /* Blocks come in ascending order, so their BAT sectors do too. */
+    for (size_t i = 0; i < count && status == VD_ERROR_SUCCESS; i++) {
+        uint64_t byte = blocks[i].index * VD_VHDX_BAT_ENTRY_SIZE;
+        uint64_t sector = state->bat_offset + byte / VD_VHDX_LOG_SECTOR_SIZE * VD_VHDX_LOG_SECTOR_SIZE;
+        if (used == 0 || writes[used - 1].file_offset != sector) {
+            uint8_t *bytes = sectors + used * VD_VHDX_LOG_SECTOR_SIZE;
+            status = vd_vhdx_state_read(image, sector, bytes, VD_VHDX_LOG_SECTOR_SIZE);
+            writes[used].file_offset = sector;
+            writes[used].data = bytes;
+            used++;
+        }
+        uint64_t entry = blocks[i].start / VD_VHDX_MIB << VD_VHDX_BAT_OFFSET_SHIFT | VD_VHDX_PAYLOAD_FULLY_PRESENT;
+        vd_store_le64(sectors + (used - 1) * VD_VHDX_LOG_SECTOR_SIZE + byte % VD_VHDX_LOG_SECTOR_SIZE, entry);
+    }
     if (status == VD_ERROR_SUCCESS)
-        vd_vhdx_bat_set(image, index, entry);
+        status = vd_vhdx_log_commit(image, writes, used, NULL, 0);
+    for (size_t i = 0; i < count && status == VD_ERROR_SUCCESS; i++)
+        vd_vhdx_bat_set(image, blocks[i].index,
+                        blocks[i].start / VD_VHDX_MIB << VD_VHDX_BAT_OFFSET_SHIFT | VD_VHDX_PAYLOAD_FULLY_PRESENT);
+    free(sectors);
+    free(writes);
     return status;
 }
 
-static uint32_t vd_vhdx_write_block(vd_image *image, vd_vhdx_state *state, uint64_t block, uint64_t within,
-                                    const uint8_t *data, uint64_t count)
+static uint64_t vd_vhdx_round_mib(uint64_t value)
 {
-    uint64_t index = block + block / state->chunk_ratio;
-    uint64_t block_start = block * state->block_size;
-    uint64_t block_bytes = state->virtual_size - block_start < state->block_size
-                         ? state->virtual_size - block_start : state->block_size;
-    uint64_t entry, payload;
-    uint32_t status = vd_vhdx_bat_get(image, index, &entry);
-    if (status != VD_ERROR_SUCCESS)
-        return status;
-    if ((entry & VD_VHDX_BAT_STATE_MASK) == VD_VHDX_PAYLOAD_FULLY_PRESENT && state->data_write_guid_fresh) {
-        status = vd_vhdx_payload_place(state, entry, block_bytes, &payload);
-        if (status == VD_ERROR_SUCCESS)
-            status = vd_file_write(&image->file, payload + within, data, (size_t)count);
-        return status;
-    }
+    return (value + VD_VHDX_MIB - 1) / VD_VHDX_MIB * VD_VHDX_MIB;
+}
 
-    pthread_mutex_lock(&state->allocation_lock);
-    status = vd_vhdx_bat_get(image, index, &entry);   /* another writer may have allocated it */
-    if (status == VD_ERROR_SUCCESS && (entry & VD_VHDX_BAT_RESERVED_MASK) != 0)
-        status = VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
-    uint64_t kind = entry & VD_VHDX_BAT_STATE_MASK;
-    if (status == VD_ERROR_SUCCESS) {
-        switch (kind) {
+/* Under the allocation lock: the blocks of [offset, offset + length), at
+ * most VD_VHDX_BATCH_BLOCKS of them; *done = the bytes handled. */
+static uint32_t vd_vhdx_write_locked(vd_image *image, vd_vhdx_state *state, uint64_t offset,
+                                     const uint8_t *data, uint64_t length, uint64_t *done)
+{
+    vd_vhdx_new_block blocks[VD_VHDX_BATCH_BLOCKS];
+    size_t count = 0, visited = 0;
+    uint64_t file_end = image->file.size > state->data_size ? image->file.size : state->data_size;
+    uint64_t end = vd_vhdx_round_mib(file_end);
+    uint64_t position = 0;
+    uint32_t status = vd_vhdx_data_write_guid(image, state);
+    while (status == VD_ERROR_SUCCESS && position < length && visited < VD_VHDX_BATCH_BLOCKS) {
+        uint64_t at = offset + position;
+        uint64_t block = at / state->block_size, within = at % state->block_size;
+        uint64_t count_here = state->block_size - within < length - position ? state->block_size - within
+                                                                             : length - position;
+        uint64_t index = block + block / state->chunk_ratio;
+        uint64_t block_start = block * state->block_size;
+        uint64_t block_bytes = state->virtual_size - block_start < state->block_size
+                             ? state->virtual_size - block_start : state->block_size;
+        uint64_t entry, payload;
+        status = vd_vhdx_bat_get(image, index, &entry);
+        if (status == VD_ERROR_SUCCESS && (entry & VD_VHDX_BAT_RESERVED_MASK) != 0)
+            status = VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+        if (status != VD_ERROR_SUCCESS)
+            break;
+        switch (entry & VD_VHDX_BAT_STATE_MASK) {
         case VD_VHDX_PAYLOAD_FULLY_PRESENT:
             status = vd_vhdx_payload_place(state, entry, block_bytes, &payload);
             if (status == VD_ERROR_SUCCESS)
-                status = vd_vhdx_data_write_guid(image, state);
-            if (status == VD_ERROR_SUCCESS)
-                status = vd_file_write(&image->file, payload + within, data, (size_t)count);
+                status = vd_file_write(&image->file, payload + within, data + position, (size_t)count_here);
             break;
         case VD_VHDX_PAYLOAD_NOT_PRESENT:
         case VD_VHDX_PAYLOAD_UNDEFINED:
@@ -173,13 +189,17 @@ static uint32_t vd_vhdx_write_block(vd_image *image, vd_vhdx_state *state, uint6
              * must keep reading from the parent, which needs the sector
              * bitmap (not written yet); a write of the whole block needs
              * none: FULLY_PRESENT hides the parent for all of it. */
-            if (state->differencing && (within != 0 || count != block_bytes)) {
+            if (state->differencing && (within != 0 || count_here != block_bytes)) {
                 status = VD_ERROR_NOT_SUPPORTED;
                 break;
             }
-            status = vd_vhdx_data_write_guid(image, state);
-            if (status == VD_ERROR_SUCCESS)
-                status = vd_vhdx_allocate(image, state, block, index, within, data, count);
+            /* FileOffsetMB has 44 bits; past that the format cannot point. */
+            if (end / VD_VHDX_MIB >= (UINT64_C(1) << 44) || state->block_size > UINT64_MAX - end) {
+                status = VD_ERROR_VHD_BLOCK_ALLOCATION_FAILURE;
+                break;
+            }
+            blocks[count++] = (vd_vhdx_new_block){ index, end, within, count_here, data + position };
+            end += state->block_size;
             break;
         case VD_VHDX_PAYLOAD_PARTIALLY_PRESENT:
             status = state->differencing ? VD_ERROR_NOT_SUPPORTED : VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
@@ -187,8 +207,20 @@ static uint32_t vd_vhdx_write_block(vd_image *image, vd_vhdx_state *state, uint6
         default:
             status = VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
         }
+        if (status != VD_ERROR_SUCCESS)
+            break;
+        position += count_here;
+        visited++;
     }
-    pthread_mutex_unlock(&state->allocation_lock);
+    /* The blocks collected before a refusal are still allocated: their
+     * data is part of this write, and a write that fails part way may
+     * leave any sector old or new. */
+    if (count > 0) {
+        uint32_t allocated = vd_vhdx_allocate(image, state, blocks, count, end);
+        if (status == VD_ERROR_SUCCESS)
+            status = allocated;
+    }
+    *done = position;
     return status;
 }
 
@@ -204,7 +236,23 @@ uint32_t vd_vhdx_write(vd_image *image, uint64_t offset, const void *buffer, uin
         uint64_t block = offset / state->block_size;
         uint64_t within = offset % state->block_size;
         uint64_t count = state->block_size - within < length ? state->block_size - within : length;
-        uint32_t status = vd_vhdx_write_block(image, state, block, within, in, count);
+        uint64_t block_start = block * state->block_size;
+        uint64_t block_bytes = state->virtual_size - block_start < state->block_size
+                             ? state->virtual_size - block_start : state->block_size;
+        uint64_t entry, payload;
+        uint32_t status = vd_vhdx_bat_get(image, block + block / state->chunk_ratio, &entry);
+        if (status != VD_ERROR_SUCCESS)
+            return status;
+        if ((entry & VD_VHDX_BAT_STATE_MASK) == VD_VHDX_PAYLOAD_FULLY_PRESENT && state->data_write_guid_fresh) {
+            /* The common case: no lock, no metadata. */
+            status = vd_vhdx_payload_place(state, entry, block_bytes, &payload);
+            if (status == VD_ERROR_SUCCESS)
+                status = vd_file_write(&image->file, payload + within, in, (size_t)count);
+        } else {
+            pthread_mutex_lock(&state->allocation_lock);
+            status = vd_vhdx_write_locked(image, state, offset, in, length, &count);
+            pthread_mutex_unlock(&state->allocation_lock);
+        }
         if (status != VD_ERROR_SUCCESS)
             return status;
         in += count;
