@@ -113,7 +113,7 @@ static void fake_release(vd_image *image)
     image->format_state = NULL;
 }
 
-static const vd_format_ops fake_ops = { fake_read, fake_release, NULL };
+static const vd_format_ops fake_ops = { .read = fake_read, .release = fake_release };
 
 static uint32_t fake_open(vd_file *file, vd_image *image)
 {
