@@ -306,3 +306,25 @@ def test_differencing_child_takes_whole_blocks_and_refuses_partial_ones(
         # dump above and by pyvhdi from 1 MiB on.)
         for start, end in ((2 * block, 3 * block), (5 * block, 7 * block), (MiB, size)):
             assert got[start:end] == expected[start:end], (start, end)
+
+
+def test_qemu_writes_into_an_engine_written_image_read_back_by_the_engine(
+        harness: Path, tmp_path: Path) -> None:
+    """The blocks the engine appended and logged are ones qemu takes up
+    and extends: qemu-io writes over them and past them, and the engine's
+    dump equals the mirror of both writers."""
+    size, block = 16 * MiB, MiB
+    image, mirror = tmp_path / "disk.vhdx", tmp_path / "mirror.raw"
+    qemu_image(image, size, block)
+    session = ContentSession(harness, image, mirror, size, seed=11)
+    session.write(MiB + 512, 3 * MiB)
+    session.write(9 * MiB, 4096)
+    session.run()
+    run("qemu-io", "-f", "vhdx", "-c", f"write -P 0x6d {2 * MiB + 4096} 8192",
+        "-c", f"write -P 0x2e {12 * MiB} {MiB}", image)
+    with open(mirror, "r+b") as raw:
+        raw.seek(2 * MiB + 4096)
+        raw.write(bytes([0x6D]) * 8192)
+        raw.seek(12 * MiB)
+        raw.write(bytes([0x2E]) * MiB)
+    check_against_mirror(harness, image, mirror, 512)
