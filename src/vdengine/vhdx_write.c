@@ -149,6 +149,31 @@ static uint64_t vd_vhdx_round_mib(uint64_t value)
     return (value + VD_VHDX_MIB - 1) / VD_VHDX_MIB * VD_VHDX_MIB;
 }
 
+/* Damage in the entries of the first VD_VHDX_BATCH_BLOCKS blocks of the
+ * range is refused before anything, the DataWriteGuid header included, is
+ * written. */
+static uint32_t vd_vhdx_check_range(vd_image *image, vd_vhdx_state *state, uint64_t offset, uint64_t length)
+{
+    uint64_t first = offset / state->block_size;
+    uint64_t last = (offset + length - 1) / state->block_size;
+    if (last - first >= VD_VHDX_BATCH_BLOCKS)
+        last = first + VD_VHDX_BATCH_BLOCKS - 1;
+    for (uint64_t block = first; block <= last; block++) {
+        uint64_t entry, payload;
+        uint64_t block_start = block * state->block_size;
+        uint64_t block_bytes = state->virtual_size - block_start < state->block_size
+                             ? state->virtual_size - block_start : state->block_size;
+        uint32_t status = vd_vhdx_bat_get(image, block + block / state->chunk_ratio, &entry);
+        if (status == VD_ERROR_SUCCESS && (entry & VD_VHDX_BAT_RESERVED_MASK) != 0)
+            status = VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+        if (status == VD_ERROR_SUCCESS && (entry & VD_VHDX_BAT_STATE_MASK) == VD_VHDX_PAYLOAD_FULLY_PRESENT)
+            status = vd_vhdx_payload_place(state, entry, block_bytes, &payload);
+        if (status != VD_ERROR_SUCCESS)
+            return status;
+    }
+    return VD_ERROR_SUCCESS;
+}
+
 /* Under the allocation lock: the blocks of [offset, offset + length), at
  * most VD_VHDX_BATCH_BLOCKS of them; *done = the bytes handled. */
 static uint32_t vd_vhdx_write_locked(vd_image *image, vd_vhdx_state *state, uint64_t offset,
@@ -159,7 +184,9 @@ static uint32_t vd_vhdx_write_locked(vd_image *image, vd_vhdx_state *state, uint
     uint64_t file_end = image->file.size > state->data_size ? image->file.size : state->data_size;
     uint64_t end = vd_vhdx_round_mib(file_end);
     uint64_t position = 0;
-    uint32_t status = vd_vhdx_data_write_guid(image, state);
+    uint32_t status = vd_vhdx_check_range(image, state, offset, length);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_vhdx_data_write_guid(image, state);
     while (status == VD_ERROR_SUCCESS && position < length && visited < VD_VHDX_BATCH_BLOCKS) {
         uint64_t at = offset + position;
         uint64_t block = at / state->block_size, within = at % state->block_size;
