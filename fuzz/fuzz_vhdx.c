@@ -4,6 +4,7 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -Isrc/vdengine \
  *       fuzz/fuzz_vhdx.c src/vdengine/vhdx.c src/vdengine/vhdx_log.c \
+ *       src/vdengine/vhdx_log_write.c src/vdengine/vhdx_write.c src/vdengine/guid.c \
  *       src/vdengine/crc32c.c src/vdengine/image.c src/vdengine/io.c \
  *       src/vdengine/utf16.c -o fuzz_vhdx
  *

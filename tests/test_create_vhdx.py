@@ -37,7 +37,8 @@ from test_engine_vhdx_c import (  # noqa: E402
 )
 
 ENGINE_SOURCES = all_engine_sources()
-PROBE_SOURCES = ["vhdx.c", "vhdx_log.c", "crc32c.c", "guid.c", "image.c", "io.c", "utf16.c"]
+PROBE_SOURCES = ["vhdx.c", "vhdx_log.c", "vhdx_log_write.c", "vhdx_write.c", "crc32c.c", "guid.c",
+                 "image.c", "io.c", "utf16.c"]
 
 ERROR_INVALID_PARAMETER = 87
 ERROR_FILE_SYSTEM_LIMITATION = 665

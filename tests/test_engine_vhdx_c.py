@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vhdx_builder as vb  # noqa: E402
 from c_harness import compile_harness  # noqa: E402
 
-ENGINE_SOURCES = ["vhdx.c", "vhdx_log.c", "crc32c.c", "guid.c", "image.c", "io.c", "utf16.c"]
+ENGINE_SOURCES = ["vhdx.c", "vhdx_log.c", "vhdx_log_write.c", "vhdx_write.c", "crc32c.c", "guid.c", "image.c", "io.c", "utf16.c"]
 
 # Win32 codes (winerror.h; the virtual disk family is FACILITY_USERMODE_VHD).
 ERROR_INVALID_PARAMETER = 87

@@ -37,10 +37,10 @@ from c_harness import compile_harness  # noqa: E402
 from test_create_vhdx import seven_zip_fields  # noqa: E402
 from test_engine_vhdx_c import run, seven_zip_info, vhdiinfo, windows_guid  # noqa: E402
 
-UPDATE_SOURCES = ["vhdx.c", "vhdx_log.c", "vhdx_log_write.c", "vhdx_metadata.c", "vhdx_update.c",
+UPDATE_SOURCES = ["vhdx.c", "vhdx_log.c", "vhdx_log_write.c", "vhdx_write.c", "vhdx_metadata.c", "vhdx_update.c",
                   "vhdx_create.c", "crc32c.c", "guid.c", "image.c", "io.c", "utf16.c"]
 CREATE_SOURCES = ["vhdx_create.c", "guid.c", "chain.c", "io.c", "utf16.c", "crc32c.c", "image.c", "vhd.c",
-                  "vhd_geometry.c", "vhdx.c", "vhdx_log.c"]
+                  "vhd_geometry.c", "vhdx.c", "vhdx_log.c", "vhdx_log_write.c", "vhdx_write.c"]
 
 ERROR_WRITE_FAULT = 29
 ERROR_INSUFFICIENT_BUFFER = 122

@@ -711,6 +711,8 @@ static void vd_vhdx_release(vd_image *image);
 
 static const vd_format_ops vd_vhdx_ops = {
     .read = vd_vhdx_read,
+    .write = vd_vhdx_write,
+    .flush = vd_vhdx_flush,
     .release = vd_vhdx_release,
 };
 
@@ -782,31 +784,56 @@ static uint32_t vd_vhdx_bat_entry(const vd_image *image, vd_vhdx_state *state, u
     if (pages == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
     size_t page_index = (size_t)(index / VD_VHDX_BAT_PAGE_ENTRIES);
-    uint64_t *page = atomic_load_explicit(&pages[page_index], memory_order_acquire);
+    vd_vhdx_bat_value *page = atomic_load_explicit(&pages[page_index], memory_order_acquire);
     if (page == NULL) {
         uint64_t first = (uint64_t)page_index * VD_VHDX_BAT_PAGE_ENTRIES;
         size_t count = state->bat_entries - first < VD_VHDX_BAT_PAGE_ENTRIES
                      ? (size_t)(state->bat_entries - first) : VD_VHDX_BAT_PAGE_ENTRIES;
-        uint64_t *fresh = malloc(count * sizeof *fresh);
-        if (fresh == NULL)
+        uint8_t *raw = malloc(count * VD_VHDX_BAT_ENTRY_SIZE);
+        vd_vhdx_bat_value *fresh = malloc(count * sizeof *fresh);
+        if (raw == NULL || fresh == NULL) {
+            free(raw);
+            free(fresh);
             return VD_ERROR_NOT_ENOUGH_MEMORY;
+        }
         vd_vhdx_source source = vd_vhdx_state_source(image, state);
         uint32_t status = vd_vhdx_structure_read(&source, state->bat_offset + first * VD_VHDX_BAT_ENTRY_SIZE,
-                                                 fresh, count * VD_VHDX_BAT_ENTRY_SIZE);
+                                                 raw, count * VD_VHDX_BAT_ENTRY_SIZE);
         if (status != VD_ERROR_SUCCESS) {
+            free(raw);
             free(fresh);
             return status;
         }
+        /* Entries are atomic: writers (vhdx_write.c) replace one while
+         * readers of other blocks of the page read theirs. */
         for (size_t i = 0; i < count; i++)
-            fresh[i] = vd_load_le64((const uint8_t *)&fresh[i]);
+            atomic_init(&fresh[i], vd_load_le64(raw + i * VD_VHDX_BAT_ENTRY_SIZE));
+        free(raw);
         if (atomic_compare_exchange_strong_explicit(&pages[page_index], &page, fresh, memory_order_acq_rel,
                                                     memory_order_acquire))
             page = fresh;
         else
             free(fresh);
     }
-    *entry = page[index % VD_VHDX_BAT_PAGE_ENTRIES];
+    *entry = atomic_load_explicit(&page[index % VD_VHDX_BAT_PAGE_ENTRIES], memory_order_acquire);
     return VD_ERROR_SUCCESS;
+}
+
+uint32_t vd_vhdx_bat_get(vd_image *image, uint64_t index, uint64_t *entry)
+{
+    vd_vhdx_state *state = image->format_state;
+    if (index >= state->bat_entries)
+        return VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+    return vd_vhdx_bat_entry(image, state, index, entry);
+}
+
+void vd_vhdx_bat_set(vd_image *image, uint64_t index, uint64_t entry)
+{
+    vd_vhdx_state *state = image->format_state;
+    vd_vhdx_bat_page *pages = atomic_load_explicit(&state->bat_pages, memory_order_acquire);
+    vd_vhdx_bat_value *page = atomic_load_explicit(&pages[index / VD_VHDX_BAT_PAGE_ENTRIES],
+                                                   memory_order_acquire);
+    atomic_store_explicit(&page[index % VD_VHDX_BAT_PAGE_ENTRIES], entry, memory_order_release);
 }
 
 /* File offset of the block an entry points to, checked to hold `bytes`
@@ -993,6 +1020,7 @@ static void vd_vhdx_release(vd_image *image)
         free(pages);
     }
     vd_vhdx_replay_free(state->replay);
+    pthread_mutex_destroy(&state->allocation_lock);
     free(state);
     image->format_state = NULL;
 }
@@ -1029,6 +1057,7 @@ static uint32_t vd_vhdx_make_state(const vd_vhdx_open_state *open, vd_vhdx_state
     state->virtual_size = open->virtual_size;
     state->bat_offset = open->bat_offset;
     state->bat_entries = entries;
+    state->bat_length = open->bat_length;
     state->block_size = open->block_size;
     state->chunk_ratio = chunk_ratio;
     state->logical_sector_size = open->logical_sector_size;
@@ -1044,6 +1073,10 @@ static uint32_t vd_vhdx_make_state(const vd_vhdx_open_state *open, vd_vhdx_state
     state->metadata_offset = open->metadata_offset;
     state->metadata_length = (uint32_t)open->metadata_length;
     state->file_write_guid_fresh = open->file_write_guid_fresh;
+    if (pthread_mutex_init(&state->allocation_lock, NULL) != 0) {
+        free(state);
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    }
     *state_out = state;
     return VD_ERROR_SUCCESS;
 }

@@ -6,6 +6,7 @@
 #ifndef VDENGINE_VHDX_INTERNAL_H
 #define VDENGINE_VHDX_INTERNAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,14 +14,18 @@
 #include "vhdx_format.h"
 #include "vhdx_log.h"
 
-typedef _Atomic(uint64_t *) vd_vhdx_bat_page;
+typedef _Atomic(uint64_t) vd_vhdx_bat_value;
+typedef _Atomic(vd_vhdx_bat_value *) vd_vhdx_bat_page;
 
 typedef struct vd_vhdx_state {
     vd_vhdx_replay *replay;       /* read-only open of a dirty image, else NULL */
-    uint64_t data_size;           /* file size as the replayed log has it */
+    /* File size as the replayed log has it; grows under allocation_lock
+     * while readers check block offsets against it. */
+    _Atomic(uint64_t) data_size;
     uint64_t virtual_size;
     uint64_t bat_offset;
     uint64_t bat_entries;
+    uint64_t bat_length;          /* bytes of the BAT region */
     uint32_t block_size;
     uint32_t chunk_ratio;         /* payload blocks per sector bitmap block */
     uint32_t logical_sector_size;
@@ -50,7 +55,24 @@ typedef struct vd_vhdx_state {
      * durable: the log must replay (at the next open) before anything
      * else changes the file, so later updates return this code. */
     uint32_t update_failure;
+    /* Content writes (vhdx_write.c): allocation of blocks is serialised by
+     * this lock; data I/O into present blocks takes no lock.  DataWriteGuid
+     * changes once per open, before the first user-visible data change
+     * (2.2.2); set when that header is on disk. */
+    pthread_mutex_t allocation_lock;
+    _Atomic(int) data_write_guid_fresh;
 } vd_vhdx_state;
+
+/* BAT entry `index` as the image sees it (read through the page cache).
+ * vd_vhdx_bat_set replaces the cached value after the entry's new value is
+ * durable; the caller holds allocation_lock and has read the entry with
+ * vd_vhdx_bat_get first (so its page is loaded). */
+uint32_t vd_vhdx_bat_get(vd_image *image, uint64_t index, uint64_t *entry);
+void vd_vhdx_bat_set(vd_image *image, uint64_t index, uint64_t entry);
+
+/* The content ops (vhdx_write.c). */
+uint32_t vd_vhdx_write(vd_image *image, uint64_t offset, const void *buffer, uint64_t length);
+uint32_t vd_vhdx_flush(vd_image *image);
 
 /* Reads file bytes [offset, offset + length) as the image sees them: through
  * the replayed log of a read-only open of a dirty image, straight from the

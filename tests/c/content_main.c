@@ -8,6 +8,8 @@
  *   f                     flush
  *   r OFFSET LENGTH OUT   read and append the bytes to file OUT
  *   d OUT                 write the whole virtual content to file OUT
+ *   k N                   (VD_FAULT_INJECTION builds) let N more file
+ *                         changes succeed, fail every one after them
  *   t THREADS ROUNDS      THREADS threads each writing then reading back
  *                         ROUNDS 4 KiB pieces of a stripe of its own
  *
@@ -26,6 +28,7 @@
 #include "../../src/include/virtdisk_api.h"
 #include "content.h"
 #include "handle.h"
+#include "io.h"
 #include "vd_errors.h"
 #include "vdengine.h"
 
@@ -148,6 +151,13 @@ static uint32_t run(vd_disk *disk, const char *line)
         return stripes(disk, threads, rounds);
     if (line[0] == 'f')
         return vd_content_flush(disk);
+#ifdef VD_FAULT_INJECTION
+    long left;
+    if (sscanf(line, "k %ld", &left) == 1) {
+        vd_fault_writes_left = left;
+        return VD_ERROR_SUCCESS;
+    }
+#endif
     return VD_ERROR_INVALID_PARAMETER;
 }
 
