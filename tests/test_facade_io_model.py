@@ -484,4 +484,5 @@ def test_sense_maps_to_its_kind(sense: scsi.Sense, cls: type, text: str) -> None
     assert type(error) is cls
     assert text in str(error)
     if cls is OutOfRangeError:
-        assert isinstance(error, ValueError) and error.size == MIB
+        assert isinstance(error, OutOfRangeError) and isinstance(error, ValueError)
+        assert error.size == MIB
