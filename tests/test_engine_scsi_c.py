@@ -125,3 +125,18 @@ def test_vpd_b1_reports_non_rotating(harness: Path, vhdx: Path) -> None:
     answer = run(harness, vhdx, bytes([0x12, 1, 0xB1, 0, 64, 0]), "in", 64)
     data = bytes.fromhex(str(answer["data"]))
     assert data[1] == 0xB1 and struct.unpack_from(">H", data, 4)[0] == 1
+
+
+@pytest.mark.parametrize("ten", [False, True])
+def test_mode_sense_sets_wp_only_when_read_only(harness: Path, vhdx: Path, ten: bool) -> None:
+    cdb = bytes([0x5A, 0, 0x3F, 0, 0, 0, 0, 0, 64, 0]) if ten else bytes([0x1A, 0, 0x3F, 0, 64, 0])
+    offset, header = (3, 8) if ten else (2, 4)
+    for mode, wp in (("ro", 0x80), ("rw", 0)):
+        data = bytes.fromhex(str(run(harness, vhdx, cdb, "in", 64, mode=mode)["data"]))
+        assert data[offset] & 0x80 == wp
+        assert data[header] == 0x08 and data[header + 1] == 0x12
+
+
+def test_mode_sense_of_an_unsupported_page_is_invalid_field(harness: Path, vhdx: Path) -> None:
+    answer = run(harness, vhdx, bytes([0x1A, 0, 0x19, 0, 64, 0]), "in", 64)
+    assert answer["status"] == 2 and sense_of(answer) == (5, 0x24, 0)

@@ -204,6 +204,44 @@ static void read_write(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r
     r->transferred = (uint32_t)(blocks * size);
 }
 
+/* MODE SENSE (6/10) with the caching page (SBC-4 7.5.5) alone, for page
+ * 0x08 and 0x3F; no block descriptors.  WP in the device-specific parameter
+ * (SBC-4 6.5.1) when the attach or the file is read-only. */
+static void mode_sense(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r, int ten)
+{
+    const uint8_t *c = q->cdb;
+    uint8_t control = c[2] >> 6, code = c[2] & 0x3Fu;
+    uint8_t p[8 + 20];
+    uint32_t header = ten ? 8u : 4u;
+    if (control == 3) {             /* saved values: no parameters are saved */
+        fail(r, SK_ILLEGAL_REQUEST, 0x39, 0x00, 0, 0);
+        return;
+    }
+    if (code != 0x08 && code != 0x3F) {
+        invalid_cdb(r);
+        return;
+    }
+    memset(p, 0, sizeof p);
+    uint8_t *page = p + header;
+    page[0] = 0x08;
+    page[1] = 0x12;
+    /* Writes reach the file without a flush each: write cache enabled, and
+     * SYNCHRONIZE CACHE flushes.  Changeable values (control 1) are none. */
+    if (control != 1)
+        page[2] = 0x04;
+    uint32_t total = header + 20;
+    uint8_t device = (q->read_only || d->read_only) ? 0x80 : 0x00;
+    if (ten) {
+        vd_store_be16(p, (uint16_t)(total - 2));
+        p[3] = device;
+        data_in(q, r, p, total, vd_load_be16(c + 7));
+    } else {
+        p[0] = (uint8_t)(total - 1);
+        p[2] = device;
+        data_in(q, r, p, total, c[4]);
+    }
+}
+
 static void report_luns(const vd_scsi_request *q, vd_scsi_response *r)
 {
     uint8_t p[16];
@@ -242,6 +280,8 @@ void vd_scsi_execute(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r)
         if (!d->read_only && vd_content_can_write(d) && vd_content_flush(d) != VD_ERROR_SUCCESS)
             { fail(r, SK_MEDIUM_ERROR, 0x0C, 0x00, 0, 0); return; }
         return;
+    case OP_MODE_SENSE_6: { mode_sense(d, q, r, 0); return; }
+    case OP_MODE_SENSE_10: { mode_sense(d, q, r, 1); return; }
     case OP_REPORT_LUNS: { report_luns(q, r); return; }
     default: { fail(r, SK_ILLEGAL_REQUEST, 0x20, 0x00, 0, 0); return; }
     }
