@@ -140,3 +140,13 @@ def test_mode_sense_sets_wp_only_when_read_only(harness: Path, vhdx: Path, ten: 
 def test_mode_sense_of_an_unsupported_page_is_invalid_field(harness: Path, vhdx: Path) -> None:
     answer = run(harness, vhdx, bytes([0x1A, 0, 0x19, 0, 64, 0]), "in", 64)
     assert answer["status"] == 2 and sense_of(answer) == (5, 0x24, 0)
+
+
+def test_write_10_reads_back(harness: Path, vhdx: Path) -> None:
+    cdb = struct.pack(">BBIBHB", 0x2A, 0, 10, 0, 2, 0)
+    answer = run(harness, vhdx, cdb, "out", 1024, mode="rw", data=b"\x5a\xa5")
+    if answer["status"] == 2 and sense_of(answer) == (7, 0x27, 0):
+        pytest.skip("the VHDX format's write op has not landed: vd_content_write answers 50")
+    assert answer["status"] == 0 and answer["transferred"] == 1024
+    data = bytes.fromhex(str(run(harness, vhdx, read16(10, 2), "in", 1024)["data"]))
+    assert data == b"\x5a\xa5" * 512
