@@ -2,6 +2,7 @@
 
 ::
 
+    import hashlib
     import uuid
     import virtdisk
 
@@ -13,6 +14,12 @@
         print(disk.block_size)
         disk.set_physical_sector_size(4096)
         disk.metadata[uuid.uuid4()] = b"made by ..."
+
+    with virtdisk.open("disk.vhdx") as disk:
+        boot_sector = disk.read(0, 512)
+        digest = hashlib.file_digest(disk.content(), "sha256")
+
+    virtdisk.convert("disk.img", "disk.vhdx")
 
 :func:`open` and :func:`create` return a :class:`VirtualDisk`; failures
 raise subclasses of :class:`VirtualDiskError` (an OSError carrying the Win32
@@ -35,6 +42,8 @@ from _virtdisk import (
 )
 
 from . import errors
+from .content import DiskContent
+from .convert import convert
 from .create import create
 from .detect import detect_storage_type
 from .disk import VirtualDisk, open
@@ -55,9 +64,11 @@ from .errors import (
     InvalidHandleError,
     InvalidParameterError,
     InvalidStateError,
+    MediumError,
     NotAttachedError,
     NotAVirtualDiskError,
     OperationAbortedError,
+    OutOfRangeError,
     ParentAccessDeniedError,
     ParentMismatchError,
     ParentNotFoundError,
@@ -98,8 +109,10 @@ __all__ = [
     "open",
     "VirtualDisk",
     "VirtualDiskMetadata",
-    # creating
+    "DiskContent",
+    # creating and converting
     "create",
+    "convert",
     "VirtualDiskInfo",
     "features",
     "detect_storage_type",
@@ -131,9 +144,11 @@ __all__ = [
     "InvalidHandleError",
     "InvalidParameterError",
     "InvalidStateError",
+    "MediumError",
     "NotAttachedError",
     "NotAVirtualDiskError",
     "OperationAbortedError",
+    "OutOfRangeError",
     "ParentAccessDeniedError",
     "ParentMismatchError",
     "ParentNotFoundError",

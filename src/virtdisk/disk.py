@@ -16,7 +16,10 @@ so that callers never meet the combinations Windows refuses:
 each ask GetVirtualDiskInformation one question, and whose :meth:`info`
 asks them all; its ``set_*`` methods change what SetVirtualDiskInformation
 changes, and its :attr:`~VirtualDisk.metadata` is the disk's user metadata
-as a mapping.
+as a mapping.  Its :meth:`~VirtualDisk.read`, :meth:`~VirtualDisk.write`,
+:meth:`~VirtualDisk.unmap` and :meth:`~VirtualDisk.content` reach the
+disk's content at byte offsets (:mod:`virtdisk.content`), through SCSI
+commands on an attach made on first use (:mod:`virtdisk.scsi`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import itertools
 import os
 import uuid
 from types import TracebackType
+import threading
 from typing import TYPE_CHECKING, Final, NoReturn
 
 from _virtdisk import (
@@ -57,13 +61,18 @@ from .errors import (
     ERROR_VHD_INVALID_TYPE,
     AccessDeniedError,
     InvalidHandleError,
+    UnsupportedOperationError,
     VirtualDiskError,
 )
 from .info import VirtualDiskInfo, vhd_timestamp
+from .content import byte_view, checked_offset, read_into, unmap_range, write_from
 from .metadata import VirtualDiskMetadata
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing_extensions import Buffer, Self
+
+    from .content import DiskContent
+    from .scsi import BlockTarget
 
 __all__ = ["VirtualDisk", "open"]
 
@@ -222,6 +231,7 @@ def open(  # noqa: A001 - the module's purpose, like io.open
     disk = _new_disk(VirtualDisk)
     disk._handle = handle
     disk._read_only = read_only
+    disk._target = None
     return disk
 
 
@@ -353,22 +363,38 @@ class VirtualDisk:
     :class:`InvalidHandleError`.
     """
 
-    __slots__ = ("_handle", "_read_only")
+    __slots__ = ("_handle", "_read_only", "_target")
 
     _handle: VirtualDiskHandle
     _read_only: bool | None
+    _target: BlockTarget | None
 
     def __init__(self, handle: VirtualDiskHandle) -> None:
         if not isinstance(handle, VirtualDiskHandle):
             raise TypeError(f"handle must be a VirtualDiskHandle, not {type(handle).__name__}")
         self._handle = handle
         self._read_only = None
+        self._target = None
 
     # -- life cycle -------------------------------------------------------
 
     def close(self) -> None:
-        """Closes the disk's handle.  Closing a closed disk does nothing."""
-        self._handle.close()
+        """Closes the disk's handle, first flushing and detaching the
+        attach that content access made, if any.  Closing a closed disk
+        does nothing."""
+        target = self._target
+        if target is None:
+            self._handle.close()
+            return
+        self._target = None
+        try:
+            if not self._handle.closed and not target.read_only:
+                target.synchronize("close")
+        finally:
+            try:
+                target.close()
+            finally:
+                self._handle.close()
 
     @property
     def closed(self) -> bool:
@@ -382,7 +408,7 @@ class VirtualDisk:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self._handle.close()
+        self.close()
 
     def __repr__(self) -> str:
         if self._handle.closed:
@@ -632,6 +658,153 @@ class VirtualDisk:
             is_remote=host.is_remote,
         )
 
+    # -- content ------------------------------------------------------------
+
+    def read(self, offset: int, length: int) -> bytes:
+        """The `length` bytes of content from byte `offset` on; fewer when
+        the disk ends first (none at its end).
+
+        Any offset and length work: the sectors an unaligned request only
+        partly covers are read whole and cut.  The first content access
+        attaches the disk for SCSI commands (``RawSCSIVirtualDisk`` on an
+        ``ATTACH_VIRTUAL_DISK_FLAG_NO_LOCAL_HOST`` attach, read-only for a
+        disk opened read-only), which lasts until :meth:`close`; on Windows
+        that attach needs administrator rights.
+
+        Raises TypeError for a non-int argument; ValueError for a negative
+        length or an offset past the end (the message names the size),
+        before anything is sent; :class:`InvalidHandleError` when the disk
+        is closed; :class:`MediumError` (an :class:`ImageIOError`) naming
+        the offset of data the image cannot deliver.
+        """
+        if isinstance(length, bool) or not isinstance(length, int):
+            raise TypeError(f"length must be an int, not {type(length).__name__}")
+        if length < 0:
+            raise ValueError(f"length must not be negative, not {length}")
+        target = self._block_target("read")
+        start = checked_offset(offset, target.capacity)
+        count = min(length, target.capacity - start)
+        buffer = bytearray(count)
+        read_into(target, start, memoryview(buffer), "read")
+        return bytes(buffer)
+
+    def readinto(self, offset: int, buffer: Buffer) -> int:
+        """Fills `buffer` (any writable buffer: bytearray, memoryview,
+        array, mmap) with the content from byte `offset` on and returns how
+        many bytes it read: ``len(buffer)``, or fewer when the disk ends
+        first.  The aligned part of the request goes straight into
+        `buffer`, without a copy.  Attaches and raises as :meth:`read`;
+        TypeError for a read-only buffer."""
+        view = byte_view(buffer, True, "buffer")
+        with view:
+            target = self._block_target("readinto")
+            start = checked_offset(offset, target.capacity)
+            return read_into(target, start, view, "readinto")
+
+    def write(self, offset: int, data: Buffer) -> int:
+        """Writes `data` (any buffer) at byte `offset` and returns
+        ``len(data)``.
+
+        Any offset and length work: the sectors an unaligned write only
+        partly covers are read, patched and rewritten.  The aligned part
+        goes straight from `data` to the disk, without a copy.  The disk
+        must be open with ``read_only=False``.  Writes may stay in the
+        image's caches until :meth:`flush` or :meth:`close`.  Attaches as
+        :meth:`read` does (administrator rights on Windows).
+
+        Raises TypeError for a bad argument; ValueError when the write
+        would reach past the end of the disk (the message names the size),
+        before anything is written; :class:`AccessDeniedError` (a
+        PermissionError) for a disk open read-only or a write-protected
+        one; :class:`UnsupportedOperationError` for a format this system
+        cannot write; :class:`MediumError` naming the offset of data the
+        image cannot store; :class:`DiskFullError` when the host is full.
+        """
+        view = byte_view(data, False, "data")
+        with view:
+            self._check_writable("write")
+            target = self._block_target("write")
+            start = checked_offset(offset, target.capacity)
+            if len(view) > target.capacity - start:
+                raise ValueError(
+                    f"writing {len(view)} bytes at offset {start} would reach past the end "
+                    f"of the disk, whose size is {target.capacity} bytes")
+            return write_from(target, start, view, "write")
+
+    def unmap(self, offset: int, length: int) -> None:
+        """Tells the disk that `length` bytes from `offset` on are no longer
+        needed (TRIM): a dynamic disk may release the blocks they fill.
+
+        Whole sectors are unmapped with SCSI UNMAP; the partial sectors at
+        an unaligned edge are overwritten with zeros.  What unmapped sectors
+        read afterwards is the format's choice: zeros for a disk whose
+        :meth:`unmap_reads_zeros` is True.  The disk must be open with
+        ``read_only=False``.  Raises as :meth:`write` does;
+        :class:`UnsupportedOperationError` for a disk that cannot unmap
+        (fixed disks and ISO images keep every block).
+        """
+        if isinstance(length, bool) or not isinstance(length, int):
+            raise TypeError(f"length must be an int, not {type(length).__name__}")
+        if length < 0:
+            raise ValueError(f"length must not be negative, not {length}")
+        self._check_writable("unmap")
+        target = self._block_target("unmap")
+        start = checked_offset(offset, target.capacity)
+        if length > target.capacity - start:
+            raise ValueError(f"unmapping {length} bytes at offset {start} would reach past the "
+                             f"end of the disk, whose size is {target.capacity} bytes")
+        if not target.thin:
+            error = UnsupportedOperationError(ERROR_NOT_SUPPORTED, "VirtualDisk.unmap", self.path)
+            error.strerror = ("the disk does not support unmapping (it reports no logical "
+                              "block provisioning: fixed disks and ISO images keep every block)")
+            raise error
+        if length:
+            unmap_range(target, start, length, "unmap")
+
+    def unmap_reads_zeros(self) -> bool:
+        """Whether unmapped sectors read as zeros (READ CAPACITY(16)'s
+        LBPRZ); attaches as :meth:`read` does."""
+        return self._block_target("unmap_reads_zeros").zeroes_after_unmap
+
+    def flush(self) -> None:
+        """Makes the content written so far reach the image file
+        (SYNCHRONIZE CACHE).  Does nothing for a disk whose content was not
+        accessed or that is open read-only; :meth:`close` flushes too."""
+        if self._handle.closed:
+            raise self._closed_error("flush")
+        target = self._target
+        if target is not None and not target.read_only:
+            target.synchronize("flush")
+
+    def content(self) -> DiskContent:
+        """The disk's content as a seekable raw binary file
+        (:class:`io.RawIOBase`), writable when the disk is open with
+        ``read_only=False``: hand it to :func:`shutil.copyfileobj`,
+        :func:`hashlib.file_digest`, :func:`tarfile.open` (``fileobj=``) or
+        :class:`io.BufferedReader`.  Closing it leaves the disk open.
+        Attaches as :meth:`read` does."""
+        from .content import DiskContent
+
+        return DiskContent(self)
+
+    def _block_target(self, name: str) -> BlockTarget:
+        """The disk's SCSI target, attached on first use."""
+        target = self._target
+        if target is not None:
+            if self._handle.closed:
+                raise self._closed_error(name)
+            return target
+        if self._handle.closed:
+            raise self._closed_error(name)
+        with _ATTACH_LOCK:
+            target = self._target
+            if target is None:
+                from .scsi import BlockTarget
+
+                target = BlockTarget(self._handle, self.path, self._read_only)
+                self._target = target
+        return target
+
     # -- changes ------------------------------------------------------------
 
     @property
@@ -856,3 +1029,6 @@ def _identifier_of(path: str) -> uuid.UUID:
 
 
 _new_disk = object.__new__
+# Serialises the first content access of disks, so that two threads never
+# attach one disk twice; held only while a disk attaches.
+_ATTACH_LOCK: Final = threading.Lock()

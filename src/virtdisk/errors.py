@@ -75,6 +75,7 @@ __all__ = [
     "ImageExistsError",
     "ImageIOError",
     "ImageNotFoundError",
+    "MediumError",
     "InsufficientBufferError",
     "InvalidHandleError",
     "InvalidParameterError",
@@ -82,6 +83,7 @@ __all__ = [
     "NotAVirtualDiskError",
     "NotAttachedError",
     "OperationAbortedError",
+    "OutOfRangeError",
     "ParentAccessDeniedError",
     "ParentMismatchError",
     "ParentNotFoundError",
@@ -266,6 +268,15 @@ class InvalidParameterError(VirtualDiskError, ValueError):
     """An argument was rejected: a bad flag, version, size, name or path."""
 
 
+class OutOfRangeError(InvalidParameterError):
+    """A content request reaches past the end of the disk: the target
+    answered LOGICAL BLOCK ADDRESS OUT OF RANGE.  ``size`` is the disk's
+    size in bytes and ``offset`` the request's start, where known."""
+
+    size: int | None = None
+    offset: int | None = None
+
+
 class InvalidHandleError(VirtualDiskError):
     """The handle is closed or is not a virtual disk handle."""
 
@@ -297,6 +308,17 @@ class DiskFullError(VirtualDiskError):
 class ImageIOError(VirtualDiskError):
     """Reading or writing the image failed below the format level: a device
     error, an unexpected end of file, a block that could not be allocated."""
+
+
+class MediumError(ImageIOError):
+    """The disk reported a medium error: data that cannot be read or
+    written at ``offset`` (bytes from the start of the disk, the failing
+    block's when the target names it).  ``sense`` is the parsed sense data
+    (a :class:`virtdisk.scsi.Sense`).  Retrying does not help; the image's
+    file or the device under it is damaged."""
+
+    offset: int | None = None
+    sense: Any = None
 
 
 class OperationAbortedError(VirtualDiskError):

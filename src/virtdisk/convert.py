@@ -1,0 +1,389 @@
+"""Converting between raw disk images (or block devices), VHD and VHDX.
+
+:func:`convert` copies a disk's content into a new file of another format
+or type:
+
+* VHD or VHDX to VHD or VHDX (either way, fixed or dynamic): the engine's
+  own copy, CreateVirtualDisk with a ``SourcePath``, which reads the source
+  in the provider and writes only the blocks that hold data;
+* a raw image or block device to VHD or VHDX: an empty disk of the raw
+  source's size is created and the source written into it through the
+  content path (:meth:`VirtualDisk.write`), in large aligned chunks, with
+  all-zero pieces skipped, so they stay unallocated in a dynamic disk (a new
+  disk reads as zeros, fixed or dynamic);
+* any image (ISO too) to a raw file: the content read through
+  :meth:`VirtualDisk.readinto`; all-zero pieces become holes of a sparse
+  file unless ``type="fixed"``.
+
+A raw source must fit the target's rules, checked before anything is
+created: a size that is a whole number of 512-byte sectors (and of
+`sector_size`), at most 2040 GiB for VHD and 64 TiB for VHDX, and for a
+fixed VHD a whole number of MiB (what Azure requires of an uploaded VHD).
+
+The destination is never overwritten, and a conversion that fails or is
+interrupted (KeyboardInterrupt included) removes what it wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from typing import Final, Literal
+
+from _virtdisk import VirtualStorageTypeDevice
+
+from .create import MAXIMUM_SIZES, create
+from .detect import detect_storage_type, parse_storage_type
+from .disk import VirtualDisk
+from .disk import open as open_disk
+from .errors import ERROR_FILE_EXISTS, ImageExistsError
+from .sizes import format_size
+
+__all__ = ["convert", "CONVERT_FORMATS", "Progress"]
+
+Progress = Callable[[int, int], object]
+"""``progress(done_bytes, total_bytes)``, called as a conversion advances."""
+
+CONVERT_FORMATS: Final = ("vhd", "vhdx", "raw")
+"""The values ``format=`` accepts."""
+
+_VHD: Final = VirtualStorageTypeDevice.VHD
+_VHDX: Final = VirtualStorageTypeDevice.VHDX
+_ISO: Final = VirtualStorageTypeDevice.ISO
+_RAW_EXTENSIONS: Final = frozenset({".img", ".raw", ".bin", ".dd"})
+_FORMAT_NAMES: Final = {_VHD: "vhd", _VHDX: "vhdx"}
+
+_MIB: Final = 1 << 20
+_SECTOR: Final = 512
+# Read and write in chunks this large: the measured knee of the copy rate
+# (larger chunks no longer help, smaller ones pay per-command overhead).
+_CHUNK: Final = 8 * _MIB
+# A raw destination's holes need not match any block size: 1 MiB pieces
+# keep small runs of data from filling large holes.
+_RAW_PIECE: Final = _MIB
+
+_Format = Literal["vhd", "vhdx", "raw"]
+
+
+def convert(
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    *,
+    format: str | VirtualStorageTypeDevice | None = None,  # noqa: A002 - like create()
+    type: Literal["dynamic", "fixed"] = "dynamic",  # noqa: A002 - like create()
+    block_size: int | str | None = None,
+    sector_size: int | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """Copies the content of `source` into a new image at `destination`.
+
+    `source` is a VHD, VHDX or ISO image (told by extension, else by
+    signature) or anything else readable: a raw image file or a block
+    device, whose bytes are the disk's content.  `destination` must not
+    exist; it is never overwritten.
+
+    `format` is ``"vhd"``, ``"vhdx"`` or ``"raw"``; None takes it from the
+    destination's extension (``.vhd``, ``.avhd``, ``.vhdx``, ``.avhdx``;
+    ``.img``, ``.raw``, ``.bin``, ``.dd`` for raw).  `type` is
+    ``"dynamic"`` (the default: unallocated blocks for runs of zeros; for a
+    raw destination, a sparse file) or ``"fixed"``.  `block_size` and
+    `sector_size` apply to a VHD or VHDX destination as in
+    :func:`virtdisk.create`.  `progress`, if given, is called with
+    ``(done_bytes, total_bytes)`` at the start, after each chunk, and at
+    the end.
+
+    Writing a VHD or VHDX from a raw source or an ISO image goes through
+    the content path, which on Windows attaches the new disk and needs
+    administrator rights.
+
+    Raises TypeError or ValueError for bad arguments and for a raw source
+    that breaks the destination format's rules, naming the rule, before
+    anything is created; :class:`ImageExistsError` (a FileExistsError) when
+    `destination` exists; FileNotFoundError when `source` does not; then
+    the errors of :func:`virtdisk.open`, :func:`virtdisk.create` and the
+    content methods.  On any failure, and on KeyboardInterrupt, the
+    destination is removed.
+    """
+    source_name = _path_text(source, "source")
+    destination_name = _path_text(destination, "destination")
+    target = _target_format(destination_name, format)
+    if type not in ("dynamic", "fixed"):
+        raise ValueError(f"type must be 'dynamic' or 'fixed', not {type!r}")
+    if target == "raw" and (block_size is not None or sector_size is not None):
+        raise ValueError("block_size and sector_size apply to a VHD or VHDX destination, not "
+                         "to a raw image")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable, not {progress.__class__.__name__}")
+    if os.path.lexists(destination_name):
+        error = ImageExistsError(ERROR_FILE_EXISTS, "convert", destination_name)
+        error.strerror = "the destination exists; convert never overwrites a file"
+        raise error
+    kind = _source_kind(source_name)
+
+    if target == "raw":
+        if kind is None:
+            _raw_to_raw(source_name, destination_name, type == "dynamic", progress)
+        else:
+            with open_disk(source_name) as disk:
+                _image_to_raw(disk, destination_name, type == "dynamic", progress)
+        return
+    device = _VHD if target == "vhd" else _VHDX
+    if kind in (_VHD, _VHDX):
+        _image_to_image(source_name, destination_name, device, type, block_size, sector_size,
+                        progress)
+    elif kind is _ISO:
+        with open_disk(source_name) as disk:
+            size = disk.virtual_size
+            _check_size(size, device, type, sector_size, source_name, raw=False)
+            _content_to_image(disk.readinto, size, destination_name, device, type, block_size,
+                              sector_size, progress)
+    else:
+        with _RawSource(source_name) as raw:
+            _check_size(raw.size, device, type, sector_size, source_name, raw=True)
+            _content_to_image(raw.readinto, raw.size, destination_name, device, type,
+                              block_size, sector_size, progress)
+
+
+# --------------------------------------------------------------------------- checks
+
+def _path_text(value: object, name: str) -> str:
+    try:
+        text = os.fspath(value)  # type: ignore[call-overload]
+    except TypeError:
+        text = None
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be str or os.PathLike[str], not "
+                        f"{value.__class__.__name__}")
+    return text
+
+
+def _target_format(destination: str, value: object) -> _Format:
+    """The destination's format: `value` if given, else its extension's."""
+    if value is None:
+        extension = os.path.splitext(destination)[1].lower()
+        if extension in _RAW_EXTENSIONS:
+            return "raw"
+        if extension in (".vhd", ".avhd"):
+            return "vhd"
+        if extension in (".vhdx", ".avhdx"):
+            return "vhdx"
+        shown = repr(extension) if extension else "no extension"
+        raise ValueError(
+            f"cannot tell the destination format from {shown} in {destination!r}: name it "
+            f".vhd, .vhdx or .img (raw), or pass format='vhd', 'vhdx' or 'raw'")
+    if value == "raw":
+        return "raw"
+    try:
+        device = parse_storage_type(value)
+    except (TypeError, ValueError):
+        device = None
+    if device not in _FORMAT_NAMES:
+        raise ValueError(f"format must be 'vhd', 'vhdx' or 'raw', not {value!r}")
+    return "vhd" if device is _VHD else "vhdx"
+
+
+def _source_kind(source: str) -> VirtualStorageTypeDevice | None:
+    """The source's image format, or None for raw content.  A missing
+    source raises FileNotFoundError here, before anything is created."""
+    os.stat(source)
+    return detect_storage_type(source)
+
+
+def _check_size(size: int, device: VirtualStorageTypeDevice, disk_type: str,
+                sector_size: int | None, source: str, *, raw: bool) -> None:
+    """Raises ValueError when content of `size` bytes cannot become a disk
+    of `device` and `disk_type`."""
+    shown = f"{size} bytes ({format_size(size)})"
+    what = "the raw image" if raw else "the source"
+    if size == 0:
+        raise ValueError(f"{what} {source!r} is empty: a disk needs at least one sector")
+    unit = max(_SECTOR, sector_size or 0)
+    if size % unit:
+        padded = size + unit - size % unit
+        raise ValueError(
+            f"{what} {source!r} has {shown}, not a whole number of {unit}-byte sectors; "
+            f"pad it to {padded} bytes (e.g. truncate -s {padded})")
+    limit = MAXIMUM_SIZES[device]
+    name = _FORMAT_NAMES[device].upper()
+    if size > limit:
+        raise ValueError(f"{what} {source!r} has {shown}, more than the {name} limit of "
+                         f"{format_size(limit)} ({limit} bytes)")
+    if raw and device is _VHD and disk_type == "fixed" and size % _MIB:
+        padded = size + _MIB - size % _MIB
+        raise ValueError(
+            f"a fixed VHD made from a raw image must have a whole number of MiB (what Azure "
+            f"requires of an uploaded VHD), and {source!r} has {shown}; pad it to {padded} "
+            f"bytes (e.g. truncate -s {padded}) first")
+
+
+# --------------------------------------------------------------------------- copies
+
+def _report(progress: Progress | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)
+
+
+def _image_to_image(source: str, destination: str, device: VirtualStorageTypeDevice,
+                    disk_type: str, block_size: int | str | None, sector_size: int | None,
+                    progress: Progress | None) -> None:
+    """The provider's copy: CreateVirtualDisk with a SourcePath."""
+    with open_disk(source) as disk:
+        size = disk.virtual_size
+    _check_size(size, device, disk_type, sector_size, source, raw=False)
+    _report(progress, 0, size)
+    made = False
+    try:
+        with create(destination, format=device, type="fixed" if disk_type == "fixed"
+                    else "dynamic", source=source, block_size=block_size,
+                    sector_size=sector_size):
+            made = True
+        _report(progress, size, size)
+    except BaseException:
+        if made:
+            _remove(destination)
+        raise
+
+
+def _content_to_image(read: Callable[[int, memoryview], int], size: int, destination: str,
+                      device: VirtualStorageTypeDevice, disk_type: str,
+                      block_size: int | str | None, sector_size: int | None,
+                      progress: Progress | None) -> None:
+    """Creates an empty disk of `size` bytes and writes into it what `read`
+    (``read(offset, view) -> count``) gives, skipping all-zero pieces."""
+    _report(progress, 0, size)
+    disk = create(destination, size, format=device, type="fixed" if disk_type == "fixed"
+                  else "dynamic", block_size=block_size, sector_size=sector_size)
+    try:
+        with disk:
+            piece = disk.block_size or _CHUNK
+            chunk = max(_CHUNK, piece)
+            _copy(read, size, disk.write, min(piece, chunk), chunk, progress)
+    except BaseException:
+        _remove(destination)
+        raise
+
+
+def _image_to_raw(disk: VirtualDisk, destination: str, sparse: bool,
+                  progress: Progress | None) -> None:
+    size = disk.virtual_size
+    _report(progress, 0, size)
+    with _RawDestination(destination, size, sparse) as raw:
+        _copy(disk.readinto, size, raw.write, _RAW_PIECE, _CHUNK, progress,
+              skip_zeros=sparse)
+
+
+def _raw_to_raw(source: str, destination: str, sparse: bool,
+                progress: Progress | None) -> None:
+    with _RawSource(source) as raw_source:
+        size = raw_source.size
+        _report(progress, 0, size)
+        with _RawDestination(destination, size, sparse) as raw:
+            _copy(raw_source.readinto, size, raw.write, _RAW_PIECE, _CHUNK, progress,
+                  skip_zeros=sparse)
+
+
+def _copy(read: Callable[[int, memoryview], int], size: int,
+          write: Callable[[int, memoryview], int], piece: int, chunk: int,
+          progress: Progress | None, *, skip_zeros: bool = True) -> None:
+    """Copies `size` bytes from `read` to `write`, `chunk` bytes at a time
+    through one buffer; with `skip_zeros`, runs of all-zero `piece`-sized
+    pieces (aligned to `piece`) are not written."""
+    buffer = bytearray(chunk)
+    view = memoryview(buffer)
+    zeros = bytes(piece)
+    offset = 0
+    while offset < size:
+        length = min(chunk, size - offset)
+        filled = 0
+        while filled < length:
+            count = read(offset + filled, view[filled:length])
+            if count <= 0:
+                raise EOFError(f"the source ended at {offset + filled} bytes, before its size "
+                               f"of {size}")
+            filled += count
+        if not skip_zeros:
+            write(offset, view[:length])
+        else:
+            run_start = -1
+            for start in range(0, length, piece):
+                end = min(start + piece, length)
+                # bytearray.startswith compares in place (memcmp), no copy.
+                zero = buffer.startswith(zeros[:end - start], start, end)
+                if zero and run_start >= 0:
+                    write(offset + run_start, view[run_start:start])
+                    run_start = -1
+                elif not zero and run_start < 0:
+                    run_start = start
+            if run_start >= 0:
+                write(offset + run_start, view[run_start:length])
+        offset += length
+        _report(progress, offset, size)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+class _RawSource:
+    """A raw image file or block device, read with ``readinto(offset,
+    view)``."""
+
+    def __init__(self, path: str) -> None:
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by __exit__
+        try:
+            mode = os.fstat(self._file.fileno()).st_mode
+            if stat.S_ISREG(mode):
+                self.size = os.fstat(self._file.fileno()).st_size
+            else:
+                # A block device: its size is where its end is.
+                self.size = self._file.seek(0, os.SEEK_END)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def readinto(self, offset: int, view: memoryview) -> int:
+        # seek + readinto rather than os.preadv, which Windows lacks; the
+        # chunks are large enough that the extra call does not show.
+        self._file.seek(offset)
+        return self._file.readinto(view) or 0
+
+    def __enter__(self) -> _RawSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._file.close()
+
+
+class _RawDestination:
+    """A new raw file (never an existing one) of `size` bytes, removed
+    again when the block it is used in raises."""
+
+    def __init__(self, path: str, size: int, sparse: bool) -> None:
+        self._path = path
+        self._size = size
+        self._sparse = sparse
+        self._file = open(path, "xb", buffering=0)  # noqa: SIM115 - closed by __exit__
+
+    def write(self, offset: int, view: memoryview) -> int:
+        self._file.seek(offset)
+        done = 0
+        while done < len(view):
+            done += self._file.write(view[done:]) or 0
+        return done
+
+    def __enter__(self) -> _RawDestination:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        try:
+            if exc_type is None:
+                # Holes at the end: the file's length is the disk's size.
+                self._file.truncate(self._size)
+        finally:
+            self._file.close()
+            if exc_type is not None:
+                _remove(self._path)
