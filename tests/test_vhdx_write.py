@@ -23,7 +23,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from c_harness import compile_harness  # noqa: E402
-from content_driver import ContentSession, build_content_harness, engine_sources  # noqa: E402
+from c_harness import all_engine_sources as engine_sources  # noqa: E402
+from content_driver import ContentSession, build_content_harness  # noqa: E402
 
 MiB = 1 << 20
 ERROR_ACCESS_DENIED = 5
