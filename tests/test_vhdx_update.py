@@ -33,14 +33,13 @@ from typing import Any, Protocol
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from c_harness import compile_harness  # noqa: E402
+from c_harness import all_engine_sources, compile_harness  # noqa: E402
 from test_create_vhdx import seven_zip_fields  # noqa: E402
 from test_engine_vhdx_c import run, seven_zip_info, vhdiinfo, windows_guid  # noqa: E402
 
 UPDATE_SOURCES = ["vhdx.c", "vhdx_log.c", "vhdx_log_write.c", "vhdx_write.c", "vhdx_metadata.c", "vhdx_update.c",
                   "vhdx_create.c", "crc32c.c", "guid.c", "image.c", "io.c", "utf16.c"]
-CREATE_SOURCES = ["vhdx_create.c", "guid.c", "chain.c", "io.c", "utf16.c", "crc32c.c", "image.c", "vhd.c",
-                  "vhd_geometry.c", "vhdx.c", "vhdx_log.c", "vhdx_log_write.c", "vhdx_write.c"]
+CREATE_SOURCES = all_engine_sources()
 
 ERROR_WRITE_FAULT = 29
 ERROR_INSUFFICIENT_BUFFER = 122
