@@ -61,8 +61,8 @@ def qemu_image(path: Path, size: int, block: int, subformat: str = "dynamic") ->
 
 
 def engine_image(creator: Path, path: Path, size: int, block: int, kind: str, logical: int) -> None:
-    made = json.loads(run(creator, path, "--type", kind, "--size", size, "--block", block,
-                          "--logical", logical).stdout)
+    made = json.loads(run(creator, path, "--type", kind, "--size", str(size), "--block", str(block),
+                          "--logical", str(logical)).stdout)
     assert made.get("create", made.get("status", 0)) == 0, made
 
 
@@ -274,7 +274,7 @@ def test_differencing_child_takes_whole_blocks_and_refuses_partial_ones(
     parent_bytes = parent.read_bytes()
     child = tmp_path / "child.vhdx"
     made = json.loads(run(creator, child, "--type", "differencing", "--parent", parent,
-                          "--relative", "base.vhdx", "--block", block).stdout)
+                          "--relative", "base.vhdx", "--block", str(block)).stdout)
     assert made["status"] == 0, made
     mirror = tmp_path / "mirror.raw"
     mirror.write_bytes(bytes([0x3C]) * size)
