@@ -33,7 +33,7 @@ from typing import Final, Literal
 
 from _virtdisk import VirtualStorageTypeDevice
 
-from .create import MAXIMUM_SIZES, create
+from .create import MAXIMUM_SIZES, _path_text, create
 from .detect import detect_storage_type, parse_storage_type
 from .disk import VirtualDisk
 from .disk import open as open_disk
@@ -146,17 +146,6 @@ def convert(
 
 
 # --------------------------------------------------------------------------- checks
-
-def _path_text(value: object, name: str) -> str:
-    try:
-        text = os.fspath(value)  # type: ignore[call-overload]
-    except TypeError:
-        text = None
-    if not isinstance(text, str):
-        raise TypeError(f"{name} must be str or os.PathLike[str], not "
-                        f"{value.__class__.__name__}")
-    return text
-
 
 def _target_format(destination: str, value: object) -> _Format:
     """The destination's format: `value` if given, else its extension's."""
