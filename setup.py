@@ -17,7 +17,7 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).parent
 WINDOWS = sys.platform == "win32"
 
-ENGINE_SOURCES = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "src/vdengine").glob("*.c"))
+ENGINE_SOURCES = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "src/vdengine").rglob("*.c"))
 ENGINE_FLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-fvisibility=hidden", "-fPIC"]
 
 
@@ -44,7 +44,7 @@ if WINDOWS:
 else:
     libraries = [("vdengine", {
         "sources": ENGINE_SOURCES,
-        "include_dirs": ["src/include"],
+        "include_dirs": ["src/include", "src/vdengine"],
         "cflags": ENGINE_FLAGS,
     })]
     extension_libraries = ["vdengine", "pthread"]

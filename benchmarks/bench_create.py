@@ -118,7 +118,7 @@ def build_library(directory: Path) -> ctypes.CDLL:
     if compiler is None:
         sys.exit("a C compiler is needed for the C floor and the C loop")
     library = directory / "libvdcreate.so"
-    sources = sorted(str(path) for path in (ROOT / "src/vdengine").glob("*.c"))
+    sources = sorted(str(path) for path in (ROOT / "src/vdengine").rglob("*.c"))
     subprocess.run([compiler, "-std=c11", "-O2", "-shared", "-fPIC", f"-I{ROOT / 'src/include'}",
                     f"-I{ROOT / 'src/vdengine'}", *sources,
                     str(ROOT / "benchmarks/c/create_floor.c"), "-lpthread", "-o", str(library)],

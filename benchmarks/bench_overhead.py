@@ -46,7 +46,7 @@ def build_library(directory: Path) -> ctypes.CDLL:
     if compiler is None:
         sys.exit("a C compiler is needed for the C loop and the ctypes wrapper")
     library = directory / "libvdbench.so"
-    sources = sorted(str(path) for path in (ROOT / "src/vdengine").glob("*.c"))
+    sources = sorted(str(path) for path in (ROOT / "src/vdengine").rglob("*.c"))
     subprocess.run([compiler, "-std=c11", "-O2", "-shared", "-fPIC", f"-I{ROOT / 'src/include'}",
                     f"-I{ROOT / 'src/vdengine'}", *sources, str(ROOT / "benchmarks/c/loops.c"),
                     "-lpthread", "-o", str(library)], check=True)

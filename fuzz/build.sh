@@ -55,11 +55,11 @@ mkdir -p "$objects"
 rm -f "$objects"/*.o
 
 engine=()
-for source in "$ROOT"/src/vdengine/*.c; do
+while IFS= read -r source; do
     object=$objects/$(basename "${source%.c}").o
     "$CC" "${CFLAGS[@]}" "-fsanitize=fuzzer-no-link,$SANITIZERS" -c "$source" -o "$object"
     engine+=("$object")
-done
+done < <(find "$ROOT/src/vdengine" -name '*.c' | sort)
 
 for source in "${targets[@]}"; do
     binary=$OUT/$(basename "${source%.c}")

@@ -9,10 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "crc32c.h"
-#include "endian.h"
-#include "vhd_format.h"
-#include "vhdx_format.h"
+#include "base/crc32c.h"
+#include "base/endian.h"
+#include "formats/vhd/vhd_format.h"
+#include "formats/vhdx/vhdx_format.h"
 
 /* Recomputes the checksum of the VHD footer at the end and at 0 and of the
  * dynamic header the end footer points to, where they fit in the file. */

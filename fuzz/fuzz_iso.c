@@ -1,8 +1,7 @@
 /* libFuzzer target for the ISO parser (iso.c) through the host file layer
  * (io.c), the way OpenVirtualDisk reaches it.
  *
- *   clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/vdengine \
- *         fuzz/fuzz_iso.c src/vdengine/iso.c src/vdengine/io.c -o fuzz_iso
+ *   fuzz/build.sh            (builds every target against the whole engine)
  *   ./fuzz_iso -max_len=70000 -max_total_time=30 CORPUS_DIR
  *
  * The first input byte chooses the layout, the rest is data: with bit 0 set
@@ -19,8 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "image.h"
-#include "vd_errors.h"
+#include "disk/image.h"
+#include "base/vd_errors.h"
 
 #define SYSTEM_AREA 32768u
 

@@ -36,7 +36,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "vd_errors.h"
+#include "base/vd_errors.h"
 #include "vdengine.h"
 
 #include "checksums.h"

@@ -1,8 +1,6 @@
 /* libFuzzer target for the VHD parser (vhd.c): open, read, layout, release.
  *
- *   clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/vdengine \
- *         fuzz/fuzz_vhd.c src/vdengine/vhd.c src/vdengine/vhd_geometry.c \
- *         src/vdengine/image.c src/vdengine/io.c src/vdengine/utf16.c -o fuzz_vhd
+ *   fuzz/build.sh            (builds every target against the whole engine)
  *   ./fuzz_vhd -max_len=65536 -max_total_time=60 CORPUS_DIR
  *
  * Each input is the whole image file, held in a memfd.  Beyond memory
@@ -23,9 +21,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "image.h"
-#include "vd_errors.h"
-#include "vhd_format.h"
+#include "disk/image.h"
+#include "base/vd_errors.h"
+#include "formats/vhd/vhd_format.h"
 
 #include "checksums.h"
 

@@ -2,11 +2,7 @@
  * parent locator, log replay (in memory and into the file) and the read
  * paths through the BAT and sector bitmaps.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -Isrc/vdengine \
- *       fuzz/fuzz_vhdx.c src/vdengine/vhdx.c src/vdengine/vhdx_log.c \
- *       src/vdengine/vhdx_log_write.c src/vdengine/vhdx_write.c src/vdengine/guid.c \
- *       src/vdengine/crc32c.c src/vdengine/image.c src/vdengine/io.c \
- *       src/vdengine/utf16.c -o fuzz_vhdx
+ *   fuzz/build.sh            (builds every target against the whole engine)
  *
  * An input is a file, held in a memfd, in one of two forms:
  *   - a VHDX file as it is (it starts with "vhdxfile");
@@ -30,8 +26,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "image.h"
-#include "vd_errors.h"
+#include "disk/image.h"
+#include "base/vd_errors.h"
 
 #include "sparse_file.h"
 

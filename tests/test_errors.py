@@ -382,7 +382,7 @@ def _engine_defines() -> dict[str, int]:
     found: dict[str, int] = {}
     plain = re.compile(r"#\s*define\s+(?:VD_)?(ERROR_\w+)\s+(\d+)u?\b")
     facility = re.compile(r"#\s*define\s+VD_(ERROR_\w+)\s+VD_VHD_ERROR\((0x[0-9A-Fa-f]+)\)")
-    sources = [*sorted((REPO / "src" / "vdengine").glob("*.[ch]")),
+    sources = [*sorted((REPO / "src" / "vdengine").rglob("*.[ch]")),
                *sorted((REPO / "src" / "include").glob("*.h"))]
     for path in sources:
         text = path.read_text(encoding="utf-8")

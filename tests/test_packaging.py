@@ -95,7 +95,7 @@ def test_sdist_contents(artifacts: dict[str, Path]) -> None:
                      "stubs/_virtdisk.pyi", "setup.py", "pyproject.toml", "src/virtdisk/py.typed"]:
         assert required in names, required
     engine = {name for name in names if name.startswith("src/vdengine/")}
-    on_disk = {f"src/vdengine/{path.name}" for path in (ROOT / "src/vdengine").iterdir()
+    on_disk = {path.relative_to(ROOT).as_posix() for path in (ROOT / "src/vdengine").rglob("*")
                if path.suffix in {".c", ".h"}}
     assert on_disk <= engine
 

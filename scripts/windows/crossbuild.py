@@ -164,7 +164,7 @@ def symbols(target: str, binary: Path) -> set[str]:
 def engine_names() -> set[str]:
     """Everything the portable engine declares for other files to call."""
     names: set[str] = set()
-    for header in ENGINE.glob("*.h"):
+    for header in ENGINE.rglob("*.h"):
         text = re.sub(r"/\*.*?\*/", " ", header.read_text(), flags=re.S)
         names.update(re.findall(r"\b(vd_\w+)\s*\(", text))
     return names

@@ -6,7 +6,7 @@
 #ifndef VDENGINE_VDENGINE_H
 #define VDENGINE_VDENGINE_H
 
-#include "../include/virtdisk_api.h"
+#include "virtdisk_api.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -44,8 +44,8 @@
 
 #include "virtdisk_api.h"
 #include "json_print.h"
-#include "../../src/vdengine/utf16.h"
-#include "../../src/vdengine/vdengine.h"
+#include "base/utf16.h"
+#include "vdengine.h"
 
 #define INVALID_HANDLE ((HANDLE)(intptr_t)-1)
 

@@ -26,11 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain.h"
-#include "driver.h"
+#include "disk/chain.h"
+#include "disk/driver.h"
 #include "json_print.h"
-#include "image.h"
-#include "vd_errors.h"
+#include "disk/image.h"
+#include "base/vd_errors.h"
 
 #ifdef CHAIN_FAKE_PARSERS
 

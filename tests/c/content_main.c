@@ -25,11 +25,11 @@
 #include <string.h>
 #include <sys/types.h>
 
-#include "../../src/include/virtdisk_api.h"
-#include "content.h"
-#include "handle.h"
-#include "io.h"
-#include "vd_errors.h"
+#include "virtdisk_api.h"
+#include "disk/content.h"
+#include "api/handle.h"
+#include "host/io.h"
+#include "base/vd_errors.h"
 #include "vdengine.h"
 
 static FILE *data_file;

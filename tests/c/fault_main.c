@@ -31,15 +31,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/include/virtdisk_api.h"
-#include "chain.h"
-#include "guid.h"
-#include "handle.h"
-#include "io.h"
+#include "virtdisk_api.h"
+#include "disk/chain.h"
+#include "base/guid.h"
+#include "api/handle.h"
+#include "host/io.h"
 #include "json_print.h"
 #include "update_harness.h"
-#include "utf16.h"
-#include "vd_errors.h"
+#include "base/utf16.h"
+#include "base/vd_errors.h"
 #include "vdengine.h"
 
 #define ITEM_ROOM (1u << 20)

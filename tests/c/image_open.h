@@ -5,8 +5,8 @@
 
 #include <string.h>
 
-#include "image.h"
-#include "vd_errors.h"
+#include "disk/image.h"
+#include "base/vd_errors.h"
 
 typedef uint32_t (*image_parser)(vd_file *file, vd_image *image);
 

@@ -22,7 +22,7 @@
 #undef F_OFD_SETLK
 #undef __linux__
 #endif
-#include "../../src/vdengine/io.c"
+#include "host/io.c"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image.h"
-#include "vd_errors.h"
+#include "disk/image.h"
+#include "base/vd_errors.h"
 
 static void release(vd_image *image)
 {

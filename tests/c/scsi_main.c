@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/vdengine/handle.h"
-#include "../../src/vdengine/scsi.h"
-#include "../../src/vdengine/utf16.h"
-#include "../../src/vdengine/vdengine.h"
+#include "api/handle.h"
+#include "scsi/scsi.h"
+#include "base/utf16.h"
+#include "vdengine.h"
 
 static size_t unhex(const char *text, uint8_t *out, size_t room)
 {

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image.h"
+#include "disk/image.h"
 
 /* Reads the options from argv[2] on; returns the index of the first
  * operation. */

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "utf16.h"
+#include "base/utf16.h"
 
 #define CANARY_UNITS 8u
 #define CANARY 0xA5A5u

@@ -21,10 +21,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "image.h"
+#include "disk/image.h"
 #include "json_print.h"
-#include "vd_errors.h"
-#include "vhd_format.h"
+#include "base/vd_errors.h"
+#include "formats/vhd/vhd_format.h"
 #include "image_open.h"
 
 /* The Windows text form of a GUID kept in Windows layout. */

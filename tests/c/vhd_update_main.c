@@ -20,11 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image.h"
-#include "image_update.h"
+#include "disk/image.h"
+#include "disk/image_update.h"
 #include "json_print.h"
-#include "parent_paths.h"
-#include "vd_errors.h"
+#include "disk/parent_paths.h"
+#include "base/vd_errors.h"
 #include "image_open.h"
 
 /* Text form -> Windows layout (Data1..3 little-endian). */

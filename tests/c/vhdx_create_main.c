@@ -22,10 +22,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "chain.h"
-#include "create.h"
-#include "image.h"
-#include "vd_errors.h"
+#include "disk/chain.h"
+#include "api/create.h"
+#include "disk/image.h"
+#include "base/vd_errors.h"
 
 static uint32_t open_any(const char *path, vd_image *image)
 {

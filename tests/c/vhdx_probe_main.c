@@ -24,11 +24,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "crc32c.h"
-#include "image.h"
+#include "base/crc32c.h"
+#include "disk/image.h"
 #include "image_open.h"
 #include "json_print.h"
-#include "vd_errors.h"
+#include "base/vd_errors.h"
 
 #define MAX_PARENTS 8
 

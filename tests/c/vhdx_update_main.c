@@ -31,13 +31,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image.h"
+#include "disk/image.h"
 #include "image_open.h"
-#include "image_update.h"
-#include "io.h"
+#include "disk/image_update.h"
+#include "host/io.h"
 #include "json_print.h"
 #include "update_harness.h"
-#include "vd_errors.h"
+#include "base/vd_errors.h"
 
 static long changes_left(void)
 {

@@ -1,0 +1,79 @@
+/* The engine's virtual disk handles: what a HANDLE refers to, and the table
+ * that turns HANDLE values into it.
+ *
+ * A HANDLE is an opaque number (slot index + generation), never a pointer,
+ * and is checked on every use: a value that was never returned, or whose
+ * handle was closed, gives ERROR_INVALID_HANDLE instead of touching freed
+ * memory.  Calls on one handle may run in several threads at once and race
+ * with its close: each call holds a reference for its duration, and the
+ * disk is released when the handle is closed and the last call is done. */
+#ifndef VDENGINE_HANDLE_H
+#define VDENGINE_HANDLE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "virtdisk_api.h"
+#include "disk/chain.h"
+#include "disk/image.h"
+
+/* One opened virtual disk: the image the path names, its ancestors, and the
+ * terms it was opened on. */
+typedef struct vd_disk {
+    vd_image image;
+    vd_chain chain;           /* empty: not differencing, or opened without parents */
+    uint32_t access_mask;     /* VIRTUAL_DISK_ACCESS_*; V2/V3 opens ask for NONE */
+    uint32_t open_flags;      /* OPEN_VIRTUAL_DISK_FLAG_* as given */
+    uint32_t open_version;    /* 1, 2 or 3; NULL parameters count as 1 */
+    uint32_t writable_depth;  /* images opened read-write, the child first */
+    int read_only;            /* the image file is open read-only */
+    int get_info_only;        /* V2/V3 GetInfoOnly: queries only */
+    /* Windows lets a handle to a disk attached with permanent lifetime be
+     * opened only with VIRTUAL_DISK_ACCESS_DETACH in the mask, and refuses
+     * write access if the attach was read-only (OpenVirtualDisk, Remarks).
+     * The engine never attaches, so nothing checks this yet; the attach
+     * layer compares it with the attachment when one exists. */
+    int may_detach;
+    /* Held by every call that reads or changes `image` and `chain` after
+     * open: SetVirtualDiskInformation and the metadata changes rewrite
+     * fields of `image` and may replace `chain`. */
+    pthread_mutex_t lock;
+} vd_disk;
+
+/* A zeroed disk with its lock ready; NULL when out of memory. */
+vd_disk *vd_disk_new(void);
+
+/* Releases everything the disk holds (chain, image, file) and the disk. */
+void vd_disk_free(vd_disk *disk);
+
+/* Opens into `chain` the ancestors of the disk's image that its open terms
+ * ask for (open_flags, writable_depth; see open.c): an empty chain when the
+ * image is no differencing image or the flags keep the child alone. */
+uint32_t vd_disk_open_parents(const vd_disk *disk, vd_chain *chain);
+
+/* OpenVirtualDisk on a file that is open already, as CreateVirtualDisk
+ * opens the image it has just written through the same descriptor: the
+ * same argument rules, parser (`device`), terms, parents and handle.  The
+ * file must be open for writing exactly when the terms ask for it
+ * (INVALID_PARAMETER otherwise).  It belongs to the handle on success and
+ * is closed on failure. */
+uint32_t vd_open_disk_on_file(vd_file *file, uint32_t device, VIRTUAL_DISK_ACCESS_MASK mask,
+                              OPEN_VIRTUAL_DISK_FLAG flags,
+                              const OPEN_VIRTUAL_DISK_PARAMETERS *parameters, HANDLE *handle);
+
+/* Whether the handle's open terms grant `access` (one VIRTUAL_DISK_ACCESS_*
+ * right).  V2/V3 handles carry no mask: they hold every right, except that
+ * a GetInfoOnly handle holds only GET_INFO. */
+int vd_disk_has_access(const vd_disk *disk, uint32_t access);
+
+/* Files `disk` in the table and returns its new HANDLE value.  On success
+ * the table owns the disk; on failure (table full, out of memory) the
+ * caller still does. */
+uint32_t vd_handle_insert(vd_disk *disk, HANDLE *handle);
+
+/* The disk behind `handle`, with a reference that keeps it alive until
+ * vd_handle_release(handle); NULL when the value is no open handle. */
+vd_disk *vd_handle_acquire(HANDLE handle);
+void vd_handle_release(HANDLE handle);
+
+#endif

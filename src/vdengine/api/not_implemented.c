@@ -1,0 +1,264 @@
+/* The functions of virtdisk_api.h the engine does not implement yet.
+ *
+ * Each checks its arguments as Windows documents them (the function's page,
+ * its Remarks list of ERROR_INVALID_PARAMETER causes, and the SDK header's
+ * _In_ / _In_opt_ annotations for which pointers may be NULL), then its
+ * handle, and only then answers ERROR_CALL_NOT_IMPLEMENTED (120).  So a
+ * caller sees the same 87 and 6 it will see once the function exists, and
+ * 120 only for a call that Windows would have carried out.
+ *
+ * Order: argument checks (87) come before the handle check (6), as in
+ * VirtDisk.dll, which validates its arguments before it passes the handle
+ * to the driver.  Flags are checked against every bit the SDK defines
+ * today; the Windows 7 pages give older, smaller limits (AttachVirtualDisk:
+ * "Flags ... larger than 0x020").
+ *
+ * The engine never attaches a disk: AttachVirtualDisk and the functions
+ * that need an attached disk (DetachVirtualDisk, GetVirtualDiskPhysicalPath,
+ * GetAllAttachedVirtualDiskPhysicalPaths, GetStorageDependencyInformation)
+ * have no host mechanism behind them yet. */
+#include "api/handle.h"
+#include "base/vd_errors.h"
+
+#define VD_ALL_BITS_IN(flags, known) (((uint32_t)(flags) & ~(uint32_t)(known)) == 0)
+#define VD_VERSION_IN(parameters, lowest, highest)                                            \
+    ((parameters) != NULL && (uint32_t)(parameters)->Version >= (lowest)                     \
+     && (uint32_t)(parameters)->Version <= (highest))
+#define VD_NULL_OR_VERSION_IN(parameters, lowest, highest) \
+    ((parameters) == NULL || VD_VERSION_IN(parameters, lowest, highest))
+#define VD_VERSION_OF(parameters) ((parameters) != NULL ? (uint32_t)(parameters)->Version : 0u)
+
+/* Highest flag bits the SDK defines, per flag type. */
+#define VD_ATTACH_FLAGS_KNOWN 0x000007FFu
+#define VD_DEPENDENCY_FLAGS_KNOWN 0x00000003u
+#define VD_COMPACT_FLAGS_KNOWN 0x00000003u
+#define VD_EXPAND_FLAGS_KNOWN 0x00000001u
+#define VD_RESIZE_FLAGS_KNOWN 0x00000003u
+#define VD_MIRROR_FLAGS_KNOWN 0x0000000Fu
+#define VD_VHDSET_FLAGS_KNOWN 0x00000001u
+#define VD_FORK_FLAGS_KNOWN 0x00000001u
+
+static DWORD vd_not_implemented(int arguments_valid, HANDLE handle)
+{
+    if (!arguments_valid)
+        return VD_ERROR_INVALID_PARAMETER;
+    if (vd_handle_acquire(handle) == NULL)
+        return VD_ERROR_INVALID_HANDLE;
+    vd_handle_release(handle);
+    return VD_ERROR_CALL_NOT_IMPLEMENTED;
+}
+
+static DWORD vd_not_implemented_without_handle(int arguments_valid)
+{
+    return arguments_valid ? VD_ERROR_CALL_NOT_IMPLEMENTED : VD_ERROR_INVALID_PARAMETER;
+}
+
+/* The whole rule of several functions: flags within `known`, parameters
+ * present and of version 1. */
+static DWORD vd_not_implemented_version_1(HANDLE handle, uint32_t flags, uint32_t known,
+                                          uint32_t version)
+{
+    return vd_not_implemented(VD_ALL_BITS_IN(flags, known) && version == 1u, handle);
+}
+
+/* A buffer the caller sizes: NULL is allowed only with a size of zero. */
+static int vd_buffer_valid(const void *buffer, const ULONG *size)
+{
+    return size != NULL && (buffer != NULL || *size == 0);
+}
+
+DWORD WINAPI AttachVirtualDisk(HANDLE VirtualDiskHandle, PSECURITY_DESCRIPTOR SecurityDescriptor,
+                               ATTACH_VIRTUAL_DISK_FLAG Flags, ULONG ProviderSpecificFlags,
+                               PATTACH_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)
+{
+    (void)SecurityDescriptor, (void)ProviderSpecificFlags, (void)Overlapped;
+    return vd_not_implemented(
+        VD_ALL_BITS_IN(Flags, VD_ATTACH_FLAGS_KNOWN)
+            && VD_NULL_OR_VERSION_IN(Parameters, ATTACH_VIRTUAL_DISK_VERSION_1,
+                                     ATTACH_VIRTUAL_DISK_VERSION_2),
+        VirtualDiskHandle);
+}
+
+DWORD WINAPI DetachVirtualDisk(HANDLE VirtualDiskHandle, DETACH_VIRTUAL_DISK_FLAG Flags,
+                               ULONG ProviderSpecificFlags)
+{
+    (void)ProviderSpecificFlags;
+    return vd_not_implemented(Flags == DETACH_VIRTUAL_DISK_FLAG_NONE, VirtualDiskHandle);
+}
+
+DWORD WINAPI GetVirtualDiskPhysicalPath(HANDLE VirtualDiskHandle, PULONG DiskPathSizeInBytes,
+                                        PWSTR DiskPath)
+{
+    return vd_not_implemented(vd_buffer_valid(DiskPath, DiskPathSizeInBytes), VirtualDiskHandle);
+}
+
+DWORD WINAPI GetAllAttachedVirtualDiskPhysicalPaths(PULONG PathsBufferSizeInBytes,
+                                                    PWSTR PathsBuffer)
+{
+    return vd_not_implemented_without_handle(vd_buffer_valid(PathsBuffer, PathsBufferSizeInBytes));
+}
+
+DWORD WINAPI GetStorageDependencyInformation(HANDLE ObjectHandle, GET_STORAGE_DEPENDENCY_FLAG Flags,
+                                             ULONG StorageDependencyInfoSize,
+                                             PSTORAGE_DEPENDENCY_INFO StorageDependencyInfo,
+                                             PULONG SizeUsed)
+{
+    (void)SizeUsed;
+    return vd_not_implemented(
+        VD_ALL_BITS_IN(Flags, VD_DEPENDENCY_FLAGS_KNOWN) && StorageDependencyInfoSize != 0
+            && VD_VERSION_IN(StorageDependencyInfo, STORAGE_DEPENDENCY_INFO_VERSION_1,
+                             STORAGE_DEPENDENCY_INFO_VERSION_2),
+        ObjectHandle);
+}
+
+DWORD WINAPI GetVirtualDiskOperationProgress(HANDLE VirtualDiskHandle, LPOVERLAPPED Overlapped,
+                                             PVIRTUAL_DISK_PROGRESS Progress)
+{
+    return vd_not_implemented(Overlapped != NULL && Progress != NULL, VirtualDiskHandle);
+}
+
+DWORD WINAPI CompactVirtualDisk(HANDLE VirtualDiskHandle, COMPACT_VIRTUAL_DISK_FLAG Flags,
+                                PCOMPACT_VIRTUAL_DISK_PARAMETERS Parameters,
+                                LPOVERLAPPED Overlapped)
+{
+    (void)Overlapped;
+    return vd_not_implemented(VD_ALL_BITS_IN(Flags, VD_COMPACT_FLAGS_KNOWN)
+                                  && VD_NULL_OR_VERSION_IN(Parameters,
+                                                           COMPACT_VIRTUAL_DISK_VERSION_1,
+                                                           COMPACT_VIRTUAL_DISK_VERSION_1),
+                              VirtualDiskHandle);
+}
+
+DWORD WINAPI MergeVirtualDisk(HANDLE VirtualDiskHandle, MERGE_VIRTUAL_DISK_FLAG Flags,
+                              PMERGE_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)
+{
+    (void)Overlapped;
+    return vd_not_implemented(Flags == MERGE_VIRTUAL_DISK_FLAG_NONE
+                                  && VD_VERSION_IN(Parameters, MERGE_VIRTUAL_DISK_VERSION_1,
+                                                   MERGE_VIRTUAL_DISK_VERSION_2),
+                              VirtualDiskHandle);
+}
+
+DWORD WINAPI ExpandVirtualDisk(HANDLE VirtualDiskHandle, EXPAND_VIRTUAL_DISK_FLAG Flags,
+                               PEXPAND_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)
+{
+    (void)Overlapped;
+    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_EXPAND_FLAGS_KNOWN,
+                                        VD_VERSION_OF(Parameters));
+}
+
+/* RESIZE_TO_SMALLEST_SAFE_VIRTUAL_SIZE: "NewSize ... must be zero" (SDK). */
+DWORD WINAPI ResizeVirtualDisk(HANDLE VirtualDiskHandle, RESIZE_VIRTUAL_DISK_FLAG Flags,
+                               PRESIZE_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)
+{
+    (void)Overlapped;
+    return vd_not_implemented(
+        VD_ALL_BITS_IN(Flags, VD_RESIZE_FLAGS_KNOWN)
+            && VD_VERSION_IN(Parameters, RESIZE_VIRTUAL_DISK_VERSION_1,
+                             RESIZE_VIRTUAL_DISK_VERSION_1)
+            && ((Flags & RESIZE_VIRTUAL_DISK_FLAG_RESIZE_TO_SMALLEST_SAFE_VIRTUAL_SIZE) == 0
+                || Parameters->Version1.NewSize == 0),
+        VirtualDiskHandle);
+}
+
+/* The SDK marks Overlapped _In_ here: a mirror is always asynchronous. */
+DWORD WINAPI MirrorVirtualDisk(HANDLE VirtualDiskHandle, MIRROR_VIRTUAL_DISK_FLAG Flags,
+                               PMIRROR_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)
+{
+    return vd_not_implemented(
+        VD_ALL_BITS_IN(Flags, VD_MIRROR_FLAGS_KNOWN) && Overlapped != NULL
+            && VD_VERSION_IN(Parameters, MIRROR_VIRTUAL_DISK_VERSION_1,
+                             MIRROR_VIRTUAL_DISK_VERSION_1)
+            && Parameters->Version1.MirrorVirtualDiskPath != NULL,
+        VirtualDiskHandle);
+}
+
+DWORD WINAPI BreakMirrorVirtualDisk(HANDLE VirtualDiskHandle)
+{
+    return vd_not_implemented(1, VirtualDiskHandle);
+}
+
+DWORD WINAPI AddVirtualDiskParent(HANDLE VirtualDiskHandle, PCWSTR ParentPath)
+{
+    return vd_not_implemented(ParentPath != NULL, VirtualDiskHandle);
+}
+
+DWORD WINAPI QueryChangesVirtualDisk(HANDLE VirtualDiskHandle, PCWSTR ChangeTrackingId,
+                                     ULONG64 ByteOffset, ULONG64 ByteLength,
+                                     QUERY_CHANGES_VIRTUAL_DISK_FLAG Flags,
+                                     PQUERY_CHANGES_VIRTUAL_DISK_RANGE Ranges, PULONG RangeCount,
+                                     PULONG64 ProcessedLength)
+{
+    (void)ByteOffset, (void)ByteLength;
+    return vd_not_implemented(ChangeTrackingId != NULL && ProcessedLength != NULL
+                                  && Flags == QUERY_CHANGES_VIRTUAL_DISK_FLAG_NONE
+                                  && vd_buffer_valid(Ranges, RangeCount),
+                              VirtualDiskHandle);
+}
+
+DWORD WINAPI TakeSnapshotVhdSet(HANDLE VirtualDiskHandle,
+                                const PTAKE_SNAPSHOT_VHDSET_PARAMETERS Parameters,
+                                TAKE_SNAPSHOT_VHDSET_FLAG Flags)
+{
+    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_VHDSET_FLAGS_KNOWN,
+                                        VD_VERSION_OF(Parameters));
+}
+
+DWORD WINAPI DeleteSnapshotVhdSet(HANDLE VirtualDiskHandle,
+                                  const PDELETE_SNAPSHOT_VHDSET_PARAMETERS Parameters,
+                                  DELETE_SNAPSHOT_VHDSET_FLAG Flags)
+{
+    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_VHDSET_FLAGS_KNOWN,
+                                        VD_VERSION_OF(Parameters));
+}
+
+/* SNAPSHOT_PATH and DEFAULT_SNAPSHOT_PATH carry a path that must be there. */
+DWORD WINAPI ModifyVhdSet(HANDLE VirtualDiskHandle, const PMODIFY_VHDSET_PARAMETERS Parameters,
+                          MODIFY_VHDSET_FLAG Flags)
+{
+    return vd_not_implemented(
+        VD_ALL_BITS_IN(Flags, VD_VHDSET_FLAGS_KNOWN)
+            && VD_VERSION_IN(Parameters, MODIFY_VHDSET_SNAPSHOT_PATH,
+                             MODIFY_VHDSET_DEFAULT_SNAPSHOT_PATH)
+            && (Parameters->Version != MODIFY_VHDSET_SNAPSHOT_PATH
+                || Parameters->SnapshotPath.SnapshotFilePath != NULL)
+            && (Parameters->Version != MODIFY_VHDSET_DEFAULT_SNAPSHOT_PATH
+                || Parameters->DefaultFilePath != NULL),
+        VirtualDiskHandle);
+}
+
+DWORD WINAPI ApplySnapshotVhdSet(HANDLE VirtualDiskHandle,
+                                 const PAPPLY_SNAPSHOT_VHDSET_PARAMETERS Parameters,
+                                 APPLY_SNAPSHOT_VHDSET_FLAG Flags)
+{
+    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_VHDSET_FLAGS_KNOWN,
+                                        VD_VERSION_OF(Parameters));
+}
+
+DWORD WINAPI RawSCSIVirtualDisk(HANDLE VirtualDiskHandle,
+                                const PRAW_SCSI_VIRTUAL_DISK_PARAMETERS Parameters,
+                                RAW_SCSI_VIRTUAL_DISK_FLAG Flags,
+                                PRAW_SCSI_VIRTUAL_DISK_RESPONSE Response)
+{
+    return vd_not_implemented(Flags == RAW_SCSI_VIRTUAL_DISK_FLAG_NONE && Response != NULL
+                                  && VD_VERSION_IN(Parameters, RAW_SCSI_VIRTUAL_DISK_VERSION_1,
+                                                   RAW_SCSI_VIRTUAL_DISK_VERSION_1),
+                              VirtualDiskHandle);
+}
+
+/* The SDK marks Overlapped _Inout_ here: a fork is always asynchronous. */
+DWORD WINAPI ForkVirtualDisk(HANDLE VirtualDiskHandle, FORK_VIRTUAL_DISK_FLAG Flags,
+                             const FORK_VIRTUAL_DISK_PARAMETERS *Parameters,
+                             LPOVERLAPPED Overlapped)
+{
+    return vd_not_implemented(
+        VD_ALL_BITS_IN(Flags, VD_FORK_FLAGS_KNOWN) && Overlapped != NULL
+            && VD_VERSION_IN(Parameters, FORK_VIRTUAL_DISK_VERSION_1, FORK_VIRTUAL_DISK_VERSION_1)
+            && Parameters->Version1.ForkedVirtualDiskPath != NULL,
+        VirtualDiskHandle);
+}
+
+DWORD WINAPI CompleteForkVirtualDisk(HANDLE VirtualDiskHandle)
+{
+    return vd_not_implemented(1, VirtualDiskHandle);
+}

@@ -1,0 +1,22 @@
+/* New GUIDs for the identifiers the engine writes (VHD UniqueId, VHDX
+ * FileWriteGuid, DataWriteGuid and Page 83 id). */
+#ifndef VDENGINE_GUID_H
+#define VDENGINE_GUID_H
+
+#include <stdint.h>
+
+#include "virtdisk_api.h"
+#include "disk/image.h"
+
+/* Fills `bytes` with a random version 4 GUID in Windows layout, as
+ * CoCreateGuid makes them.  Returns a Win32 code. */
+uint32_t vd_guid_random(uint8_t bytes[16]);
+
+/* A GUID struct of the API and the engine's vd_guid (Windows layout: Data1,
+ * Data2 and Data3 little-endian), whatever the host's byte order. */
+vd_guid vd_guid_from_api(const GUID *guid);
+void vd_guid_to_api(const vd_guid *in, GUID *out);
+
+int vd_api_guid_is_zero(const GUID *guid);
+
+#endif

@@ -1,0 +1,70 @@
+/* The content of an opened disk, over the format's read/write/unmap/flush
+ * (see content.h). */
+#include "disk/content.h"
+
+#include "base/vd_errors.h"
+
+static uint32_t vd_content_check(const vd_disk *disk, uint64_t offset, uint64_t length)
+{
+    const vd_image *image = &disk->image;
+    uint64_t sector = image->logical_sector_size;
+    if (sector == 0 || offset % sector != 0 || length % sector != 0)
+        return VD_ERROR_INVALID_PARAMETER;
+    if (offset > image->virtual_size || length > image->virtual_size - offset)
+        return VD_ERROR_INVALID_PARAMETER;
+    return VD_ERROR_SUCCESS;
+}
+
+uint32_t vd_content_read(vd_disk *disk, uint64_t offset, void *buffer, uint64_t length)
+{
+    uint32_t status = vd_content_check(disk, offset, length);
+    if (status != VD_ERROR_SUCCESS || length == 0)
+        return status;
+    return vd_chain_read(&disk->image, &disk->chain, offset, buffer, length);
+}
+
+static uint32_t vd_content_check_writable(const vd_disk *disk)
+{
+    if (disk->read_only || !disk->image.file.writable)
+        return VD_ERROR_ACCESS_DENIED;
+    if (!vd_content_can_write(disk))
+        return VD_ERROR_NOT_SUPPORTED;
+    return VD_ERROR_SUCCESS;
+}
+
+uint32_t vd_content_write(vd_disk *disk, uint64_t offset, const void *buffer, uint64_t length)
+{
+    uint32_t status = vd_content_check(disk, offset, length);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_content_check_writable(disk);
+    if (status != VD_ERROR_SUCCESS || length == 0)
+        return status;
+    return disk->image.ops->write(&disk->image, offset, buffer, length);
+}
+
+uint32_t vd_content_unmap(vd_disk *disk, uint64_t offset, uint64_t length)
+{
+    uint32_t status = vd_content_check(disk, offset, length);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_content_check_writable(disk);
+    if (status != VD_ERROR_SUCCESS || length == 0 || !vd_content_can_unmap(disk))
+        return status;
+    return disk->image.ops->unmap(&disk->image, offset, length);
+}
+
+uint32_t vd_content_flush(vd_disk *disk)
+{
+    if (disk->image.ops == NULL || disk->image.ops->flush == NULL || !disk->image.file.writable)
+        return VD_ERROR_SUCCESS;
+    return disk->image.ops->flush(&disk->image);
+}
+
+int vd_content_can_unmap(const vd_disk *disk)
+{
+    return disk->image.ops != NULL && disk->image.ops->unmap != NULL;
+}
+
+int vd_content_can_write(const vd_disk *disk)
+{
+    return disk->image.ops != NULL && disk->image.ops->write != NULL;
+}

@@ -1,0 +1,92 @@
+/* One table per image format: everything the engine can do with a format,
+ * and the one registry the API layer finds formats in.
+ *
+ * The API files (open.c, create.c, set_info.c, metadata.c, chain.c, ...)
+ * never switch on the format: they look the driver up here and call it.  A
+ * new operation is one field per driver plus one API file; a new format is
+ * one driver plus its entry in the registry (drivers.c).
+ *
+ * What a driver holds:
+ *   - recognising and opening files (probe, open), creating them (create);
+ *   - the data ops of an opened image (read, write, unmap, flush, release,
+ *     block_layout): these are `vd_format_ops` (image.h), which open puts in
+ *     image->ops, because one format has several (VHD fixed and sparse);
+ *   - the changes SetVirtualDiskInformation and the metadata functions make
+ *     (update, image_update.h);
+ *   - slots for the long operations (resize, compact, merge), NULL while a
+ *     format does not implement them. */
+#ifndef VDENGINE_DRIVER_H
+#define VDENGINE_DRIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/create.h"
+#include "disk/image.h"
+#include "disk/image_update.h"
+#include "host/io.h"
+
+struct vd_resize_request;
+struct vd_compact_request;
+struct vd_merge_request;
+
+typedef struct vd_format_driver {
+    const char *name;          /* "vhd", "vhdx", "iso": for messages */
+    uint32_t device;           /* VIRTUAL_STORAGE_TYPE_DEVICE_* (enum vd_device) */
+    /* Cheap signature check on the first or last bytes of the file. */
+    int (*probe)(const vd_file *file);
+    /* Parses `file` into `image` (image.h has the ownership rules) and sets
+     * image->ops to the data ops of the image's subtype. */
+    uint32_t (*open)(vd_file *file, vd_image *image);
+    /* Writes a complete image into an empty writable file (create.h); NULL
+     * for a format that cannot be created (ISO). */
+    uint32_t (*create)(vd_file *file, const vd_create_spec *spec);
+    /* Changes to an opened image; NULL for a format that changes nothing. */
+    const vd_update_ops *update;
+    /* Images of this format are never written, created, changed, used as
+     * parents or as sources to copy (ISO). */
+    int read_only;
+    /* Whether an image of this format can be the parent of a differencing
+     * image of `child_device`. */
+    int (*can_parent)(uint32_t child_device);
+    /* Long operations; NULL until the format implements them. */
+    uint32_t (*resize)(vd_image *image, const struct vd_resize_request *request);
+    uint32_t (*compact)(vd_image *image, const struct vd_compact_request *request);
+    uint32_t (*merge)(vd_image *image, const struct vd_merge_request *request);
+} vd_format_driver;
+
+extern const vd_format_driver vd_vhd_driver;
+extern const vd_format_driver vd_vhdx_driver;
+extern const vd_format_driver vd_iso_driver;
+
+/* The registry, in signature order: the VHDX identifier and the VHD cookie
+ * are exact byte strings at fixed places; the ISO test (a descriptor
+ * identifier at byte 32,768 of a file sized in whole 2 KiB sectors) comes
+ * last because a disk image's payload may itself hold an ISO 9660 volume. */
+extern const vd_format_driver *const vd_format_drivers[];
+extern const size_t vd_format_driver_count;
+
+/* The driver of a device id; NULL for an unknown one. */
+const vd_format_driver *vd_format_driver_of(uint32_t device);
+
+/* The first driver other than `except` whose signature the file carries,
+ * among those `accept` allows (NULL: all); NULL when none does. */
+const vd_format_driver *vd_format_driver_by_signature(const vd_file *file,
+                                                      const vd_format_driver *except,
+                                                      int (*accept)(const vd_format_driver *));
+
+/* The driver of an opened image (its device). */
+static inline const vd_format_driver *vd_image_driver(const vd_image *image)
+{
+    return vd_format_driver_of(image->device);
+}
+
+/* The update ops of `image`'s format; NULL for a format that changes
+ * nothing (ISO). */
+static inline const vd_update_ops *vd_update_ops_of(const vd_image *image)
+{
+    const vd_format_driver *driver = vd_image_driver(image);
+    return driver != NULL ? driver->update : NULL;
+}
+
+#endif

@@ -1,0 +1,20 @@
+/* The VHDX driver (driver.h): vhdx.c opens and reads, vhdx_create.c
+ * creates, vhdx_update.c and vhdx_metadata.c change. */
+#include "disk/driver.h"
+
+/* A VHDX can be the parent of a VHDX differencing image only: a VHD child
+ * has no way to name it. */
+static int vd_vhdx_can_parent(uint32_t child_device)
+{
+    return child_device == VD_DEVICE_VHDX;
+}
+
+const vd_format_driver vd_vhdx_driver = {
+    .name = "vhdx",
+    .device = VD_DEVICE_VHDX,
+    .probe = vd_vhdx_probe,
+    .open = vd_vhdx_open,
+    .create = vd_vhdx_create,
+    .update = &vd_vhdx_update_ops,
+    .can_parent = vd_vhdx_can_parent,
+};
