@@ -92,6 +92,7 @@
 #endif
 
 #include "api/create.h"
+#include "base/detail.h"
 #include "base/guid.h"
 
 #include <errno.h>
@@ -520,6 +521,7 @@ DWORD WINAPI CreateVirtualDisk(PVIRTUAL_STORAGE_TYPE VirtualStorageType, PCWSTR 
                                PCREATE_VIRTUAL_DISK_PARAMETERS Parameters,
                                LPOVERLAPPED Overlapped, PHANDLE Handle)
 {
+    vd_detail_clear();
     (void)SecurityDescriptor, (void)ProviderSpecificFlags, (void)Overlapped;
     if (VirtualStorageType == NULL || Path == NULL || Parameters == NULL || Handle == NULL)
         return VD_ERROR_INVALID_PARAMETER;

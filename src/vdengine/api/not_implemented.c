@@ -18,6 +18,7 @@
  * GetAllAttachedVirtualDiskPhysicalPaths, GetStorageDependencyInformation)
  * have no host mechanism behind them yet. */
 #include "api/handle.h"
+#include "base/detail.h"
 #include "base/vd_errors.h"
 
 #define VD_ALL_BITS_IN(flags, known) (((uint32_t)(flags) & ~(uint32_t)(known)) == 0)
@@ -40,6 +41,7 @@
 
 static DWORD vd_not_implemented(int arguments_valid, HANDLE handle)
 {
+    vd_detail_clear();
     if (!arguments_valid)
         return VD_ERROR_INVALID_PARAMETER;
     if (vd_handle_acquire(handle) == NULL)
@@ -50,6 +52,7 @@ static DWORD vd_not_implemented(int arguments_valid, HANDLE handle)
 
 static DWORD vd_not_implemented_without_handle(int arguments_valid)
 {
+    vd_detail_clear();
     return arguments_valid ? VD_ERROR_CALL_NOT_IMPLEMENTED : VD_ERROR_INVALID_PARAMETER;
 }
 

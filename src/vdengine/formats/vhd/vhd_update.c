@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/detail.h"
 #include "base/endian.h"
 #include "base/vd_errors.h"
 #include "formats/vhd/vhd_format.h"
@@ -120,10 +121,10 @@ static uint32_t vd_vhd_read_header(const vd_file *file, uint64_t offset,
     if (status != VD_ERROR_SUCCESS)
         return status;
     if (memcmp(header, VD_VHD_HEADER_COOKIE, VD_VHD_COOKIE_SIZE) != 0)
-        return VD_ERROR_VHD_SPARSE_HEADER_CORRUPT;
+        return vd_fail(VD_ERROR_VHD_SPARSE_HEADER_CORRUPT, "VHD dynamic header missing (no \"cxsparse\" cookie)");
     if (vd_vhd_checksum(header, VD_VHD_HEADER_SIZE, VD_VHD_HEADER_CHECKSUM_OFFSET)
         != vd_load_be32(header + VD_VHD_HEADER_CHECKSUM_OFFSET))
-        return VD_ERROR_VHD_SPARSE_HEADER_CHECKSUM_MISMATCH;
+        return vd_fail(VD_ERROR_VHD_SPARSE_HEADER_CHECKSUM_MISMATCH, "VHD dynamic header checksum mismatch");
     return VD_ERROR_SUCCESS;
 }
 
