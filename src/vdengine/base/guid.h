@@ -19,4 +19,12 @@ void vd_guid_to_api(const vd_guid *in, GUID *out);
 
 int vd_api_guid_is_zero(const GUID *guid);
 
+/* The one statement of GUID byte order.  RFC 4122 order is the GUID's text
+ * form read as bytes ("00112233-4455-..." is 00 11 22 33 44 55 ...), the
+ * order VHD stores its UUIDs in and the {...} text of VHDX locators shows;
+ * Windows layout stores Data1, Data2 and Data3 little-endian.  Converting
+ * reverses those three fields, so each function is the other's inverse. */
+vd_guid vd_guid_from_rfc4122(const uint8_t bytes[16]);
+void vd_guid_to_rfc4122(const vd_guid *guid, uint8_t bytes[16]);
+
 #endif

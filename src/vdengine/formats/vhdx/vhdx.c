@@ -650,9 +650,7 @@ static int vd_vhdx_parse_guid_text(const uint8_t *utf16, size_t units, vd_guid *
             canonical[nibble / 2] |= (uint8_t)value;
         nibble++;
     }
-    static const uint8_t windows_order[16] = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15 };
-    for (int i = 0; i < 16; i++)
-        guid->bytes[i] = canonical[windows_order[i]];
+    *guid = vd_guid_from_rfc4122(canonical);
     return 1;
 }
 

@@ -335,13 +335,14 @@ static uint32_t vd_vhdx_locator_add(vd_vhdx_locator *locator, const char *key, c
 static void vd_vhdx_guid_text(const vd_guid *guid, char text[39])
 {
     static const char digits[] = "0123456789abcdef";
-    static const uint8_t order[16] = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15 };
+    uint8_t canonical[16];
+    vd_guid_to_rfc4122(guid, canonical);
     size_t at = 0;
     text[at++] = '{';
     for (size_t i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
             text[at++] = '-';
-        uint8_t byte = guid->bytes[order[i]];
+        uint8_t byte = canonical[i];
         text[at++] = digits[byte >> 4];
         text[at++] = digits[byte & 0x0F];
     }
