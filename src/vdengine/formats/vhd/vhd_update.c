@@ -41,6 +41,7 @@
 #define _POSIX_C_SOURCE 200809L   /* strdup */
 
 #include "disk/image_update.h"
+#include "disk/parent_paths.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -92,25 +93,6 @@ static uint32_t vd_vhd_set_identifier(vd_image *image, const vd_guid *identifier
 static uint32_t vd_vhd_set_virtual_disk_id(vd_image *image, const vd_guid *virtual_disk_id)
 {
     return vd_vhd_set_unique_id(image, virtual_disk_id);
-}
-
-/* The W2ru text in the form the creator writes (".\base.vhd",
- * "..\dir\base.vhd"), from a relative path in either spelling; malloc'd,
- * NULL when out of memory. */
-static char *vd_vhd_windows_relative(const char *relative)
-{
-    size_t length = strlen(relative);
-    int anchored = relative[0] == '.'
-                   && (relative[1] == '/' || relative[1] == '\\'
-                       || (relative[1] == '.' && (relative[2] == '/' || relative[2] == '\\')));
-    size_t prefix = anchored ? 0 : 2;
-    char *out = malloc(prefix + length + 1);
-    if (out == NULL)
-        return NULL;
-    memcpy(out, ".\\", prefix);
-    for (size_t i = 0; i <= length; i++)
-        out[prefix + i] = relative[i] == '/' ? '\\' : relative[i];
-    return out;
 }
 
 /* The current dynamic header, as open checked it. */
@@ -168,8 +150,8 @@ static uint32_t vd_vhd_parent_change_make(const vd_image *image, const vd_parent
         if (change->absolute_path == NULL)
             return VD_ERROR_NOT_ENOUGH_MEMORY;
     }
-    if (link->relative_path != NULL) {
-        change->relative_path = vd_vhd_windows_relative(link->relative_path);
+    if (link->relative_path != NULL && link->relative_path[0] != '\0') {
+        change->relative_path = vd_windows_relative_path(link->relative_path);
         if (change->relative_path == NULL)
             return VD_ERROR_NOT_ENOUGH_MEMORY;
     }
