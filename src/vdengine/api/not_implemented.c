@@ -17,6 +17,7 @@
  * that need an attached disk (DetachVirtualDisk, GetVirtualDiskPhysicalPath,
  * GetAllAttachedVirtualDiskPhysicalPaths, GetStorageDependencyInformation)
  * have no host mechanism behind them yet. */
+#include "api/flag_masks.h"
 #include "api/handle.h"
 #include "base/detail.h"
 #include "base/vd_errors.h"
@@ -29,15 +30,6 @@
     ((parameters) == NULL || VD_VERSION_IN(parameters, lowest, highest))
 #define VD_VERSION_OF(parameters) ((parameters) != NULL ? (uint32_t)(parameters)->Version : 0u)
 
-/* Highest flag bits the SDK defines, per flag type. */
-#define VD_ATTACH_FLAGS_KNOWN 0x000007FFu
-#define VD_DEPENDENCY_FLAGS_KNOWN 0x00000003u
-#define VD_COMPACT_FLAGS_KNOWN 0x00000003u
-#define VD_EXPAND_FLAGS_KNOWN 0x00000001u
-#define VD_RESIZE_FLAGS_KNOWN 0x00000003u
-#define VD_MIRROR_FLAGS_KNOWN 0x0000000Fu
-#define VD_VHDSET_FLAGS_KNOWN 0x00000001u
-#define VD_FORK_FLAGS_KNOWN 0x00000001u
 
 static DWORD vd_not_implemented(int arguments_valid, HANDLE handle)
 {
@@ -203,7 +195,7 @@ DWORD WINAPI TakeSnapshotVhdSet(HANDLE VirtualDiskHandle,
                                 const PTAKE_SNAPSHOT_VHDSET_PARAMETERS Parameters,
                                 TAKE_SNAPSHOT_VHDSET_FLAG Flags)
 {
-    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_VHDSET_FLAGS_KNOWN,
+    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_TAKE_SNAPSHOT_FLAGS_KNOWN,
                                         VD_VERSION_OF(Parameters));
 }
 
@@ -211,7 +203,7 @@ DWORD WINAPI DeleteSnapshotVhdSet(HANDLE VirtualDiskHandle,
                                   const PDELETE_SNAPSHOT_VHDSET_PARAMETERS Parameters,
                                   DELETE_SNAPSHOT_VHDSET_FLAG Flags)
 {
-    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_VHDSET_FLAGS_KNOWN,
+    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_DELETE_SNAPSHOT_FLAGS_KNOWN,
                                         VD_VERSION_OF(Parameters));
 }
 
@@ -220,7 +212,7 @@ DWORD WINAPI ModifyVhdSet(HANDLE VirtualDiskHandle, const PMODIFY_VHDSET_PARAMET
                           MODIFY_VHDSET_FLAG Flags)
 {
     return vd_not_implemented(
-        VD_ALL_BITS_IN(Flags, VD_VHDSET_FLAGS_KNOWN)
+        VD_ALL_BITS_IN(Flags, VD_MODIFY_VHDSET_FLAGS_KNOWN)
             && VD_VERSION_IN(Parameters, MODIFY_VHDSET_SNAPSHOT_PATH,
                              MODIFY_VHDSET_DEFAULT_SNAPSHOT_PATH)
             && (Parameters->Version != MODIFY_VHDSET_SNAPSHOT_PATH
@@ -234,7 +226,7 @@ DWORD WINAPI ApplySnapshotVhdSet(HANDLE VirtualDiskHandle,
                                  const PAPPLY_SNAPSHOT_VHDSET_PARAMETERS Parameters,
                                  APPLY_SNAPSHOT_VHDSET_FLAG Flags)
 {
-    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_VHDSET_FLAGS_KNOWN,
+    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_APPLY_SNAPSHOT_FLAGS_KNOWN,
                                         VD_VERSION_OF(Parameters));
 }
 

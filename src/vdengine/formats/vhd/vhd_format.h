@@ -86,6 +86,7 @@
 #define VD_VHD_MIN_BLOCK_SIZE      512u
 #define VD_VHD_MAX_BLOCK_SIZE      (256u << 20)
 #define VD_VHD_DEFAULT_BLOCK_SIZE  (2u << 20)
+#define VD_VHD_SMALL_BLOCK_SIZE    (512u << 10)   /* the other size Windows writes */
 
 /* Block allocation table: one u32 sector offset per block. */
 #define VD_VHD_BAT_ENTRY_SIZE   4u
