@@ -57,9 +57,11 @@ def compile_harness(directory: Path, harness: str, engine_sources: Sequence[str 
     binary = directory / harness
     sources = [str(source if isinstance(source, Path) else engine_source(source))
                for source in engine_sources]
-    # base/ (CRC, GUIDs, UTF-16, failure details) is what every layer builds
-    # on, as the C library is: each harness links all of it.
-    sources += [str(path) for path in sorted((ENGINE / "base").glob("*.c")) if str(path) not in sources]
+    # Every layer records failure details (base/detail.c), as every layer
+    # may set errno: each harness links it.
+    detail = str(engine_source("detail.c"))
+    if detail not in sources:
+        sources.append(detail)
     command = [compiler, "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
                *defines, f"-I{ENGINE}", f"-I{ROOT / 'src' / 'include'}", "-pthread",
                str(HARNESSES / f"{harness}.c"), *sources,

@@ -21,22 +21,6 @@ uint32_t vd_guid_random(uint8_t bytes[16])
     return VD_ERROR_SUCCESS;
 }
 
-static const uint8_t vd_guid_field_swap[16] = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15 };
-
-vd_guid vd_guid_from_rfc4122(const uint8_t bytes[16])
-{
-    vd_guid guid;
-    for (unsigned i = 0; i < 16; i++)
-        guid.bytes[i] = bytes[vd_guid_field_swap[i]];
-    return guid;
-}
-
-void vd_guid_to_rfc4122(const vd_guid *guid, uint8_t bytes[16])
-{
-    for (unsigned i = 0; i < 16; i++)
-        bytes[i] = guid->bytes[vd_guid_field_swap[i]];
-}
-
 vd_guid vd_guid_from_api(const GUID *guid)
 {
     vd_guid out;
