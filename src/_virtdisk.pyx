@@ -134,7 +134,19 @@ cdef object _error(DWORD code, str function, object path):
         # import at load time would be circular.
         from virtdisk.errors import error_from_code
         _error_from_code = error_from_code
-    return _error_from_code(code, function, path)
+    return _error_from_code(code, function, path, last_error_detail())
+
+
+def last_error_detail() -> str | None:
+    """Why this thread's last VirtDisk call failed, in words, where the
+    Win32 code alone does not say: the portable engine names the structure
+    of the image it rejected ("VHDX header 2 checksum mismatch").  None when
+    that call recorded nothing, and always on Windows, whose VirtDisk
+    returns only the code.  Each call clears it as it starts; calls in
+    other threads never change it.  Failures raised here carry it as the
+    exception's ``detail``."""
+    cdef const char *text = api.vd_dispatch_last_detail()
+    return None if text == NULL else text.decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------------------
@@ -1463,6 +1475,6 @@ __all__ = [
     "ParentLocation", "PhysicalDisk", "ChangeTrackingState", "StorageDependencyInfo",
     "VirtualDiskProgress", "ChangedRanges", "RawScsiResponse",
     "VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN", "VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT",
-    "CloseHandle", "features", "live_handle_count", "PLATFORM",
+    "CloseHandle", "features", "live_handle_count", "last_error_detail", "PLATFORM",
     "ENUM_CLASSES", "ENUM_ALIASES", *ENUM_CLASSES, *ENUM_ALIASES,
 ]

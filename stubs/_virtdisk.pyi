@@ -91,6 +91,7 @@ class Overlapped:
 def live_handle_count() -> int: ...
 def CloseHandle(handle: _Handle) -> None: ...
 def features() -> dict[str, bool]: ...
+def last_error_detail() -> str | None: ...
 
 def OpenVirtualDisk(
     virtual_storage_type: VirtualStorageType | tuple[int, uuid.UUID] | None,
@@ -327,7 +328,7 @@ __all__ = [
     "ParentLocation", "PhysicalDisk", "ChangeTrackingState", "StorageDependencyInfo",
     "VirtualDiskProgress", "ChangedRanges", "RawScsiResponse",
     "VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN", "VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT",
-    "CloseHandle", "features", "live_handle_count", "PLATFORM",
+    "CloseHandle", "features", "live_handle_count", "last_error_detail", "PLATFORM",
     "ENUM_CLASSES", "ENUM_ALIASES",
 ]
 

@@ -98,6 +98,7 @@
 #endif
 
 #include "api/create.h"
+#include "base/detail.h"
 #include "base/guid.h"
 
 #include <errno.h>
@@ -113,13 +114,9 @@
 #include "disk/driver.h"
 #include "disk/parent_paths.h"
 #include "formats/vhd/vhd_format.h"
+#include "formats/vhdx/vhdx_format.h"
 #include "host/block_device.h"
 #include "vdengine.h"
-
-#define VD_KIB (UINT32_C(1) << 10)
-#define VD_MIB (UINT32_C(1) << 20)
-
-#define VD_VHDX_MAX_SIZE (UINT64_C(64) << 40)
 
 #define VD_CREATE_FLAGS_KNOWN                                                                 \
     (CREATE_VIRTUAL_DISK_FLAG_FULL_PHYSICAL_ALLOCATION                                        \
@@ -249,9 +246,10 @@ static uint32_t vd_create_request_check(const vd_create_request *request, uint32
         if (block != 0)
             return VD_ERROR_INVALID_PARAMETER;
     } else if (block != 0) {
-        if (is_vhd && block != 512 * VD_KIB && block != 2 * VD_MIB)
+        if (is_vhd && block != VD_VHD_SMALL_BLOCK_SIZE && block != VD_VHD_DEFAULT_BLOCK_SIZE)
             return VD_ERROR_INVALID_PARAMETER;
-        if (!is_vhd && (block < VD_MIB || block > 256 * VD_MIB || (block & (block - 1)) != 0))
+        if (!is_vhd && (block < VD_VHDX_MIN_BLOCK_SIZE || block > VD_VHDX_MAX_BLOCK_SIZE
+                        || (block & (block - 1)) != 0))
             return VD_ERROR_INVALID_PARAMETER;
     }
 
@@ -410,7 +408,7 @@ static uint32_t vd_create_spec_fill(const vd_create_request *request, uint32_t d
         else if (request->maximum_size < source->virtual_size)
             return VD_ERROR_INVALID_PARAMETER;
     }
-    if (spec->virtual_size > (is_vhd ? VD_VHD_MAX_SIZE : VD_VHDX_MAX_SIZE))
+    if (spec->virtual_size > (is_vhd ? VD_VHD_MAX_SIZE : VD_VHDX_MAX_VIRTUAL_SIZE))
         return VD_ERROR_VHD_INVALID_SIZE;
     if (spec->virtual_size == 0 || spec->virtual_size % spec->logical_sector_size != 0)
         return VD_ERROR_INVALID_PARAMETER;
@@ -420,12 +418,15 @@ static uint32_t vd_create_spec_fill(const vd_create_request *request, uint32_t d
         spec->block_size = 0;
     } else if (spec->block_size == 0) {
         if (is_vhd && parent != NULL
-            && (parent->block_size == 512 * VD_KIB || parent->block_size == 2 * VD_MIB))
+            && (parent->block_size == VD_VHD_SMALL_BLOCK_SIZE
+                || parent->block_size == VD_VHD_DEFAULT_BLOCK_SIZE))
             spec->block_size = parent->block_size;
-        else if (is_vhd || parent != NULL)
-            spec->block_size = 2 * VD_MIB;
+        else if (is_vhd)
+            spec->block_size = VD_VHD_DEFAULT_BLOCK_SIZE;
+        else if (parent != NULL)
+            spec->block_size = VD_VHDX_DEFAULT_DIFFERENCING_BLOCK_SIZE;
         else
-            spec->block_size = 32 * VD_MIB;
+            spec->block_size = VD_VHDX_DEFAULT_BLOCK_SIZE;
     }
 
     /* [MS-VHDX] 2.6.1.2: IsVirtualDisk items, Page 83 among them, pass to a
@@ -578,6 +579,7 @@ DWORD WINAPI CreateVirtualDisk(PVIRTUAL_STORAGE_TYPE VirtualStorageType, PCWSTR 
                                PCREATE_VIRTUAL_DISK_PARAMETERS Parameters,
                                LPOVERLAPPED Overlapped, PHANDLE Handle)
 {
+    vd_detail_clear();
     (void)SecurityDescriptor, (void)ProviderSpecificFlags, (void)Overlapped;
     if (VirtualStorageType == NULL || Path == NULL || Parameters == NULL || Handle == NULL)
         return VD_ERROR_INVALID_PARAMETER;

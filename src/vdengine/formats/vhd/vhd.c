@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/detail.h"
 #include "base/endian.h"
 #include "base/utf16.h"
 #include "base/vd_errors.h"
@@ -100,31 +101,47 @@ static void vd_vhd_decode_footer(const uint8_t *raw, vd_vhd_footer *footer)
     footer->saved_state = raw[VD_VHD_FOOTER_SAVED_STATE_OFFSET];
 }
 
-/* Decodes and checks one 512-byte footer candidate. */
+/* Decodes and checks one 512-byte footer candidate; *fault says what is
+ * wrong, for the failure detail (the caller knows which copy failed). */
 static uint32_t vd_vhd_parse_footer(const uint8_t *raw, uint64_t file_size,
-                                    vd_vhd_footer *footer)
+                                    vd_vhd_footer *footer, const char **fault)
 {
-    if (!vd_vhd_has_cookie(raw, VD_VHD_FOOTER_COOKIE))
+    *fault = NULL;
+    if (!vd_vhd_has_cookie(raw, VD_VHD_FOOTER_COOKIE)) {
+        *fault = "missing (no \"conectix\" cookie)";
         return VD_ERROR_VHD_DRIVE_FOOTER_MISSING;
+    }
     vd_vhd_decode_footer(raw, footer);
     if (vd_vhd_checksum(raw, VD_VHD_FOOTER_SIZE, VD_VHD_FOOTER_CHECKSUM_OFFSET)
-        != footer->checksum)
+        != footer->checksum) {
+        *fault = "checksum mismatch";
         return VD_ERROR_VHD_DRIVE_FOOTER_CHECKSUM_MISMATCH;
-    if (footer->features & ~VD_VHD_FEATURES_KNOWN)
+    }
+    if (footer->features & ~VD_VHD_FEATURES_KNOWN) {
+        *fault = "has unknown feature bits";
         return VD_ERROR_VHD_DRIVE_FOOTER_CORRUPT;
-    if (footer->version != VD_VHD_VERSION_1_0)
+    }
+    if (footer->version != VD_VHD_VERSION_1_0) {
+        *fault = "format version is not 1.0";
         return VD_ERROR_VHD_FORMAT_UNSUPPORTED_VERSION;
+    }
     if (footer->disk_type != VD_VHD_TYPE_FIXED && footer->disk_type != VD_VHD_TYPE_DYNAMIC
-        && footer->disk_type != VD_VHD_TYPE_DIFFERENCING)
+        && footer->disk_type != VD_VHD_TYPE_DIFFERENCING) {
+        *fault = "disk type is not fixed, dynamic or differencing";
         return VD_ERROR_VHD_FORMAT_UNKNOWN;
+    }
     if (footer->current_size == 0 || footer->current_size % VD_VHD_SECTOR_SIZE != 0
-        || footer->current_size > VD_VHD_MAX_SIZE)
+        || footer->current_size > VD_VHD_MAX_SIZE) {
+        *fault = "current size is 0, not whole sectors or above 2040 GiB";
         return VD_ERROR_VHD_INVALID_SIZE;
+    }
     if (footer->disk_type != VD_VHD_TYPE_FIXED) {
         /* The header follows the copy of the footer at 0 and must fit. */
         if (footer->data_offset < VD_VHD_FOOTER_SIZE || file_size < VD_VHD_HEADER_SIZE
-            || footer->data_offset > file_size - VD_VHD_HEADER_SIZE)
+            || footer->data_offset > file_size - VD_VHD_HEADER_SIZE) {
+            *fault = "points at a dynamic header outside the file";
             return VD_ERROR_VHD_DRIVE_FOOTER_CORRUPT;
+        }
     }
     return VD_ERROR_SUCCESS;
 }
@@ -136,7 +153,8 @@ uint32_t vd_vhd_find_footer(const vd_file *file, vd_vhd_footer *footer,
                             uint8_t raw[VD_VHD_FOOTER_SIZE], uint64_t *tail_length)
 {
     if (file->size < VD_VHD_FOOTER_SIZE)
-        return VD_ERROR_VHD_INVALID_FILE_SIZE;
+        return vd_fail(VD_ERROR_VHD_INVALID_FILE_SIZE, "the file (%" PRIu64 " bytes) is shorter than a VHD footer",
+                       file->size);
 
     uint32_t status = vd_file_read(file, file->size - VD_VHD_FOOTER_SIZE, raw,
                                    VD_VHD_FOOTER_SIZE);
@@ -150,18 +168,19 @@ uint32_t vd_vhd_find_footer(const vd_file *file, vd_vhd_footer *footer,
         raw[VD_VHD_FOOTER_SIZE - 1] = 0;
         *tail_length = VD_VHD_SHORT_FOOTER_SIZE;
     }
-    uint32_t end_status = vd_vhd_parse_footer(raw, file->size, footer);
+    const char *end_fault, *copy_fault;
+    uint32_t end_status = vd_vhd_parse_footer(raw, file->size, footer, &end_fault);
     if (end_status == VD_ERROR_SUCCESS)
         return VD_ERROR_SUCCESS;
 
     /* The copy at 0 needs its own sector in front of the end footer. */
     if (file->size < 2u * VD_VHD_FOOTER_SIZE)
-        return end_status;
+        return vd_fail(end_status, "VHD footer %s", end_fault);
     status = vd_file_read(file, 0, raw, VD_VHD_FOOTER_SIZE);
     if (status != VD_ERROR_SUCCESS)
         return status;
     vd_vhd_footer copy;
-    uint32_t copy_status = vd_vhd_parse_footer(raw, file->size, &copy);
+    uint32_t copy_status = vd_vhd_parse_footer(raw, file->size, &copy, &copy_fault);
     if (copy_status == VD_ERROR_SUCCESS && copy.disk_type != VD_VHD_TYPE_FIXED) {
         *footer = copy;
         *tail_length = 0;
@@ -170,8 +189,8 @@ uint32_t vd_vhd_find_footer(const vd_file *file, vd_vhd_footer *footer,
     if (end_status == VD_ERROR_VHD_DRIVE_FOOTER_MISSING
         && copy_status != VD_ERROR_VHD_DRIVE_FOOTER_MISSING
         && copy_status != VD_ERROR_SUCCESS)
-        return copy_status;
-    return end_status;
+        return vd_fail(copy_status, "VHD footer missing at the end; its copy at offset 0: %s", copy_fault);
+    return vd_fail(end_status, "VHD footer %s", end_fault);
 }
 
 static int vd_vhd_is_power_of_two(uint32_t value)
@@ -188,7 +207,9 @@ static uint32_t vd_vhd_read_dynamic_header(const vd_file *file, vd_vhd_state *st
     if (status != VD_ERROR_SUCCESS)
         return status;
     if (!vd_vhd_has_cookie(raw, VD_VHD_HEADER_COOKIE))
-        return VD_ERROR_VHD_SPARSE_HEADER_CORRUPT;
+        return vd_fail(VD_ERROR_VHD_SPARSE_HEADER_CORRUPT,
+                       "VHD dynamic header missing (no \"cxsparse\" cookie at offset %" PRIu64 ")",
+                       state->footer.data_offset);
     header->table_offset = vd_load_be64(raw + VD_VHD_HEADER_TABLE_OFFSET_OFFSET);
     header->version = vd_load_be32(raw + VD_VHD_HEADER_VERSION_OFFSET);
     header->max_table_entries = vd_load_be32(raw + VD_VHD_HEADER_MAX_ENTRIES_OFFSET);
@@ -199,21 +220,28 @@ static uint32_t vd_vhd_read_dynamic_header(const vd_file *file, vd_vhd_state *st
 
     if (vd_vhd_checksum(raw, VD_VHD_HEADER_SIZE, VD_VHD_HEADER_CHECKSUM_OFFSET)
         != header->checksum)
-        return VD_ERROR_VHD_SPARSE_HEADER_CHECKSUM_MISMATCH;
+        return vd_fail(VD_ERROR_VHD_SPARSE_HEADER_CHECKSUM_MISMATCH, "VHD dynamic header checksum mismatch");
     if (header->version != VD_VHD_VERSION_1_0)
-        return VD_ERROR_VHD_SPARSE_HEADER_UNSUPPORTED_VERSION;
+        return vd_fail(VD_ERROR_VHD_SPARSE_HEADER_UNSUPPORTED_VERSION,
+                       "VHD dynamic header version 0x%08" PRIx32 " is not 1.0", header->version);
     if (!vd_vhd_is_power_of_two(header->block_size)
         || header->block_size < VD_VHD_MIN_BLOCK_SIZE
         || header->block_size > VD_VHD_MAX_BLOCK_SIZE)
-        return VD_ERROR_VHD_INVALID_BLOCK_SIZE;
+        return vd_fail(VD_ERROR_VHD_INVALID_BLOCK_SIZE,
+                       "VHD dynamic header block size %" PRIu32 " is not a power of two in the range VHD allows",
+                       header->block_size);
 
     /* Current Size <= 2040 GiB and blocks >= 512 B keep this below 2^32. */
     uint64_t needed = (state->footer.current_size + header->block_size - 1) / header->block_size;
     if (needed > header->max_table_entries)
-        return VD_ERROR_VHD_SPARSE_HEADER_CORRUPT;
+        return vd_fail(VD_ERROR_VHD_SPARSE_HEADER_CORRUPT,
+                       "VHD dynamic header allows %" PRIu32 " BAT entries, the disk needs %" PRIu64,
+                       header->max_table_entries, needed);
     uint64_t table_bytes = needed * VD_VHD_BAT_ENTRY_SIZE;
     if (header->table_offset > file->size || table_bytes > file->size - header->table_offset)
-        return VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+        return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
+                       "the BAT (%" PRIu64 " bytes at offset %" PRIu64 ") reaches past the end of the file",
+                       table_bytes, header->table_offset);
 
     state->table_offset = header->table_offset;
     state->table_entries = (uint32_t)needed;
@@ -234,7 +262,9 @@ static uint32_t vd_vhd_read_locator(const vd_file *file, const uint8_t *entry, c
     if (length == 0)
         return VD_ERROR_SUCCESS;
     if (length > VD_VHD_MAX_LOCATOR_BYTES || offset > file->size || length > file->size - offset)
-        return VD_ERROR_VHD_SPARSE_HEADER_CORRUPT;
+        return vd_fail(VD_ERROR_VHD_SPARSE_HEADER_CORRUPT,
+                       "a parent locator (%" PRIu32 " bytes at offset %" PRIu64 ") is too long or outside the file",
+                       length, offset);
     uint8_t *data = malloc(length);
     if (data == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
@@ -440,7 +470,9 @@ static uint32_t vd_vhd_read_sparse(vd_image *image, vd_image *parent, uint64_t o
                 block_bytes = state->block_size;
             uint64_t block_end = bitmap_offset + state->bitmap_size + block_bytes;
             if (block_end > image->file.size)
-                return VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+                return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
+                               "BAT entry %" PRIu32 " points past the end of the file (block ends at %" PRIu64 ")",
+                               block, block_end);
             status = vd_vhd_read_window(image, parent, block_start, bitmap_offset, in_block,
                                         out, (uint32_t)step);
         }
@@ -519,7 +551,9 @@ uint32_t vd_vhd_open(vd_file *file, vd_image *image)
     const vd_vhd_footer *footer = &state->footer;
     if (status == VD_ERROR_SUCCESS && footer->disk_type == VD_VHD_TYPE_FIXED
         && (file->size < tail_length || file->size - tail_length < footer->current_size))
-        status = VD_ERROR_VHD_INVALID_FILE_SIZE;
+        status = vd_fail(VD_ERROR_VHD_INVALID_FILE_SIZE,
+                         "the fixed VHD file (%" PRIu64 " bytes) is shorter than its disk (%" PRIu64 " bytes) and footer",
+                         file->size, footer->current_size);
     if (status == VD_ERROR_SUCCESS) {
         result.device = VD_DEVICE_VHD;
         result.subtype = footer->disk_type;   /* same numbers as enum vd_subtype */

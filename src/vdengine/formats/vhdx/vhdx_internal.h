@@ -96,11 +96,6 @@ uint32_t vd_vhdx_header_update(vd_image *image, const uint8_t *data_write_guid,
 uint32_t vd_vhdx_locator_build(const vd_guid *linkage, const char *relative_path,
                                const char *absolute_path, uint8_t **bytes, uint32_t *length);
 
-/* The Windows form of a '/'-separated relative path ('\' separators, ".\"
- * in front unless it starts with "." or ".."); NULL for NULL, "" or no
- * memory. */
-char *vd_vhdx_windows_relative_path(const char *path);
-
 /* Byte ranges of metadata items in their region (2.6.1.2). */
 typedef struct vd_vhdx_range {
     uint32_t offset;

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/detail.h"
 #include "base/endian.h"
 #include "base/guid.h"
 #include "base/vd_errors.h"
@@ -56,13 +57,13 @@ static uint32_t vd_vhdx_payload_place(const vd_vhdx_state *state, uint64_t entry
                                       uint64_t *offset)
 {
     if ((entry & VD_VHDX_BAT_RESERVED_MASK) != 0)
-        return VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+        return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT, "a BAT entry the write needs has reserved bits set");
     uint64_t start = (entry >> VD_VHDX_BAT_OFFSET_SHIFT) * VD_VHDX_MIB;
     if (start < VD_VHDX_HEADER_SECTION_SIZE || start > state->data_size || bytes > state->data_size - start
         || vd_vhdx_overlaps(start, bytes, state->log_offset, state->log_length)
         || vd_vhdx_overlaps(start, bytes, state->bat_offset, state->bat_length)
         || vd_vhdx_overlaps(start, bytes, state->metadata_offset, state->metadata_length))
-        return VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+        return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT, "a BAT entry points at offset %" PRIu64 ", into the headers, log, BAT, metadata or past the file's end", start);
     *offset = start;
     return VD_ERROR_SUCCESS;
 }
@@ -165,7 +166,7 @@ static uint32_t vd_vhdx_check_range(vd_image *image, vd_vhdx_state *state, uint6
                              ? state->virtual_size - block_start : state->block_size;
         uint32_t status = vd_vhdx_bat_get(image, block + block / state->chunk_ratio, &entry);
         if (status == VD_ERROR_SUCCESS && (entry & VD_VHDX_BAT_RESERVED_MASK) != 0)
-            status = VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+            status = vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT, "BAT entry %" PRIu64 " has reserved bits set", block + block / state->chunk_ratio);
         if (status == VD_ERROR_SUCCESS && (entry & VD_VHDX_BAT_STATE_MASK) == VD_VHDX_PAYLOAD_FULLY_PRESENT)
             status = vd_vhdx_payload_place(state, entry, block_bytes, &payload);
         if (status != VD_ERROR_SUCCESS)
@@ -199,7 +200,7 @@ static uint32_t vd_vhdx_write_locked(vd_image *image, vd_vhdx_state *state, uint
         uint64_t entry, payload;
         status = vd_vhdx_bat_get(image, index, &entry);
         if (status == VD_ERROR_SUCCESS && (entry & VD_VHDX_BAT_RESERVED_MASK) != 0)
-            status = VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+            status = vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT, "BAT entry %" PRIu64 " has reserved bits set", index);
         if (status != VD_ERROR_SUCCESS)
             break;
         switch (entry & VD_VHDX_BAT_STATE_MASK) {
@@ -222,17 +223,17 @@ static uint32_t vd_vhdx_write_locked(vd_image *image, vd_vhdx_state *state, uint
             }
             /* FileOffsetMB has 44 bits; past that the format cannot point. */
             if (end / VD_VHDX_MIB >= (UINT64_C(1) << 44) || state->block_size > UINT64_MAX - end) {
-                status = VD_ERROR_VHD_BLOCK_ALLOCATION_FAILURE;
+                status = vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_FAILURE, "no room for a block at offset %" PRIu64 ": VHDX block offsets have 44 bits of MiB", end);
                 break;
             }
             blocks[count++] = (vd_vhdx_new_block){ index, end, within, count_here, data + position };
             end += state->block_size;
             break;
         case VD_VHDX_PAYLOAD_PARTIALLY_PRESENT:
-            status = state->differencing ? VD_ERROR_NOT_SUPPORTED : VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+            status = state->differencing ? VD_ERROR_NOT_SUPPORTED : vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT, "BAT entry %" PRIu64 " is PARTIALLY_PRESENT in an image without a parent", index);
             break;
         default:
-            status = VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+            status = vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT, "BAT entry %" PRIu64 " has the reserved state %u", index, (unsigned)(entry & VD_VHDX_BAT_STATE_MASK));
         }
         if (status != VD_ERROR_SUCCESS)
             break;
