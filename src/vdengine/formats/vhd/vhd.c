@@ -49,6 +49,7 @@
  * disk's data offset is not checked (writers disagree on 32 or 64 ones). */
 #include "disk/image.h"
 #include "formats/vhd/vhd_format.h"
+#include "formats/vhd/vhd_internal.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -58,18 +59,6 @@
 #include "base/endian.h"
 #include "base/utf16.h"
 #include "base/vd_errors.h"
-
-/* What reads need beyond vd_image. */
-typedef struct vd_vhd_state {
-    vd_vhd_footer footer;
-    uint64_t table_offset;
-    uint32_t table_entries;      /* entries covering virtual_size (<= Max Table Entries) */
-    uint32_t block_size;
-    uint32_t bitmap_size;        /* bytes before each block's data, whole sectors */
-    /* BAT in host order, loaded by the first read; atomic so concurrent
-     * first reads need no lock (the loser of the race frees its copy). */
-    _Atomic(uint32_t *) table;
-} vd_vhd_state;
 
 /* Sectors whose bitmap bits are examined per step of a read: one sector of
  * bitmap, so the bitmap buffer stays on the stack whatever the block size. */
@@ -309,9 +298,9 @@ static void vd_vhd_free_locators(vd_parent_locator *parent)
 }
 
 /* The BAT in host order, read on first use. */
-static uint32_t vd_vhd_table(vd_vhd_state *state, const vd_file *file, const uint32_t **out)
+uint32_t vd_vhd_table(vd_vhd_state *state, const vd_file *file, vd_vhd_entry **out)
 {
-    uint32_t *table = atomic_load_explicit(&state->table, memory_order_acquire);
+    vd_vhd_entry *table = atomic_load_explicit(&state->table, memory_order_acquire);
     if (table != NULL) {
         *out = table;
         return VD_ERROR_SUCCESS;
@@ -328,11 +317,12 @@ static uint32_t vd_vhd_table(vd_vhd_state *state, const vd_file *file, const uin
         free(table);
         return status;
     }
+    /* In place: entry i is loaded before it is stored (same size). */
     const uint8_t *raw = (const uint8_t *)table;
     for (uint32_t i = 0; i < state->table_entries; i++)
-        table[i] = vd_load_be32(raw + (size_t)i * VD_VHD_BAT_ENTRY_SIZE);
+        atomic_init(&table[i], vd_load_be32(raw + (size_t)i * VD_VHD_BAT_ENTRY_SIZE));
 
-    uint32_t *expected = NULL;
+    vd_vhd_entry *expected = NULL;
     if (!atomic_compare_exchange_strong_explicit(&state->table, &expected, table,
                                                  memory_order_acq_rel, memory_order_acquire)) {
         free(table);
@@ -439,7 +429,7 @@ static uint32_t vd_vhd_read_sparse(vd_image *image, vd_image *parent, uint64_t o
     if (status != VD_ERROR_SUCCESS)
         return status;
     vd_vhd_state *state = image->format_state;
-    const uint32_t *table;
+    vd_vhd_entry *table;
     status = vd_vhd_table(state, &image->file, &table);
     if (status != VD_ERROR_SUCCESS)
         return status;
@@ -459,7 +449,7 @@ static uint32_t vd_vhd_read_sparse(vd_image *image, vd_image *parent, uint64_t o
         if (step > length)
             step = length;
 
-        uint32_t entry = table[block];
+        uint32_t entry = atomic_load_explicit(&table[block], memory_order_acquire);
         if (entry == VD_VHD_BAT_UNALLOCATED) {
             status = vd_vhd_read_absent(image, parent, offset, out, step);
         } else {
@@ -469,7 +459,7 @@ static uint32_t vd_vhd_read_sparse(vd_image *image, vd_image *parent, uint64_t o
             if (block_bytes > state->block_size)
                 block_bytes = state->block_size;
             uint64_t block_end = bitmap_offset + state->bitmap_size + block_bytes;
-            if (block_end > image->file.size)
+            if (block_end > atomic_load_explicit(&state->file_end, memory_order_acquire))
                 return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
                                "BAT entry %" PRIu32 " points past the end of the file (block ends at %" PRIu64 ")",
                                block, block_end);
@@ -488,18 +478,26 @@ static uint32_t vd_vhd_read_sparse(vd_image *image, vd_image *parent, uint64_t o
 static void vd_vhd_release(vd_image *image)
 {
     vd_vhd_state *state = image->format_state;
-    if (state != NULL)
+    if (state != NULL) {
+        vd_vhd_write_release(state);
         free(atomic_load_explicit(&state->table, memory_order_relaxed));
+    }
     free(state);
     image->format_state = NULL;
 }
 
 static const vd_format_ops vd_vhd_fixed_ops = {
     .read = vd_vhd_read_fixed,
+    .write = vd_vhd_write_fixed,
+    .unmap = vd_vhd_unmap_fixed,
+    .flush = vd_vhd_flush,
     .release = vd_vhd_release,
 };
 static const vd_format_ops vd_vhd_sparse_ops = {
     .read = vd_vhd_read_sparse,
+    .write = vd_vhd_write_sparse,
+    .unmap = vd_vhd_unmap_sparse,
+    .flush = vd_vhd_flush,
     .release = vd_vhd_release,
     .block_layout = vd_vhd_block_layout,
 };
@@ -544,6 +542,10 @@ uint32_t vd_vhd_open(vd_file *file, vd_image *image)
     if (state == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
     atomic_init(&state->table, NULL);
+    if (vd_vhd_write_init(state, file->size) != VD_ERROR_SUCCESS) {
+        free(state);
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    }
 
     uint64_t tail_length;
     uint8_t raw[VD_VHD_FOOTER_SIZE];
@@ -577,6 +579,7 @@ uint32_t vd_vhd_open(vd_file *file, vd_image *image)
     }
     if (status != VD_ERROR_SUCCESS) {
         vd_vhd_free_locators(&result.parent);
+        vd_vhd_write_release(state);
         free(state);
         if (file != &image->file)
             memset(image, 0, sizeof *image);
@@ -606,7 +609,7 @@ uint32_t vd_vhd_block_layout(vd_image *image, int *is_4k_aligned,
     if (image->subtype == VD_SUBTYPE_FIXED)
         return VD_ERROR_SUCCESS;
     vd_vhd_state *state = image->format_state;
-    const uint32_t *table;
+    vd_vhd_entry *table;
     uint32_t status = vd_vhd_table(state, &image->file, &table);
     if (status != VD_ERROR_SUCCESS)
         return status;
@@ -615,9 +618,10 @@ uint32_t vd_vhd_block_layout(vd_image *image, int *is_4k_aligned,
     uint64_t breaks = 0;
     uint64_t expected_next = 0;
     for (uint32_t i = 0; i < state->table_entries; i++) {
-        if (table[i] == VD_VHD_BAT_UNALLOCATED)
+        uint32_t entry = atomic_load_explicit(&table[i], memory_order_relaxed);
+        if (entry == VD_VHD_BAT_UNALLOCATED)
             continue;
-        uint64_t start = (uint64_t)table[i] * VD_VHD_SECTOR_SIZE;
+        uint64_t start = (uint64_t)entry * VD_VHD_SECTOR_SIZE;
         if ((start + state->bitmap_size) % 4096 != 0)
             *is_4k_aligned = 0;
         if (allocated > 0 && (start < expected_next || start - expected_next >= 4096))
