@@ -19,6 +19,7 @@ import os
 import uuid
 import warnings
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport (
     PyUnicode_4BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_READ,
@@ -101,9 +102,10 @@ ChangedRanges.__doc__ = (
     "QueryChangesVirtualDisk: (offset, length) pairs and how many bytes of the "
     "asked range were processed.")
 RawScsiResponse = collections.namedtuple(
-    "RawScsiResponse", ["scsi_status", "sense_info", "data", "data_transfer_length"],
-    module=__name__)
-RawScsiResponse.__doc__ = "RAW_SCSI_VIRTUAL_DISK_RESPONSE with the sense and data bytes."
+    "RawScsiResponse", ["scsi_status", "sense_info", "data_transfer_length"], module=__name__)
+RawScsiResponse.__doc__ = (
+    "RAW_SCSI_VIRTUAL_DISK_RESPONSE: the SCSI status, the sense bytes and how many "
+    "bytes of the caller's data buffer the command moved.")
 
 
 
@@ -1373,11 +1375,19 @@ def ApplySnapshotVhdSet(handle, snapshot_id, leaf_snapshot_id, flags=0, version=
         raise _error(code, "ApplySnapshotVhdSet", _path_of(handle))
 
 
-def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=0,
+def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=None,
                        sense_info_length=18, srb_flags=0, rsvd_handle=False, flags=0,
                        version=1):
-    """Sends a SCSI command to the virtual disk.  For a data-in command give
-    `data_transfer_length`; for data-out give `data`.
+    """Sends one SCSI command to a disk attached with
+    ATTACH_VIRTUAL_DISK_FLAG_NO_LOCAL_HOST.
+
+    `data` is the command's data buffer, used in place without a copy: for
+    a data-in command (`data_in` true) any writable buffer, which the
+    command fills; for a data-out command any buffer, which it sends.
+    `data_transfer_length` (default: the whole buffer) may ask for less.
+    The GIL is released for the call, and the buffer stays locked against
+    resizing until it returns.  The answer is a :class:`RawScsiResponse`;
+    a SCSI failure is a CHECK CONDITION there, not an exception.
 
     https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-rawscsivirtualdisk
     """
@@ -1387,36 +1397,49 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
     cdef RAW_SCSI_VIRTUAL_DISK_RESPONSE response
     cdef DWORD scsi_flags = flags
     cdef bytes command = bytes(cdb)
-    cdef bytearray buffer
+    cdef Py_buffer view
+    cdef bint have_view = False
     cdef bytearray sense
+    cdef unsigned long long length
     cdef DWORD code
     if not 0 < len(command) <= 255:
         raise ValueError(f"cdb must be 1 to 255 bytes, not {len(command)}")
     if not 0 <= sense_info_length <= 255:
         raise ValueError("sense_info_length must be 0 to 255")
-    buffer = bytearray(data_transfer_length) if data_in else bytearray(b"" if data is None else data)
     sense = bytearray(sense_info_length)
     memset(&parameters, 0, sizeof(parameters))
     memset(&response, 0, sizeof(response))
-    parameters.Version = <RAW_SCSI_VIRTUAL_DISK_VERSION><DWORD>version
-    parameters.Version1.RSVDHandle = bool(rsvd_handle)
-    parameters.Version1.DataIn = 1 if data_in else 0
-    parameters.Version1.CdbLength = <UCHAR>len(command)
-    parameters.Version1.SenseInfoLength = <UCHAR>sense_info_length
-    parameters.Version1.SrbFlags = srb_flags
-    parameters.Version1.DataTransferLength = len(buffer)
-    parameters.Version1.DataBuffer = <void *>(<char *>buffer) if len(buffer) else NULL
-    parameters.Version1.SenseInfo = <UCHAR *>(<char *>sense) if len(sense) else NULL
-    parameters.Version1.Cdb = <UCHAR *>PyBytes_AS_STRING(command)
-    with nogil:
-        code = vd_fn_RawSCSIVirtualDisk(native, &parameters,
-                                        <RAW_SCSI_VIRTUAL_DISK_FLAG>scsi_flags, &response)
+    if data is not None:
+        PyObject_GetBuffer(data, &view, PyBUF_WRITABLE if data_in else PyBUF_SIMPLE)
+        have_view = True
+    try:
+        available = view.len if have_view else 0
+        length = available if data_transfer_length is None else data_transfer_length
+        if length > <unsigned long long>available:
+            raise ValueError(f"data_transfer_length {length} is more than the "
+                             f"{available} bytes of data")
+        if length > 0xFFFFFFFF:
+            raise ValueError("data_transfer_length must fit in 32 bits")
+        parameters.Version = <RAW_SCSI_VIRTUAL_DISK_VERSION><DWORD>version
+        parameters.Version1.RSVDHandle = bool(rsvd_handle)
+        parameters.Version1.DataIn = 1 if data_in else 0
+        parameters.Version1.CdbLength = <UCHAR>len(command)
+        parameters.Version1.SenseInfoLength = <UCHAR>sense_info_length
+        parameters.Version1.SrbFlags = srb_flags
+        parameters.Version1.DataTransferLength = <DWORD>length
+        parameters.Version1.DataBuffer = view.buf if have_view and length else NULL
+        parameters.Version1.SenseInfo = <UCHAR *>(<char *>sense) if sense_info_length else NULL
+        parameters.Version1.Cdb = <UCHAR *>PyBytes_AS_STRING(command)
+        with nogil:
+            code = vd_fn_RawSCSIVirtualDisk(native, &parameters,
+                                            <RAW_SCSI_VIRTUAL_DISK_FLAG>scsi_flags, &response)
+    finally:
+        if have_view:
+            PyBuffer_Release(&view)
     if code != api.ERROR_SUCCESS:
         raise _error(code, "RawSCSIVirtualDisk", _path_of(handle))
-    transferred = min(response.Version1.DataTransferLength, len(buffer))
     return RawScsiResponse(response.Version1.ScsiStatus,
                            bytes(sense[:response.Version1.SenseInfoLength]),
-                           bytes(buffer[:transferred]) if data_in else None,
                            response.Version1.DataTransferLength)
 
 

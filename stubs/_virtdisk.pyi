@@ -63,7 +63,6 @@ class ChangedRanges(NamedTuple):
 class RawScsiResponse(NamedTuple):
     scsi_status: int
     sense_info: bytes
-    data: bytes | None
     data_transfer_length: int
 
 @disjoint_base
@@ -297,7 +296,7 @@ def RawSCSIVirtualDisk(
     *,
     data_in: bool,
     data: Buffer | None = None,
-    data_transfer_length: int = 0,
+    data_transfer_length: int | None = None,
     sense_info_length: int = 18,
     srb_flags: int = 0,
     rsvd_handle: bool = False,

@@ -13,10 +13,10 @@
  * today; the Windows 7 pages give older, smaller limits (AttachVirtualDisk:
  * "Flags ... larger than 0x020").
  *
- * The engine never attaches a disk: AttachVirtualDisk and the functions
- * that need an attached disk (DetachVirtualDisk, GetVirtualDiskPhysicalPath,
+ * The functions that need a disk the host sees (GetVirtualDiskPhysicalPath,
  * GetAllAttachedVirtualDiskPhysicalPaths, GetStorageDependencyInformation)
- * have no host mechanism behind them yet. */
+ * have no device behind them yet: attach.c makes only NO_LOCAL_HOST
+ * attaches. */
 #include "api/flag_masks.h"
 #include "api/handle.h"
 #include "base/detail.h"
@@ -60,25 +60,6 @@ static DWORD vd_not_implemented_version_1(HANDLE handle, uint32_t flags, uint32_
 static int vd_buffer_valid(const void *buffer, const ULONG *size)
 {
     return size != NULL && (buffer != NULL || *size == 0);
-}
-
-DWORD WINAPI AttachVirtualDisk(HANDLE VirtualDiskHandle, PSECURITY_DESCRIPTOR SecurityDescriptor,
-                               ATTACH_VIRTUAL_DISK_FLAG Flags, ULONG ProviderSpecificFlags,
-                               PATTACH_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)
-{
-    (void)SecurityDescriptor, (void)ProviderSpecificFlags, (void)Overlapped;
-    return vd_not_implemented(
-        VD_ALL_BITS_IN(Flags, VD_ATTACH_FLAGS_KNOWN)
-            && VD_NULL_OR_VERSION_IN(Parameters, ATTACH_VIRTUAL_DISK_VERSION_1,
-                                     ATTACH_VIRTUAL_DISK_VERSION_2),
-        VirtualDiskHandle);
-}
-
-DWORD WINAPI DetachVirtualDisk(HANDLE VirtualDiskHandle, DETACH_VIRTUAL_DISK_FLAG Flags,
-                               ULONG ProviderSpecificFlags)
-{
-    (void)ProviderSpecificFlags;
-    return vd_not_implemented(Flags == DETACH_VIRTUAL_DISK_FLAG_NONE, VirtualDiskHandle);
 }
 
 DWORD WINAPI GetVirtualDiskPhysicalPath(HANDLE VirtualDiskHandle, PULONG DiskPathSizeInBytes,
@@ -228,17 +209,6 @@ DWORD WINAPI ApplySnapshotVhdSet(HANDLE VirtualDiskHandle,
 {
     return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_APPLY_SNAPSHOT_FLAGS_KNOWN,
                                         VD_VERSION_OF(Parameters));
-}
-
-DWORD WINAPI RawSCSIVirtualDisk(HANDLE VirtualDiskHandle,
-                                const PRAW_SCSI_VIRTUAL_DISK_PARAMETERS Parameters,
-                                RAW_SCSI_VIRTUAL_DISK_FLAG Flags,
-                                PRAW_SCSI_VIRTUAL_DISK_RESPONSE Response)
-{
-    return vd_not_implemented(Flags == RAW_SCSI_VIRTUAL_DISK_FLAG_NONE && Response != NULL
-                                  && VD_VERSION_IN(Parameters, RAW_SCSI_VIRTUAL_DISK_VERSION_1,
-                                                   RAW_SCSI_VIRTUAL_DISK_VERSION_1),
-                              VirtualDiskHandle);
 }
 
 /* The SDK marks Overlapped _Inout_ here: a fork is always asynchronous. */
