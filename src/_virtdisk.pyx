@@ -20,6 +20,8 @@ import uuid
 import warnings
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_SET_ITEM
 from cpython.unicode cimport (
     PyUnicode_4BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_READ,
 )
@@ -59,6 +61,9 @@ from virtdisk_api cimport (
 )
 
 include "_virtdisk_enums.pxi"
+
+cdef extern from "_virtdisk_support.h":
+    object vd_tuple_alloc(object type, Py_ssize_t size)
 
 
 # ---------------------------------------------------------------------------
@@ -109,8 +114,39 @@ RawScsiResponse.__doc__ = "RAW_SCSI_VIRTUAL_DISK_RESPONSE with the sense and dat
 
 cdef inline object _result(object cls, tuple values):
     """Builds a result named tuple without the Python-level __new__ that
-    collections.namedtuple generates (a third of a no-I/O call's cost)."""
+    collections.namedtuple generates (for the answers off the hot path)."""
     return tuple.__new__(cls, values)
+
+
+cdef inline void _put(object result, Py_ssize_t index, object value) noexcept:
+    Py_INCREF(value)  # PyTuple_SET_ITEM takes the reference over
+    PyTuple_SET_ITEM(result, index, value)
+
+
+cdef inline object _result2(object cls, object first, object second):
+    """A two-field answer, built in place (see _virtdisk_support.h)."""
+    cdef object result = vd_tuple_alloc(cls, 2)
+    _put(result, 0, first)
+    _put(result, 1, second)
+    return result
+
+
+cdef inline object _result3(object cls, object first, object second, object third):
+    cdef object result = vd_tuple_alloc(cls, 3)
+    _put(result, 0, first)
+    _put(result, 1, second)
+    _put(result, 2, third)
+    return result
+
+
+cdef inline object _result4(object cls, object first, object second, object third,
+                            object fourth):
+    cdef object result = vd_tuple_alloc(cls, 4)
+    _put(result, 0, first)
+    _put(result, 1, second)
+    _put(result, 2, third)
+    _put(result, 3, fourth)
+    return result
 
 
 VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN = uuid.UUID(int=0)
@@ -290,7 +326,7 @@ cdef object _storage_type_to(const VIRTUAL_STORAGE_TYPE *value):
         device = VirtualStorageTypeDevice(value.DeviceId)
     except ValueError:
         device = value.DeviceId
-    return _result(VirtualStorageType, (device, vendor))
+    return _result2(VirtualStorageType, device, vendor)
 
 
 cdef class _SecurityDescriptor:
@@ -846,17 +882,17 @@ cdef object _info_value(GET_VIRTUAL_DISK_INFO *info, ULONG size):
     cdef size_t units
     cdef char *base = <char *>info
     if version == api.GET_VIRTUAL_DISK_INFO_SIZE:
-        return _result(VirtualDiskSize, (info.Size.VirtualSize, info.Size.PhysicalSize,
-                                         info.Size.BlockSize, info.Size.SectorSize))
+        return _result4(VirtualDiskSize, info.Size.VirtualSize, info.Size.PhysicalSize,
+                        info.Size.BlockSize, info.Size.SectorSize)
     if version == api.GET_VIRTUAL_DISK_INFO_IDENTIFIER:
         return _uuid_from_guid(&info.Identifier)
     if version == api.GET_VIRTUAL_DISK_INFO_PARENT_LOCATION:
         units = (size - (<char *>&info.ParentLocation.ParentLocationBuffer[0] - base)) // 2
         if info.ParentLocation.ParentResolved:
-            return ParentLocation(True, [_from_wide(
+            return _result2(ParentLocation, True, [_from_wide(
                 &info.ParentLocation.ParentLocationBuffer[0],
                 _wide_length(&info.ParentLocation.ParentLocationBuffer[0], units))])
-        return ParentLocation(False, _from_multi_sz(
+        return _result2(ParentLocation, False, _from_multi_sz(
             &info.ParentLocation.ParentLocationBuffer[0], units))
     if version == api.GET_VIRTUAL_DISK_INFO_PARENT_IDENTIFIER:
         return _uuid_from_guid(&info.ParentIdentifier)
@@ -872,9 +908,8 @@ cdef object _info_value(GET_VIRTUAL_DISK_INFO *info, ULONG size):
     if version == api.GET_VIRTUAL_DISK_INFO_IS_4K_ALIGNED:
         return bool(info.Is4kAligned)
     if version == api.GET_VIRTUAL_DISK_INFO_PHYSICAL_DISK:
-        return _result(PhysicalDisk, (info.PhysicalDisk.LogicalSectorSize,
-                                      info.PhysicalDisk.PhysicalSectorSize,
-                                      bool(info.PhysicalDisk.IsRemote)))
+        return _result3(PhysicalDisk, info.PhysicalDisk.LogicalSectorSize,
+                        info.PhysicalDisk.PhysicalSectorSize, bool(info.PhysicalDisk.IsRemote))
     if version == api.GET_VIRTUAL_DISK_INFO_VHD_PHYSICAL_SECTOR_SIZE:
         return info.VhdPhysicalSectorSize
     if version == api.GET_VIRTUAL_DISK_INFO_SMALLEST_SAFE_VIRTUAL_SIZE:
@@ -887,7 +922,8 @@ cdef object _info_value(GET_VIRTUAL_DISK_INFO *info, ULONG size):
         return _uuid_from_guid(&info.VirtualDiskId)
     if version == api.GET_VIRTUAL_DISK_INFO_CHANGE_TRACKING_STATE:
         units = (size - (<char *>&info.ChangeTrackingState.MostRecentId[0] - base)) // 2
-        return ChangeTrackingState(
+        return _result3(
+            ChangeTrackingState,
             bool(info.ChangeTrackingState.Enabled), bool(info.ChangeTrackingState.NewerChanges),
             _from_wide(&info.ChangeTrackingState.MostRecentId[0],
                        _wide_length(&info.ChangeTrackingState.MostRecentId[0], units)))
@@ -1074,8 +1110,8 @@ def GetVirtualDiskOperationProgress(handle, overlapped):
         code = api.GetVirtualDiskOperationProgress(native, overlapped_pointer, &progress)
     if code != api.ERROR_SUCCESS:
         raise _error(code, "GetVirtualDiskOperationProgress", _path_of(handle))
-    return VirtualDiskProgress(progress.OperationStatus, progress.CurrentValue,
-                               progress.CompletionValue)
+    return _result3(VirtualDiskProgress, progress.OperationStatus, progress.CurrentValue,
+                    progress.CompletionValue)
 
 
 def CompactVirtualDisk(handle, flags=0, version=1, *, overlapped=None):
@@ -1265,8 +1301,8 @@ def QueryChangesVirtualDisk(handle, change_tracking_id, byte_offset, byte_length
                 <QUERY_CHANGES_VIRTUAL_DISK_FLAG>query_flags, ranges, &count, &processed)
         if code != api.ERROR_SUCCESS:
             raise _error(code, "QueryChangesVirtualDisk", _path_of(handle))
-        return ChangedRanges([(ranges[index].ByteOffset, ranges[index].ByteLength)
-                              for index in range(count)], processed)
+        return _result2(ChangedRanges, [(ranges[index].ByteOffset, ranges[index].ByteLength)
+                                        for index in range(count)], processed)
     finally:
         free(ranges)
 
