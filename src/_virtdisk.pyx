@@ -21,13 +21,13 @@ import warnings
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_SET_ITEM
+from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_SET_ITEM
 from cpython.unicode cimport (
-    PyUnicode_4BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_READ,
+    PyUnicode_1BYTE_KIND, PyUnicode_4BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_READ,
 )
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memchr, memcpy, memset
 
 cimport virtdisk_api as api
 from virtdisk_api cimport (
@@ -64,6 +64,9 @@ include "_virtdisk_enums.pxi"
 
 cdef extern from "_virtdisk_support.h":
     object vd_tuple_alloc(object type, Py_ssize_t size)
+
+cdef extern from "Python.h":
+    object PyOS_FSPath(object path)
 
 
 # ---------------------------------------------------------------------------
@@ -181,7 +184,7 @@ cdef bytes _wide(object path, str argument):
     order), for PCWSTR arguments.  Copied straight from the str's storage:
     this runs on every open.  Lone surrogates pass through unchanged, as
     Windows file names may hold them."""
-    cdef object text = os.fspath(path)
+    cdef object text = path if type(path) is str else PyOS_FSPath(path)
     cdef Py_ssize_t length, units, index
     cdef int kind
     cdef const void *data
@@ -193,6 +196,16 @@ cdef bytes _wide(object path, str argument):
     length = PyUnicode_GET_LENGTH(text)
     kind = PyUnicode_KIND(text)
     data = PyUnicode_DATA(text)
+    if kind == PyUnicode_1BYTE_KIND:
+        # The common case (ASCII and Latin-1 names): one unit per character.
+        if memchr(data, 0, length) != NULL:
+            raise ValueError(f"{argument} must not contain NUL characters")
+        result = PyBytes_FromStringAndSize(NULL, (length + 1) * 2)
+        out = <WCHAR *>PyBytes_AS_STRING(result)
+        for index in range(length):
+            out[index] = (<const unsigned char *>data)[index]
+        out[length] = 0
+        return result
     units = length
     if kind == PyUnicode_4BYTE_KIND:
         for index in range(length):
@@ -297,6 +310,8 @@ cdef int _guid_from(object value, GUID *guid, str argument) except -1:
     return 0
 
 
+cdef object _VENDOR_UNKNOWN = VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN
+cdef object _VENDOR_MICROSOFT = VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT
 cdef GUID _VENDOR_UNKNOWN_GUID
 cdef GUID _VENDOR_MICROSOFT_GUID
 _guid_from(VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN, &_VENDOR_UNKNOWN_GUID, "vendor")
@@ -307,11 +322,15 @@ cdef int _storage_type_from(object value, VIRTUAL_STORAGE_TYPE *out, str argumen
     """Fills `out` from a VirtualStorageType (or any (device_id, vendor_id)
     pair).  The two vendor constants skip the UUID conversion: opening a disk
     is a hot path."""
-    device_id, vendor_id = value
+    if isinstance(value, tuple) and PyTuple_GET_SIZE(value) == 2:
+        device_id = (<tuple>value)[0]
+        vendor_id = (<tuple>value)[1]
+    else:
+        device_id, vendor_id = value
     out.DeviceId = device_id
-    if vendor_id is VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT:
+    if vendor_id is _VENDOR_MICROSOFT:
         out.VendorId = _VENDOR_MICROSOFT_GUID
-    elif vendor_id is VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN:
+    elif vendor_id is _VENDOR_UNKNOWN:
         out.VendorId = _VENDOR_UNKNOWN_GUID
     else:
         _guid_from(vendor_id, &out.VendorId, argument + ".vendor_id")
