@@ -1,4 +1,5 @@
 # cython: language_level=3, binding=True, embedsignature=True, autotestdict=False
+# cython: freethreading_compatible = True
 """The Windows Virtual Disk API (virtdisk.h), one Python function per C entry point.
 
 Names, arguments and enums follow Microsoft's documentation one to one, so a
@@ -12,6 +13,8 @@ the returned Win32 code to (never ``GetLastError``).  Parameter structs are
 built from keyword arguments named after their fields; handles are
 ``VirtualDiskHandle`` objects that close themselves.
 """
+
+cimport cython
 
 import collections
 import enum
@@ -64,6 +67,9 @@ include "_virtdisk_enums.pxi"
 
 cdef extern from "_virtdisk_support.h":
     object vd_tuple_alloc(object type, Py_ssize_t size)
+    void *vd_slot_take(void **slot) nogil
+    void *vd_slot_load(void **slot) nogil
+    long vd_count_add(long *count, long delta) nogil
 
 cdef extern from "Python.h":
     object PyOS_FSPath(object path)
@@ -161,6 +167,7 @@ PLATFORM = api.VIRTDISK_PLATFORM_NAME.decode("ascii")
 # Errors: one helper on the failure path, the table lives in virtdisk.errors.
 
 cdef object _error_from_code = None
+cdef cython.pymutex _error_lock
 
 
 cdef object _error(DWORD code, str function, object path):
@@ -170,9 +177,11 @@ cdef object _error(DWORD code, str function, object path):
     global _error_from_code
     if _error_from_code is None:
         # Imported on first failure: virtdisk imports this module, so an
-        # import at load time would be circular.
+        # import at load time would be circular.  Threads failing at once
+        # all import the same function; the lock keeps the store whole.
         from virtdisk.errors import error_from_code
-        _error_from_code = error_from_code
+        with _error_lock:
+            _error_from_code = error_from_code
     return _error_from_code(code, function, path)
 
 
@@ -365,13 +374,15 @@ cdef class _SecurityDescriptor:
 # ---------------------------------------------------------------------------
 # Handles
 
-cdef Py_ssize_t _live_handles = 0
+# Changed only through vd_count_add: threads open and close handles at once
+# on a free-threaded CPython.
+cdef long _live_handles = 0
 
 
 def live_handle_count() -> int:
     """How many VirtualDiskHandle objects are open in this process (for leak
     checks)."""
-    return _live_handles
+    return vd_count_add(&_live_handles, 0)
 
 
 cdef class VirtualDiskHandle:
@@ -380,14 +391,20 @@ cdef class VirtualDiskHandle:
     It is closed by ``close()``, at the end of a ``with`` block, or when it is
     garbage-collected (with a ResourceWarning, as for files).  Using a closed
     handle raises the api.ERROR_INVALID_HANDLE error class, never crashes.
+
+    Threads may share one handle: calls on it run concurrently, and of
+    several threads closing it one closes it and the others find it closed.
+    A call that races with the close either runs on the handle or raises
+    the ERROR_INVALID_HANDLE error class.
     """
+    # NULL once closed or detached (no open handle is NULL); read with
+    # vd_slot_load and emptied with vd_slot_take only, so that one thread
+    # alone gets to close it.
     cdef HANDLE _handle
-    cdef bint _open
     cdef readonly object path
 
     def __cinit__(self):
         self._handle = NULL
-        self._open = False
         self.path = None
 
     def __init__(self):
@@ -396,29 +413,33 @@ cdef class VirtualDiskHandle:
     @property
     def closed(self) -> bool:
         """True once the handle has been closed or detached."""
-        return not self._open
+        return vd_slot_load(&self._handle) == NULL
 
     @property
     def value(self) -> int:
         """The raw HANDLE value, for passing to other Windows APIs."""
-        self._require("value")
-        return <uintptr_t>self._handle
+        return <uintptr_t>self._require("value")
 
     cdef HANDLE _require(self, str function) except? NULL:
-        if not self._open:
+        cdef HANDLE handle = vd_slot_load(&self._handle)
+        if handle == NULL:
             raise _error(api.ERROR_INVALID_HANDLE, function, self.path)
-        return self._handle
+        return handle
+
+    cdef HANDLE _take(self) noexcept:
+        """Empties the slot: the HANDLE for the one caller that gets it,
+        NULL for every other."""
+        cdef HANDLE handle = vd_slot_take(&self._handle)
+        if handle != NULL:
+            vd_count_add(&_live_handles, -1)
+        return handle
 
     def close(self) -> None:
         """Closes the handle (CloseHandle).  Closing twice is allowed."""
-        cdef HANDLE handle = self._handle
+        cdef HANDLE handle = self._take()
         cdef DWORD code
-        global _live_handles
-        if not self._open:
+        if handle == NULL:
             return
-        self._open = False
-        self._handle = NULL
-        _live_handles -= 1
         with nogil:
             code = vd_close_handle(handle)
         if code != api.ERROR_SUCCESS:
@@ -427,12 +448,10 @@ cdef class VirtualDiskHandle:
     def detach_handle(self) -> int:
         """Gives up ownership: returns the raw HANDLE value, which the caller
         must close, and marks this object closed."""
-        global _live_handles
-        value = <uintptr_t>self._require("detach_handle")
-        self._open = False
-        self._handle = NULL
-        _live_handles -= 1
-        return value
+        cdef HANDLE handle = self._take()
+        if handle == NULL:
+            raise _error(api.ERROR_INVALID_HANDLE, "detach_handle", self.path)
+        return <uintptr_t>handle
 
     def __enter__(self):
         self._require("__enter__")
@@ -442,23 +461,21 @@ cdef class VirtualDiskHandle:
         self.close()
 
     def __del__(self):
-        if self._open:
+        if vd_slot_load(&self._handle) != NULL:
             warnings.warn(f"unclosed virtual disk handle {self!r}", ResourceWarning,
                           stacklevel=2, source=self)
             self.close()
 
     def __dealloc__(self):
         # Reached without __del__ only when the interpreter is shutting down.
-        global _live_handles
-        cdef HANDLE handle = self._handle
-        if self._open:
-            self._open = False
-            _live_handles -= 1
+        cdef HANDLE handle = self._take()
+        if handle != NULL:
             with nogil:
                 vd_close_handle(handle)
 
     def __repr__(self) -> str:
-        state = "closed" if not self._open else f"handle={<uintptr_t>self._handle:#x}"
+        cdef HANDLE handle = vd_slot_load(&self._handle)
+        state = "closed" if handle == NULL else f"handle={<uintptr_t>handle:#x}"
         return f"<VirtualDiskHandle {state} path={self.path!r}>"
 
     def __reduce__(self):
@@ -466,12 +483,10 @@ cdef class VirtualDiskHandle:
 
 
 cdef VirtualDiskHandle _new_handle(HANDLE handle, object path):
-    global _live_handles
     cdef VirtualDiskHandle result = VirtualDiskHandle.__new__(VirtualDiskHandle)
     result._handle = handle
-    result._open = True
     result.path = path
-    _live_handles += 1
+    vd_count_add(&_live_handles, 1)
     return result
 
 
@@ -509,11 +524,17 @@ cdef object _path_of(object handle):
 cdef class Overlapped:
     """An OVERLAPPED for the long operations (compact, merge, expand, resize,
     mirror, fork).  Pass it as ``overlapped=`` to start the operation without
-    waiting; poll GetVirtualDiskOperationProgress or call ``wait()``.  Keep
-    it alive until the operation has finished."""
+    waiting; poll GetVirtualDiskOperationProgress or call ``wait()`` (from
+    any number of threads).  Keep it until the operation has finished: one
+    collected while its operation still runs gives up its memory to the
+    operation (a small leak) rather than free what the operation writes."""
     cdef OVERLAPPED *_overlapped
+    # Set once the OVERLAPPED was passed to an operation; only then can one
+    # still be running when this object goes.
+    cdef bint _started
 
     def __cinit__(self):
+        self._started = False
         self._overlapped = <OVERLAPPED *>malloc(sizeof(OVERLAPPED))
         if self._overlapped == NULL:
             raise MemoryError()
@@ -528,16 +549,24 @@ cdef class Overlapped:
         cdef DWORD code
         with nogil:
             code = vd_overlapped_wait(self._overlapped, milliseconds)
-        if code == 258:  # WAIT_TIMEOUT
+        if code == _WAIT_TIMEOUT:
             return False
         if code != api.ERROR_SUCCESS:
             raise _error(code, "WaitForSingleObject", None)
         return True
 
     def __dealloc__(self):
-        if self._overlapped != NULL:
-            vd_overlapped_release(self._overlapped)
-            free(self._overlapped)
+        # No other thread holds this object here, but an operation may still
+        # hold its OVERLAPPED: then the memory stays theirs.
+        if self._overlapped == NULL:
+            return
+        if self._started and vd_overlapped_wait(self._overlapped, 0) == _WAIT_TIMEOUT:
+            return
+        vd_overlapped_release(self._overlapped)
+        free(self._overlapped)
+
+
+cdef DWORD _WAIT_TIMEOUT = 258
 
 
 cdef OVERLAPPED *_overlapped_of(object overlapped) except? NULL:
@@ -545,6 +574,7 @@ cdef OVERLAPPED *_overlapped_of(object overlapped) except? NULL:
         return NULL
     if not isinstance(overlapped, Overlapped):
         raise TypeError(f"overlapped must be Overlapped or None, not {type(overlapped).__name__}")
+    (<Overlapped>overlapped)._started = True
     return (<Overlapped>overlapped)._overlapped
 
 
