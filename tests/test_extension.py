@@ -226,9 +226,9 @@ def test_answers_are_named_tuples(small_vhdx: Path) -> None:
     assert size == _virtdisk.VirtualDiskSize(virtual, physical, block, sector)
     assert hash(size) == hash(tuple(size))
     assert pickle.loads(pickle.dumps(size)) == size
-    assert storage == (_virtdisk.VirtualStorageTypeDevice.VHDX,
-                       _virtdisk.VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT)
     assert storage.device_id is _virtdisk.VirtualStorageTypeDevice.VHDX
+    assert tuple(storage) == (_virtdisk.VirtualStorageTypeDevice.VHDX,
+                              _virtdisk.VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT)
     assert len(host) == 3 and host.is_remote is False
     # Built in place, the answer still shows its items to the garbage collector.
     assert set(gc.get_referents(size)) >= {virtual, sector}

@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 import pytest
 
@@ -19,7 +20,7 @@ from virtdisk import errors
 
 THREADS = 8
 ROUNDS = 200
-SIZE = _virtdisk.GetVirtualDiskInfoVersion.SIZE
+SIZE: Final = _virtdisk.GetVirtualDiskInfoVersion.SIZE
 UNKNOWN = _virtdisk.VirtualStorageType(
     _virtdisk.VirtualStorageTypeDevice.UNKNOWN, _virtdisk.VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN)
 
@@ -170,7 +171,12 @@ def test_overlapped_objects_shared_and_dropped(image: Path) -> None:
 
     run_together(work)
     shared = _virtdisk.Overlapped()
-    run_together(lambda _: [shared.wait(0) for _ in range(ROUNDS)])
+
+    def wait_on_shared(_: int) -> None:
+        for _ in range(ROUNDS):
+            assert shared.wait(0)
+
+    run_together(wait_on_shared)
 
 
 def test_module_declares_free_threading_support() -> None:
