@@ -69,6 +69,7 @@
 
 #include "formats/vhd/vhd_internal.h"
 
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,7 +275,8 @@ static uint32_t vd_vhd_check_table(vd_image *image, vd_vhd_state *state)
         status = vd_vhd_data_end(image, footer, &data_end);
     for (size_t i = 0; i < structure_count && status == VD_ERROR_SUCCESS; i++)
         if (structures[i].end > data_end)
-            status = VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+            status = vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
+                             "VHD structure %zu ends past the footer", i);
     if (status != VD_ERROR_SUCCESS)
         return status;
 
@@ -289,17 +291,21 @@ static uint32_t vd_vhd_check_table(vd_image *image, vd_vhd_state *state)
         uint64_t start = (uint64_t)entry * VD_VHD_SECTOR_SIZE;
         uint64_t end = start + state->bitmap_size + vd_vhd_block_bytes(image, state, i);
         if (end > data_end)
-            status = VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+            status = vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
+                             "BAT entry %" PRIu32 " points past the footer", i);
         for (size_t s = 0; s < structure_count && status == VD_ERROR_SUCCESS; s++)
             if (start < structures[s].end && structures[s].start < end)
-                status = VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+                status = vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
+                                 "BAT entry %" PRIu32 " points into the VHD's own structures", i);
         blocks[count++] = (vd_vhd_extent){ start, end };
     }
     if (status == VD_ERROR_SUCCESS && count > 1) {
         qsort(blocks, count, sizeof *blocks, vd_vhd_extent_order);
         for (size_t i = 1; i < count && status == VD_ERROR_SUCCESS; i++)
             if (blocks[i].start < blocks[i - 1].end)
-                status = VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+                status = vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
+                                 "two BAT entries point at overlapping blocks at offset %" PRIu64,
+                                 blocks[i].start);
     }
     free(blocks);
     if (status != VD_ERROR_SUCCESS)
