@@ -22,6 +22,7 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,7 +76,7 @@ def qemu_image(path: Path, size: int, subformat: str = "dynamic") -> None:
 
 def engine_image(path: Path, size: int, kind: str, block: int = 0, parent: Path | None = None) -> None:
     flags = vd.CreateVirtualDiskFlag.FULL_PHYSICAL_ALLOCATION if kind == "fixed" else 0
-    fields: dict[str, object] = {"maximum_size": size if parent is None else 0}
+    fields: dict[str, Any] = {"maximum_size": size if parent is None else 0}
     if block:
         fields["block_size"] = block
     if parent is not None:
