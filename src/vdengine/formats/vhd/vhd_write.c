@@ -484,21 +484,41 @@ static uint32_t vd_vhd_write_locked(vd_image *image, vd_vhd_state *state, vd_vhd
     return vd_vhd_allocate(image, state, table, pieces, n);
 }
 
+/* What every write or unmap of a dynamic or differencing disk does first:
+ * the range and access checks, the once-per-open BAT check, and the table
+ * it then works on. */
+static uint32_t vd_vhd_begin(vd_image *image, vd_vhd_state *state, uint64_t offset,
+                             uint64_t length, vd_vhd_entry **table)
+{
+    uint32_t status = vd_vhd_check_write(image, offset, length);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_vhd_ready(image, state);
+    if (status == VD_ERROR_SUCCESS)
+        *table = atomic_load_explicit(&state->table, memory_order_acquire);
+    return status;
+}
+
+/* The block holding `offset`, where in it `offset` lies, and how many of
+ * `length` bytes fall inside it. */
+static uint64_t vd_vhd_span(const vd_vhd_state *state, uint64_t offset, uint64_t length,
+                            uint32_t *block, uint64_t *within)
+{
+    *block = (uint32_t)(offset / state->block_size);
+    *within = offset % state->block_size;
+    return state->block_size - *within < length ? state->block_size - *within : length;
+}
+
 /* Writes `data` (NULL: zeros) at `offset` of a dynamic or differencing disk. */
 static uint32_t vd_vhd_write_blocks(vd_image *image, uint64_t offset, const uint8_t *data,
                                     uint64_t length)
 {
     vd_vhd_state *state = image->format_state;
-    uint32_t status = vd_vhd_check_write(image, offset, length);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_vhd_ready(image, state);
-    if (status != VD_ERROR_SUCCESS)
-        return status;
-    vd_vhd_entry *table = atomic_load_explicit(&state->table, memory_order_acquire);
+    vd_vhd_entry *table = NULL;
+    uint32_t status = vd_vhd_begin(image, state, offset, length, &table);
     while (length > 0 && status == VD_ERROR_SUCCESS) {
-        uint32_t block = (uint32_t)(offset / state->block_size);
-        uint64_t within = offset % state->block_size;
-        uint64_t done = state->block_size - within < length ? state->block_size - within : length;
+        uint32_t block;
+        uint64_t within;
+        uint64_t done = vd_vhd_span(state, offset, length, &block, &within);
         uint32_t entry = atomic_load_explicit(&table[block], memory_order_acquire);
         if (entry != VD_VHD_BAT_UNALLOCATED
             && atomic_load_explicit(&state->present[block], memory_order_acquire)) {
@@ -531,16 +551,12 @@ uint32_t vd_vhd_unmap_sparse(vd_image *image, uint64_t offset, uint64_t length)
     if (image->subtype == VD_SUBTYPE_DIFFERENCING)
         return vd_vhd_write_blocks(image, offset, NULL, length);
     vd_vhd_state *state = image->format_state;
-    uint32_t status = vd_vhd_check_write(image, offset, length);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_vhd_ready(image, state);
-    if (status != VD_ERROR_SUCCESS)
-        return status;
-    vd_vhd_entry *table = atomic_load_explicit(&state->table, memory_order_acquire);
+    vd_vhd_entry *table = NULL;
+    uint32_t status = vd_vhd_begin(image, state, offset, length, &table);
     while (length > 0 && status == VD_ERROR_SUCCESS) {
-        uint32_t block = (uint32_t)(offset / state->block_size);
-        uint64_t within = offset % state->block_size;
-        uint64_t count = state->block_size - within < length ? state->block_size - within : length;
+        uint32_t block;
+        uint64_t within;
+        uint64_t count = vd_vhd_span(state, offset, length, &block, &within);
         uint32_t entry = atomic_load_explicit(&table[block], memory_order_acquire);
         /* Unallocated blocks read zero already; allocated ones get zeros
          * whatever their bits say (a clear bit reads zero too). */
