@@ -712,6 +712,8 @@ static void vd_vhdx_release(vd_image *image);
 static const vd_format_ops vd_vhdx_ops = {
     .read = vd_vhdx_read,
     .write = vd_vhdx_write,
+    .unmap = vd_vhdx_unmap,
+    .unmap_reads_zeros = 1,
     .flush = vd_vhdx_flush,
     .release = vd_vhdx_release,
 };
