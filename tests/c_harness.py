@@ -77,8 +77,12 @@ def _engine_library(compiler: str, flags: Sequence[str]) -> Path:
     def build(source: Path) -> Path:
         name = source.relative_to(ENGINE).with_suffix(".o").as_posix().replace("/", "_")
         target = directory / name
-        subprocess.run([compiler, *flags, "-c", str(source), "-o", str(target)],
-                       check=True, capture_output=True)
+        result = subprocess.run([compiler, *flags, "-c", str(source), "-o", str(target)],
+                                capture_output=True)
+        if result.returncode != 0:
+            # The compiler's message, not only its exit status, in the report.
+            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout,
+                                                result.stderr.decode(errors="replace"))
         return target
 
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 4) as pool:

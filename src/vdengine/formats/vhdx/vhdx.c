@@ -794,6 +794,8 @@ static void vd_vhdx_release(vd_image *image);
 static const vd_format_ops vd_vhdx_ops = {
     .read = vd_vhdx_read,
     .write = vd_vhdx_write,
+    .unmap = vd_vhdx_unmap,
+    .unmap_reads_zeros = 1,
     .flush = vd_vhdx_flush,
     .release = vd_vhdx_release,
 };
@@ -1055,7 +1057,7 @@ static uint32_t vd_vhdx_read(vd_image *image, vd_image *parent, uint64_t offset,
         uint64_t block_start = block * state->block_size;
         uint64_t block_bytes = state->virtual_size - block_start < state->block_size
                              ? state->virtual_size - block_start : state->block_size;
-        uint64_t payload_offset;
+        uint64_t payload_offset = 0;
         switch (entry & VD_VHDX_BAT_STATE_MASK) {
         case VD_VHDX_PAYLOAD_FULLY_PRESENT: {
             status = vd_vhdx_block_offset(state, index, entry, block_bytes, &payload_offset);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "disk/image.h"
+#include "disk/image_update.h"
 #include "formats/vhdx/vhdx_format.h"
 #include "formats/vhdx/vhdx_log.h"
 
@@ -70,8 +71,13 @@ typedef struct vd_vhdx_state {
 uint32_t vd_vhdx_bat_get(vd_image *image, uint64_t index, uint64_t *entry);
 void vd_vhdx_bat_set(vd_image *image, uint64_t index, uint64_t entry);
 
-/* The content ops (vhdx_write.c). */
+/* The update ops the driver hands out (vhdx_update_serial.c): those of
+ * vhdx_update.c, each under the allocation lock. */
+extern const vd_update_ops vd_vhdx_serial_update_ops;
+
+/* The content ops (vhdx_write.c, vhdx_unmap.c). */
 uint32_t vd_vhdx_write(vd_image *image, uint64_t offset, const void *buffer, uint64_t length);
+uint32_t vd_vhdx_unmap(vd_image *image, uint64_t offset, uint64_t length);
 uint32_t vd_vhdx_flush(vd_image *image);
 
 /* Reads file bytes [offset, offset + length) as the image sees them: through
