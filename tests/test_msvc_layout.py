@@ -20,16 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from windows_scripts import ROOT, available, load
+from windows_scripts import ROOT, require
 
 HEADER = ROOT / "src" / "include" / "virtdisk_api.h"
-
-if not available("clangwin"):
-    pytest.skip("the Windows checks live in the source tree (scripts/windows/)",
-                allow_module_level=True)
-
-clangwin = load("clangwin")
-vdheader = load("vdheader")
+clangwin, vdheader = require("clangwin", "vdheader")
 
 try:
     clangwin.clang()

@@ -32,3 +32,14 @@ def load(name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def require(*names: str) -> list[ModuleType]:
+    """The named helpers, or a skip of the calling test module when the
+    source tree's scripts/windows/ is not here."""
+    import pytest
+
+    if not all(available(name) for name in names):
+        pytest.skip("the Windows checks live in the source tree (scripts/windows/)",
+                    allow_module_level=True)
+    return [load(name) for name in names]
