@@ -6,7 +6,9 @@
  * other platforms have none.  Every struct below is pinned to the SDK's size
  * and field offsets by VIRTDISK_API_ASSERT lines at the end of this file, for
  * both 64-bit (x64, ARM64 and any LP64 host running the portable engine) and
- * 32-bit Windows (x86).
+ * 32-bit Windows (x86), under MSVC's layout rules and GCC's alike
+ * (STORAGE_DEPENDENCY_INFO by its entries' offset: its sizeof is each
+ * compiler's own).
  *
  * On Windows the types come from <windows.h>.  Elsewhere this header defines
  * the same types with the same widths: WCHAR is 16-bit, DWORD and ULONG are
@@ -952,7 +954,7 @@ VIRTDISK_API_SIZE(STORAGE_DEPENDENCY_INFO_TYPE_2, 64, 48);
 VIRTDISK_API_OFFSET(STORAGE_DEPENDENCY_INFO_TYPE_2, device, DependencyDeviceName, 32, 32);
 VIRTDISK_API_OFFSET(STORAGE_DEPENDENCY_INFO_TYPE_2, relative, DependentVolumeRelativePath, 56, 44);
 /* No size pin: see the struct. */
-VIRTDISK_API_OFFSET(STORAGE_DEPENDENCY_INFO, entries, NumberEntries, 4, 4);
+VIRTDISK_API_OFFSET(STORAGE_DEPENDENCY_INFO, count, NumberEntries, 4, 4);
 VIRTDISK_API_OFFSET(STORAGE_DEPENDENCY_INFO, entries1, Version1Entries, 8, 8);
 VIRTDISK_API_OFFSET(STORAGE_DEPENDENCY_INFO, entries2, Version2Entries, 8, 8);
 
