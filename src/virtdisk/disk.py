@@ -200,15 +200,16 @@ def open(  # noqa: A001 - the module's purpose, like io.open
             device = _device_from_signature(name)
     else:
         device = _given_or_detected(storage_type, name)
+    open_flags = _FLAGS_NONE
     if flags is not _FLAGS_NONE or no_parents:
-        flags = _checked_flags(flags, no_parents)
+        open_flags = _checked_flags(flags, no_parents)
 
     if device is _ISO:
         if (read_only is None and access is None and rw_depth is None and not get_info_only
-                and flags is _FLAGS_NONE):
-            handle = OpenVirtualDisk(_ISO_STORAGE_TYPE, name, _ACCESS_READ, flags, 1)
+                and open_flags is _FLAGS_NONE):
+            handle = OpenVirtualDisk(_ISO_STORAGE_TYPE, name, _ACCESS_READ, open_flags, 1)
         else:
-            handle = _open_iso(name, read_only, access, rw_depth, get_info_only, flags)
+            handle = _open_iso(name, read_only, access, rw_depth, get_info_only, open_flags)
         read_only = True
     elif access is None:
         # The common case, kept to a few tests: version 2, access NONE.
@@ -218,15 +219,15 @@ def open(  # noqa: A001 - the module's purpose, like io.open
             raise ValueError("rw_depth applies to version 1 opens, which access= selects; "
                              "without access=, use read_only=")
         if get_info_only:
-            handle = OpenVirtualDisk(_STORAGE_TYPES[device], name, _ACCESS_NONE, flags, 2,
+            handle = OpenVirtualDisk(_STORAGE_TYPES[device], name, _ACCESS_NONE, open_flags, 2,
                                      get_info_only=True, read_only=True)
             read_only = True
         else:
-            handle = OpenVirtualDisk(_STORAGE_TYPES[device], name, _ACCESS_NONE, flags, 2,
+            handle = OpenVirtualDisk(_STORAGE_TYPES[device], name, _ACCESS_NONE, open_flags, 2,
                                      read_only=read_only)
     else:
         handle, read_only = _open_version_1(name, device, read_only, access, rw_depth,
-                                            get_info_only, flags)
+                                            get_info_only, open_flags)
 
     disk = _new_disk(VirtualDisk)
     disk._handle = handle
@@ -248,7 +249,7 @@ def _given_or_detected(storage_type: object, path: str) -> VirtualStorageTypeDev
 
 def _open_version_1(path: str, device: VirtualStorageTypeDevice | None, read_only: object,
                     access: object, rw_depth: object, get_info_only: object,
-                    flags: OpenVirtualDiskFlag | int) -> tuple[VirtualDiskHandle, bool]:
+                    flags: OpenVirtualDiskFlag) -> tuple[VirtualDiskHandle, bool]:
     """Opens a VHD or VHDX with an explicit access mask: version 1
     parameters, the mask and rw_depth."""
     if read_only is not None:
@@ -286,7 +287,7 @@ def _device_from_signature(path: str) -> VirtualStorageTypeDevice | None:
 
 def _open_iso(path: str, read_only: bool | None, access: VirtualDiskAccessMask | int | None,
               rw_depth: int | None, get_info_only: bool,
-              open_flags: OpenVirtualDiskFlag | int) -> VirtualDiskHandle:
+              open_flags: OpenVirtualDiskFlag) -> VirtualDiskHandle:
     """Opens an ISO image the only way Windows supports: version 1
     parameters and read access."""
     if read_only is False:
@@ -325,15 +326,15 @@ def _checked_access(access: object) -> VirtualDiskAccessMask | int:
     return access
 
 
-def _checked_flags(flags: object, no_parents: object) -> OpenVirtualDiskFlag | int:
+def _checked_flags(flags: object, no_parents: object) -> OpenVirtualDiskFlag:
     if isinstance(flags, bool) or not isinstance(flags, int):
         raise TypeError(f"flags must be an OpenVirtualDiskFlag, not {flags!r}")
     if flags & ~_FLAGS_ALL or flags < 0:
         raise ValueError(f"flags must be a combination of OpenVirtualDiskFlag flags "
                          f"(bits {_FLAGS_ALL:#x}), not {flags:#x}")
     if no_parents:
-        return flags | OpenVirtualDiskFlag.NO_PARENTS
-    return flags
+        return OpenVirtualDiskFlag(flags | OpenVirtualDiskFlag.NO_PARENTS)
+    return OpenVirtualDiskFlag(flags)
 
 
 def _checked_rw_depth(rw_depth: object) -> int:
