@@ -8,14 +8,12 @@ it, and a literal 0; at run time the extension still takes plain ints.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import _virtdisk as vd
-
-ROOT = Path(__file__).resolve().parent.parent
+from mypy_snippet import run_mypy
 
 PRELUDE = """\
 import _virtdisk as vd
@@ -25,13 +23,7 @@ def use(handle: vd.VirtualDiskHandle) -> None:
 
 
 def mypy(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
-    snippet = tmp_path / "snippet.py"
-    snippet.write_text(PRELUDE + "".join(f"    {line}\n" for line in body.splitlines()))
-    return subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
-         "--cache-dir", str(tmp_path / "cache"), "--config-file", "/dev/null", str(snippet)],
-        capture_output=True, text=True, env={"MYPYPATH": str(ROOT / "stubs"), "PATH": ""},
-        cwd=tmp_path, check=False)
+    return run_mypy(tmp_path, PRELUDE + "".join(f"    {line}\n" for line in body.splitlines()))
 
 
 def test_open_flag_where_an_attach_flag_belongs_is_reported(tmp_path: Path) -> None:
