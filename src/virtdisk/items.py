@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from operator import attrgetter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, overload
 
@@ -80,7 +81,16 @@ class InfoItem(Generic[T]):
     def __get__(self, disk: _Disk | None, owner: type | None = None) -> Self | T:
         if disk is None:
             return self
-        return self.fetch(disk, None)
+        # fetch() without the answer cache, inline: this runs on every read
+        # of a property.
+        try:
+            answer: Any = GetVirtualDiskInformation(disk._handle, self.version)
+        except VirtualDiskError as error:
+            answer = self._absent(disk, error, self.name)
+        pick = self.pick
+        if answer is None or pick is None:
+            return answer  # type: ignore[no-any-return]
+        return pick(answer)
 
     def fetch(self, disk: _Disk, answers: dict[GetVirtualDiskInfoVersion, Any] | None,
               caller: str | None = None) -> T:
@@ -94,16 +104,21 @@ class InfoItem(Generic[T]):
             try:
                 answer = GetVirtualDiskInformation(disk._handle, version)
             except VirtualDiskError as error:
-                name = self.name if caller is None else caller
-                if not self.optional:
-                    disk._reraise(name)
-                disk._raise_unless_not_applicable(error, version, name)
-                answer = None
+                answer = self._absent(disk, error, self.name if caller is None else caller)
             if answers is not None:
                 answers[version] = answer
         if answer is None or self.pick is None:
             return answer  # type: ignore[no-any-return]
         return self.pick(answer)
+
+    def _absent(self, disk: _Disk, error: VirtualDiskError, name: str) -> Any:
+        """None when `error` says an optional item does not apply to `disk`;
+        otherwise re-raises it (as the closed-disk error when the disk is
+        closed), naming VirtualDisk.`name`.  Called from except blocks."""
+        if not self.optional:
+            disk._reraise(name)
+        disk._raise_unless_not_applicable(error, self.version, name)
+        return None
 
     def rows(self, value: T) -> list[tuple[str, str]]:
         """The CLI rows for `value`: none without a label, else one per text."""
@@ -152,28 +167,28 @@ def _item(version: GetVirtualDiskInfoVersion, label: str | None, doc: str,
 storage_type: InfoItem[VirtualStorageTypeDevice | int] = _item(
     _G.VIRTUAL_STORAGE_TYPE, "Storage type",
     "The format the provider found: ``VirtualStorageTypeDevice.ISO``, ``VHD`` or ``VHDX``.",
-    lambda answer: answer.device_id)
+    attrgetter("device_id"))
 vendor_id: InfoItem[uuid.UUID] = _item(
     _G.VIRTUAL_STORAGE_TYPE, None,
     "VIRTUAL_STORAGE_TYPE.VendorId: the provider's vendor (Microsoft).",
-    lambda answer: answer.vendor_id, name="vendor_id")
+    attrgetter("vendor_id"), name="vendor_id")
 provider_subtype: InfoItem[ProviderSubtype | int | None] = _item(
     _G.PROVIDER_SUBTYPE, "Provider subtype",
     "Fixed, dynamic or differencing; None for ISO images.", optional=True)
 virtual_size: InfoItem[int] = _item(
     _G.SIZE, "Virtual size", "The size the disk presents to its user, in bytes.",
-    lambda answer: answer.virtual_size, show=format_size_with_bytes)
+    attrgetter("virtual_size"), show=format_size_with_bytes)
 physical_size: InfoItem[int] = _item(
     _G.SIZE, "Physical size",
     "The size of the image file in bytes (the child's alone, for a differencing disk).",
-    lambda answer: answer.physical_size, show=format_size_with_bytes)
+    attrgetter("physical_size"), show=format_size_with_bytes)
 block_size: InfoItem[int] = _item(
     _G.SIZE, "Block size",
     "The allocation unit of a dynamic or differencing disk in bytes; 0 for fixed disks "
-    "and ISO images.", lambda answer: answer.block_size, show=_block_size)
+    "and ISO images.", attrgetter("block_size"), show=_block_size)
 sector_size: InfoItem[int] = _item(
     _G.SIZE, "Sector size", "The logical sector size of the virtual disk in bytes.",
-    lambda answer: answer.sector_size, show=format_size_with_bytes)
+    attrgetter("sector_size"), show=format_size_with_bytes)
 physical_sector_size: InfoItem[int | None] = _item(
     _G.VHD_PHYSICAL_SECTOR_SIZE, "Physical sector size",
     "The physical sector size the virtual disk reports to its user in bytes; None for "
@@ -208,7 +223,7 @@ change_tracking: InfoItem[ChangeTrackingState | None] = _item(
 parent_resolved: InfoItem[bool | None] = _item(
     _G.PARENT_LOCATION, "Parent resolved",
     "Whether the parent was found and opened; None for a disk that is not differencing.",
-    lambda answer: answer.parent_resolved, optional=True)
+    attrgetter("parent_resolved"), optional=True)
 parent_paths: InfoItem[tuple[str, ...] | None] = _item(
     _G.PARENT_LOCATION, "Parent path",
     "The resolved parent's path, or, when the parent was not opened, every location the "
@@ -235,14 +250,14 @@ physical_disk: InfoItem[PhysicalDisk] = _item(
 host_logical_sector_size: InfoItem[int] = _item(
     _G.PHYSICAL_DISK, "Host logical sector size",
     "The logical sector size of the disk that holds the image file.",
-    lambda answer: answer.logical_sector_size, name="host_logical_sector_size")
+    attrgetter("logical_sector_size"), name="host_logical_sector_size")
 host_physical_sector_size: InfoItem[int] = _item(
     _G.PHYSICAL_DISK, "Host physical sector size",
     "The physical sector size of the disk that holds the image file.",
-    lambda answer: answer.physical_sector_size, name="host_physical_sector_size")
+    attrgetter("physical_sector_size"), name="host_physical_sector_size")
 is_remote: InfoItem[bool] = _item(
     _G.PHYSICAL_DISK, "Host disk remote", "Whether the image file is on a network file system.",
-    lambda answer: answer.is_remote, name="is_remote")
+    attrgetter("is_remote"), name="is_remote")
 
 # VirtualDiskInfo's fields besides `path`, in order (physical_disk is a
 # property only: info() holds its parts).
