@@ -178,9 +178,11 @@ def open(  # noqa: A001 - the module's purpose, like io.open
     if read_only is not None and read_only is not True and read_only is not False:
         raise TypeError(f"read_only must be True, False or None, not {read_only!r}")
     if storage_type is None:
-        # By extension, inline: this runs on every open.  Without a dot the
-        # slice is the last character, which matches no extension.
-        device = _EXTENSION_SPELLINGS.get(name[name.rfind("."):])
+        # By extension, inline: this runs on every open.  Every key starts
+        # with its only dot, so a key the name ends with is its extension;
+        # the slices, longest common one first, cost less than rfind.
+        device = (_EXTENSION_SPELLINGS.get(name[-5:]) or _EXTENSION_SPELLINGS.get(name[-4:])
+                  or _EXTENSION_SPELLINGS.get(name[-6:]))
         if device is None:
             device = _device_from_signature(name)
     else:
@@ -223,7 +225,8 @@ def open(  # noqa: A001 - the module's purpose, like io.open
 
 def _detected(path: str) -> VirtualStorageTypeDevice | None:
     """The storage type by extension, else by signature, else None."""
-    device = _EXTENSION_SPELLINGS.get(path[path.rfind("."):])
+    device = (_EXTENSION_SPELLINGS.get(path[-5:]) or _EXTENSION_SPELLINGS.get(path[-4:])
+              or _EXTENSION_SPELLINGS.get(path[-6:]))
     return _device_from_signature(path) if device is None else device
 
 
@@ -394,7 +397,12 @@ class VirtualDisk:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self.close()
+        # close() inline for a disk without content access: every `with`
+        # block ends here.
+        if self._target is None:
+            self._handle.close()
+        else:
+            self.close()
 
     def __repr__(self) -> str:
         if self._handle.closed:
