@@ -40,6 +40,11 @@ typedef struct vd_disk {
      * the disks attached now, by attach.c under its own mutex. */
     _Atomic int attachment;
     struct vd_disk *attached_next;
+    /* A device attach (attach_host.c): N of /dev/loopN; the descriptor
+     * that holds an attach bound to the handle (the loop clears itself
+     * when the last opener is gone), -1 for a permanent one. */
+    int loop_number;
+    int loop_fd;
     /* Held by every call that reads or changes `image` and `chain` after
      * open: SetVirtualDiskInformation and the metadata changes rewrite
      * fields of `image` and may replace `chain`. */

@@ -117,6 +117,8 @@ uint32_t vd_loop_detach(int number)
     int fd = open(device, O_RDONLY | O_EXCL | O_CLOEXEC);
     if (fd < 0)
         return errno == EBUSY ? VD_ERROR_SHARING_VIOLATION : vd_loop_error(errno);
+    /* What the device holds reaches the image before it lets go of it. */
+    (void)fsync(fd);
     int status = ioctl(fd, LOOP_CLR_FD, 0);
     int error_number = errno;
     close(fd);
@@ -125,8 +127,7 @@ uint32_t vd_loop_detach(int number)
     return VD_ERROR_SUCCESS;
 }
 
-/* The file behind /dev/loopN as sysfs names it; 0 when nothing is bound. */
-static int vd_loop_backing(int number, char *backing, size_t size)
+int vd_loop_backing(int number, char *backing, size_t size)
 {
     char path[64];
     snprintf(path, sizeof path, "/sys/block/loop%d/loop/backing_file", number);
@@ -183,6 +184,12 @@ int vd_loop_find(const char *path)
 {
     (void)path;
     return -1;
+}
+
+int vd_loop_backing(int number, char *backing, size_t size)
+{
+    (void)number, (void)backing, (void)size;
+    return 0;
 }
 
 #endif

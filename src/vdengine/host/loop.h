@@ -8,6 +8,7 @@
 #ifndef VDENGINE_LOOP_H
 #define VDENGINE_LOOP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct vd_loop_request {
@@ -36,6 +37,10 @@ uint32_t vd_loop_detach(int number);
 /* The first loop device bound to `path` (compared as sysfs spells the
  * backing file), or -1. */
 int vd_loop_find(const char *path);
+
+/* The file behind /dev/loopN as sysfs names it (the path the file had
+ * when it was bound); 0 when nothing is bound. */
+int vd_loop_backing(int number, char *backing, size_t size);
 
 /* Whether the caller may set up loop devices and mount file systems. */
 int vd_loop_privileged(void);
