@@ -71,6 +71,7 @@ from .metadata import VirtualDiskMetadata
 if TYPE_CHECKING:
     from typing_extensions import Buffer, Self
 
+    from .attach import Attachment
     from .content import DiskContent
     from .scsi import BlockTarget
 
@@ -377,6 +378,24 @@ class VirtualDisk:
         self._target = None
 
     # -- life cycle -------------------------------------------------------
+
+    def attach(self, *, read_only: bool | None = None, permanent: bool = False) -> Attachment:
+        """Attaches the disk to this system and returns the
+        :class:`~virtdisk.attach.Attachment` (a context manager whose
+        ``path`` is the device, ``/dev/loopN`` on Linux).
+
+        `read_only` None follows the disk: a disk opened read-only attaches
+        read-only (on a handle of its own), a read-write one read-write (on
+        the disk's handle, so closing the disk detaches).  `permanent`
+        keeps the attach after the disk and the process are gone, until
+        :func:`virtdisk.detach`.  Needs root on Linux (CAP_SYS_ADMIN) and
+        an elevated process on Windows (:class:`PrivilegeNotHeldError`);
+        an image attached already raises :class:`DiskInUseError`."""
+        from .attach import attach
+
+        if self._handle.closed:
+            raise self._closed_error("attach")
+        return attach(self, read_only=read_only, permanent=permanent)
 
     def close(self) -> None:
         """Closes the disk's handle, first flushing and detaching the
