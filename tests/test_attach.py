@@ -26,6 +26,7 @@ import pytest
 
 import iso_builder
 import vhdx_builder
+from c_harness import ROOT, compile_harness
 
 _virtdisk = pytest.importorskip("_virtdisk")
 import virtdisk  # noqa: E402
@@ -438,3 +439,56 @@ def test_collected_attachment_warns(tmp_path: Path) -> None:
         with pytest.warns(ResourceWarning, match="collected while attached"):
             del attachment
         assert not bound(device)
+
+
+# ---------------------------------------------------------------- the C API, under ASan and UBSan
+
+@pytest.fixture(scope="module")
+def attach_harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return compile_harness(tmp_path_factory.mktemp("attach_harness"), "attach_main",
+                           ["api/attach_host.c", "api/attached_paths.c", "host/attach_record.c",
+                            "host/loop.c"],
+                           defines=[f"-I{ROOT / 'src' / 'include'}", "-pthread"], sanitize=True)
+
+
+def harness_run(harness: Path, image: Path, mode: str, flags: int, action: str) -> dict[str, object]:
+    answer: dict[str, object] = json.loads(
+        run(harness, image, mode, format(flags, "x"), action).stdout)
+    return answer
+
+
+def test_c_api_life_cycle(attach_harness: Path, tmp_path: Path) -> None:
+    image = fixed_vhd(tmp_path / "c api.vhd", 4 * MiB)
+    got = harness_run(attach_harness, image, "rw", 0, "detach")
+    device = got["path"][0]  # type: ignore[index]
+    assert got["attach"] == 0 and got["open"] == 0 and got["close"] == 0
+    assert device.startswith("/dev/loop")
+    assert got["path_small"] == 122 and got["path_needed"] == 2 * (len(device) + 1)
+    assert got["list_empty"] == 122 and got["list_needed"] == 2 * (len(str(image)) + 2)
+    assert got["list"] == [str(image)]
+    assert got["loaded_code"] == 0 and got["loaded"] == 1
+    assert got["detach"] == 0 and got["detach_again"] == ERROR_NOT_READY
+    assert not bound(device)
+
+
+def test_c_api_lifetimes(attach_harness: Path, tmp_path: Path) -> None:
+    image = fixed_vhdx(tmp_path / "lifetimes.vhdx", 8 * MiB)
+    closed = harness_run(attach_harness, image, "ro", Flag.READ_ONLY, "close")
+    assert closed["attach"] == 0 and closed["close"] == 0
+    assert run("losetup", "-j", image).stdout == ""      # the handle's close detached
+    kept = harness_run(attach_harness, image, "ro", Flag.READ_ONLY | Flag.PERMANENT_LIFETIME,
+                       "close")
+    assert kept["attach"] == 0
+    device = run("losetup", "-j", image).stdout.split(":")[0]
+    assert bound(device) and read_only_device(device)
+    assert harness_run(attach_harness, image, "ro", 0, "detach-only")["detach"] == 0
+    assert not bound(device)
+    assert harness_run(attach_harness, image, "ro", 0, "detach-only")["detach"] == ERROR_NOT_READY
+
+
+def test_c_api_refusals(attach_harness: Path, tmp_path: Path) -> None:
+    image = fixed_vhd(tmp_path / "refusals.vhd", 4 * MiB)
+    # A read-write attach through a read-only handle; AT_BOOT.
+    assert harness_run(attach_harness, image, "ro", 0, "close")["attach"] == ERROR_ACCESS_DENIED
+    at_boot = harness_run(attach_harness, image, "rw", Flag.AT_BOOT, "close")
+    assert at_boot["attach"] == ERROR_NOT_SUPPORTED and "AT_BOOT" in str(at_boot["detail"])
