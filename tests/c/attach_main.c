@@ -60,23 +60,25 @@ static void query(HANDLE handle)
     printf(", \"loaded_code\": %u, \"loaded\": %d", (unsigned)code, info.IsLoaded ? 1 : 0);
 }
 
+/* A version 1 open with every right, or the read rights (ATTACH_RO,
+ * DETACH, GET_INFO) only. */
+static DWORD open_utf8(const char *utf8, int writable, HANDLE *handle)
+{
+    WCHAR path[4096];
+    if (vd_utf8_to_utf16(utf8, path, sizeof path / sizeof path[0]) > sizeof path / sizeof path[0])
+        return 206;
+    VIRTUAL_STORAGE_TYPE any = {0};
+    VIRTUAL_DISK_ACCESS_MASK mask = writable ? VIRTUAL_DISK_ACCESS_ALL : VIRTUAL_DISK_ACCESS_READ;
+    return OpenVirtualDisk(&any, path, mask, 0, NULL, handle);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5)
         return 2;
-    size_t units = vd_utf8_to_utf16(argv[1], NULL, 0);
-    WCHAR *path = malloc(units * sizeof *path);
-    if (path == NULL)
-        return 2;
-    vd_utf8_to_utf16(argv[1], path, units);
-    int writable = strcmp(argv[2], "rw") == 0;
-    ATTACH_VIRTUAL_DISK_FLAG flags = (ATTACH_VIRTUAL_DISK_FLAG)strtoul(argv[3], NULL, 16);
-    VIRTUAL_STORAGE_TYPE type = {0};
     HANDLE handle = NULL;
-    DWORD code = OpenVirtualDisk(&type, path,
-                                 writable ? VIRTUAL_DISK_ACCESS_ALL : VIRTUAL_DISK_ACCESS_READ,
-                                 0, NULL, &handle);
-    free(path);
+    DWORD code = open_utf8(argv[1], strcmp(argv[2], "rw") == 0, &handle);
+    ATTACH_VIRTUAL_DISK_FLAG flags = (ATTACH_VIRTUAL_DISK_FLAG)strtoul(argv[3], NULL, 16);
     printf("{\"open\": %u", (unsigned)code);
     if (code == 0 && strcmp(argv[4], "detach-only") == 0) {
         printf(", \"detach\": %u", (unsigned)DetachVirtualDisk(handle, 0, 0));
