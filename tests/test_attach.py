@@ -220,6 +220,12 @@ def test_built_iso_attaches_read_only(tmp_path: Path) -> None:
     with virtdisk.open(image) as disk, disk.attach() as device:
         with open(device.path, "rb") as block_device:
             assert block_device.read() == image.read_bytes()
+    with virtdisk.open(image) as disk:
+        kept = disk.attach(permanent=True)
+    assert [(item.path, item.read_only, item.permanent) for item in virtdisk.attached()] == [
+        (kept.path, True, True)]
+    virtdisk.detach(image)
+    assert not bound(kept.path) and virtdisk.attached() == []
 
 
 # ---------------------------------------------------------------- parameters and refusals
