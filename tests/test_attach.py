@@ -37,6 +37,7 @@ ERROR_NOT_READY = 21
 ERROR_SHARING_VIOLATION = 32
 ERROR_NOT_SUPPORTED = 50
 ERROR_INVALID_PARAMETER = 87
+ERROR_NOT_FOUND = 1168
 ERROR_PRIVILEGE_NOT_HELD = 1314
 Flag = _virtdisk.AttachVirtualDiskFlag
 E = TypeVar("E", bound=virtdisk.VirtualDiskError)
@@ -255,8 +256,72 @@ def test_restricted_range_is_the_loop_offset_and_limit(tmp_path: Path) -> None:
         assert not bound(device)
 
 
-@pytest.mark.parametrize("flag", [Flag.AT_BOOT, Flag.SINGLE_PARTITION,
-                                  Flag.NO_LOCAL_HOST | Flag.PERMANENT_LIFETIME])
+def partition(image: Path, script: str) -> None:
+    """Writes a partition table with sfdisk through the whole disk's device."""
+    with virtdisk.open(image, read_only=False) as disk, disk.attach() as device:
+        run_input(_tool("sfdisk"), "--no-reread", "--no-tell-kernel", "-q", device.path,
+                  stdin=script)
+
+
+def run_input(*command: str, stdin: str) -> None:
+    subprocess.run(command, input=stdin, check=True, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("label", ["dos", "gpt"])
+def test_single_partition_is_the_data_partition(tmp_path: Path, mount_point: Path,
+                                                label: str) -> None:
+    image = fixed_vhdx(tmp_path / f"{label}.vhdx", 64 * MiB)
+    if label == "gpt":            # an EFI system partition first, then the data
+        script = ("label: gpt\nstart=2048, size=8192, type=U\n"
+                  "start=10240, size=81920, type=L\n")
+        start, sectors = 10240, 81920
+    else:
+        script = "label: dos\nstart=4096, size=61440, type=83\n"
+        start, sectors = 4096, 61440
+    partition(image, script)
+    with virtdisk.open(image, read_only=False) as disk:
+        _virtdisk.AttachVirtualDisk(disk.handle, Flag.SINGLE_PARTITION)
+        device = _virtdisk.GetVirtualDiskPhysicalPath(disk.handle)
+        payload = int(loop_sysfs(device, "offset")) - start * 512
+        assert loop_sysfs(device, "sizelimit") == str(sectors * 512)
+        run(_tool("mkfs.ext4"), "-q", "-F", device)
+        run("mount", device, mount_point)
+        (mount_point / "in-the-partition.txt").write_text("partition data\n")
+        run("umount", mount_point)
+        _virtdisk.DetachVirtualDisk(disk.handle)
+    raw = tmp_path / "whole.raw"
+    run(_tool("qemu-img"), "convert", "-O", "raw", image, raw)
+    content = raw.read_bytes()
+    assert payload > 0 and payload % MiB == 0     # the VHDX's first payload block
+    part = tmp_path / "partition.raw"
+    part.write_bytes(content[start * 512:(start + sectors) * 512])
+    run(_tool("e2fsck"), "-n", "-f", part)
+    assert run(_tool("debugfs"), "-R", "cat /in-the-partition.txt", part).stdout == (
+        "partition data\n")
+
+
+def test_single_partition_refusals(tmp_path: Path) -> None:
+    image = fixed_vhd(tmp_path / "parts.vhd", 32 * MiB)
+    def single(disk: virtdisk.VirtualDisk) -> Callable[[], None]:
+        return lambda: _virtdisk.AttachVirtualDisk(disk.handle,
+                                                   Flag.SINGLE_PARTITION | Flag.READ_ONLY)
+
+    with virtdisk.open(image) as disk:
+        error = refusal(virtdisk.VirtualDiskError, ERROR_NOT_FOUND, single(disk))
+        assert "no partition table" in str(error.detail)
+    partition(image, "label: dos\nstart=2048, size=8192, type=83\n"
+                     "start=10240, size=8192, type=7\n")
+    with virtdisk.open(image) as disk:
+        error = refusal(virtdisk.VirtualDiskError, ERROR_NOT_FOUND, single(disk))
+        assert "2 data partitions" in str(error.detail)
+        refusal(virtdisk.VirtualDiskError, ERROR_INVALID_PARAMETER,
+                lambda: _virtdisk.AttachVirtualDisk(
+                    disk.handle, Flag.SINGLE_PARTITION | Flag.RESTRICTED_RANGE | Flag.READ_ONLY,
+                    2, restricted_offset=0, restricted_length=MiB))
+        assert not disk.is_loaded
+
+
+@pytest.mark.parametrize("flag", [Flag.AT_BOOT, Flag.NO_LOCAL_HOST | Flag.PERMANENT_LIFETIME])
 def test_flags_the_host_does_not_support(tmp_path: Path, flag: int) -> None:
     image = fixed_vhd(tmp_path / "flags.vhd", 4 * MiB)
     with virtdisk.open(image) as disk:

@@ -17,9 +17,11 @@
  * are recorded in /run/virtdisk/ (host/attach_record.h), which is how other
  * processes find them.
  *
- * Codes.  AT_BOOT and SINGLE_PARTITION: NOT_SUPPORTED.  RESTRICTED_RANGE
- * without version 2 parameters, or with a range that is empty, not in
- * whole sectors or past the end: INVALID_PARAMETER.  No CAP_SYS_ADMIN:
+ * Codes.  AT_BOOT: NOT_SUPPORTED.  RESTRICTED_RANGE without version 2
+ * parameters, or with a range that is empty, not in whole sectors or past
+ * the end, or together with SINGLE_PARTITION: INVALID_PARAMETER.
+ * SINGLE_PARTITION on a disk without exactly one data partition: NOT_FOUND
+ * (disk/partition_table.h).  No CAP_SYS_ADMIN:
  * PRIVILEGE_NOT_HELD (1314), Windows' answer without
  * SE_MANAGE_VOLUME_PRIVILEGE.  An image attached already, here or by any
  * process (or bound to a loop device by other means): SHARING_VIOLATION.
@@ -38,19 +40,27 @@
 #include "base/detail.h"
 #include "base/vd_errors.h"
 #include "disk/driver.h"
+#include "disk/partition_table.h"
 #include "host/attach_record.h"
 #include "host/loop.h"
 
 /* Bytes [*start, *start + *length) of the disk the device shows. */
-static uint32_t vd_attach_range(const vd_disk *disk, uint32_t flags,
+static uint32_t vd_attach_range(vd_disk *disk, uint32_t flags,
                                 const ATTACH_VIRTUAL_DISK_PARAMETERS *parameters,
                                 uint64_t *start, uint64_t *length)
 {
     uint64_t size = disk->image.virtual_size;
     *start = 0;
     *length = size;
-    if ((flags & ATTACH_VIRTUAL_DISK_FLAG_RESTRICTED_RANGE) == 0)
-        return VD_ERROR_SUCCESS;
+    uint32_t restrict_flags = flags & (ATTACH_VIRTUAL_DISK_FLAG_RESTRICTED_RANGE
+                                       | ATTACH_VIRTUAL_DISK_FLAG_SINGLE_PARTITION);
+    if (restrict_flags == ATTACH_VIRTUAL_DISK_FLAG_SINGLE_PARTITION)
+        return vd_single_data_partition(disk, start, length);
+    if (restrict_flags != ATTACH_VIRTUAL_DISK_FLAG_RESTRICTED_RANGE)
+        return restrict_flags == 0
+                   ? VD_ERROR_SUCCESS
+                   : vd_fail(VD_ERROR_INVALID_PARAMETER,
+                             "RESTRICTED_RANGE and SINGLE_PARTITION each choose the range");
     if (parameters == NULL || (uint32_t)parameters->Version != ATTACH_VIRTUAL_DISK_VERSION_2)
         return vd_fail(VD_ERROR_INVALID_PARAMETER,
                        "RESTRICTED_RANGE takes its range from version 2 parameters");
@@ -90,10 +100,6 @@ static uint32_t vd_attach_flags_supported(uint32_t flags)
         return vd_fail(VD_ERROR_NOT_SUPPORTED,
                        "NO_LOCAL_HOST with PERMANENT_LIFETIME, RESTRICTED_RANGE or "
                        "SINGLE_PARTITION needs a server process outside the caller's");
-    if (flags & ATTACH_VIRTUAL_DISK_FLAG_SINGLE_PARTITION)
-        return vd_fail(VD_ERROR_NOT_SUPPORTED,
-                       "SINGLE_PARTITION: the engine does not read partition tables; "
-                       "RESTRICTED_RANGE with the partition's offset and length shows one");
     return VD_ERROR_SUCCESS;
 }
 
