@@ -469,6 +469,28 @@ def test_permanent_attach_outlives_its_disk(tmp_path: Path) -> None:
     assert virtdisk.attached() == []
 
 
+def test_permanent_attach_opens_only_with_detach_access(tmp_path: Path) -> None:
+    image = fixed_vhd(tmp_path / "opens.vhd", 4 * MiB)
+    Access = virtdisk.VirtualDiskAccessMask
+    with virtdisk.open(image) as disk:
+        attachment = disk.attach(permanent=True)
+    try:
+        for access in (Access.GET_INFO, Access.ATTACH_RO | Access.GET_INFO):
+            error = refusal(virtdisk.AccessDeniedError, ERROR_ACCESS_DENIED,
+                            lambda: virtdisk.open(image, access=access, rw_depth=0))
+            assert "VIRTUAL_DISK_ACCESS_DETACH" in str(error.detail)
+        # Attached read-only: no open may write.
+        refusal(virtdisk.AccessDeniedError, ERROR_ACCESS_DENIED,
+                lambda: virtdisk.open(image, read_only=False))
+        with virtdisk.open(image, access=Access.DETACH | Access.GET_INFO, rw_depth=0) as disk:
+            assert disk.is_loaded
+        with virtdisk.open(image) as disk:           # version 2: every right
+            assert disk.is_loaded
+    finally:
+        attachment.detach()
+    virtdisk.open(image, access=Access.GET_INFO, rw_depth=0).close()
+
+
 def test_handle_bound_attach_ends_with_its_process(tmp_path: Path) -> None:
     image = fixed_vhd(tmp_path / "bound.vhd", 4 * MiB)
     with subprocess.Popen([sys.executable, "-m", "virtdisk", "attach", str(image)],

@@ -210,7 +210,9 @@ def detach(path: str | os.PathLike[str]) -> None:
 def _device_of(image_path: str) -> str:
     from .disk import open as open_disk
 
-    with open_disk(image_path, access=VirtualDiskAccessMask.GET_INFO, rw_depth=0) as disk:
+    # DETACH too: a permanently attached disk opens only with it.
+    with open_disk(image_path, access=VirtualDiskAccessMask.DETACH | VirtualDiskAccessMask.GET_INFO,
+                   rw_depth=0) as disk:
         return GetVirtualDiskPhysicalPath(disk._handle)
 
 

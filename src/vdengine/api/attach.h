@@ -51,6 +51,12 @@ uint32_t vd_detach_elsewhere(vd_disk *disk);
 void vd_attach_host_release(vd_disk *disk);
 int vd_attach_host_device(const vd_disk *disk, int attachment);
 
+/* OpenVirtualDisk's rule for a disk attached with permanent lifetime (its
+ * Remarks): the open must ask for VIRTUAL_DISK_ACCESS_DETACH (V2/V3 opens
+ * hold it), and must not write when the attach is read-only;
+ * ACCESS_DENIED otherwise.  Called once the open's terms are set. */
+uint32_t vd_attach_check_open(const vd_disk *disk);
+
 /* Ends whatever attachment the disk holds; the handle's close calls it
  * before the disk is freed. */
 void vd_attach_release(vd_disk *disk);

@@ -309,3 +309,22 @@ int vd_attach_host_device(const vd_disk *disk, int attachment)
         return -1;
     return record.loop_number;
 }
+
+uint32_t vd_attach_check_open(const vd_disk *disk)
+{
+    struct stat image;
+    vd_attach_record record;
+    if (fstat(disk->image.file.fd, &image) != 0
+        || !vd_attach_record_find(0, (uint64_t)image.st_dev, (uint64_t)image.st_ino, &record)
+        || !record.permanent)
+        return VD_ERROR_SUCCESS;
+    if (!disk->may_detach)
+        return vd_fail(VD_ERROR_ACCESS_DENIED,
+                       "the disk is attached with permanent lifetime, as /dev/loop%d: open it "
+                       "with VIRTUAL_DISK_ACCESS_DETACH in the mask", record.loop_number);
+    if (record.read_only && !disk->read_only)
+        return vd_fail(VD_ERROR_ACCESS_DENIED,
+                       "the disk is attached read-only with permanent lifetime, as /dev/loop%d: "
+                       "open it read-only", record.loop_number);
+    return VD_ERROR_SUCCESS;
+}
