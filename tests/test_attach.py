@@ -585,3 +585,15 @@ def test_c_api_refusals(attach_harness: Path, tmp_path: Path) -> None:
     assert harness_run(attach_harness, image, "ro", 0, "close")["attach"] == ERROR_ACCESS_DENIED
     at_boot = harness_run(attach_harness, image, "rw", Flag.AT_BOOT, "close")
     assert at_boot["attach"] == ERROR_NOT_SUPPORTED and "AT_BOOT" in str(at_boot["detail"])
+
+
+def test_bench_attach_quick_prints_its_tables() -> None:
+    _tool("fio")
+    script = ROOT / "benchmarks" / "bench_attach.py"
+    if not script.is_file():
+        pytest.skip(f"{script} is not here (tests run outside the source tree)")
+    result = run(sys.executable, script, "--quick")
+    for title in ("machine's disk: MiB/s (seq), kIOPS (rand)", "raw file (loop)", "fixed VHD",
+                  "fixed VHDX", "x raw loop", "\ntargets\n"):
+        assert title in result.stdout
+    assert "dynamic VHDX: not attachable here (50" in result.stdout

@@ -18,3 +18,8 @@ uint32_t vd_attach_export(vd_disk *disk, const vd_attach_view *view, int *number
                    "fixed VHDs and fixed VHDXs whose blocks lie in order in the file",
                    kind);
 }
+
+void vd_attach_export_release(vd_disk *disk)
+{
+    (void)disk;              /* no export is ever made: nothing serves */
+}

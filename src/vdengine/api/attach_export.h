@@ -27,4 +27,9 @@ typedef struct vd_attach_view {
 uint32_t vd_attach_export(vd_disk *disk, const vd_attach_view *view, int *number,
                           int *device_fd);
 
+/* Called once a handle-bound attach of `disk` has let its loop device go
+ * (detach, or the handle's close): an export serving it ends its server;
+ * for a loop straight on the image there is nothing to end. */
+void vd_attach_export_release(vd_disk *disk);
+
 #endif

@@ -257,6 +257,7 @@ uint32_t vd_detach_on_host(vd_disk *disk)
         /* The unbind waited for this last opener: closing it completes it. */
         close(disk->loop_fd);
         disk->loop_fd = -1;
+        vd_attach_export_release(disk);
     }
     return status;
 }
@@ -296,6 +297,7 @@ void vd_attach_host_release(vd_disk *disk)
     close(disk->loop_fd);
     disk->loop_fd = -1;
     vd_attach_records_unlock(lock);
+    vd_attach_export_release(disk);
 }
 
 int vd_attach_host_device(const vd_disk *disk, int attachment)
