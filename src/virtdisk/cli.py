@@ -7,7 +7,8 @@ VHDX (see :func:`virtdisk.create`) and prints the new disk's information the
 same way.  ``virtdisk set PATH --identifier random ...`` changes what
 SetVirtualDiskInformation changes and the disk's user metadata, then prints
 the information the same way; ``virtdisk metadata PATH`` lists the user
-metadata items.  ``python -m virtdisk`` is the same command.
+metadata items.  ``virtdisk attach``, ``detach`` and ``list`` attach images
+as disks of the system (:mod:`virtdisk.cli_attach`).  ``python -m virtdisk`` is the same command.
 
 Exit status: 0 on success, 1 when the API refuses (the message goes to
 standard error, without a traceback), 2 for a usage error.  Importing this
@@ -24,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 from _virtdisk import VirtualDiskAccessMask
 
+from .cli_attach import add_parsers as add_attach_parsers
 from .create import DISK_TYPES, create
 from .disk import VirtualDisk
 from .disk import open as open_disk
@@ -78,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_create_parser(commands)
     _add_set_parser(commands)
     _add_metadata_parser(commands)
+    add_attach_parsers(commands)
     return parser
 
 

@@ -67,6 +67,7 @@ from .metadata import VirtualDiskMetadata
 if TYPE_CHECKING:
     from typing_extensions import Buffer, Self
 
+    from .attach import Attachment
     from .content import DiskContent
     from .scsi import BlockTarget
 
@@ -367,23 +368,50 @@ class VirtualDisk:
 
     # -- life cycle -------------------------------------------------------
 
+    def attach(self, *, read_only: bool | None = None, permanent: bool = False) -> Attachment:
+        """Attaches the disk to this system and returns the
+        :class:`~virtdisk.attach.Attachment` (a context manager whose
+        ``path`` is the device, ``/dev/loopN`` on Linux).
+
+        `read_only` None follows the disk: a disk opened read-only attaches
+        read-only (on a handle of its own), a read-write one read-write (on
+        the disk's handle, so closing the disk detaches).  `permanent`
+        keeps the attach after the disk and the process are gone, until
+        :func:`virtdisk.detach`.  Needs root on Linux (CAP_SYS_ADMIN) and
+        an elevated process on Windows (:class:`PrivilegeNotHeldError`);
+        an image attached already raises :class:`DiskInUseError`.  The
+        attach content access (:meth:`read`, :meth:`write`) made is
+        flushed and ended first; while the device is attached, content
+        access on the disk raises :class:`DiskInUseError`."""
+        from .attach import attach
+
+        if self._handle.closed:
+            raise self._closed_error("attach")
+        self._release_target("attach")
+        return attach(self, read_only=read_only, permanent=permanent)
+
     def close(self) -> None:
         """Closes the disk's handle, first flushing and detaching the
         attach that content access made, if any.  Closing a closed disk
         does nothing."""
+        try:
+            self._release_target("close")
+        finally:
+            self._handle.close()
+
+    def _release_target(self, name: str) -> None:
+        """Flushes and detaches the attach content access made, if any:
+        the disk is then free for another attach, and content access
+        attaches again when next used."""
         target = self._target
         if target is None:
-            self._handle.close()
             return
         self._target = None
         try:
             if not self._handle.closed and not target.read_only:
-                target.synchronize("close")
+                target.synchronize(name)
         finally:
-            try:
-                target.close()
-            finally:
-                self._handle.close()
+            target.close()
 
     @property
     def closed(self) -> bool:

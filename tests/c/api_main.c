@@ -868,8 +868,8 @@ static const struct {
 } checked_calls[] = {
     { "AttachVirtualDisk", call_attach, 1, 1, 1 },
     { "DetachVirtualDisk", call_detach, 1, 1, 1 },
-    { "GetVirtualDiskPhysicalPath", call_physical_path, 1, 1, 0 },
-    { "GetAllAttachedVirtualDiskPhysicalPaths", call_all_attached, 0, 1, 0 },
+    { "GetVirtualDiskPhysicalPath", call_physical_path, 1, 1, 1 },
+    { "GetAllAttachedVirtualDiskPhysicalPaths", call_all_attached, 0, 1, 1 },
     { "GetStorageDependencyInformation", call_dependency, 1, 1, 0 },
     { "SetVirtualDiskInformation", call_set_info, 1, 1, 1 },
     { "EnumerateVirtualDiskMetadata", call_enumerate_metadata, 1, 1, 1 },

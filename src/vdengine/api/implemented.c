@@ -16,8 +16,10 @@ static const char *const vd_implemented[] = {
     "GetVirtualDiskMetadata",
     "SetVirtualDiskMetadata",
     "DeleteVirtualDiskMetadata",
-    "AttachVirtualDisk",          /* NO_LOCAL_HOST; device attaches answer 120 (attach.c) */
+    "AttachVirtualDisk",          /* loop devices for ISO and fixed images (attach_host.c) */
     "DetachVirtualDisk",
+    "GetVirtualDiskPhysicalPath",
+    "GetAllAttachedVirtualDiskPhysicalPaths",
     "RawSCSIVirtualDisk",
 };
 

@@ -13,10 +13,8 @@
  * today; the Windows 7 pages give older, smaller limits (AttachVirtualDisk:
  * "Flags ... larger than 0x020").
  *
- * The functions that need a disk the host sees (GetVirtualDiskPhysicalPath,
- * GetAllAttachedVirtualDiskPhysicalPaths, GetStorageDependencyInformation)
- * have no device behind them yet: attach.c makes only NO_LOCAL_HOST
- * attaches. */
+ * GetStorageDependencyInformation takes a volume or device handle, which
+ * the engine has no way to open yet. */
 #include "api/flag_masks.h"
 #include "api/handle.h"
 #include "base/detail.h"
@@ -42,12 +40,6 @@ static DWORD vd_not_implemented(int arguments_valid, HANDLE handle)
     return VD_ERROR_CALL_NOT_IMPLEMENTED;
 }
 
-static DWORD vd_not_implemented_without_handle(int arguments_valid)
-{
-    vd_detail_clear();
-    return arguments_valid ? VD_ERROR_CALL_NOT_IMPLEMENTED : VD_ERROR_INVALID_PARAMETER;
-}
-
 /* The whole rule of several functions: flags within `known`, parameters
  * present and of version 1. */
 static DWORD vd_not_implemented_version_1(HANDLE handle, uint32_t flags, uint32_t known,
@@ -60,18 +52,6 @@ static DWORD vd_not_implemented_version_1(HANDLE handle, uint32_t flags, uint32_
 static int vd_buffer_valid(const void *buffer, const ULONG *size)
 {
     return size != NULL && (buffer != NULL || *size == 0);
-}
-
-DWORD WINAPI GetVirtualDiskPhysicalPath(HANDLE VirtualDiskHandle, PULONG DiskPathSizeInBytes,
-                                        PWSTR DiskPath)
-{
-    return vd_not_implemented(vd_buffer_valid(DiskPath, DiskPathSizeInBytes), VirtualDiskHandle);
-}
-
-DWORD WINAPI GetAllAttachedVirtualDiskPhysicalPaths(PULONG PathsBufferSizeInBytes,
-                                                    PWSTR PathsBuffer)
-{
-    return vd_not_implemented_without_handle(vd_buffer_valid(PathsBuffer, PathsBufferSizeInBytes));
 }
 
 DWORD WINAPI GetStorageDependencyInformation(HANDLE ObjectHandle, GET_STORAGE_DEPENDENCY_FLAG Flags,

@@ -49,6 +49,13 @@ typedef struct vd_format_driver {
     /* Whether an image of this format can be the parent of a differencing
      * image of `child_device`. */
     int (*can_parent)(uint32_t child_device);
+    /* Whether the disk's content lies in the file as one run of bytes, in
+     * order, so that the host can map a device straight onto the file
+     * (attach): *contiguous, and the run's first byte in *offset.  With
+     * `for_writing` the format first records what writes it will not see
+     * need recorded (VHDX: a new DataWriteGuid).  NULL: never. */
+    uint32_t (*direct_extent)(vd_image *image, int for_writing, int *contiguous,
+                              uint64_t *offset);
     /* Long operations; NULL until the format implements them. */
     uint32_t (*resize)(vd_image *image, const struct vd_resize_request *request);
     uint32_t (*compact)(vd_image *image, const struct vd_compact_request *request);
