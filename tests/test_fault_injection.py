@@ -28,7 +28,7 @@ from typing import Any, Callable, Protocol
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from c_harness import ENGINE, compile_harness  # noqa: E402
+from c_harness import all_engine_sources, compile_harness  # noqa: E402
 from test_engine_vhdx_c import run  # noqa: E402
 
 MiB = 1 << 20
@@ -49,7 +49,7 @@ class Harness(Protocol):
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Harness:
-    sources = sorted(path.name for path in ENGINE.glob("*.c"))
+    sources = all_engine_sources()
     binary = compile_harness(tmp_path_factory.mktemp("fault"), "fault_main", sources,
                              defines=["-DVD_FAULT_INJECTION", "-pthread"], sanitize=True)
 

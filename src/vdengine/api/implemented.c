@@ -16,6 +16,7 @@ static const char *const vd_implemented[] = {
     "GetVirtualDiskMetadata",
     "SetVirtualDiskMetadata",
     "DeleteVirtualDiskMetadata",
+    "GetVirtualDiskOperationProgress",
 };
 
 int vd_engine_implements(const char *name)
