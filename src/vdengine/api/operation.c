@@ -157,28 +157,31 @@ static void vd_operations_join(struct vd_operations *operations)
     }
 }
 
+/* An operation that never started: everything the start took over goes. */
+static uint32_t vd_operation_discard(vd_operation *operation, HANDLE handle, void *context,
+                                     void (*free_context)(void *), uint32_t status)
+{
+    free(operation);
+    if (free_context != NULL)
+        free_context(context);
+    vd_handle_release(handle);
+    return status;
+}
+
 uint32_t vd_operation_run(HANDLE handle, vd_disk *disk, OVERLAPPED *overlapped,
                           vd_operation_body body, void *context, void (*free_context)(void *))
 {
     struct vd_operations *operations = vd_operations_of(disk);
     vd_operation *operation = operations != NULL ? calloc(1, sizeof *operation) : NULL;
-    if (operation == NULL) {
-        if (free_context != NULL)
-            free_context(context);
-        vd_handle_release(handle);
-        return VD_ERROR_NOT_ENOUGH_MEMORY;
-    }
+    if (operation == NULL)
+        return vd_operation_discard(NULL, handle, context, free_context, VD_ERROR_NOT_ENOUGH_MEMORY);
     *operation = (vd_operation){ .owner = operations, .overlapped = overlapped, .handle = handle,
                                  .disk = disk, .body = body, .context = context,
                                  .free_context = free_context };
     pthread_mutex_lock(&operations->lock);
     if (operations->running != NULL) {
         pthread_mutex_unlock(&operations->lock);
-        free(operation);
-        if (free_context != NULL)
-            free_context(context);
-        vd_handle_release(handle);
-        return VD_ERROR_BUSY;
+        return vd_operation_discard(operation, handle, context, free_context, VD_ERROR_BUSY);
     }
     /* The previous thread has published its end; it may still be on its
      * way out.  Joining here keeps at most one per handle. */
@@ -203,11 +206,8 @@ uint32_t vd_operation_run(HANDLE handle, vd_disk *disk, OVERLAPPED *overlapped,
         operations->running = NULL;
         overlapped->Internal = VD_ERROR_NOT_ENOUGH_MEMORY;
         pthread_mutex_unlock(&operations->lock);
-        free(operation);
-        if (free_context != NULL)
-            free_context(context);
-        vd_handle_release(handle);
-        return VD_ERROR_NOT_ENOUGH_MEMORY;
+        return vd_operation_discard(operation, handle, context, free_context,
+                                    VD_ERROR_NOT_ENOUGH_MEMORY);
     }
     operations->has_thread = 1;
     pthread_mutex_unlock(&operations->lock);
