@@ -50,6 +50,10 @@ else:
     extension_libraries = ["vdengine", "pthread"]
     macros = []
 
+# Tracebacks name the .pyx line only (Cython's default); fixed at build time,
+# a failing call skips the run-time lookup of cython_runtime.cline_in_traceback.
+macros.append(("CYTHON_CLINE_IN_TRACEBACK", "0"))
+
 extension = Extension(
     "_virtdisk",
     sources=["src/_virtdisk.pyx"],

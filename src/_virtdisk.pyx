@@ -1,4 +1,5 @@
 # cython: language_level=3, binding=True, embedsignature=True, autotestdict=False
+# cython: freethreading_compatible = True
 """The Windows Virtual Disk API (virtdisk.h), one Python function per C entry point.
 
 Names, arguments and enums follow Microsoft's documentation one to one, so a
@@ -13,19 +14,24 @@ built from keyword arguments named after their fields; handles are
 ``VirtualDiskHandle`` objects that close themselves.
 """
 
+cimport cython
+
 import collections
 import enum
 import os
 import uuid
 import warnings
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_SET_ITEM
 from cpython.unicode cimport (
-    PyUnicode_4BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_READ,
+    PyUnicode_1BYTE_KIND, PyUnicode_4BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_READ,
 )
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memchr, memcpy, memset
 
 cimport virtdisk_api as api
 from virtdisk_api cimport (
@@ -59,6 +65,15 @@ from virtdisk_api cimport (
 )
 
 include "_virtdisk_enums.pxi"
+
+cdef extern from "_virtdisk_support.h":
+    object vd_tuple_alloc(object type, Py_ssize_t size)
+    void *vd_slot_take(void **slot) nogil
+    void *vd_slot_load(void **slot) nogil
+    long vd_count_add(long *count, long delta) nogil
+
+cdef extern from "Python.h":
+    object PyOS_FSPath(object path)
 
 
 # ---------------------------------------------------------------------------
@@ -101,16 +116,48 @@ ChangedRanges.__doc__ = (
     "QueryChangesVirtualDisk: (offset, length) pairs and how many bytes of the "
     "asked range were processed.")
 RawScsiResponse = collections.namedtuple(
-    "RawScsiResponse", ["scsi_status", "sense_info", "data", "data_transfer_length"],
-    module=__name__)
-RawScsiResponse.__doc__ = "RAW_SCSI_VIRTUAL_DISK_RESPONSE with the sense and data bytes."
+    "RawScsiResponse", ["scsi_status", "sense_info", "data_transfer_length"], module=__name__)
+RawScsiResponse.__doc__ = (
+    "RAW_SCSI_VIRTUAL_DISK_RESPONSE: the SCSI status, the sense bytes and how many "
+    "bytes of the caller's data buffer the command moved.")
 
 
 
 cdef inline object _result(object cls, tuple values):
     """Builds a result named tuple without the Python-level __new__ that
-    collections.namedtuple generates (a third of a no-I/O call's cost)."""
+    collections.namedtuple generates (for the answers off the hot path)."""
     return tuple.__new__(cls, values)
+
+
+cdef inline void _put(object result, Py_ssize_t index, object value) noexcept:
+    Py_INCREF(value)  # PyTuple_SET_ITEM takes the reference over
+    PyTuple_SET_ITEM(result, index, value)
+
+
+cdef inline object _result2(object cls, object first, object second):
+    """A two-field answer, built in place (see _virtdisk_support.h)."""
+    cdef object result = vd_tuple_alloc(cls, 2)
+    _put(result, 0, first)
+    _put(result, 1, second)
+    return result
+
+
+cdef inline object _result3(object cls, object first, object second, object third):
+    cdef object result = vd_tuple_alloc(cls, 3)
+    _put(result, 0, first)
+    _put(result, 1, second)
+    _put(result, 2, third)
+    return result
+
+
+cdef inline object _result4(object cls, object first, object second, object third,
+                            object fourth):
+    cdef object result = vd_tuple_alloc(cls, 4)
+    _put(result, 0, first)
+    _put(result, 1, second)
+    _put(result, 2, third)
+    _put(result, 3, fourth)
+    return result
 
 
 VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN = uuid.UUID(int=0)
@@ -122,6 +169,7 @@ PLATFORM = api.VIRTDISK_PLATFORM_NAME.decode("ascii")
 # Errors: one helper on the failure path, the table lives in virtdisk.errors.
 
 cdef object _error_from_code = None
+cdef cython.pymutex _error_lock
 
 
 cdef object _error(DWORD code, str function, object path):
@@ -131,10 +179,24 @@ cdef object _error(DWORD code, str function, object path):
     global _error_from_code
     if _error_from_code is None:
         # Imported on first failure: virtdisk imports this module, so an
-        # import at load time would be circular.
+        # import at load time would be circular.  Threads failing at once
+        # all import the same function; the lock keeps the store whole.
         from virtdisk.errors import error_from_code
-        _error_from_code = error_from_code
-    return _error_from_code(code, function, path)
+        with _error_lock:
+            _error_from_code = error_from_code
+    return _error_from_code(code, function, path, last_error_detail())
+
+
+def last_error_detail() -> str | None:
+    """Why this thread's last VirtDisk call failed, in words, where the
+    Win32 code alone does not say: the portable engine names the structure
+    of the image it rejected ("VHDX header 2 checksum mismatch").  None when
+    that call recorded nothing, and always on Windows, whose VirtDisk
+    returns only the code.  Each call clears it as it starts; calls in
+    other threads never change it.  Failures raised here carry it as the
+    exception's ``detail``."""
+    cdef const char *text = api.vd_dispatch_last_detail()
+    return None if text == NULL else text.decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------------------
@@ -145,7 +207,7 @@ cdef bytes _wide(object path, str argument):
     order), for PCWSTR arguments.  Copied straight from the str's storage:
     this runs on every open.  Lone surrogates pass through unchanged, as
     Windows file names may hold them."""
-    cdef object text = os.fspath(path)
+    cdef object text = path if type(path) is str else PyOS_FSPath(path)
     cdef Py_ssize_t length, units, index
     cdef int kind
     cdef const void *data
@@ -157,6 +219,16 @@ cdef bytes _wide(object path, str argument):
     length = PyUnicode_GET_LENGTH(text)
     kind = PyUnicode_KIND(text)
     data = PyUnicode_DATA(text)
+    if kind == PyUnicode_1BYTE_KIND:
+        # The common case (ASCII and Latin-1 names): one unit per character.
+        if memchr(data, 0, length) != NULL:
+            raise ValueError(f"{argument} must not contain NUL characters")
+        result = PyBytes_FromStringAndSize(NULL, (length + 1) * 2)
+        out = <WCHAR *>PyBytes_AS_STRING(result)
+        for index in range(length):
+            out[index] = (<const unsigned char *>data)[index]
+        out[length] = 0
+        return result
     units = length
     if kind == PyUnicode_4BYTE_KIND:
         for index in range(length):
@@ -261,6 +333,8 @@ cdef int _guid_from(object value, GUID *guid, str argument) except -1:
     return 0
 
 
+cdef object _VENDOR_UNKNOWN = VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN
+cdef object _VENDOR_MICROSOFT = VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT
 cdef GUID _VENDOR_UNKNOWN_GUID
 cdef GUID _VENDOR_MICROSOFT_GUID
 _guid_from(VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN, &_VENDOR_UNKNOWN_GUID, "vendor")
@@ -271,11 +345,15 @@ cdef int _storage_type_from(object value, VIRTUAL_STORAGE_TYPE *out, str argumen
     """Fills `out` from a VirtualStorageType (or any (device_id, vendor_id)
     pair).  The two vendor constants skip the UUID conversion: opening a disk
     is a hot path."""
-    device_id, vendor_id = value
+    if isinstance(value, tuple) and PyTuple_GET_SIZE(value) == 2:
+        device_id = (<tuple>value)[0]
+        vendor_id = (<tuple>value)[1]
+    else:
+        device_id, vendor_id = value
     out.DeviceId = device_id
-    if vendor_id is VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT:
+    if vendor_id is _VENDOR_MICROSOFT:
         out.VendorId = _VENDOR_MICROSOFT_GUID
-    elif vendor_id is VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN:
+    elif vendor_id is _VENDOR_UNKNOWN:
         out.VendorId = _VENDOR_UNKNOWN_GUID
     else:
         _guid_from(vendor_id, &out.VendorId, argument + ".vendor_id")
@@ -290,7 +368,7 @@ cdef object _storage_type_to(const VIRTUAL_STORAGE_TYPE *value):
         device = VirtualStorageTypeDevice(value.DeviceId)
     except ValueError:
         device = value.DeviceId
-    return _result(VirtualStorageType, (device, vendor))
+    return _result2(VirtualStorageType, device, vendor)
 
 
 cdef class _SecurityDescriptor:
@@ -310,13 +388,15 @@ cdef class _SecurityDescriptor:
 # ---------------------------------------------------------------------------
 # Handles
 
-cdef Py_ssize_t _live_handles = 0
+# Changed only through vd_count_add: threads open and close handles at once
+# on a free-threaded CPython.
+cdef long _live_handles = 0
 
 
 def live_handle_count() -> int:
     """How many VirtualDiskHandle objects are open in this process (for leak
     checks)."""
-    return _live_handles
+    return vd_count_add(&_live_handles, 0)
 
 
 cdef class VirtualDiskHandle:
@@ -325,14 +405,20 @@ cdef class VirtualDiskHandle:
     It is closed by ``close()``, at the end of a ``with`` block, or when it is
     garbage-collected (with a ResourceWarning, as for files).  Using a closed
     handle raises the api.ERROR_INVALID_HANDLE error class, never crashes.
+
+    Threads may share one handle: calls on it run concurrently, and of
+    several threads closing it one closes it and the others find it closed.
+    A call that races with the close either runs on the handle or raises
+    the ERROR_INVALID_HANDLE error class.
     """
+    # NULL once closed or detached (no open handle is NULL); read with
+    # vd_slot_load and emptied with vd_slot_take only, so that one thread
+    # alone gets to close it.
     cdef HANDLE _handle
-    cdef bint _open
     cdef readonly object path
 
     def __cinit__(self):
         self._handle = NULL
-        self._open = False
         self.path = None
 
     def __init__(self):
@@ -341,29 +427,33 @@ cdef class VirtualDiskHandle:
     @property
     def closed(self) -> bool:
         """True once the handle has been closed or detached."""
-        return not self._open
+        return vd_slot_load(&self._handle) == NULL
 
     @property
     def value(self) -> int:
         """The raw HANDLE value, for passing to other Windows APIs."""
-        self._require("value")
-        return <uintptr_t>self._handle
+        return <uintptr_t>self._require("value")
 
     cdef HANDLE _require(self, str function) except? NULL:
-        if not self._open:
+        cdef HANDLE handle = vd_slot_load(&self._handle)
+        if handle == NULL:
             raise _error(api.ERROR_INVALID_HANDLE, function, self.path)
-        return self._handle
+        return handle
+
+    cdef HANDLE _take(self) noexcept:
+        """Empties the slot: the HANDLE for the one caller that gets it,
+        NULL for every other."""
+        cdef HANDLE handle = vd_slot_take(&self._handle)
+        if handle != NULL:
+            vd_count_add(&_live_handles, -1)
+        return handle
 
     def close(self) -> None:
         """Closes the handle (CloseHandle).  Closing twice is allowed."""
-        cdef HANDLE handle = self._handle
+        cdef HANDLE handle = self._take()
         cdef DWORD code
-        global _live_handles
-        if not self._open:
+        if handle == NULL:
             return
-        self._open = False
-        self._handle = NULL
-        _live_handles -= 1
         with nogil:
             code = vd_close_handle(handle)
         if code != api.ERROR_SUCCESS:
@@ -372,12 +462,10 @@ cdef class VirtualDiskHandle:
     def detach_handle(self) -> int:
         """Gives up ownership: returns the raw HANDLE value, which the caller
         must close, and marks this object closed."""
-        global _live_handles
-        value = <uintptr_t>self._require("detach_handle")
-        self._open = False
-        self._handle = NULL
-        _live_handles -= 1
-        return value
+        cdef HANDLE handle = self._take()
+        if handle == NULL:
+            raise _error(api.ERROR_INVALID_HANDLE, "detach_handle", self.path)
+        return <uintptr_t>handle
 
     def __enter__(self):
         self._require("__enter__")
@@ -387,23 +475,21 @@ cdef class VirtualDiskHandle:
         self.close()
 
     def __del__(self):
-        if self._open:
+        if vd_slot_load(&self._handle) != NULL:
             warnings.warn(f"unclosed virtual disk handle {self!r}", ResourceWarning,
                           stacklevel=2, source=self)
             self.close()
 
     def __dealloc__(self):
         # Reached without __del__ only when the interpreter is shutting down.
-        global _live_handles
-        cdef HANDLE handle = self._handle
-        if self._open:
-            self._open = False
-            _live_handles -= 1
+        cdef HANDLE handle = self._take()
+        if handle != NULL:
             with nogil:
                 vd_close_handle(handle)
 
     def __repr__(self) -> str:
-        state = "closed" if not self._open else f"handle={<uintptr_t>self._handle:#x}"
+        cdef HANDLE handle = vd_slot_load(&self._handle)
+        state = "closed" if handle == NULL else f"handle={<uintptr_t>handle:#x}"
         return f"<VirtualDiskHandle {state} path={self.path!r}>"
 
     def __reduce__(self):
@@ -411,12 +497,10 @@ cdef class VirtualDiskHandle:
 
 
 cdef VirtualDiskHandle _new_handle(HANDLE handle, object path):
-    global _live_handles
     cdef VirtualDiskHandle result = VirtualDiskHandle.__new__(VirtualDiskHandle)
     result._handle = handle
-    result._open = True
     result.path = path
-    _live_handles += 1
+    vd_count_add(&_live_handles, 1)
     return result
 
 
@@ -454,11 +538,17 @@ cdef object _path_of(object handle):
 cdef class Overlapped:
     """An OVERLAPPED for the long operations (compact, merge, expand, resize,
     mirror, fork).  Pass it as ``overlapped=`` to start the operation without
-    waiting; poll GetVirtualDiskOperationProgress or call ``wait()``.  Keep
-    it alive until the operation has finished."""
+    waiting; poll GetVirtualDiskOperationProgress or call ``wait()`` (from
+    any number of threads).  Keep it until the operation has finished: one
+    collected while its operation still runs gives up its memory to the
+    operation (a small leak) rather than free what the operation writes."""
     cdef OVERLAPPED *_overlapped
+    # Set once the OVERLAPPED was passed to an operation; only then can one
+    # still be running when this object goes.
+    cdef bint _started
 
     def __cinit__(self):
+        self._started = False
         self._overlapped = <OVERLAPPED *>malloc(sizeof(OVERLAPPED))
         if self._overlapped == NULL:
             raise MemoryError()
@@ -473,16 +563,24 @@ cdef class Overlapped:
         cdef DWORD code
         with nogil:
             code = vd_overlapped_wait(self._overlapped, milliseconds)
-        if code == 258:  # WAIT_TIMEOUT
+        if code == _WAIT_TIMEOUT:
             return False
         if code != api.ERROR_SUCCESS:
             raise _error(code, "WaitForSingleObject", None)
         return True
 
     def __dealloc__(self):
-        if self._overlapped != NULL:
-            vd_overlapped_release(self._overlapped)
-            free(self._overlapped)
+        # No other thread holds this object here, but an operation may still
+        # hold its OVERLAPPED: then the memory stays theirs.
+        if self._overlapped == NULL:
+            return
+        if self._started and vd_overlapped_wait(self._overlapped, 0) == _WAIT_TIMEOUT:
+            return
+        vd_overlapped_release(self._overlapped)
+        free(self._overlapped)
+
+
+cdef DWORD _WAIT_TIMEOUT = 258
 
 
 cdef OVERLAPPED *_overlapped_of(object overlapped) except? NULL:
@@ -490,6 +588,7 @@ cdef OVERLAPPED *_overlapped_of(object overlapped) except? NULL:
         return NULL
     if not isinstance(overlapped, Overlapped):
         raise TypeError(f"overlapped must be Overlapped or None, not {type(overlapped).__name__}")
+    (<Overlapped>overlapped)._started = True
     return (<Overlapped>overlapped)._overlapped
 
 
@@ -846,17 +945,17 @@ cdef object _info_value(GET_VIRTUAL_DISK_INFO *info, ULONG size):
     cdef size_t units
     cdef char *base = <char *>info
     if version == api.GET_VIRTUAL_DISK_INFO_SIZE:
-        return _result(VirtualDiskSize, (info.Size.VirtualSize, info.Size.PhysicalSize,
-                                         info.Size.BlockSize, info.Size.SectorSize))
+        return _result4(VirtualDiskSize, info.Size.VirtualSize, info.Size.PhysicalSize,
+                        info.Size.BlockSize, info.Size.SectorSize)
     if version == api.GET_VIRTUAL_DISK_INFO_IDENTIFIER:
         return _uuid_from_guid(&info.Identifier)
     if version == api.GET_VIRTUAL_DISK_INFO_PARENT_LOCATION:
         units = (size - (<char *>&info.ParentLocation.ParentLocationBuffer[0] - base)) // 2
         if info.ParentLocation.ParentResolved:
-            return ParentLocation(True, [_from_wide(
+            return _result2(ParentLocation, True, [_from_wide(
                 &info.ParentLocation.ParentLocationBuffer[0],
                 _wide_length(&info.ParentLocation.ParentLocationBuffer[0], units))])
-        return ParentLocation(False, _from_multi_sz(
+        return _result2(ParentLocation, False, _from_multi_sz(
             &info.ParentLocation.ParentLocationBuffer[0], units))
     if version == api.GET_VIRTUAL_DISK_INFO_PARENT_IDENTIFIER:
         return _uuid_from_guid(&info.ParentIdentifier)
@@ -872,9 +971,8 @@ cdef object _info_value(GET_VIRTUAL_DISK_INFO *info, ULONG size):
     if version == api.GET_VIRTUAL_DISK_INFO_IS_4K_ALIGNED:
         return bool(info.Is4kAligned)
     if version == api.GET_VIRTUAL_DISK_INFO_PHYSICAL_DISK:
-        return _result(PhysicalDisk, (info.PhysicalDisk.LogicalSectorSize,
-                                      info.PhysicalDisk.PhysicalSectorSize,
-                                      bool(info.PhysicalDisk.IsRemote)))
+        return _result3(PhysicalDisk, info.PhysicalDisk.LogicalSectorSize,
+                        info.PhysicalDisk.PhysicalSectorSize, bool(info.PhysicalDisk.IsRemote))
     if version == api.GET_VIRTUAL_DISK_INFO_VHD_PHYSICAL_SECTOR_SIZE:
         return info.VhdPhysicalSectorSize
     if version == api.GET_VIRTUAL_DISK_INFO_SMALLEST_SAFE_VIRTUAL_SIZE:
@@ -887,7 +985,8 @@ cdef object _info_value(GET_VIRTUAL_DISK_INFO *info, ULONG size):
         return _uuid_from_guid(&info.VirtualDiskId)
     if version == api.GET_VIRTUAL_DISK_INFO_CHANGE_TRACKING_STATE:
         units = (size - (<char *>&info.ChangeTrackingState.MostRecentId[0] - base)) // 2
-        return ChangeTrackingState(
+        return _result3(
+            ChangeTrackingState,
             bool(info.ChangeTrackingState.Enabled), bool(info.ChangeTrackingState.NewerChanges),
             _from_wide(&info.ChangeTrackingState.MostRecentId[0],
                        _wide_length(&info.ChangeTrackingState.MostRecentId[0], units)))
@@ -1074,8 +1173,8 @@ def GetVirtualDiskOperationProgress(handle, overlapped):
         code = api.GetVirtualDiskOperationProgress(native, overlapped_pointer, &progress)
     if code != api.ERROR_SUCCESS:
         raise _error(code, "GetVirtualDiskOperationProgress", _path_of(handle))
-    return VirtualDiskProgress(progress.OperationStatus, progress.CurrentValue,
-                               progress.CompletionValue)
+    return _result3(VirtualDiskProgress, progress.OperationStatus, progress.CurrentValue,
+                    progress.CompletionValue)
 
 
 def CompactVirtualDisk(handle, flags=0, version=1, *, overlapped=None):
@@ -1265,8 +1364,8 @@ def QueryChangesVirtualDisk(handle, change_tracking_id, byte_offset, byte_length
                 <QUERY_CHANGES_VIRTUAL_DISK_FLAG>query_flags, ranges, &count, &processed)
         if code != api.ERROR_SUCCESS:
             raise _error(code, "QueryChangesVirtualDisk", _path_of(handle))
-        return ChangedRanges([(ranges[index].ByteOffset, ranges[index].ByteLength)
-                              for index in range(count)], processed)
+        return _result2(ChangedRanges, [(ranges[index].ByteOffset, ranges[index].ByteLength)
+                                        for index in range(count)], processed)
     finally:
         free(ranges)
 
@@ -1361,11 +1460,19 @@ def ApplySnapshotVhdSet(handle, snapshot_id, leaf_snapshot_id, flags=0, version=
         raise _error(code, "ApplySnapshotVhdSet", _path_of(handle))
 
 
-def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=0,
+def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=None,
                        sense_info_length=18, srb_flags=0, rsvd_handle=False, flags=0,
                        version=1):
-    """Sends a SCSI command to the virtual disk.  For a data-in command give
-    `data_transfer_length`; for data-out give `data`.
+    """Sends one SCSI command to a disk attached with
+    ATTACH_VIRTUAL_DISK_FLAG_NO_LOCAL_HOST.
+
+    `data` is the command's data buffer, used in place without a copy: for
+    a data-in command (`data_in` true) any writable buffer, which the
+    command fills; for a data-out command any buffer, which it sends.
+    `data_transfer_length` (default: the whole buffer) may ask for less.
+    The GIL is released for the call, and the buffer stays locked against
+    resizing until it returns.  The answer is a :class:`RawScsiResponse`;
+    a SCSI failure is a CHECK CONDITION there, not an exception.
 
     https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-rawscsivirtualdisk
     """
@@ -1375,36 +1482,49 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
     cdef RAW_SCSI_VIRTUAL_DISK_RESPONSE response
     cdef DWORD scsi_flags = flags
     cdef bytes command = bytes(cdb)
-    cdef bytearray buffer
+    cdef Py_buffer view
+    cdef bint have_view = False
     cdef bytearray sense
+    cdef unsigned long long length
     cdef DWORD code
     if not 0 < len(command) <= 255:
         raise ValueError(f"cdb must be 1 to 255 bytes, not {len(command)}")
     if not 0 <= sense_info_length <= 255:
         raise ValueError("sense_info_length must be 0 to 255")
-    buffer = bytearray(data_transfer_length) if data_in else bytearray(b"" if data is None else data)
     sense = bytearray(sense_info_length)
     memset(&parameters, 0, sizeof(parameters))
     memset(&response, 0, sizeof(response))
-    parameters.Version = <RAW_SCSI_VIRTUAL_DISK_VERSION><DWORD>version
-    parameters.Version1.RSVDHandle = bool(rsvd_handle)
-    parameters.Version1.DataIn = 1 if data_in else 0
-    parameters.Version1.CdbLength = <UCHAR>len(command)
-    parameters.Version1.SenseInfoLength = <UCHAR>sense_info_length
-    parameters.Version1.SrbFlags = srb_flags
-    parameters.Version1.DataTransferLength = len(buffer)
-    parameters.Version1.DataBuffer = <void *>(<char *>buffer) if len(buffer) else NULL
-    parameters.Version1.SenseInfo = <UCHAR *>(<char *>sense) if len(sense) else NULL
-    parameters.Version1.Cdb = <UCHAR *>PyBytes_AS_STRING(command)
-    with nogil:
-        code = vd_fn_RawSCSIVirtualDisk(native, &parameters,
-                                        <RAW_SCSI_VIRTUAL_DISK_FLAG>scsi_flags, &response)
+    if data is not None:
+        PyObject_GetBuffer(data, &view, PyBUF_WRITABLE if data_in else PyBUF_SIMPLE)
+        have_view = True
+    try:
+        available = view.len if have_view else 0
+        length = available if data_transfer_length is None else data_transfer_length
+        if length > <unsigned long long>available:
+            raise ValueError(f"data_transfer_length {length} is more than the "
+                             f"{available} bytes of data")
+        if length > 0xFFFFFFFF:
+            raise ValueError("data_transfer_length must fit in 32 bits")
+        parameters.Version = <RAW_SCSI_VIRTUAL_DISK_VERSION><DWORD>version
+        parameters.Version1.RSVDHandle = bool(rsvd_handle)
+        parameters.Version1.DataIn = 1 if data_in else 0
+        parameters.Version1.CdbLength = <UCHAR>len(command)
+        parameters.Version1.SenseInfoLength = <UCHAR>sense_info_length
+        parameters.Version1.SrbFlags = srb_flags
+        parameters.Version1.DataTransferLength = <DWORD>length
+        parameters.Version1.DataBuffer = view.buf if have_view and length else NULL
+        parameters.Version1.SenseInfo = <UCHAR *>(<char *>sense) if sense_info_length else NULL
+        parameters.Version1.Cdb = <UCHAR *>PyBytes_AS_STRING(command)
+        with nogil:
+            code = vd_fn_RawSCSIVirtualDisk(native, &parameters,
+                                            <RAW_SCSI_VIRTUAL_DISK_FLAG>scsi_flags, &response)
+    finally:
+        if have_view:
+            PyBuffer_Release(&view)
     if code != api.ERROR_SUCCESS:
         raise _error(code, "RawSCSIVirtualDisk", _path_of(handle))
-    transferred = min(response.Version1.DataTransferLength, len(buffer))
     return RawScsiResponse(response.Version1.ScsiStatus,
                            bytes(sense[:response.Version1.SenseInfoLength]),
-                           bytes(buffer[:transferred]) if data_in else None,
                            response.Version1.DataTransferLength)
 
 
@@ -1463,6 +1583,6 @@ __all__ = [
     "ParentLocation", "PhysicalDisk", "ChangeTrackingState", "StorageDependencyInfo",
     "VirtualDiskProgress", "ChangedRanges", "RawScsiResponse",
     "VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN", "VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT",
-    "CloseHandle", "features", "live_handle_count", "PLATFORM",
+    "CloseHandle", "features", "live_handle_count", "last_error_detail", "PLATFORM",
     "ENUM_CLASSES", "ENUM_ALIASES", *ENUM_CLASSES, *ENUM_ALIASES,
 ]

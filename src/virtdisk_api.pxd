@@ -596,6 +596,7 @@ cdef extern from "virtdisk_dispatch.h" nogil:
     const char *VIRTDISK_PLATFORM_NAME
     DWORD vd_dispatch_init()
     int vd_dispatch_implements(const char *name)
+    const char *vd_dispatch_last_detail()
     DWORD vd_close_handle(HANDLE handle)
     VIRTDISK_FN_GetAllAttachedVirtualDiskPhysicalPaths *vd_fn_GetAllAttachedVirtualDiskPhysicalPaths
     VIRTDISK_FN_QueryChangesVirtualDisk *vd_fn_QueryChangesVirtualDisk

@@ -63,7 +63,6 @@ class ChangedRanges(NamedTuple):
 class RawScsiResponse(NamedTuple):
     scsi_status: int
     sense_info: bytes
-    data: bytes | None
     data_transfer_length: int
 
 @disjoint_base
@@ -91,6 +90,7 @@ class Overlapped:
 def live_handle_count() -> int: ...
 def CloseHandle(handle: _Handle) -> None: ...
 def features() -> dict[str, bool]: ...
+def last_error_detail() -> str | None: ...
 
 def OpenVirtualDisk(
     virtual_storage_type: VirtualStorageType | tuple[int, uuid.UUID] | None,
@@ -296,7 +296,7 @@ def RawSCSIVirtualDisk(
     *,
     data_in: bool,
     data: Buffer | None = None,
-    data_transfer_length: int = 0,
+    data_transfer_length: int | None = None,
     sense_info_length: int = 18,
     srb_flags: int = 0,
     rsvd_handle: bool = False,
@@ -327,7 +327,7 @@ __all__ = [
     "ParentLocation", "PhysicalDisk", "ChangeTrackingState", "StorageDependencyInfo",
     "VirtualDiskProgress", "ChangedRanges", "RawScsiResponse",
     "VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN", "VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT",
-    "CloseHandle", "features", "live_handle_count", "PLATFORM",
+    "CloseHandle", "features", "live_handle_count", "last_error_detail", "PLATFORM",
     "ENUM_CLASSES", "ENUM_ALIASES",
 ]
 

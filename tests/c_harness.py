@@ -7,6 +7,8 @@ compare its output with the spec or with tools nobody here wrote.
 
 from __future__ import annotations
 
+import atexit
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -40,13 +42,7 @@ def all_engine_sources() -> list[Path]:
     return sorted(ENGINE.rglob("*.c"))
 
 
-def compile_harness(directory: Path, harness: str, engine_sources: Sequence[str | Path],
-                    *, defines: Sequence[str] = (), sanitize: bool = False) -> Path:
-    """Compiles tests/c/<harness>.c with the engine sources into `directory`.
-
-    `engine_sources` are names in src/vdengine or paths.  With `sanitize`
-    the program runs under AddressSanitizer and UBSan where the compiler has
-    them (falling back to a plain build where it has not)."""
+def _compiler() -> str:
     if sys.platform == "win32":
         pytest.skip("the portable engine's C tests run on POSIX hosts; Windows runs VirtDisk")
     if not ENGINE.is_dir():
@@ -54,20 +50,82 @@ def compile_harness(directory: Path, harness: str, engine_sources: Sequence[str 
     compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if compiler is None:
         pytest.skip("no C compiler")
+    return compiler
+
+
+_FLAGS = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-g", "-pthread",
+          f"-I{ENGINE}", f"-I{ROOT / 'src' / 'include'}"]
+_SANITIZERS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+_libraries: dict[tuple[str, ...], Path] = {}
+_library_area: list[Path] = []
+
+
+def _engine_library(compiler: str, flags: Sequence[str]) -> Path:
+    """The whole engine as a static library built with `flags`, once per test
+    session.  Harnesses link it after their own sources, so a harness names
+    only the sources it replaces or must have, and a new dependency between
+    engine files never breaks a harness's link."""
+    key = tuple(flags)
+    if key in _libraries:
+        return _libraries[key]
+    if not _library_area:
+        area = Path(tempfile.mkdtemp(prefix="vd-engine-lib-"))
+        atexit.register(shutil.rmtree, area, True)
+        _library_area.append(area)
+    directory = Path(tempfile.mkdtemp(dir=_library_area[0]))
+
+    def build(source: Path) -> Path:
+        name = source.relative_to(ENGINE).with_suffix(".o").as_posix().replace("/", "_")
+        target = directory / name
+        result = subprocess.run([compiler, *flags, "-c", str(source), "-o", str(target)],
+                                capture_output=True)
+        if result.returncode != 0:
+            # The compiler's message, not only its exit status, in the report.
+            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout,
+                                                result.stderr.decode(errors="replace"))
+        return target
+
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 4) as pool:
+        objects = list(pool.map(build, all_engine_sources()))
+    library = directory / "libvdengine.a"
+    subprocess.run(["ar", "rcs", str(library), *map(str, objects)], check=True)
+    _libraries[key] = library
+    return library
+
+
+def compile_harness(directory: Path, harness: str, engine_sources: Sequence[str | Path],
+                    *, defines: Sequence[str] = (), sanitize: bool = False) -> Path:
+    """Compiles tests/c/<harness>.c with the engine sources into `directory`,
+    then the rest of the engine from a library built with the same flags.
+
+    `engine_sources` are names in src/vdengine or paths: the files the
+    harness must link whole (the library supplies whatever else they call).
+    A harness that replaces engine functions with fakes leaves their files
+    out.  With `sanitize` the program runs under AddressSanitizer and UBSan
+    where the compiler has them (falling back to a plain build where it has
+    not)."""
+    compiler = _compiler()
     binary = directory / harness
     sources = [str(source if isinstance(source, Path) else engine_source(source))
                for source in engine_sources]
-    command = [compiler, "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
-               *defines, f"-I{ENGINE}", f"-I{ROOT / 'src' / 'include'}", "-pthread",
-               str(HARNESSES / f"{harness}.c"), *sources,
-               "-o", str(binary)]
+
+    def build(flags: list[str]) -> subprocess.CompletedProcess[bytes]:
+        library = _engine_library(compiler, flags)
+        return subprocess.run([compiler, *flags, str(HARNESSES / f"{harness}.c"), *sources,
+                               str(library), "-o", str(binary)], capture_output=True)
+
+    flags = [*_FLAGS, *defines]
     if sanitize:
-        sanitized = subprocess.run(command + ["-fsanitize=address,undefined",
-                                              "-fno-sanitize-recover=all"],
-                                   capture_output=True)
-        if sanitized.returncode == 0:
-            return binary
-    subprocess.run(command, check=True)
+        try:
+            if build(flags + _SANITIZERS).returncode == 0:
+                return binary
+        except subprocess.CalledProcessError:
+            pass   # no sanitizer runtime here: the plain build below
+    result = build(flags)
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr.decode(errors="replace"))
+        raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout,
+                                            result.stderr.decode(errors="replace"))
     return binary
 
 

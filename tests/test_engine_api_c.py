@@ -47,6 +47,7 @@ ERROR_NOT_SUPPORTED = 50
 ERROR_INVALID_PARAMETER = 87
 ERROR_NOT_FOUND = 1168
 ERROR_CALL_NOT_IMPLEMENTED = 120
+ERROR_NOT_READY = 21
 ERROR_INSUFFICIENT_BUFFER = 122
 ERROR_INVALID_NAME = 123
 ERROR_FILE_CORRUPT = 1392
@@ -619,8 +620,13 @@ def test_features_report_exactly_what_the_engine_carries_out(api: ApiProgram,
 
 
 # What a V1 READ handle (no METAOPS, image read-only) gets from the functions
-# that change or list metadata, with valid arguments.
+# the engine carries out, with valid arguments, called in this order: the
+# NO_LOCAL_HOST read-only attach succeeds, so does the detach after it, and
+# RawSCSIVirtualDisk on the handle detached again finds no attach.
 UPDATE_ANSWERS_ON_READ_HANDLE = {
+    "AttachVirtualDisk": ERROR_SUCCESS,
+    "DetachVirtualDisk": ERROR_SUCCESS,
+    "RawSCSIVirtualDisk": ERROR_NOT_READY,
     "SetVirtualDiskInformation": ERROR_ACCESS_DENIED,
     "SetVirtualDiskMetadata": ERROR_ACCESS_DENIED,
     "DeleteVirtualDiskMetadata": ERROR_ACCESS_DENIED,

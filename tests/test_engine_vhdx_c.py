@@ -149,31 +149,9 @@ def sha256(path: Path) -> str:
 
 # --------------------------------------------------------------------------- file surgery
 
-def regions(raw: bytes | bytearray) -> dict[bytes, tuple[int, int]]:
-    """Region table 1: {guid: (file offset, length)}."""
-    count = struct.unpack_from("<I", raw, vb.REGION1 + 8)[0]
-    found = {}
-    for i in range(count):
-        guid, offset, length, _ = struct.unpack_from("<16sQII", raw, vb.REGION1 + 16 + 32 * i)
-        found[guid] = (offset, length)
-    return found
-
-
-def metadata_entry_offset(raw: bytes | bytearray, item: bytes) -> int:
-    """File offset of the metadata table entry of `item`."""
-    table = regions(raw)[vb.METADATA_REGION][0]
-    count = struct.unpack_from("<H", raw, table + 10)[0]
-    for i in range(count):
-        at = table + 32 + 32 * i
-        if raw[at:at + 16] == item:
-            return at
-    raise KeyError(item)
-
-
-def metadata_item_offset(raw: bytes | bytearray, item: bytes) -> int:
-    table = regions(raw)[vb.METADATA_REGION][0]
-    relative: int = struct.unpack_from("<I", raw, metadata_entry_offset(raw, item) + 16)[0]
-    return table + relative
+regions = vb.regions
+metadata_entry_offset = vb.metadata_entry_offset
+metadata_item_offset = vb.metadata_item_offset
 
 
 def bat_offset(raw: bytes | bytearray) -> int:

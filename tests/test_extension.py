@@ -203,3 +203,32 @@ def test_guid_arguments_accept_uuid_and_bytes(small_vhdx: Path) -> None:
     for guid in (value, value.bytes_le, bytearray(value.bytes_le), None):
         _virtdisk.OpenVirtualDisk(UNKNOWN, small_vhdx, 0, 0, 2, read_only=True,
                                   resiliency_guid=guid).close()
+
+
+def test_answers_are_named_tuples(small_vhdx: Path) -> None:
+    """The answers built in C stay tuples with names: unpacking, comparison
+    with a plain tuple, _fields, _asdict, repr and pickling all work."""
+    import pickle
+
+    version = _virtdisk.GetVirtualDiskInfoVersion
+    with _virtdisk.OpenVirtualDisk(UNKNOWN, small_vhdx, 0, 0, 2, read_only=True) as handle:
+        size = _virtdisk.GetVirtualDiskInformation(handle, version.SIZE)
+        storage = _virtdisk.GetVirtualDiskInformation(handle, version.VIRTUAL_STORAGE_TYPE)
+        host = _virtdisk.GetVirtualDiskInformation(handle, version.PHYSICAL_DISK)
+    assert type(size) is _virtdisk.VirtualDiskSize and isinstance(size, tuple)
+    virtual, physical, block, sector = size
+    assert size == (virtual, physical, block, sector) == tuple(size)
+    assert (size.virtual_size, size.block_size, size.sector_size) == (64 << 20, block, 512)
+    assert size._fields == ("virtual_size", "physical_size", "block_size", "sector_size")
+    assert size._asdict()["physical_size"] == physical
+    assert repr(size) == (f"VirtualDiskSize(virtual_size={virtual}, physical_size={physical}, "
+                          f"block_size={block}, sector_size={sector})")
+    assert size == _virtdisk.VirtualDiskSize(virtual, physical, block, sector)
+    assert hash(size) == hash(tuple(size))
+    assert pickle.loads(pickle.dumps(size)) == size
+    assert storage.device_id is _virtdisk.VirtualStorageTypeDevice.VHDX
+    assert tuple(storage) == (_virtdisk.VirtualStorageTypeDevice.VHDX,
+                              _virtdisk.VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT)
+    assert len(host) == 3 and host.is_remote is False
+    # Built in place, the answer still shows its items to the garbage collector.
+    assert set(gc.get_referents(size)) >= {virtual, sector}

@@ -82,7 +82,7 @@ class Model:
         return len(self.data) // self.block
 
     def answer(self, status: int = 0, sense: bytes = b"", length: int = 0) -> RawScsiResponse:
-        return RawScsiResponse(status, sense, None, length)
+        return RawScsiResponse(status, sense, length)
 
     def check(self, key: int, asc: int, ascq: int = 0,
               information: int | None = None) -> RawScsiResponse:

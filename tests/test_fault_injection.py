@@ -49,8 +49,7 @@ class Harness(Protocol):
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Harness:
-    sources = all_engine_sources()
-    binary = compile_harness(tmp_path_factory.mktemp("fault"), "fault_main", sources,
+    binary = compile_harness(tmp_path_factory.mktemp("fault"), "fault_main", all_engine_sources(),
                              defines=["-DVD_FAULT_INJECTION", "-pthread"], sanitize=True)
 
     def answer(*args: str | int | Path) -> dict[str, Any]:

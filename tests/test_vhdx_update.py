@@ -38,7 +38,7 @@ from test_create_vhdx import seven_zip_fields  # noqa: E402
 from test_engine_vhdx_c import run, seven_zip_info, vhdiinfo, windows_guid  # noqa: E402
 
 UPDATE_SOURCES = ["vhdx.c", "vhdx_log.c", "vhdx_log_write.c", "vhdx_write.c", "vhdx_metadata.c", "vhdx_update.c",
-                  "vhdx_create.c", "crc32c.c", "guid.c", "image.c", "io.c", "utf16.c"]
+                  "vhdx_create.c", "crc32c.c", "guid.c", "image.c", "io.c", "utf16.c", "parent_paths.c"]
 CREATE_SOURCES = all_engine_sources()
 
 ERROR_WRITE_FAULT = 29

@@ -358,6 +358,36 @@ class Image:
             out.truncate(size)
 
 
+# --------------------------------------------------------------------------- file surgery
+
+def regions(raw: bytes | bytearray) -> dict[bytes, tuple[int, int]]:
+    """Region table 1: {guid: (file offset, length)}."""
+    count = struct.unpack_from("<I", raw, REGION1 + 8)[0]
+    found = {}
+    for i in range(count):
+        guid, offset, length, _ = struct.unpack_from("<16sQII", raw, REGION1 + 16 + 32 * i)
+        found[guid] = (offset, length)
+    return found
+
+
+def metadata_entry_offset(raw: bytes | bytearray, item: bytes) -> int:
+    """File offset of the metadata table entry of `item`."""
+    table = regions(raw)[METADATA_REGION][0]
+    count = struct.unpack_from("<H", raw, table + 10)[0]
+    for i in range(count):
+        at = table + 32 + 32 * i
+        if raw[at:at + 16] == item:
+            return at
+    raise KeyError(item)
+
+
+def metadata_item_offset(raw: bytes | bytearray, item: bytes) -> int:
+    """File offset of the data of metadata item `item`."""
+    table = regions(raw)[METADATA_REGION][0]
+    relative: int = struct.unpack_from("<I", raw, metadata_entry_offset(raw, item) + 16)[0]
+    return table + relative
+
+
 # --------------------------------------------------------------------------- reading headers back
 
 def current_header(raw: bytes | bytearray) -> tuple[int, bytes]:

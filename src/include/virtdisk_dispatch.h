@@ -90,6 +90,12 @@ static int vd_dispatch_implements(const char *name)
     return 1;
 }
 
+/* VirtDisk returns the Win32 code and nothing more. */
+static const char *vd_dispatch_last_detail(void)
+{
+    return NULL;
+}
+
 #define VIRTDISK_PLATFORM_NAME "windows"
 
 #else /* the portable engine */
@@ -135,6 +141,11 @@ static DWORD vd_overlapped_wait(OVERLAPPED *overlapped, DWORD milliseconds)
 static int vd_dispatch_implements(const char *name)
 {
     return vd_engine_implements(name);
+}
+
+static const char *vd_dispatch_last_detail(void)
+{
+    return vd_engine_last_detail();
 }
 
 #define VIRTDISK_PLATFORM_NAME "engine"

@@ -23,6 +23,14 @@ DWORD vd_engine_close_handle(HANDLE handle);
  * the extension reports it. */
 int vd_engine_implements(const char *name);
 
+/* Why the calling thread's last VirtDisk call failed, in words, when the
+ * Win32 code alone does not say: the structure of the image that was
+ * rejected, e.g. "VHDX header 2 checksum mismatch".  NULL when that call
+ * recorded nothing.  Each entry point clears it as it starts; other
+ * threads' calls never touch it.  The text stays valid until the thread's
+ * next call.  Windows has no such text: it is the engine's addition. */
+const char *vd_engine_last_detail(void);
+
 /* Number of handles currently open, for leak checks in tests. */
 ULONG vd_engine_open_handle_count(void);
 

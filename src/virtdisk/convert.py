@@ -56,8 +56,9 @@ _FORMAT_NAMES: Final = {_VHD: "vhd", _VHDX: "vhdx"}
 
 _MIB: Final = 1 << 20
 _SECTOR: Final = 512
-# Read and write in chunks this large: the measured knee of the copy rate
-# (larger chunks no longer help, smaller ones pay per-command overhead).
+# Read and write in chunks this large: the engine's SCSI target moves at
+# most 8 MiB per command (its VPD Block Limits page says so), so a chunk is
+# one command there; smaller chunks pay more per-call overhead.
 _CHUNK: Final = 8 * _MIB
 # A raw destination's holes need not match any block size: 1 MiB pieces
 # keep small runs of data from filling large holes.

@@ -21,6 +21,12 @@ file another opener holds.  All of them are :class:`VirtualDiskError`, an
 ``code_name``
     the code's symbolic name, e.g. ``"ERROR_VHD_PARENT_VHD_NOT_FOUND"``, or
     ``None`` for a code this module does not know.
+``detail``
+    which structure failed, in words, when the code alone does not say: the
+    portable engine records it at the failure site (``"BAT entry 17 points
+    past the end of the file"``, ``"VHDX header 2 checksum mismatch"``), and
+    the message ends with it.  ``None`` on Windows, whose VirtDisk returns
+    only the code, and for failures that need no explanation.
 
 CPython on Windows derives ``OSError.errno`` from ``winerror`` with the C
 runtime's table, and Linux has no ``winerror`` at all.  The constructor here
@@ -213,8 +219,10 @@ class VirtualDiskError(OSError):
     winerror: int
     function: str
     code_name: str | None
+    detail: str | None = None
 
-    def __init__(self, winerror: int, function: str, filename: str | None = None) -> None:
+    def __init__(self, winerror: int, function: str, filename: str | None = None,
+                 detail: str | None = None) -> None:
         code = _to_dword(winerror)
         entry = _TABLE.get(code)
         if entry is None:
@@ -227,12 +235,15 @@ class VirtualDiskError(OSError):
         self.winerror = code
         self.function = function
         self.code_name = _NAMES.get(code)
+        self.detail = detail
 
     def __str__(self) -> str:
         text = f"{self.function} failed"
         if self.filename is not None:
             text += f" on {self.filename!r}"
         text += f": {self.strerror}"
+        if self.detail is not None:
+            text += f": {self.detail}"
         if self.code_name is not None:
             text += f" [{self.code_name} {_format_code(self.winerror)}]"
         return text
@@ -696,21 +707,24 @@ def _unknown_message(code: int) -> str:
     return f"Win32 error 0x{code:08X}"
 
 
-def error_from_code(code: int, function: str, path: str | None = None) -> VirtualDiskError:
+def error_from_code(code: int, function: str, path: str | None = None,
+                    detail: str | None = None) -> VirtualDiskError:
     """Returns the exception for Win32 error `code` returned by `function`.
 
     The class is the most specific one the table gives; a code the table does
     not know gives a plain :class:`VirtualDiskError` whose message is
     ``"Win32 error 0x..."``.  `code` may be given in its signed 32-bit
-    reading; the exception always holds it unsigned.  Raises ValueError for 0
-    (success) and for values outside 32 bits.
+    reading; the exception always holds it unsigned.  `detail` becomes the
+    exception's ``detail`` (the extension passes the engine's account of
+    the failure).  Raises ValueError for 0 (success) and for values outside
+    32 bits.
     """
     entry = _TABLE.get(code)
     if entry is None:
         dword = _to_dword(code)
         entry = _TABLE.get(dword)
         if entry is None:
-            return VirtualDiskError(dword, function, path)
+            return VirtualDiskError(dword, function, path, detail)
         code = dword
     # The extension calls this on every failure, so the known codes skip the
     # Python-level constructor chain (about 3x slower) and fill the same
@@ -721,6 +735,7 @@ def error_from_code(code: int, function: str, path: str | None = None) -> Virtua
     error.winerror = code
     error.function = function
     error.code_name = _NAMES.get(code)
+    error.detail = detail
     return error
 
 

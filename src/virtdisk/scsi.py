@@ -263,17 +263,10 @@ def sense_error(sense: Sense | None, status: int, *, command: str, function: str
 
 def _transfer(handle: VirtualDiskHandle, cdb: bytes, data_in: bool,
               view: memoryview | None) -> RawScsiResponse:
-    """One RawSCSIVirtualDisk call moving `view` (data-in: filled; data-out:
-    sent).  The only place that knows the extension's calling convention."""
-    if data_in:
-        length = 0 if view is None else len(view)
-        response = RawSCSIVirtualDisk(handle, cdb, data_in=True, data_transfer_length=length,
-                                      sense_info_length=_SENSE_LENGTH)
-        data = response.data
-        if view is not None and data:
-            view[:len(data)] = data
-        return response
-    return RawSCSIVirtualDisk(handle, cdb, data_in=False, data=view,
+    """One RawSCSIVirtualDisk call moving `view` in place (data-in: filled;
+    data-out: sent), without a copy.  The only place that knows the
+    extension's calling convention."""
+    return RawSCSIVirtualDisk(handle, cdb, data_in=data_in, data=view,
                               sense_info_length=_SENSE_LENGTH)
 
 

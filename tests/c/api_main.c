@@ -649,8 +649,10 @@ static DWORD call_attach(HANDLE handle, int bad)
     ATTACH_VIRTUAL_DISK_PARAMETERS parameters;
     memset(&parameters, 0, sizeof parameters);
     parameters.Version = bad ? (ATTACH_VIRTUAL_DISK_VERSION)3 : ATTACH_VIRTUAL_DISK_VERSION_1;
-    return AttachVirtualDisk(handle, NULL, ATTACH_VIRTUAL_DISK_FLAG_READ_ONLY, 0, &parameters,
-                             NULL);
+    return AttachVirtualDisk(handle, NULL,
+                             ATTACH_VIRTUAL_DISK_FLAG_NO_LOCAL_HOST
+                                 | ATTACH_VIRTUAL_DISK_FLAG_READ_ONLY,
+                             0, &parameters, NULL);
 }
 
 static DWORD call_detach(HANDLE handle, int bad)
@@ -830,8 +832,11 @@ static DWORD call_apply_snapshot(HANDLE handle, int bad)
 static DWORD call_raw_scsi(HANDLE handle, int bad)
 {
     RAW_SCSI_VIRTUAL_DISK_PARAMETERS parameters;
+    UCHAR test_unit_ready[6] = { 0 };
     memset(&parameters, 0, sizeof parameters);
     parameters.Version = RAW_SCSI_VIRTUAL_DISK_VERSION_1;
+    parameters.Version1.CdbLength = sizeof test_unit_ready;
+    parameters.Version1.Cdb = test_unit_ready;
     RAW_SCSI_VIRTUAL_DISK_RESPONSE response;
     return RawSCSIVirtualDisk(handle, &parameters, RAW_SCSI_VIRTUAL_DISK_FLAG_NONE,
                               bad ? NULL : &response);
@@ -861,8 +866,8 @@ static const struct {
     int has_bad_variant;
     int implemented;
 } checked_calls[] = {
-    { "AttachVirtualDisk", call_attach, 1, 1, 0 },
-    { "DetachVirtualDisk", call_detach, 1, 1, 0 },
+    { "AttachVirtualDisk", call_attach, 1, 1, 1 },
+    { "DetachVirtualDisk", call_detach, 1, 1, 1 },
     { "GetVirtualDiskPhysicalPath", call_physical_path, 1, 1, 0 },
     { "GetAllAttachedVirtualDiskPhysicalPaths", call_all_attached, 0, 1, 0 },
     { "GetStorageDependencyInformation", call_dependency, 1, 1, 0 },
@@ -884,7 +889,7 @@ static const struct {
     { "DeleteSnapshotVhdSet", call_delete_snapshot, 1, 1, 0 },
     { "ModifyVhdSet", call_modify, 1, 1, 0 },
     { "ApplySnapshotVhdSet", call_apply_snapshot, 1, 1, 0 },
-    { "RawSCSIVirtualDisk", call_raw_scsi, 1, 1, 0 },
+    { "RawSCSIVirtualDisk", call_raw_scsi, 1, 1, 1 },
     { "ForkVirtualDisk", call_fork, 1, 1, 0 },
     { "CompleteForkVirtualDisk", call_complete_fork, 1, 0, 0 },
 };

@@ -50,6 +50,12 @@
  *   parent or source cannot be opened             what OpenVirtualDisk says
  *   writing fails                                 the host error (DISK_FULL, ...)
  *
+ * Sources.  SourcePath names an image (opened as OpenVirtualDisk opens it,
+ * read-only with its chain) or, when SourceVirtualStorageType leaves the
+ * device unknown, a block device (/dev/sdb, /dev/loop0, a /dev/disk/by-id
+ * link), the counterpart of Windows' \\.\PhysicalDriveN: its whole content
+ * is copied and its size is the default size.
+ *
  * Fixed or dynamic.  FULL_PHYSICAL_ALLOCATION makes a fixed disk, without
  * it the disk is dynamic (differencing with a parent).  A fixed disk's space
  * is reserved with fallocate (constant time, no zeros written); with
@@ -92,6 +98,7 @@
 #endif
 
 #include "api/create.h"
+#include "base/detail.h"
 #include "base/guid.h"
 
 #include <errno.h>
@@ -100,19 +107,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "disk/driver.h"
 #include "api/handle.h"
-#include "disk/parent_paths.h"
 #include "api/storage_type.h"
 #include "base/utf16.h"
 #include "base/vd_errors.h"
-#include "vdengine.h"
+#include "disk/driver.h"
+#include "disk/parent_paths.h"
 #include "formats/vhd/vhd_format.h"
-
-#define VD_KIB (UINT32_C(1) << 10)
-#define VD_MIB (UINT32_C(1) << 20)
-
-#define VD_VHDX_MAX_SIZE (UINT64_C(64) << 40)
+#include "formats/vhdx/vhdx_format.h"
+#include "host/block_device.h"
+#include "vdengine.h"
 
 #define VD_CREATE_FLAGS_KNOWN                                                                 \
     (CREATE_VIRTUAL_DISK_FLAG_FULL_PHYSICAL_ALLOCATION                                        \
@@ -242,9 +246,10 @@ static uint32_t vd_create_request_check(const vd_create_request *request, uint32
         if (block != 0)
             return VD_ERROR_INVALID_PARAMETER;
     } else if (block != 0) {
-        if (is_vhd && block != 512 * VD_KIB && block != 2 * VD_MIB)
+        if (is_vhd && block != VD_VHD_SMALL_BLOCK_SIZE && block != VD_VHD_DEFAULT_BLOCK_SIZE)
             return VD_ERROR_INVALID_PARAMETER;
-        if (!is_vhd && (block < VD_MIB || block > 256 * VD_MIB || (block & (block - 1)) != 0))
+        if (!is_vhd && (block < VD_VHDX_MIN_BLOCK_SIZE || block > VD_VHDX_MAX_BLOCK_SIZE
+                        || (block & (block - 1)) != 0))
             return VD_ERROR_INVALID_PARAMETER;
     }
 
@@ -260,6 +265,8 @@ static uint32_t vd_create_request_check(const vd_create_request *request, uint32
 typedef struct vd_create_input {
     HANDLE handle;
     vd_disk *disk;
+    /* A block device source has no handle and no disk, only this file. */
+    vd_file device;
     /* The source as the creators read it: the image with read ops that go
      * through its chain (creators call source->ops->read(source, NULL, ...)). */
     vd_format_ops view_ops;
@@ -297,8 +304,55 @@ static uint32_t vd_create_input_open(PCWSTR path, const VIRTUAL_STORAGE_TYPE *ty
     return VD_ERROR_SUCCESS;
 }
 
+static uint32_t vd_create_device_read(vd_image *image, vd_image *parent, uint64_t offset,
+                                      void *buffer, uint64_t length)
+{
+    (void)parent;
+    return vd_file_read(&image->file, offset, buffer, (size_t)length);
+}
+
+/* A block device named as SourcePath, as Windows takes \\.\PhysicalDriveN:
+ * its whole content, read as it is.  `path` is the host path. */
+static uint32_t vd_create_device_input_open(const char *path, vd_create_input *input)
+{
+    memset(input, 0, sizeof *input);
+    vd_block_device_geometry geometry;
+    uint32_t status = vd_block_device_open(&input->device, path, &geometry);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
+    input->view.file = input->device;
+    input->view.virtual_size = geometry.size;
+    input->view.logical_sector_size = geometry.logical_sector_size;
+    input->view.physical_sector_size = geometry.physical_sector_size;
+    input->view_ops.read = vd_create_device_read;
+    input->view.ops = &input->view_ops;
+    return VD_ERROR_SUCCESS;
+}
+
+/* The source: a block device when the type leaves the device open and the
+ * path names one, otherwise an image opened as OpenVirtualDisk opens it. */
+static uint32_t vd_create_source_open(PCWSTR path, const VIRTUAL_STORAGE_TYPE *type,
+                                      vd_create_input *input)
+{
+    if (type->DeviceId == VIRTUAL_STORAGE_TYPE_DEVICE_UNKNOWN) {
+        char *host_path;
+        uint32_t status = vd_utf16_path_to_host(path, &host_path);
+        if (status != VD_ERROR_SUCCESS)
+            return status;
+        if (vd_block_device_is(host_path))
+            status = vd_create_device_input_open(host_path, input);
+        else
+            status = VD_ERROR_FILE_NOT_FOUND;   /* not a device: open it as an image */
+        free(host_path);
+        if (status != VD_ERROR_FILE_NOT_FOUND)
+            return status;
+    }
+    return vd_create_input_open(path, type, input);
+}
+
 static void vd_create_input_close(vd_create_input *input)
 {
+    vd_file_close(&input->device);
     if (input->disk == NULL)
         return;
     vd_handle_release(input->handle);
@@ -326,7 +380,9 @@ static uint32_t vd_create_spec_fill(const vd_create_request *request, uint32_t d
     spec->full_allocation = spec->subtype == VD_SUBTYPE_FIXED
                             && (request->flags & CREATE_VIRTUAL_DISK_FLAG_SPARSE_FILE) == 0;
 
-    if (source != NULL && vd_image_driver(source)->read_only)
+    /* A block device source has no driver: it is content, never read-only. */
+    if (source != NULL && vd_image_driver(source) != NULL
+        && vd_image_driver(source)->read_only)
         return VD_ERROR_NOT_SUPPORTED;
     if (parent != NULL && !vd_image_driver(parent)->can_parent(device))
         return VD_ERROR_NOT_SUPPORTED;
@@ -352,7 +408,7 @@ static uint32_t vd_create_spec_fill(const vd_create_request *request, uint32_t d
         else if (request->maximum_size < source->virtual_size)
             return VD_ERROR_INVALID_PARAMETER;
     }
-    if (spec->virtual_size > (is_vhd ? VD_VHD_MAX_SIZE : VD_VHDX_MAX_SIZE))
+    if (spec->virtual_size > (is_vhd ? VD_VHD_MAX_SIZE : VD_VHDX_MAX_VIRTUAL_SIZE))
         return VD_ERROR_VHD_INVALID_SIZE;
     if (spec->virtual_size == 0 || spec->virtual_size % spec->logical_sector_size != 0)
         return VD_ERROR_INVALID_PARAMETER;
@@ -362,12 +418,15 @@ static uint32_t vd_create_spec_fill(const vd_create_request *request, uint32_t d
         spec->block_size = 0;
     } else if (spec->block_size == 0) {
         if (is_vhd && parent != NULL
-            && (parent->block_size == 512 * VD_KIB || parent->block_size == 2 * VD_MIB))
+            && (parent->block_size == VD_VHD_SMALL_BLOCK_SIZE
+                || parent->block_size == VD_VHD_DEFAULT_BLOCK_SIZE))
             spec->block_size = parent->block_size;
-        else if (is_vhd || parent != NULL)
-            spec->block_size = 2 * VD_MIB;
+        else if (is_vhd)
+            spec->block_size = VD_VHD_DEFAULT_BLOCK_SIZE;
+        else if (parent != NULL)
+            spec->block_size = VD_VHDX_DEFAULT_DIFFERENCING_BLOCK_SIZE;
         else
-            spec->block_size = 32 * VD_MIB;
+            spec->block_size = VD_VHDX_DEFAULT_BLOCK_SIZE;
     }
 
     /* [MS-VHDX] 2.6.1.2: IsVirtualDisk items, Page 83 among them, pass to a
@@ -490,7 +549,7 @@ static uint32_t vd_create_disk(const VIRTUAL_STORAGE_TYPE *type, PCWSTR wide_pat
         status = vd_create_input_open(request->parent_path, &request->parent_type, &input);
         parent = status == VD_ERROR_SUCCESS ? &input.disk->image : NULL;
     } else if (request->source_path != NULL) {
-        status = vd_create_input_open(request->source_path, &request->source_type, &input);
+        status = vd_create_source_open(request->source_path, &request->source_type, &input);
         source = status == VD_ERROR_SUCCESS ? &input.view : NULL;
     }
     vd_create_spec spec;
@@ -520,6 +579,7 @@ DWORD WINAPI CreateVirtualDisk(PVIRTUAL_STORAGE_TYPE VirtualStorageType, PCWSTR 
                                PCREATE_VIRTUAL_DISK_PARAMETERS Parameters,
                                LPOVERLAPPED Overlapped, PHANDLE Handle)
 {
+    vd_detail_clear();
     (void)SecurityDescriptor, (void)ProviderSpecificFlags, (void)Overlapped;
     if (VirtualStorageType == NULL || Path == NULL || Parameters == NULL || Handle == NULL)
         return VD_ERROR_INVALID_PARAMETER;

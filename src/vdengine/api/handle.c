@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "api/attach.h"
 #include "api/operation.h"
 #include "base/vd_errors.h"
 #include "vdengine.h"
@@ -265,6 +266,7 @@ void vd_disk_free(vd_disk *disk)
     if (disk == NULL)
         return;
     vd_operations_free(disk->operations);
+    vd_attach_release(disk);
     vd_chain_close(&disk->chain);
     vd_image_release(&disk->image);
     pthread_mutex_destroy(&disk->lock);

@@ -11,6 +11,7 @@
 #define VDENGINE_HANDLE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "virtdisk_api.h"
@@ -34,6 +35,11 @@ typedef struct vd_disk {
      * The engine never attaches, so nothing checks this yet; the attach
      * layer compares it with the attachment when one exists. */
     int may_detach;
+    /* The attachment this handle made (api/attach.h, enum vd_attachment),
+     * read without the lock by RawSCSIVirtualDisk; `attached_next` links
+     * the disks attached now, by attach.c under its own mutex. */
+    _Atomic int attachment;
+    struct vd_disk *attached_next;
     /* Held by every call that reads or changes `image` and `chain` after
      * open: SetVirtualDiskInformation and the metadata changes rewrite
      * fields of `image` and may replace `chain`. */

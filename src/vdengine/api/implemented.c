@@ -17,6 +17,9 @@ static const char *const vd_implemented[] = {
     "SetVirtualDiskMetadata",
     "DeleteVirtualDiskMetadata",
     "GetVirtualDiskOperationProgress",
+    "AttachVirtualDisk",          /* NO_LOCAL_HOST; device attaches answer 120 (attach.c) */
+    "DetachVirtualDisk",
+    "RawSCSIVirtualDisk",
 };
 
 int vd_engine_implements(const char *name)

@@ -89,6 +89,7 @@
 #include <sys/vfs.h>
 #endif
 
+#include "base/detail.h"
 #include "base/guid.h"
 #include "api/handle.h"
 #include "base/utf16.h"
@@ -421,6 +422,7 @@ static uint32_t vd_info_answer(const vd_disk *disk, ULONG *size, GET_VIRTUAL_DIS
 DWORD WINAPI GetVirtualDiskInformation(HANDLE VirtualDiskHandle, PULONG VirtualDiskInfoSize,
                                        PGET_VIRTUAL_DISK_INFO VirtualDiskInfo, PULONG SizeUsed)
 {
+    vd_detail_clear();
     if (VirtualDiskInfoSize == NULL || VirtualDiskInfo == NULL)
         return VD_ERROR_INVALID_PARAMETER;
     vd_disk *disk = vd_handle_acquire(VirtualDiskHandle);

@@ -16,6 +16,7 @@
  * SetVirtualDiskInformation changes. */
 #include "virtdisk_api.h"
 
+#include "base/detail.h"
 #include "base/guid.h"
 #include "api/handle.h"
 #include "disk/driver.h"
@@ -71,6 +72,7 @@ static void vd_metadata_end(const vd_metadata_call *call)
 DWORD WINAPI EnumerateVirtualDiskMetadata(HANDLE VirtualDiskHandle, PULONG NumberOfItems,
                                           GUID *Items)
 {
+    vd_detail_clear();
     if (NumberOfItems == NULL || (Items == NULL && *NumberOfItems != 0))
         return VD_ERROR_INVALID_PARAMETER;
     vd_metadata_call call;
@@ -94,6 +96,7 @@ DWORD WINAPI EnumerateVirtualDiskMetadata(HANDLE VirtualDiskHandle, PULONG Numbe
 DWORD WINAPI GetVirtualDiskMetadata(HANDLE VirtualDiskHandle, const GUID *Item,
                                     PULONG MetaDataSize, PVOID MetaData)
 {
+    vd_detail_clear();
     if (Item == NULL || MetaDataSize == NULL || (MetaData == NULL && *MetaDataSize != 0))
         return VD_ERROR_INVALID_PARAMETER;
     vd_metadata_call call;
@@ -112,6 +115,7 @@ DWORD WINAPI GetVirtualDiskMetadata(HANDLE VirtualDiskHandle, const GUID *Item,
 DWORD WINAPI SetVirtualDiskMetadata(HANDLE VirtualDiskHandle, const GUID *Item,
                                     ULONG MetaDataSize, const void *MetaData)
 {
+    vd_detail_clear();
     if (Item == NULL || (MetaData == NULL && MetaDataSize != 0)
         || MetaDataSize > VD_METADATA_ITEM_MAX)
         return VD_ERROR_INVALID_PARAMETER;
@@ -127,6 +131,7 @@ DWORD WINAPI SetVirtualDiskMetadata(HANDLE VirtualDiskHandle, const GUID *Item,
 
 DWORD WINAPI DeleteVirtualDiskMetadata(HANDLE VirtualDiskHandle, const GUID *Item)
 {
+    vd_detail_clear();
     if (Item == NULL)
         return VD_ERROR_INVALID_PARAMETER;
     vd_metadata_call call;

@@ -13,11 +13,13 @@
  * today; the Windows 7 pages give older, smaller limits (AttachVirtualDisk:
  * "Flags ... larger than 0x020").
  *
- * The engine never attaches a disk: AttachVirtualDisk and the functions
- * that need an attached disk (DetachVirtualDisk, GetVirtualDiskPhysicalPath,
+ * The functions that need a disk the host sees (GetVirtualDiskPhysicalPath,
  * GetAllAttachedVirtualDiskPhysicalPaths, GetStorageDependencyInformation)
- * have no host mechanism behind them yet. */
+ * have no device behind them yet: attach.c makes only NO_LOCAL_HOST
+ * attaches. */
+#include "api/flag_masks.h"
 #include "api/handle.h"
+#include "base/detail.h"
 #include "base/vd_errors.h"
 
 #define VD_ALL_BITS_IN(flags, known) (((uint32_t)(flags) & ~(uint32_t)(known)) == 0)
@@ -28,18 +30,10 @@
     ((parameters) == NULL || VD_VERSION_IN(parameters, lowest, highest))
 #define VD_VERSION_OF(parameters) ((parameters) != NULL ? (uint32_t)(parameters)->Version : 0u)
 
-/* Highest flag bits the SDK defines, per flag type. */
-#define VD_ATTACH_FLAGS_KNOWN 0x000007FFu
-#define VD_DEPENDENCY_FLAGS_KNOWN 0x00000003u
-#define VD_COMPACT_FLAGS_KNOWN 0x00000003u
-#define VD_EXPAND_FLAGS_KNOWN 0x00000001u
-#define VD_RESIZE_FLAGS_KNOWN 0x00000003u
-#define VD_MIRROR_FLAGS_KNOWN 0x0000000Fu
-#define VD_VHDSET_FLAGS_KNOWN 0x00000001u
-#define VD_FORK_FLAGS_KNOWN 0x00000001u
 
 static DWORD vd_not_implemented(int arguments_valid, HANDLE handle)
 {
+    vd_detail_clear();
     if (!arguments_valid)
         return VD_ERROR_INVALID_PARAMETER;
     if (vd_handle_acquire(handle) == NULL)
@@ -50,6 +44,7 @@ static DWORD vd_not_implemented(int arguments_valid, HANDLE handle)
 
 static DWORD vd_not_implemented_without_handle(int arguments_valid)
 {
+    vd_detail_clear();
     return arguments_valid ? VD_ERROR_CALL_NOT_IMPLEMENTED : VD_ERROR_INVALID_PARAMETER;
 }
 
@@ -65,25 +60,6 @@ static DWORD vd_not_implemented_version_1(HANDLE handle, uint32_t flags, uint32_
 static int vd_buffer_valid(const void *buffer, const ULONG *size)
 {
     return size != NULL && (buffer != NULL || *size == 0);
-}
-
-DWORD WINAPI AttachVirtualDisk(HANDLE VirtualDiskHandle, PSECURITY_DESCRIPTOR SecurityDescriptor,
-                               ATTACH_VIRTUAL_DISK_FLAG Flags, ULONG ProviderSpecificFlags,
-                               PATTACH_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)
-{
-    (void)SecurityDescriptor, (void)ProviderSpecificFlags, (void)Overlapped;
-    return vd_not_implemented(
-        VD_ALL_BITS_IN(Flags, VD_ATTACH_FLAGS_KNOWN)
-            && VD_NULL_OR_VERSION_IN(Parameters, ATTACH_VIRTUAL_DISK_VERSION_1,
-                                     ATTACH_VIRTUAL_DISK_VERSION_2),
-        VirtualDiskHandle);
-}
-
-DWORD WINAPI DetachVirtualDisk(HANDLE VirtualDiskHandle, DETACH_VIRTUAL_DISK_FLAG Flags,
-                               ULONG ProviderSpecificFlags)
-{
-    (void)ProviderSpecificFlags;
-    return vd_not_implemented(Flags == DETACH_VIRTUAL_DISK_FLAG_NONE, VirtualDiskHandle);
 }
 
 DWORD WINAPI GetVirtualDiskPhysicalPath(HANDLE VirtualDiskHandle, PULONG DiskPathSizeInBytes,
@@ -194,7 +170,7 @@ DWORD WINAPI TakeSnapshotVhdSet(HANDLE VirtualDiskHandle,
                                 const PTAKE_SNAPSHOT_VHDSET_PARAMETERS Parameters,
                                 TAKE_SNAPSHOT_VHDSET_FLAG Flags)
 {
-    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_VHDSET_FLAGS_KNOWN,
+    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_TAKE_SNAPSHOT_FLAGS_KNOWN,
                                         VD_VERSION_OF(Parameters));
 }
 
@@ -202,7 +178,7 @@ DWORD WINAPI DeleteSnapshotVhdSet(HANDLE VirtualDiskHandle,
                                   const PDELETE_SNAPSHOT_VHDSET_PARAMETERS Parameters,
                                   DELETE_SNAPSHOT_VHDSET_FLAG Flags)
 {
-    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_VHDSET_FLAGS_KNOWN,
+    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_DELETE_SNAPSHOT_FLAGS_KNOWN,
                                         VD_VERSION_OF(Parameters));
 }
 
@@ -211,7 +187,7 @@ DWORD WINAPI ModifyVhdSet(HANDLE VirtualDiskHandle, const PMODIFY_VHDSET_PARAMET
                           MODIFY_VHDSET_FLAG Flags)
 {
     return vd_not_implemented(
-        VD_ALL_BITS_IN(Flags, VD_VHDSET_FLAGS_KNOWN)
+        VD_ALL_BITS_IN(Flags, VD_MODIFY_VHDSET_FLAGS_KNOWN)
             && VD_VERSION_IN(Parameters, MODIFY_VHDSET_SNAPSHOT_PATH,
                              MODIFY_VHDSET_DEFAULT_SNAPSHOT_PATH)
             && (Parameters->Version != MODIFY_VHDSET_SNAPSHOT_PATH
@@ -225,19 +201,8 @@ DWORD WINAPI ApplySnapshotVhdSet(HANDLE VirtualDiskHandle,
                                  const PAPPLY_SNAPSHOT_VHDSET_PARAMETERS Parameters,
                                  APPLY_SNAPSHOT_VHDSET_FLAG Flags)
 {
-    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_VHDSET_FLAGS_KNOWN,
+    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_APPLY_SNAPSHOT_FLAGS_KNOWN,
                                         VD_VERSION_OF(Parameters));
-}
-
-DWORD WINAPI RawSCSIVirtualDisk(HANDLE VirtualDiskHandle,
-                                const PRAW_SCSI_VIRTUAL_DISK_PARAMETERS Parameters,
-                                RAW_SCSI_VIRTUAL_DISK_FLAG Flags,
-                                PRAW_SCSI_VIRTUAL_DISK_RESPONSE Response)
-{
-    return vd_not_implemented(Flags == RAW_SCSI_VIRTUAL_DISK_FLAG_NONE && Response != NULL
-                                  && VD_VERSION_IN(Parameters, RAW_SCSI_VIRTUAL_DISK_VERSION_1,
-                                                   RAW_SCSI_VIRTUAL_DISK_VERSION_1),
-                              VirtualDiskHandle);
 }
 
 /* The SDK marks Overlapped _Inout_ here: a fork is always asynchronous. */

@@ -61,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/detail.h"
 #include "base/guid.h"
 #include "api/handle.h"
 #include "api/storage_type.h"
@@ -250,6 +251,7 @@ DWORD WINAPI OpenVirtualDisk(PVIRTUAL_STORAGE_TYPE VirtualStorageType, PCWSTR Pa
                              OPEN_VIRTUAL_DISK_FLAG Flags,
                              POPEN_VIRTUAL_DISK_PARAMETERS Parameters, PHANDLE Handle)
 {
+    vd_detail_clear();
     if (VirtualStorageType == NULL || Path == NULL || Handle == NULL)
         return VD_ERROR_INVALID_PARAMETER;
     vd_open_terms terms;

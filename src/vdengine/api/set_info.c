@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "disk/chain.h"
+#include "base/detail.h"
 #include "base/guid.h"
 #include "api/handle.h"
 #include "disk/driver.h"
@@ -292,6 +293,7 @@ static uint32_t vd_set_info_on_disk(vd_disk *disk, const SET_VIRTUAL_DISK_INFO *
 DWORD WINAPI SetVirtualDiskInformation(HANDLE VirtualDiskHandle,
                                        PSET_VIRTUAL_DISK_INFO VirtualDiskInfo)
 {
+    vd_detail_clear();
     if (!vd_set_info_arguments_valid(VirtualDiskInfo))
         return VD_ERROR_INVALID_PARAMETER;
     vd_disk *disk = vd_handle_acquire(VirtualDiskHandle);

@@ -37,6 +37,7 @@
 
 #include <string.h>
 
+#include "base/detail.h"
 #include "base/vd_errors.h"
 
 static const GUID vd_vendor_unknown = VIRTDISK_API_VENDOR_UNKNOWN_INIT;
@@ -123,7 +124,8 @@ uint32_t vd_storage_open_image(vd_file *file, uint32_t device, int device_from_e
     if (format == NULL) {
         format = vd_format_driver_by_signature(file, NULL, NULL);
         if (format == NULL)
-            return VD_ERROR_VIRTDISK_PROVIDER_NOT_FOUND;
+            return vd_fail(VD_ERROR_VIRTDISK_PROVIDER_NOT_FOUND,
+                           "the file has the signature of no format served here (VHD, VHDX, ISO)");
         return format->open(file, image);
     }
 
@@ -137,5 +139,8 @@ uint32_t vd_storage_open_image(vd_file *file, uint32_t device, int device_from_e
     const vd_format_driver *actual = vd_format_driver_by_signature(file, format, NULL);
     if (actual == NULL)
         return status;
-    return actual->open(file, image);
+    status = actual->open(file, image);
+    if (status == VD_ERROR_SUCCESS)
+        vd_detail_clear();   /* what the extension's parser met was no damage */
+    return status;
 }

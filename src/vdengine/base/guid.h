@@ -19,4 +19,25 @@ void vd_guid_to_api(const vd_guid *in, GUID *out);
 
 int vd_api_guid_is_zero(const GUID *guid);
 
+/* The one statement of GUID byte order.  RFC 4122 order is the GUID's text
+ * form read as bytes ("00112233-4455-..." is 00 11 22 33 44 55 ...), the
+ * order VHD stores its UUIDs in and the {...} text of VHDX locators shows;
+ * Windows layout stores Data1, Data2 and Data3 little-endian.  Converting
+ * reverses those three fields, so each function is the other's inverse. */
+static inline vd_guid vd_guid_from_rfc4122(const uint8_t bytes[16])
+{
+    static const uint8_t swap[16] = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15 };
+    vd_guid guid;
+    for (unsigned i = 0; i < 16; i++)
+        guid.bytes[i] = bytes[swap[i]];
+    return guid;
+}
+
+static inline void vd_guid_to_rfc4122(const vd_guid *guid, uint8_t bytes[16])
+{
+    vd_guid swapped = vd_guid_from_rfc4122(guid->bytes);
+    for (unsigned i = 0; i < 16; i++)
+        bytes[i] = swapped.bytes[i];
+}
+
 #endif

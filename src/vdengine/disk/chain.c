@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/detail.h"
 #include "disk/driver.h"
 #include "base/vd_errors.h"
 
@@ -215,7 +216,8 @@ static uint32_t vd_parent_parse(vd_file *file, vd_image *parent)
     const vd_format_driver *driver = vd_format_driver_by_signature(file, NULL,
                                                                    vd_driver_can_parent);
     uint32_t status = driver != NULL ? driver->open(file, parent)
-                                     : VD_ERROR_VIRTDISK_NOT_VIRTUAL_DISK;
+                                     : vd_fail(VD_ERROR_VIRTDISK_NOT_VIRTUAL_DISK,
+                                               "it is no virtual disk a parent can be");
     if (status == VD_ERROR_SUCCESS || status == VD_ERROR_NOT_ENOUGH_MEMORY
         || status == VD_ERROR_OUTOFMEMORY)
         return status;
@@ -271,7 +273,8 @@ static uint32_t vd_parent_try(const vd_image *child, const char *candidate,
         return VD_ERROR_VHD_PARENT_VHD_NOT_FOUND;
     }
     if (vd_identity_seen(context->seen, context->seen_count, &info))
-        return VD_ERROR_VHD_DIFFERENCING_CHAIN_CYCLE_DETECTED;
+        return vd_fail(VD_ERROR_VHD_DIFFERENCING_CHAIN_CYCLE_DETECTED, "parent %s is already in the chain",
+                       candidate);
 
     vd_file file;
     uint32_t status = vd_file_open(&file, candidate, context->writable);
@@ -290,21 +293,25 @@ static uint32_t vd_parent_try(const vd_image *child, const char *candidate,
     }
     if (vd_identity_seen(context->seen, context->seen_count, &info)) {
         vd_file_close(&file);
-        return VD_ERROR_VHD_DIFFERENCING_CHAIN_CYCLE_DETECTED;
+        return vd_fail(VD_ERROR_VHD_DIFFERENCING_CHAIN_CYCLE_DETECTED, "parent %s is already in the chain",
+                       candidate);
     }
 
     status = vd_parent_parse(&file, parent);
     if (status != VD_ERROR_SUCCESS) {
         vd_file_close(&file);
-        return status;
+        return status == VD_ERROR_VHD_DIFFERENCING_CHAIN_ERROR_IN_PARENT
+                   ? vd_detail_wrap(status, "parent %s", candidate) : status;
     }
     if (!vd_parent_matches(child, parent)) {
         vd_image_release(parent);
         return VD_ERROR_VHD_CHILD_PARENT_ID_MISMATCH;
     }
     if (parent->virtual_size != child->virtual_size) {
+        uint64_t size = parent->virtual_size;
         vd_image_release(parent);
-        return VD_ERROR_VHD_CHILD_PARENT_SIZE_MISMATCH;
+        return vd_fail(VD_ERROR_VHD_CHILD_PARENT_SIZE_MISMATCH,
+                       "parent %s is %" PRIu64 " bytes, the child %" PRIu64, candidate, size, child->virtual_size);
     }
     identity->device = info.st_dev;
     identity->inode = info.st_ino;
@@ -327,14 +334,24 @@ static uint32_t vd_parent_open(const vd_image *child, vd_link_context *context,
         return status;
 
     uint32_t outcome = VD_ERROR_VHD_PARENT_VHD_NOT_FOUND;
+    size_t outcome_path = SIZE_MAX;   /* the location that gave `outcome` */
     for (size_t i = 0; i < candidates.count; i++) {
         status = vd_parent_try(child, candidates.paths[i], context, parent, identity);
         if (!vd_is_search_miss(status)) {
             outcome = status;
             break;
         }
+        if (vd_worse_miss(outcome, status) != outcome || outcome_path == SIZE_MAX)
+            outcome_path = i;
         outcome = vd_worse_miss(outcome, status);
     }
+    if (outcome == VD_ERROR_VHD_PARENT_VHD_NOT_FOUND)
+        vd_detail_set("the parent is at none of the %zu locations the child records", candidates.count);
+    else if (outcome == VD_ERROR_VHD_PARENT_VHD_ACCESS_DENIED)
+        vd_detail_set("parent %s may not be opened", candidates.paths[outcome_path]);
+    else if (outcome == VD_ERROR_VHD_CHILD_PARENT_ID_MISMATCH)
+        vd_detail_set("parent %s is not the disk the child was made from (its identifier differs)",
+                      candidates.paths[outcome_path]);
     vd_parent_candidates_release(&candidates);
     return outcome;
 }

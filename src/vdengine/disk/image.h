@@ -76,6 +76,9 @@ typedef struct vd_format_ops {
      * NULL: the format has no unmap (the caller answers success without
      * doing anything, as a disk that ignores a hint may). */
     uint32_t (*unmap)(vd_image *image, uint64_t offset, uint64_t length);
+    /* Whether every sector unmap reaches reads zeros afterwards, whatever
+     * the parent holds: what the SCSI target reports as LBPRZ. */
+    int unmap_reads_zeros;
     /* Makes every write so far durable: file data and format metadata. */
     uint32_t (*flush)(vd_image *image);
     void (*release)(vd_image *image);     /* frees format_state only */

@@ -77,6 +77,26 @@ static char *vd_path_join(const char *prefix, char *const *components, size_t co
     return out;
 }
 
+char *vd_windows_relative_path(const char *path)
+{
+    if (path == NULL || path[0] == '\0')
+        return NULL;
+    int dotted = path[0] == '.' && (path[1] == '/' || path[1] == '\\'
+                                    || (path[1] == '.' && (path[2] == '/' || path[2] == '\\')));
+    size_t length = strlen(path);
+    char *out = malloc(length + 3);
+    if (out == NULL)
+        return NULL;
+    size_t at = 0;
+    if (!dotted) {
+        out[at++] = '.';
+        out[at++] = '\\';
+    }
+    for (size_t i = 0; i <= length; i++)
+        out[at++] = path[i] == '/' ? '\\' : path[i];
+    return out;
+}
+
 uint32_t vd_parent_paths(const char *child_path, const char *parent_path,
                                 char **absolute, char **relative)
 {
@@ -99,17 +119,14 @@ uint32_t vd_parent_paths(const char *child_path, const char *parent_path,
         common++;
 
     size_t ups = child_directories - common;
-    char *prefix = malloc(ups * 3 + 3);
+    char *prefix = malloc(ups * 3 + 1);
     if (prefix != NULL) {
-        if (ups == 0) {
-            strcpy(prefix, ".\\");
-        } else {
-            for (size_t i = 0; i < ups; i++)
-                memcpy(prefix + 3 * i, "..\\", 3);
-            prefix[ups * 3] = '\0';
-        }
-        *relative = vd_path_join(prefix, parent.components + common, parent.count - common,
-                                 '\\');
+        for (size_t i = 0; i < ups; i++)
+            memcpy(prefix + 3 * i, "../", 3);
+        prefix[ups * 3] = '\0';
+        char *slashed = vd_path_join(prefix, parent.components + common, parent.count - common, '/');
+        *relative = vd_windows_relative_path(slashed);
+        free(slashed);
         *absolute = vd_path_join("/", parent.components, parent.count, '/');
         free(prefix);
     }

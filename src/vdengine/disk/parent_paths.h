@@ -15,4 +15,10 @@
 uint32_t vd_parent_paths(const char *child_path, const char *parent_path, char **absolute,
                          char **relative);
 
+/* The Windows spelling of a relative parent path, the one place it is
+ * written: '\' separators, and ".\" in front unless the path starts with
+ * "." or ".." (Windows writes ".\base.vhd", never "base.vhd").  `path`
+ * may use either separator.  malloc'd; NULL for NULL, "" or no memory. */
+char *vd_windows_relative_path(const char *path);
+
 #endif

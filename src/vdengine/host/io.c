@@ -420,6 +420,50 @@ uint32_t vd_file_set_size(vd_file *file, uint64_t size)
     return VD_ERROR_SUCCESS;
 }
 
+/* Zeros by writing them, for file systems without the fallocate mode. */
+static uint32_t vd_file_write_zeros(const vd_file *file, uint64_t offset, uint64_t length)
+{
+    static const uint8_t zeros[64 * 1024];
+    while (length > 0) {
+        size_t piece = length < sizeof zeros ? (size_t)length : sizeof zeros;
+        ssize_t done = pwrite(file->fd, zeros, piece, (off_t)offset);
+        if (done < 0) {
+            if (errno == EINTR)
+                continue;
+            return vd_error_from_errno(errno);
+        }
+        if (done == 0)
+            return VD_ERROR_WRITE_FAULT;
+        offset += (uint64_t)done;
+        length -= (uint64_t)done;
+    }
+    return VD_ERROR_SUCCESS;
+}
+
+uint32_t vd_file_zero_range(const vd_file *file, uint64_t offset, uint64_t length, int release)
+{
+    if (file == NULL || file->fd < 0)
+        return VD_ERROR_INVALID_HANDLE;
+    if (!file->writable)
+        return VD_ERROR_ACCESS_DENIED;
+    if (!vd_range_fits_off_t(offset, length))
+        return VD_ERROR_FILE_SYSTEM_LIMITATION;
+    VD_FAULT_CHECK();
+    if (length == 0)
+        return VD_ERROR_SUCCESS;
+    int mode = FALLOC_FL_KEEP_SIZE | (release ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE);
+    while (fallocate(file->fd, mode, (off_t)offset, (off_t)length) != 0) {
+        if (errno == EINTR)
+            continue;
+        /* A file system without the mode (tmpfs has no ZERO_RANGE before
+         * Linux 6.x, NFS may have neither) still gets its zeros. */
+        if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL)
+            return vd_file_write_zeros(file, offset, length);
+        return vd_error_from_errno(errno);
+    }
+    return VD_ERROR_SUCCESS;
+}
+
 void vd_file_close(vd_file *file)
 {
     if (file == NULL)

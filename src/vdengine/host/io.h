@@ -45,6 +45,14 @@ uint32_t vd_file_flush(const vd_file *file);
  * file->size. */
 uint32_t vd_file_set_size(vd_file *file, uint64_t size);
 
+/* Makes bytes [offset, offset + length) of the file read zeros without
+ * changing its size: `release` gives their space back to the host file
+ * system (a hole, for blocks a thin image no longer uses), otherwise the
+ * space stays allocated (a fixed image keeps every block provisioned).
+ * Falls back to writing zeros where the file system has no such mode.
+ * One change, as a write is, for fault injection. */
+uint32_t vd_file_zero_range(const vd_file *file, uint64_t offset, uint64_t length, int release);
+
 #ifdef VD_FAULT_INJECTION
 /* Test builds only (the fault-injection harness): when this is >= 0, that
  * many more writes, flushes and size changes succeed, and every one after

@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/detail.h"
 #include "disk/image.h"
 #include "base/vd_errors.h"
 
@@ -54,23 +55,34 @@ static int vd_iso_identifier_known(const uint8_t descriptor[VD_ISO_IDENTIFIER_BY
     return memcmp(descriptor + VD_ISO_HIGH_SIERRA_ID_OFFSET, "CDROM", VD_ISO_ID_LENGTH) == 0;
 }
 
-/* Applies the three documented checks; VD_ERROR_FILE_CORRUPT for each. */
-static uint32_t vd_iso_check(const vd_file *file)
+/* Applies the three documented checks; VD_ERROR_FILE_CORRUPT for each,
+ * with *fault saying which (probing records no detail, opening does). */
+static uint32_t vd_iso_check(const vd_file *file, const char **fault)
 {
-    if (file->size % VD_ISO_SECTOR_SIZE != 0 || file->size < VD_ISO_MINIMUM_SIZE)
+    *fault = NULL;
+    if (file->size % VD_ISO_SECTOR_SIZE != 0 || file->size < VD_ISO_MINIMUM_SIZE) {
+        *fault = "the ISO file's size is not whole 2048-byte sectors, or shorter than 34,816 bytes";
         return VD_ERROR_FILE_CORRUPT;
+    }
     uint8_t descriptor[VD_ISO_IDENTIFIER_BYTES];
     uint32_t status = vd_file_read(file, VD_ISO_DESCRIPTOR_OFFSET, descriptor, sizeof descriptor);
-    if (status == VD_ERROR_HANDLE_EOF)
-        return VD_ERROR_FILE_CORRUPT;   /* truncated since the size was taken */
+    if (status == VD_ERROR_HANDLE_EOF) {
+        *fault = "the file ends inside the first volume descriptor";   /* truncated since the size was taken */
+        return VD_ERROR_FILE_CORRUPT;
+    }
     if (status != VD_ERROR_SUCCESS)
         return status;
-    return vd_iso_identifier_known(descriptor) ? VD_ERROR_SUCCESS : VD_ERROR_FILE_CORRUPT;
+    if (!vd_iso_identifier_known(descriptor)) {
+        *fault = "the volume descriptor at byte 32,768 has no ISO 9660, UDF or High Sierra identifier";
+        return VD_ERROR_FILE_CORRUPT;
+    }
+    return VD_ERROR_SUCCESS;
 }
 
 int vd_iso_probe(const vd_file *file)
 {
-    return file != NULL && vd_iso_check(file) == VD_ERROR_SUCCESS;
+    const char *fault;
+    return file != NULL && vd_iso_check(file, &fault) == VD_ERROR_SUCCESS;
 }
 
 /* Content is the file itself, one 2048-byte sector per logical block. */
@@ -98,9 +110,10 @@ uint32_t vd_iso_open(vd_file *file, vd_image *image)
 {
     if (file == NULL || image == NULL)
         return VD_ERROR_INVALID_PARAMETER;
-    uint32_t status = vd_iso_check(file);
+    const char *fault;
+    uint32_t status = vd_iso_check(file, &fault);
     if (status != VD_ERROR_SUCCESS)
-        return status;
+        return fault != NULL ? vd_fail(status, "%s", fault) : status;
 
     /* Built aside, so `file` may be &image->file. */
     vd_image result;

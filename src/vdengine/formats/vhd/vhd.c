@@ -49,26 +49,16 @@
  * disk's data offset is not checked (writers disagree on 32 or 64 ones). */
 #include "disk/image.h"
 #include "formats/vhd/vhd_format.h"
+#include "formats/vhd/vhd_internal.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/detail.h"
 #include "base/endian.h"
 #include "base/utf16.h"
 #include "base/vd_errors.h"
-
-/* What reads need beyond vd_image. */
-typedef struct vd_vhd_state {
-    vd_vhd_footer footer;
-    uint64_t table_offset;
-    uint32_t table_entries;      /* entries covering virtual_size (<= Max Table Entries) */
-    uint32_t block_size;
-    uint32_t bitmap_size;        /* bytes before each block's data, whole sectors */
-    /* BAT in host order, loaded by the first read; atomic so concurrent
-     * first reads need no lock (the loser of the race frees its copy). */
-    _Atomic(uint32_t *) table;
-} vd_vhd_state;
 
 /* Sectors whose bitmap bits are examined per step of a read: one sector of
  * bitmap, so the bitmap buffer stays on the stack whatever the block size. */
@@ -100,31 +90,47 @@ static void vd_vhd_decode_footer(const uint8_t *raw, vd_vhd_footer *footer)
     footer->saved_state = raw[VD_VHD_FOOTER_SAVED_STATE_OFFSET];
 }
 
-/* Decodes and checks one 512-byte footer candidate. */
+/* Decodes and checks one 512-byte footer candidate; *fault says what is
+ * wrong, for the failure detail (the caller knows which copy failed). */
 static uint32_t vd_vhd_parse_footer(const uint8_t *raw, uint64_t file_size,
-                                    vd_vhd_footer *footer)
+                                    vd_vhd_footer *footer, const char **fault)
 {
-    if (!vd_vhd_has_cookie(raw, VD_VHD_FOOTER_COOKIE))
+    *fault = NULL;
+    if (!vd_vhd_has_cookie(raw, VD_VHD_FOOTER_COOKIE)) {
+        *fault = "missing (no \"conectix\" cookie)";
         return VD_ERROR_VHD_DRIVE_FOOTER_MISSING;
+    }
     vd_vhd_decode_footer(raw, footer);
     if (vd_vhd_checksum(raw, VD_VHD_FOOTER_SIZE, VD_VHD_FOOTER_CHECKSUM_OFFSET)
-        != footer->checksum)
+        != footer->checksum) {
+        *fault = "checksum mismatch";
         return VD_ERROR_VHD_DRIVE_FOOTER_CHECKSUM_MISMATCH;
-    if (footer->features & ~VD_VHD_FEATURES_KNOWN)
+    }
+    if (footer->features & ~VD_VHD_FEATURES_KNOWN) {
+        *fault = "has unknown feature bits";
         return VD_ERROR_VHD_DRIVE_FOOTER_CORRUPT;
-    if (footer->version != VD_VHD_VERSION_1_0)
+    }
+    if (footer->version != VD_VHD_VERSION_1_0) {
+        *fault = "format version is not 1.0";
         return VD_ERROR_VHD_FORMAT_UNSUPPORTED_VERSION;
+    }
     if (footer->disk_type != VD_VHD_TYPE_FIXED && footer->disk_type != VD_VHD_TYPE_DYNAMIC
-        && footer->disk_type != VD_VHD_TYPE_DIFFERENCING)
+        && footer->disk_type != VD_VHD_TYPE_DIFFERENCING) {
+        *fault = "disk type is not fixed, dynamic or differencing";
         return VD_ERROR_VHD_FORMAT_UNKNOWN;
+    }
     if (footer->current_size == 0 || footer->current_size % VD_VHD_SECTOR_SIZE != 0
-        || footer->current_size > VD_VHD_MAX_SIZE)
+        || footer->current_size > VD_VHD_MAX_SIZE) {
+        *fault = "current size is 0, not whole sectors or above 2040 GiB";
         return VD_ERROR_VHD_INVALID_SIZE;
+    }
     if (footer->disk_type != VD_VHD_TYPE_FIXED) {
         /* The header follows the copy of the footer at 0 and must fit. */
         if (footer->data_offset < VD_VHD_FOOTER_SIZE || file_size < VD_VHD_HEADER_SIZE
-            || footer->data_offset > file_size - VD_VHD_HEADER_SIZE)
+            || footer->data_offset > file_size - VD_VHD_HEADER_SIZE) {
+            *fault = "points at a dynamic header outside the file";
             return VD_ERROR_VHD_DRIVE_FOOTER_CORRUPT;
+        }
     }
     return VD_ERROR_SUCCESS;
 }
@@ -136,7 +142,8 @@ uint32_t vd_vhd_find_footer(const vd_file *file, vd_vhd_footer *footer,
                             uint8_t raw[VD_VHD_FOOTER_SIZE], uint64_t *tail_length)
 {
     if (file->size < VD_VHD_FOOTER_SIZE)
-        return VD_ERROR_VHD_INVALID_FILE_SIZE;
+        return vd_fail(VD_ERROR_VHD_INVALID_FILE_SIZE, "the file (%" PRIu64 " bytes) is shorter than a VHD footer",
+                       file->size);
 
     uint32_t status = vd_file_read(file, file->size - VD_VHD_FOOTER_SIZE, raw,
                                    VD_VHD_FOOTER_SIZE);
@@ -150,18 +157,19 @@ uint32_t vd_vhd_find_footer(const vd_file *file, vd_vhd_footer *footer,
         raw[VD_VHD_FOOTER_SIZE - 1] = 0;
         *tail_length = VD_VHD_SHORT_FOOTER_SIZE;
     }
-    uint32_t end_status = vd_vhd_parse_footer(raw, file->size, footer);
+    const char *end_fault, *copy_fault;
+    uint32_t end_status = vd_vhd_parse_footer(raw, file->size, footer, &end_fault);
     if (end_status == VD_ERROR_SUCCESS)
         return VD_ERROR_SUCCESS;
 
     /* The copy at 0 needs its own sector in front of the end footer. */
     if (file->size < 2u * VD_VHD_FOOTER_SIZE)
-        return end_status;
+        return vd_fail(end_status, "VHD footer %s", end_fault);
     status = vd_file_read(file, 0, raw, VD_VHD_FOOTER_SIZE);
     if (status != VD_ERROR_SUCCESS)
         return status;
     vd_vhd_footer copy;
-    uint32_t copy_status = vd_vhd_parse_footer(raw, file->size, &copy);
+    uint32_t copy_status = vd_vhd_parse_footer(raw, file->size, &copy, &copy_fault);
     if (copy_status == VD_ERROR_SUCCESS && copy.disk_type != VD_VHD_TYPE_FIXED) {
         *footer = copy;
         *tail_length = 0;
@@ -170,8 +178,8 @@ uint32_t vd_vhd_find_footer(const vd_file *file, vd_vhd_footer *footer,
     if (end_status == VD_ERROR_VHD_DRIVE_FOOTER_MISSING
         && copy_status != VD_ERROR_VHD_DRIVE_FOOTER_MISSING
         && copy_status != VD_ERROR_SUCCESS)
-        return copy_status;
-    return end_status;
+        return vd_fail(copy_status, "VHD footer missing at the end; its copy at offset 0: %s", copy_fault);
+    return vd_fail(end_status, "VHD footer %s", end_fault);
 }
 
 static int vd_vhd_is_power_of_two(uint32_t value)
@@ -188,7 +196,9 @@ static uint32_t vd_vhd_read_dynamic_header(const vd_file *file, vd_vhd_state *st
     if (status != VD_ERROR_SUCCESS)
         return status;
     if (!vd_vhd_has_cookie(raw, VD_VHD_HEADER_COOKIE))
-        return VD_ERROR_VHD_SPARSE_HEADER_CORRUPT;
+        return vd_fail(VD_ERROR_VHD_SPARSE_HEADER_CORRUPT,
+                       "VHD dynamic header missing (no \"cxsparse\" cookie at offset %" PRIu64 ")",
+                       state->footer.data_offset);
     header->table_offset = vd_load_be64(raw + VD_VHD_HEADER_TABLE_OFFSET_OFFSET);
     header->version = vd_load_be32(raw + VD_VHD_HEADER_VERSION_OFFSET);
     header->max_table_entries = vd_load_be32(raw + VD_VHD_HEADER_MAX_ENTRIES_OFFSET);
@@ -199,21 +209,28 @@ static uint32_t vd_vhd_read_dynamic_header(const vd_file *file, vd_vhd_state *st
 
     if (vd_vhd_checksum(raw, VD_VHD_HEADER_SIZE, VD_VHD_HEADER_CHECKSUM_OFFSET)
         != header->checksum)
-        return VD_ERROR_VHD_SPARSE_HEADER_CHECKSUM_MISMATCH;
+        return vd_fail(VD_ERROR_VHD_SPARSE_HEADER_CHECKSUM_MISMATCH, "VHD dynamic header checksum mismatch");
     if (header->version != VD_VHD_VERSION_1_0)
-        return VD_ERROR_VHD_SPARSE_HEADER_UNSUPPORTED_VERSION;
+        return vd_fail(VD_ERROR_VHD_SPARSE_HEADER_UNSUPPORTED_VERSION,
+                       "VHD dynamic header version 0x%08" PRIx32 " is not 1.0", header->version);
     if (!vd_vhd_is_power_of_two(header->block_size)
         || header->block_size < VD_VHD_MIN_BLOCK_SIZE
         || header->block_size > VD_VHD_MAX_BLOCK_SIZE)
-        return VD_ERROR_VHD_INVALID_BLOCK_SIZE;
+        return vd_fail(VD_ERROR_VHD_INVALID_BLOCK_SIZE,
+                       "VHD dynamic header block size %" PRIu32 " is not a power of two in the range VHD allows",
+                       header->block_size);
 
     /* Current Size <= 2040 GiB and blocks >= 512 B keep this below 2^32. */
     uint64_t needed = (state->footer.current_size + header->block_size - 1) / header->block_size;
     if (needed > header->max_table_entries)
-        return VD_ERROR_VHD_SPARSE_HEADER_CORRUPT;
+        return vd_fail(VD_ERROR_VHD_SPARSE_HEADER_CORRUPT,
+                       "VHD dynamic header allows %" PRIu32 " BAT entries, the disk needs %" PRIu64,
+                       header->max_table_entries, needed);
     uint64_t table_bytes = needed * VD_VHD_BAT_ENTRY_SIZE;
     if (header->table_offset > file->size || table_bytes > file->size - header->table_offset)
-        return VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+        return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
+                       "the BAT (%" PRIu64 " bytes at offset %" PRIu64 ") reaches past the end of the file",
+                       table_bytes, header->table_offset);
 
     state->table_offset = header->table_offset;
     state->table_entries = (uint32_t)needed;
@@ -234,7 +251,9 @@ static uint32_t vd_vhd_read_locator(const vd_file *file, const uint8_t *entry, c
     if (length == 0)
         return VD_ERROR_SUCCESS;
     if (length > VD_VHD_MAX_LOCATOR_BYTES || offset > file->size || length > file->size - offset)
-        return VD_ERROR_VHD_SPARSE_HEADER_CORRUPT;
+        return vd_fail(VD_ERROR_VHD_SPARSE_HEADER_CORRUPT,
+                       "a parent locator (%" PRIu32 " bytes at offset %" PRIu64 ") is too long or outside the file",
+                       length, offset);
     uint8_t *data = malloc(length);
     if (data == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
@@ -279,9 +298,9 @@ static void vd_vhd_free_locators(vd_parent_locator *parent)
 }
 
 /* The BAT in host order, read on first use. */
-static uint32_t vd_vhd_table(vd_vhd_state *state, const vd_file *file, const uint32_t **out)
+uint32_t vd_vhd_table(vd_vhd_state *state, const vd_file *file, vd_vhd_entry **out)
 {
-    uint32_t *table = atomic_load_explicit(&state->table, memory_order_acquire);
+    vd_vhd_entry *table = atomic_load_explicit(&state->table, memory_order_acquire);
     if (table != NULL) {
         *out = table;
         return VD_ERROR_SUCCESS;
@@ -298,11 +317,12 @@ static uint32_t vd_vhd_table(vd_vhd_state *state, const vd_file *file, const uin
         free(table);
         return status;
     }
+    /* In place: entry i is loaded before it is stored (same size). */
     const uint8_t *raw = (const uint8_t *)table;
     for (uint32_t i = 0; i < state->table_entries; i++)
-        table[i] = vd_load_be32(raw + (size_t)i * VD_VHD_BAT_ENTRY_SIZE);
+        atomic_init(&table[i], vd_load_be32(raw + (size_t)i * VD_VHD_BAT_ENTRY_SIZE));
 
-    uint32_t *expected = NULL;
+    vd_vhd_entry *expected = NULL;
     if (!atomic_compare_exchange_strong_explicit(&state->table, &expected, table,
                                                  memory_order_acq_rel, memory_order_acquire)) {
         free(table);
@@ -409,7 +429,7 @@ static uint32_t vd_vhd_read_sparse(vd_image *image, vd_image *parent, uint64_t o
     if (status != VD_ERROR_SUCCESS)
         return status;
     vd_vhd_state *state = image->format_state;
-    const uint32_t *table;
+    vd_vhd_entry *table;
     status = vd_vhd_table(state, &image->file, &table);
     if (status != VD_ERROR_SUCCESS)
         return status;
@@ -429,7 +449,7 @@ static uint32_t vd_vhd_read_sparse(vd_image *image, vd_image *parent, uint64_t o
         if (step > length)
             step = length;
 
-        uint32_t entry = table[block];
+        uint32_t entry = atomic_load_explicit(&table[block], memory_order_acquire);
         if (entry == VD_VHD_BAT_UNALLOCATED) {
             status = vd_vhd_read_absent(image, parent, offset, out, step);
         } else {
@@ -439,8 +459,10 @@ static uint32_t vd_vhd_read_sparse(vd_image *image, vd_image *parent, uint64_t o
             if (block_bytes > state->block_size)
                 block_bytes = state->block_size;
             uint64_t block_end = bitmap_offset + state->bitmap_size + block_bytes;
-            if (block_end > image->file.size)
-                return VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+            if (block_end > atomic_load_explicit(&state->file_end, memory_order_acquire))
+                return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
+                               "BAT entry %" PRIu32 " points past the end of the file (block ends at %" PRIu64 ")",
+                               block, block_end);
             status = vd_vhd_read_window(image, parent, block_start, bitmap_offset, in_block,
                                         out, (uint32_t)step);
         }
@@ -456,18 +478,26 @@ static uint32_t vd_vhd_read_sparse(vd_image *image, vd_image *parent, uint64_t o
 static void vd_vhd_release(vd_image *image)
 {
     vd_vhd_state *state = image->format_state;
-    if (state != NULL)
+    if (state != NULL) {
+        vd_vhd_write_release(state);
         free(atomic_load_explicit(&state->table, memory_order_relaxed));
+    }
     free(state);
     image->format_state = NULL;
 }
 
 static const vd_format_ops vd_vhd_fixed_ops = {
     .read = vd_vhd_read_fixed,
+    .write = vd_vhd_write_fixed,
+    .unmap = vd_vhd_unmap_fixed,
+    .flush = vd_vhd_flush,
     .release = vd_vhd_release,
 };
 static const vd_format_ops vd_vhd_sparse_ops = {
     .read = vd_vhd_read_sparse,
+    .write = vd_vhd_write_sparse,
+    .unmap = vd_vhd_unmap_sparse,
+    .flush = vd_vhd_flush,
     .release = vd_vhd_release,
     .block_layout = vd_vhd_block_layout,
 };
@@ -512,6 +542,10 @@ uint32_t vd_vhd_open(vd_file *file, vd_image *image)
     if (state == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
     atomic_init(&state->table, NULL);
+    if (vd_vhd_write_init(state, file->size) != VD_ERROR_SUCCESS) {
+        free(state);
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    }
 
     uint64_t tail_length;
     uint8_t raw[VD_VHD_FOOTER_SIZE];
@@ -519,7 +553,9 @@ uint32_t vd_vhd_open(vd_file *file, vd_image *image)
     const vd_vhd_footer *footer = &state->footer;
     if (status == VD_ERROR_SUCCESS && footer->disk_type == VD_VHD_TYPE_FIXED
         && (file->size < tail_length || file->size - tail_length < footer->current_size))
-        status = VD_ERROR_VHD_INVALID_FILE_SIZE;
+        status = vd_fail(VD_ERROR_VHD_INVALID_FILE_SIZE,
+                         "the fixed VHD file (%" PRIu64 " bytes) is shorter than its disk (%" PRIu64 " bytes) and footer",
+                         file->size, footer->current_size);
     if (status == VD_ERROR_SUCCESS) {
         result.device = VD_DEVICE_VHD;
         result.subtype = footer->disk_type;   /* same numbers as enum vd_subtype */
@@ -543,6 +579,7 @@ uint32_t vd_vhd_open(vd_file *file, vd_image *image)
     }
     if (status != VD_ERROR_SUCCESS) {
         vd_vhd_free_locators(&result.parent);
+        vd_vhd_write_release(state);
         free(state);
         if (file != &image->file)
             memset(image, 0, sizeof *image);
@@ -572,7 +609,7 @@ uint32_t vd_vhd_block_layout(vd_image *image, int *is_4k_aligned,
     if (image->subtype == VD_SUBTYPE_FIXED)
         return VD_ERROR_SUCCESS;
     vd_vhd_state *state = image->format_state;
-    const uint32_t *table;
+    vd_vhd_entry *table;
     uint32_t status = vd_vhd_table(state, &image->file, &table);
     if (status != VD_ERROR_SUCCESS)
         return status;
@@ -581,9 +618,10 @@ uint32_t vd_vhd_block_layout(vd_image *image, int *is_4k_aligned,
     uint64_t breaks = 0;
     uint64_t expected_next = 0;
     for (uint32_t i = 0; i < state->table_entries; i++) {
-        if (table[i] == VD_VHD_BAT_UNALLOCATED)
+        uint32_t entry = atomic_load_explicit(&table[i], memory_order_relaxed);
+        if (entry == VD_VHD_BAT_UNALLOCATED)
             continue;
-        uint64_t start = (uint64_t)table[i] * VD_VHD_SECTOR_SIZE;
+        uint64_t start = (uint64_t)entry * VD_VHD_SECTOR_SIZE;
         if ((start + state->bitmap_size) % 4096 != 0)
             *is_4k_aligned = 0;
         if (allocated > 0 && (start < expected_next || start - expected_next >= 4096))

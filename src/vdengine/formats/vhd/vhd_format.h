@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/guid.h"
 #include "disk/image.h"
 
 #define VD_VHD_SECTOR_SIZE        512u
@@ -85,6 +86,7 @@
 #define VD_VHD_MIN_BLOCK_SIZE      512u
 #define VD_VHD_MAX_BLOCK_SIZE      (256u << 20)
 #define VD_VHD_DEFAULT_BLOCK_SIZE  (2u << 20)
+#define VD_VHD_SMALL_BLOCK_SIZE    (512u << 10)   /* the other size Windows writes */
 
 /* Block allocation table: one u32 sector offset per block. */
 #define VD_VHD_BAT_ENTRY_SIZE   4u
@@ -172,12 +174,7 @@ static inline uint32_t vd_vhd_checksum(const uint8_t *structure, size_t length,
  * parent's identifier.  The swap is its own inverse: writers use it too. */
 static inline vd_guid vd_vhd_guid_from_disk(const uint8_t disk[16])
 {
-    static const uint8_t order[16] = {3, 2, 1, 0, 5, 4, 7, 6,
-                                      8, 9, 10, 11, 12, 13, 14, 15};
-    vd_guid guid;
-    for (unsigned i = 0; i < 16; i++)
-        guid.bytes[i] = disk[order[i]];
-    return guid;
+    return vd_guid_from_rfc4122(disk);
 }
 
 /* Finds the footer an opened VHD trusts (vhd.c's recovery rules): decoded in

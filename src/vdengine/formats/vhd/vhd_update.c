@@ -41,10 +41,12 @@
 #define _POSIX_C_SOURCE 200809L   /* strdup */
 
 #include "disk/image_update.h"
+#include "disk/parent_paths.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/detail.h"
 #include "base/endian.h"
 #include "base/vd_errors.h"
 #include "formats/vhd/vhd_format.h"
@@ -93,25 +95,6 @@ static uint32_t vd_vhd_set_virtual_disk_id(vd_image *image, const vd_guid *virtu
     return vd_vhd_set_unique_id(image, virtual_disk_id);
 }
 
-/* The W2ru text in the form the creator writes (".\base.vhd",
- * "..\dir\base.vhd"), from a relative path in either spelling; malloc'd,
- * NULL when out of memory. */
-static char *vd_vhd_windows_relative(const char *relative)
-{
-    size_t length = strlen(relative);
-    int anchored = relative[0] == '.'
-                   && (relative[1] == '/' || relative[1] == '\\'
-                       || (relative[1] == '.' && (relative[2] == '/' || relative[2] == '\\')));
-    size_t prefix = anchored ? 0 : 2;
-    char *out = malloc(prefix + length + 1);
-    if (out == NULL)
-        return NULL;
-    memcpy(out, ".\\", prefix);
-    for (size_t i = 0; i <= length; i++)
-        out[prefix + i] = relative[i] == '/' ? '\\' : relative[i];
-    return out;
-}
-
 /* The current dynamic header, as open checked it. */
 static uint32_t vd_vhd_read_header(const vd_file *file, uint64_t offset,
                                    uint8_t header[VD_VHD_HEADER_SIZE])
@@ -120,10 +103,10 @@ static uint32_t vd_vhd_read_header(const vd_file *file, uint64_t offset,
     if (status != VD_ERROR_SUCCESS)
         return status;
     if (memcmp(header, VD_VHD_HEADER_COOKIE, VD_VHD_COOKIE_SIZE) != 0)
-        return VD_ERROR_VHD_SPARSE_HEADER_CORRUPT;
+        return vd_fail(VD_ERROR_VHD_SPARSE_HEADER_CORRUPT, "VHD dynamic header missing (no \"cxsparse\" cookie)");
     if (vd_vhd_checksum(header, VD_VHD_HEADER_SIZE, VD_VHD_HEADER_CHECKSUM_OFFSET)
         != vd_load_be32(header + VD_VHD_HEADER_CHECKSUM_OFFSET))
-        return VD_ERROR_VHD_SPARSE_HEADER_CHECKSUM_MISMATCH;
+        return vd_fail(VD_ERROR_VHD_SPARSE_HEADER_CHECKSUM_MISMATCH, "VHD dynamic header checksum mismatch");
     return VD_ERROR_SUCCESS;
 }
 
@@ -167,8 +150,8 @@ static uint32_t vd_vhd_parent_change_make(const vd_image *image, const vd_parent
         if (change->absolute_path == NULL)
             return VD_ERROR_NOT_ENOUGH_MEMORY;
     }
-    if (link->relative_path != NULL) {
-        change->relative_path = vd_vhd_windows_relative(link->relative_path);
+    if (link->relative_path != NULL && link->relative_path[0] != '\0') {
+        change->relative_path = vd_windows_relative_path(link->relative_path);
         if (change->relative_path == NULL)
             return VD_ERROR_NOT_ENOUGH_MEMORY;
     }

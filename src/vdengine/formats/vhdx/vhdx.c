@@ -72,11 +72,13 @@
  *                which an open does not do. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/crc32c.h"
+#include "base/detail.h"
 #include "base/endian.h"
 #include "base/guid.h"
 #include "disk/image.h"
@@ -119,13 +121,14 @@ enum vd_vhdx_item {
 static const struct {
     uint8_t guid[16];
     uint32_t length;              /* bytes used; 0 for the variable locator */
+    const char *name;             /* the spec's, for failure details */
 } vd_vhdx_items[VD_VHDX_ITEM_COUNT] = {
-    { VD_VHDX_GUID_FILE_PARAMETERS, VD_VHDX_FILE_PARAMETERS_SIZE },
-    { VD_VHDX_GUID_VIRTUAL_DISK_SIZE, VD_VHDX_VIRTUAL_DISK_SIZE_SIZE },
-    { VD_VHDX_GUID_PAGE83_DATA, VD_VHDX_PAGE83_SIZE },
-    { VD_VHDX_GUID_LOGICAL_SECTOR_SIZE, VD_VHDX_SECTOR_SIZE_SIZE },
-    { VD_VHDX_GUID_PHYSICAL_SECTOR_SIZE, VD_VHDX_SECTOR_SIZE_SIZE },
-    { VD_VHDX_GUID_PARENT_LOCATOR, 0 },
+    { VD_VHDX_GUID_FILE_PARAMETERS, VD_VHDX_FILE_PARAMETERS_SIZE, "File Parameters" },
+    { VD_VHDX_GUID_VIRTUAL_DISK_SIZE, VD_VHDX_VIRTUAL_DISK_SIZE_SIZE, "Virtual Disk Size" },
+    { VD_VHDX_GUID_PAGE83_DATA, VD_VHDX_PAGE83_SIZE, "Page 83 Data" },
+    { VD_VHDX_GUID_LOGICAL_SECTOR_SIZE, VD_VHDX_SECTOR_SIZE_SIZE, "Logical Sector Size" },
+    { VD_VHDX_GUID_PHYSICAL_SECTOR_SIZE, VD_VHDX_SECTOR_SIZE_SIZE, "Physical Sector Size" },
+    { VD_VHDX_GUID_PARENT_LOCATOR, 0, "Parent Locator" },
 };
 
 static const uint8_t vd_vhdx_guid_bat[16] = VD_VHDX_GUID_BAT_REGION;
@@ -175,7 +178,9 @@ static uint32_t vd_vhdx_source_read(const vd_vhdx_source *source, uint64_t offse
                                     size_t length)
 {
     if (offset > source->size || length > source->size - offset)
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT,
+                       "%zu bytes at offset %" PRIu64 " reach past the end of the file (%" PRIu64 " bytes)",
+                       length, offset, source->size);
     if (source->replay == NULL)
         return vd_file_read(source->file, offset, buffer, length);
     size_t in_file = 0;
@@ -192,12 +197,16 @@ static uint32_t vd_vhdx_source_read(const vd_vhdx_source *source, uint64_t offse
 }
 
 /* Structures the open has checked to lie inside the file can still meet
- * the end of a file shrunk under us: that is damage, not an I/O fault. */
-static uint32_t vd_vhdx_structure_read(const vd_vhdx_source *source, uint64_t offset, void *buffer,
-                                       size_t length)
+ * the end of a file shrunk under us: that is damage, not an I/O fault.
+ * `what` names the structure for the failure detail. */
+static uint32_t vd_vhdx_structure_read(const vd_vhdx_source *source, const char *what, uint64_t offset,
+                                       void *buffer, size_t length)
 {
     uint32_t status = vd_vhdx_source_read(source, offset, buffer, length);
-    return status == VD_ERROR_HANDLE_EOF ? VD_ERROR_FILE_CORRUPT : status;
+    if (status == VD_ERROR_HANDLE_EOF || status == VD_ERROR_FILE_CORRUPT)
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "the %s (%zu bytes at offset %" PRIu64 ") reaches past the end of the file",
+                       what, length, offset);
+    return status;
 }
 
 /* ---- headers (2.2.2) ---------------------------------------------------- */
@@ -212,11 +221,15 @@ static uint32_t vd_vhdx_checksum_with_zero_field(uint8_t *bytes, size_t length, 
     return crc;
 }
 
-static int vd_vhdx_header_valid(uint8_t *header)
+/* What is wrong with a header, for the failure detail; NULL when valid. */
+static const char *vd_vhdx_header_fault(uint8_t *header)
 {
-    return memcmp(header, VD_VHDX_HEADER_SIGNATURE, 4) == 0
-        && vd_vhdx_checksum_with_zero_field(header, VD_VHDX_HEADER_SIZE, VD_VHDX_HEADER_CHECKSUM_OFFSET)
-               == vd_load_le32(header + VD_VHDX_HEADER_CHECKSUM_OFFSET);
+    if (memcmp(header, VD_VHDX_HEADER_SIGNATURE, 4) != 0)
+        return "signature missing";
+    if (vd_vhdx_checksum_with_zero_field(header, VD_VHDX_HEADER_SIZE, VD_VHDX_HEADER_CHECKSUM_OFFSET)
+        != vd_load_le32(header + VD_VHDX_HEADER_CHECKSUM_OFFSET))
+        return "checksum mismatch";
+    return NULL;
 }
 
 /* Picks the current header: the only valid one, or the valid one with the
@@ -229,23 +242,28 @@ static uint32_t vd_vhdx_read_headers(vd_vhdx_open_state *open)
                                    VD_VHDX_HEADER_SIZE);
     if (status == VD_ERROR_SUCCESS)
         status = vd_file_read(open->source.file, VD_VHDX_HEADER2_OFFSET, second, VD_VHDX_HEADER_SIZE);
+    if (status == VD_ERROR_HANDLE_EOF)
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "the file ends inside the VHDX headers");
     if (status != VD_ERROR_SUCCESS)
-        return status == VD_ERROR_HANDLE_EOF ? VD_ERROR_FILE_CORRUPT : status;
+        return status;
 
-    int first_valid = vd_vhdx_header_valid(open->header);
-    int second_valid = vd_vhdx_header_valid(second);
+    const char *first_fault = vd_vhdx_header_fault(open->header);
+    const char *second_fault = vd_vhdx_header_fault(second);
     int use_second;
-    if (first_valid && second_valid) {
+    if (first_fault == NULL && second_fault == NULL) {
         uint64_t first_sequence = vd_load_le64(open->header + VD_VHDX_HEADER_SEQUENCE_OFFSET);
         uint64_t second_sequence = vd_load_le64(second + VD_VHDX_HEADER_SEQUENCE_OFFSET);
         if (first_sequence == second_sequence
             && memcmp(open->header, second, VD_VHDX_HEADER_SIZE) != 0)
-            return VD_ERROR_FILE_CORRUPT;
+            return vd_fail(VD_ERROR_FILE_CORRUPT,
+                           "VHDX headers 1 and 2 differ but have the same sequence number %" PRIu64,
+                           first_sequence);
         use_second = second_sequence > first_sequence;
-    } else if (first_valid || second_valid) {
-        use_second = second_valid;
+    } else if (first_fault == NULL || second_fault == NULL) {
+        use_second = second_fault == NULL;
     } else {
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "VHDX header 1 %s, VHDX header 2 %s", first_fault,
+                       second_fault);
     }
     open->header_slot = VD_VHDX_HEADER1_OFFSET;
     if (use_second) {
@@ -253,17 +271,25 @@ static uint32_t vd_vhdx_read_headers(vd_vhdx_open_state *open)
         open->header_slot = VD_VHDX_HEADER2_OFFSET;
     }
 
-    if (vd_load_le16(open->header + VD_VHDX_HEADER_VERSION_OFFSET) != VD_VHDX_VERSION
-        || vd_load_le16(open->header + VD_VHDX_HEADER_LOG_VERSION_OFFSET) != VD_VHDX_LOG_VERSION)
-        return VD_ERROR_VHD_FORMAT_UNSUPPORTED_VERSION;
+    int current = use_second ? 2 : 1;
+    unsigned version = vd_load_le16(open->header + VD_VHDX_HEADER_VERSION_OFFSET);
+    unsigned log_version = vd_load_le16(open->header + VD_VHDX_HEADER_LOG_VERSION_OFFSET);
+    if (version != VD_VHDX_VERSION || log_version != VD_VHDX_LOG_VERSION)
+        return vd_fail(VD_ERROR_VHD_FORMAT_UNSUPPORTED_VERSION,
+                       "VHDX header %d has version %u and log version %u (this reader knows %u and %u)",
+                       current, version, log_version, VD_VHDX_VERSION, VD_VHDX_LOG_VERSION);
     open->log_length = vd_load_le32(open->header + VD_VHDX_HEADER_LOG_LENGTH_OFFSET);
     open->log_offset = vd_load_le64(open->header + VD_VHDX_HEADER_LOG_OFFSET_OFFSET);
     if (open->log_length % VD_VHDX_ALIGNMENT != 0 || open->log_offset % VD_VHDX_ALIGNMENT != 0)
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT,
+                       "VHDX header %d places the log (%" PRIu32 " bytes at offset %" PRIu64
+                       ") off the 1 MiB alignment", current, open->log_length, open->log_offset);
     if (open->log_length != 0
         && (open->log_offset < VD_VHDX_HEADER_SECTION_SIZE || open->log_offset > open->source.size
             || open->log_length > open->source.size - open->log_offset))
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT,
+                       "VHDX header %d places the log (%" PRIu32 " bytes at offset %" PRIu64
+                       ") outside the file's data area", current, open->log_length, open->log_offset);
     return VD_ERROR_SUCCESS;
 }
 
@@ -288,7 +314,8 @@ static uint32_t vd_vhdx_replay_into_file(vd_vhdx_open_state *open, vd_file *file
 {
     uint64_t sequence = vd_load_le64(open->header + VD_VHDX_HEADER_SEQUENCE_OFFSET);
     if (sequence > UINT64_MAX - 2)
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "the VHDX header sequence number %" PRIu64 " cannot advance",
+                       sequence);
     uint64_t other_slot = open->header_slot == VD_VHDX_HEADER1_OFFSET ? VD_VHDX_HEADER2_OFFSET
                                                                       : VD_VHDX_HEADER1_OFFSET;
     uint8_t *header = open->header;
@@ -329,12 +356,18 @@ static uint32_t vd_vhdx_handle_log(vd_vhdx_open_state *open, vd_file *file)
 
 /* ---- region table (2.2.3) ----------------------------------------------- */
 
-static int vd_vhdx_region_table_valid(uint8_t *table)
+/* What is wrong with a region table copy, for the failure detail; NULL
+ * when valid. */
+static const char *vd_vhdx_region_table_fault(uint8_t *table)
 {
-    return memcmp(table, VD_VHDX_REGION_SIGNATURE, 4) == 0
-        && vd_load_le32(table + VD_VHDX_REGION_ENTRY_COUNT_OFFSET) <= VD_VHDX_REGION_MAX_ENTRIES
-        && vd_vhdx_checksum_with_zero_field(table, VD_VHDX_REGION_TABLE_SIZE, VD_VHDX_REGION_CHECKSUM_OFFSET)
-               == vd_load_le32(table + VD_VHDX_REGION_CHECKSUM_OFFSET);
+    if (memcmp(table, VD_VHDX_REGION_SIGNATURE, 4) != 0)
+        return "signature missing";
+    if (vd_load_le32(table + VD_VHDX_REGION_ENTRY_COUNT_OFFSET) > VD_VHDX_REGION_MAX_ENTRIES)
+        return "entry count too large";
+    if (vd_vhdx_checksum_with_zero_field(table, VD_VHDX_REGION_TABLE_SIZE, VD_VHDX_REGION_CHECKSUM_OFFSET)
+        != vd_load_le32(table + VD_VHDX_REGION_CHECKSUM_OFFSET))
+        return "checksum mismatch";
+    return NULL;
 }
 
 static int vd_vhdx_region_placed_well(const vd_vhdx_open_state *open, uint64_t offset, uint64_t length)
@@ -354,30 +387,43 @@ static uint32_t vd_vhdx_parse_regions(vd_vhdx_open_state *open, const uint8_t *t
         uint64_t length = vd_load_le32(entry + VD_VHDX_REGION_ENTRY_LENGTH_OFFSET);
         uint32_t flags = vd_load_le32(entry + VD_VHDX_REGION_ENTRY_FLAGS_OFFSET);
         int *seen;
+        const char *name;
         if (memcmp(entry, vd_vhdx_guid_bat, 16) == 0) {
             seen = &have_bat;
+            name = "BAT";
             open->bat_offset = offset;
             open->bat_length = length;
         } else if (memcmp(entry, vd_vhdx_guid_metadata, 16) == 0) {
             seen = &have_metadata;
+            name = "metadata region";
             open->metadata_offset = offset;
             open->metadata_length = length;
         } else if (flags & VD_VHDX_REGION_REQUIRED) {
-            return VD_ERROR_VHD_FORMAT_UNSUPPORTED_VERSION;
+            return vd_fail(VD_ERROR_VHD_FORMAT_UNSUPPORTED_VERSION,
+                           "region table entry %" PRIu32 " is an unknown region marked required", i);
         } else {
             continue;
         }
-        if (*seen || !vd_vhdx_region_placed_well(open, offset, length))
-            return VD_ERROR_FILE_CORRUPT;
+        if (*seen)
+            return vd_fail(VD_ERROR_FILE_CORRUPT, "the region table lists the %s twice", name);
+        if (!vd_vhdx_region_placed_well(open, offset, length))
+            return vd_fail(VD_ERROR_FILE_CORRUPT,
+                           "region table entry for the %s (%" PRIu64 " bytes at offset %" PRIu64
+                           ") is empty, off the 1 MiB alignment or outside the file", name, length, offset);
         *seen = 1;
     }
-    if (!have_bat || !have_metadata
-        || vd_vhdx_ranges_overlap(open->bat_offset, open->bat_length, open->metadata_offset,
-                                  open->metadata_length)
-        || vd_vhdx_ranges_overlap(open->bat_offset, open->bat_length, open->log_offset, open->log_length)
-        || vd_vhdx_ranges_overlap(open->metadata_offset, open->metadata_length, open->log_offset,
-                                  open->log_length))
-        return VD_ERROR_FILE_CORRUPT;
+    if (!have_bat || !have_metadata)
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "the region table has no entry for the %s",
+                       have_bat ? "metadata region" : "BAT");
+    if (vd_vhdx_ranges_overlap(open->bat_offset, open->bat_length, open->metadata_offset,
+                               open->metadata_length))
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "region table entry for the BAT overlaps the metadata region");
+    if (vd_vhdx_ranges_overlap(open->bat_offset, open->bat_length, open->log_offset, open->log_length))
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "region table entry for the BAT overlaps the log");
+    if (vd_vhdx_ranges_overlap(open->metadata_offset, open->metadata_length, open->log_offset,
+                               open->log_length))
+        return vd_fail(VD_ERROR_FILE_CORRUPT,
+                       "region table entry for the metadata region overlaps the log");
     return VD_ERROR_SUCCESS;
 }
 
@@ -386,13 +432,16 @@ static uint32_t vd_vhdx_read_regions(vd_vhdx_open_state *open)
     uint8_t *table = malloc(VD_VHDX_REGION_TABLE_SIZE);
     if (table == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
-    uint32_t status = vd_vhdx_structure_read(&open->source, VD_VHDX_REGION_TABLE1_OFFSET, table,
-                                             VD_VHDX_REGION_TABLE_SIZE);
-    if (status == VD_ERROR_SUCCESS && !vd_vhdx_region_table_valid(table)) {
-        status = vd_vhdx_structure_read(&open->source, VD_VHDX_REGION_TABLE2_OFFSET, table,
-                                        VD_VHDX_REGION_TABLE_SIZE);
-        if (status == VD_ERROR_SUCCESS && !vd_vhdx_region_table_valid(table))
-            status = VD_ERROR_FILE_CORRUPT;
+    uint32_t status = vd_vhdx_structure_read(&open->source, "region table", VD_VHDX_REGION_TABLE1_OFFSET,
+                                             table, VD_VHDX_REGION_TABLE_SIZE);
+    const char *first_fault = status == VD_ERROR_SUCCESS ? vd_vhdx_region_table_fault(table) : NULL;
+    if (first_fault != NULL) {
+        status = vd_vhdx_structure_read(&open->source, "region table", VD_VHDX_REGION_TABLE2_OFFSET,
+                                        table, VD_VHDX_REGION_TABLE_SIZE);
+        const char *second_fault = status == VD_ERROR_SUCCESS ? vd_vhdx_region_table_fault(table) : NULL;
+        if (second_fault != NULL)
+            status = vd_fail(VD_ERROR_FILE_CORRUPT, "region table 1 %s, region table 2 %s", first_fault,
+                             second_fault);
     }
     if (status == VD_ERROR_SUCCESS)
         status = vd_vhdx_parse_regions(open, table);
@@ -439,9 +488,14 @@ uint32_t vd_vhdx_item_ranges_check(const uint8_t (*entries)[VD_VHDX_METADATA_ENT
     for (size_t i = 0; i < count && status == VD_ERROR_SUCCESS; i++) {
         uint32_t offset = ranges[i].offset, length = ranges[i].length;
         if (offset < VD_VHDX_METADATA_TABLE_SIZE || offset > region_length
-            || length > region_length - offset
-            || (i > 0 && (uint64_t)ranges[i - 1].offset + ranges[i - 1].length > offset))
-            status = VD_ERROR_FILE_CORRUPT;
+            || length > region_length - offset)
+            status = vd_fail(VD_ERROR_FILE_CORRUPT,
+                             "a metadata item (%" PRIu32 " bytes at offset %" PRIu32
+                             ") lies outside the metadata region's item area", length, offset);
+        else if (i > 0 && (uint64_t)ranges[i - 1].offset + ranges[i - 1].length > offset)
+            status = vd_fail(VD_ERROR_FILE_CORRUPT,
+                             "metadata items at offsets %" PRIu32 " and %" PRIu32 " share bytes",
+                             ranges[i - 1].offset, offset);
     }
     free(ranges);
     return status;
@@ -468,20 +522,29 @@ static uint32_t vd_vhdx_parse_metadata_table(vd_vhdx_open_state *open, const uin
         }
         if (item == VD_VHDX_ITEM_COUNT) {
             if (flags & VD_VHDX_METADATA_IS_REQUIRED)
-                return VD_ERROR_VHD_FORMAT_UNSUPPORTED_VERSION;
+                return vd_fail(VD_ERROR_VHD_FORMAT_UNSUPPORTED_VERSION,
+                               "metadata table entry %" PRIu32 " is an unknown item marked required", i);
             continue;
         }
-        if (open->item_present[item] || length < vd_vhdx_items[item].length
-            || length > VD_VHDX_METADATA_MAX_ITEM_LENGTH || offset < VD_VHDX_METADATA_TABLE_SIZE
-            || offset > open->metadata_length || length > open->metadata_length - offset)
-            return VD_ERROR_FILE_CORRUPT;
+        const char *name = vd_vhdx_items[item].name;
+        if (open->item_present[item])
+            return vd_fail(VD_ERROR_FILE_CORRUPT, "the metadata table lists the %s item twice", name);
+        if (length < vd_vhdx_items[item].length || length > VD_VHDX_METADATA_MAX_ITEM_LENGTH)
+            return vd_fail(VD_ERROR_FILE_CORRUPT, "the %s metadata item is %" PRIu32 " bytes long", name,
+                           length);
+        if (offset < VD_VHDX_METADATA_TABLE_SIZE || offset > open->metadata_length
+            || length > open->metadata_length - offset)
+            return vd_fail(VD_ERROR_FILE_CORRUPT,
+                           "the %s metadata item (%" PRIu32 " bytes at offset %" PRIu32
+                           ") lies outside the metadata region", name, length, offset);
         open->item_present[item] = 1;
         open->item_offset[item] = offset;
         open->item_length[item] = length;
     }
     for (int item = 0; item < VD_VHDX_FIXED_ITEM_COUNT; item++) {
         if (!open->item_present[item])
-            return VD_ERROR_FILE_CORRUPT;
+            return vd_fail(VD_ERROR_FILE_CORRUPT, "the required %s metadata item is missing",
+                           vd_vhdx_items[item].name);
     }
     return VD_ERROR_SUCCESS;
 }
@@ -499,7 +562,8 @@ static uint32_t vd_vhdx_read_fixed_items(vd_vhdx_open_state *open,
     }
     uint8_t span[VD_VHDX_METADATA_FIRST_READ];
     if (high - low <= sizeof span) {
-        uint32_t status = vd_vhdx_structure_read(&open->source, open->metadata_offset + low, span, high - low);
+        uint32_t status = vd_vhdx_structure_read(&open->source, "metadata items", open->metadata_offset + low,
+                                                 span, high - low);
         if (status != VD_ERROR_SUCCESS)
             return status;
         for (int item = 0; item < VD_VHDX_FIXED_ITEM_COUNT; item++)
@@ -507,7 +571,8 @@ static uint32_t vd_vhdx_read_fixed_items(vd_vhdx_open_state *open,
         return VD_ERROR_SUCCESS;
     }
     for (int item = 0; item < VD_VHDX_FIXED_ITEM_COUNT; item++) {
-        uint32_t status = vd_vhdx_structure_read(&open->source, open->metadata_offset + open->item_offset[item],
+        uint32_t status = vd_vhdx_structure_read(&open->source, vd_vhdx_items[item].name,
+                                                 open->metadata_offset + open->item_offset[item],
                                                  values[item], vd_vhdx_items[item].length);
         if (status != VD_ERROR_SUCCESS)
             return status;
@@ -526,13 +591,19 @@ static uint32_t vd_vhdx_check_parameters(vd_vhdx_open_state *open, uint8_t value
 
     uint32_t block = open->block_size;
     if (block < VD_VHDX_MIN_BLOCK_SIZE || block > VD_VHDX_MAX_BLOCK_SIZE || (block & (block - 1)) != 0)
-        return VD_ERROR_VHD_INVALID_BLOCK_SIZE;
+        return vd_fail(VD_ERROR_VHD_INVALID_BLOCK_SIZE,
+                       "File Parameters give a block size of %" PRIu32 " bytes, not a power of two"
+                       " from 1 MiB to 256 MiB", block);
     if ((open->logical_sector_size != 512 && open->logical_sector_size != 4096)
         || (open->physical_sector_size != 512 && open->physical_sector_size != 4096))
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT,
+                       "sector sizes %" PRIu32 " (logical) and %" PRIu32 " (physical): each must be 512 or 4096",
+                       open->logical_sector_size, open->physical_sector_size);
     if (open->virtual_size == 0 || open->virtual_size > VD_VHDX_MAX_VIRTUAL_SIZE
         || open->virtual_size % open->logical_sector_size != 0)
-        return VD_ERROR_VHD_INVALID_SIZE;
+        return vd_fail(VD_ERROR_VHD_INVALID_SIZE,
+                       "Virtual Disk Size %" PRIu64 " is 0, above 64 TiB or not a multiple of the %" PRIu32
+                       "-byte logical sector", open->virtual_size, open->logical_sector_size);
     return VD_ERROR_SUCCESS;
 }
 
@@ -579,9 +650,7 @@ static int vd_vhdx_parse_guid_text(const uint8_t *utf16, size_t units, vd_guid *
             canonical[nibble / 2] |= (uint8_t)value;
         nibble++;
     }
-    static const uint8_t windows_order[16] = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15 };
-    for (int i = 0; i < 16; i++)
-        guid->bytes[i] = canonical[windows_order[i]];
+    *guid = vd_guid_from_rfc4122(canonical);
     return 1;
 }
 
@@ -596,26 +665,30 @@ static int vd_vhdx_key_is(const uint8_t *key, size_t units, const char *name)
     return 1;
 }
 
-static uint32_t vd_vhdx_locator_path(char **slot, const uint8_t *value, size_t units)
+static uint32_t vd_vhdx_locator_path(char **slot, const char *key, const uint8_t *value, size_t units)
 {
     if (*slot != NULL)
-        return VD_ERROR_FILE_CORRUPT;   /* the key appears twice */
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "the parent locator has two %s entries", key);
     if (units == 0)
         return VD_ERROR_SUCCESS;
     *slot = vd_utf16le_bytes_to_utf8(value, units);
-    return *slot != NULL ? VD_ERROR_SUCCESS : VD_ERROR_FILE_CORRUPT;
+    return *slot != NULL ? VD_ERROR_SUCCESS
+                         : vd_fail(VD_ERROR_FILE_CORRUPT, "the parent locator's %s is not valid UTF-16", key);
 }
 
 /* 2.6.2.6: locator header, then key/value entries pointing into the item. */
 static uint32_t vd_vhdx_parse_locator(vd_vhdx_open_state *open, const uint8_t *item, uint32_t length)
 {
     if (length < VD_VHDX_LOCATOR_HEADER_SIZE)
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "the parent locator (%" PRIu32 " bytes) is shorter than its header",
+                       length);
     if (memcmp(item, vd_vhdx_guid_locator_type, 16) != 0)
-        return VD_ERROR_VHD_FORMAT_UNSUPPORTED_VERSION;
+        return vd_fail(VD_ERROR_VHD_FORMAT_UNSUPPORTED_VERSION,
+                       "the parent locator's type is not the VHDX locator type");
     uint32_t count = vd_load_le16(item + VD_VHDX_LOCATOR_COUNT_OFFSET);
     if (VD_VHDX_LOCATOR_HEADER_SIZE + (uint64_t)count * VD_VHDX_LOCATOR_ENTRY_SIZE > length)
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT,
+                       "the parent locator's %" PRIu32 " entries do not fit its %" PRIu32 " bytes", count, length);
     int have_linkage = 0;
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *entry = item + VD_VHDX_LOCATOR_HEADER_SIZE + (size_t)i * VD_VHDX_LOCATOR_ENTRY_SIZE;
@@ -626,42 +699,48 @@ static uint32_t vd_vhdx_parse_locator(vd_vhdx_open_state *open, const uint8_t *i
         if (key_length == 0 || key_length % 2 != 0 || value_length % 2 != 0
             || key_offset > length || key_length > length - key_offset
             || value_offset > length || value_length > length - value_offset)
-            return VD_ERROR_FILE_CORRUPT;
+            return vd_fail(VD_ERROR_FILE_CORRUPT,
+                           "parent locator entry %" PRIu32 " has an odd length or lies outside the locator", i);
         const uint8_t *key = item + key_offset, *value = item + value_offset;
         size_t key_units = key_length / 2, value_units = value_length / 2;
         uint32_t status = VD_ERROR_SUCCESS;
         if (vd_vhdx_key_is(key, key_units, "parent_linkage")) {
             if (have_linkage || !vd_vhdx_parse_guid_text(value, value_units, &open->parent_linkage))
-                return VD_ERROR_FILE_CORRUPT;
+                return vd_fail(VD_ERROR_FILE_CORRUPT,
+                               "the parent locator's parent_linkage is repeated or not a GUID");
             have_linkage = 1;
         } else if (vd_vhdx_key_is(key, key_units, "parent_linkage2")) {
             if (open->has_parent_linkage2
                 || !vd_vhdx_parse_guid_text(value, value_units, &open->parent_linkage2))
-                return VD_ERROR_FILE_CORRUPT;
+                return vd_fail(VD_ERROR_FILE_CORRUPT,
+                               "the parent locator's parent_linkage2 is repeated or not a GUID");
             open->has_parent_linkage2 = 1;
         } else if (vd_vhdx_key_is(key, key_units, "relative_path")) {
-            status = vd_vhdx_locator_path(&open->parent.relative_path, value, value_units);
+            status = vd_vhdx_locator_path(&open->parent.relative_path, "relative_path", value, value_units);
         } else if (vd_vhdx_key_is(key, key_units, "volume_path")) {
-            status = vd_vhdx_locator_path(&open->parent.volume_path, value, value_units);
+            status = vd_vhdx_locator_path(&open->parent.volume_path, "volume_path", value, value_units);
         } else if (vd_vhdx_key_is(key, key_units, "absolute_win32_path")) {
-            status = vd_vhdx_locator_path(&open->parent.absolute_path, value, value_units);
+            status = vd_vhdx_locator_path(&open->parent.absolute_path, "absolute_win32_path", value,
+                                          value_units);
         }
         if (status != VD_ERROR_SUCCESS)
             return status;
     }
-    return have_linkage ? VD_ERROR_SUCCESS : VD_ERROR_FILE_CORRUPT;
+    return have_linkage ? VD_ERROR_SUCCESS
+                        : vd_fail(VD_ERROR_FILE_CORRUPT, "the parent locator has no parent_linkage");
 }
 
 static uint32_t vd_vhdx_read_locator(vd_vhdx_open_state *open)
 {
     if (!open->item_present[VD_VHDX_ITEM_PARENT_LOCATOR])
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "a differencing image without the Parent Locator metadata item");
     uint32_t length = open->item_length[VD_VHDX_ITEM_PARENT_LOCATOR];
     uint8_t *item = malloc(length ? length : 1);
     if (item == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
     uint32_t status = vd_vhdx_structure_read(
-        &open->source, open->metadata_offset + open->item_offset[VD_VHDX_ITEM_PARENT_LOCATOR], item, length);
+        &open->source, "parent locator", open->metadata_offset + open->item_offset[VD_VHDX_ITEM_PARENT_LOCATOR],
+        item, length);
     if (status == VD_ERROR_SUCCESS)
         status = vd_vhdx_parse_locator(open, item, length);
     free(item);
@@ -671,14 +750,16 @@ static uint32_t vd_vhdx_read_locator(vd_vhdx_open_state *open)
 static uint32_t vd_vhdx_read_metadata(vd_vhdx_open_state *open)
 {
     uint8_t first[VD_VHDX_METADATA_FIRST_READ];
-    uint32_t status = vd_vhdx_structure_read(&open->source, open->metadata_offset, first, sizeof first);
+    uint32_t status = vd_vhdx_structure_read(&open->source, "metadata table", open->metadata_offset, first,
+                                             sizeof first);
     if (status != VD_ERROR_SUCCESS)
         return status;
     if (memcmp(first, VD_VHDX_METADATA_SIGNATURE, 8) != 0)
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "the metadata table's signature is missing");
     uint32_t count = vd_load_le16(first + VD_VHDX_METADATA_ENTRY_COUNT_OFFSET);
     if (count > VD_VHDX_METADATA_MAX_ENTRIES)
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "the metadata table claims %" PRIu32 " entries (at most %u)",
+                       count, VD_VHDX_METADATA_MAX_ENTRIES);
     size_t table_length = VD_VHDX_METADATA_HEADER_SIZE + (size_t)count * VD_VHDX_METADATA_ENTRY_SIZE;
     if (table_length <= sizeof first) {
         status = vd_vhdx_parse_metadata_table(open, first, count);
@@ -686,7 +767,8 @@ static uint32_t vd_vhdx_read_metadata(vd_vhdx_open_state *open)
         uint8_t *table = malloc(table_length);
         if (table == NULL)
             return VD_ERROR_NOT_ENOUGH_MEMORY;
-        status = vd_vhdx_structure_read(&open->source, open->metadata_offset, table, table_length);
+        status = vd_vhdx_structure_read(&open->source, "metadata table", open->metadata_offset, table,
+                                        table_length);
         if (status == VD_ERROR_SUCCESS)
             status = vd_vhdx_parse_metadata_table(open, table, count);
         free(table);
@@ -712,6 +794,8 @@ static void vd_vhdx_release(vd_image *image);
 static const vd_format_ops vd_vhdx_ops = {
     .read = vd_vhdx_read,
     .write = vd_vhdx_write,
+    .unmap = vd_vhdx_unmap,
+    .unmap_reads_zeros = 1,
     .flush = vd_vhdx_flush,
     .release = vd_vhdx_release,
 };
@@ -727,7 +811,7 @@ static vd_vhdx_source vd_vhdx_state_source(const vd_image *image, const vd_vhdx_
 uint32_t vd_vhdx_state_read(const vd_image *image, uint64_t offset, void *buffer, size_t length)
 {
     vd_vhdx_source source = vd_vhdx_state_source(image, image->format_state);
-    return vd_vhdx_structure_read(&source, offset, buffer, length);
+    return vd_vhdx_structure_read(&source, "structure", offset, buffer, length);
 }
 
 uint32_t vd_vhdx_header_update(vd_image *image, const uint8_t *data_write_guid, const uint8_t log_guid[16])
@@ -735,7 +819,8 @@ uint32_t vd_vhdx_header_update(vd_image *image, const uint8_t *data_write_guid, 
     vd_vhdx_state *state = image->format_state;
     uint64_t sequence = vd_load_le64(state->header + VD_VHDX_HEADER_SEQUENCE_OFFSET);
     if (sequence == UINT64_MAX)
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "the VHDX header sequence number %" PRIu64 " cannot advance",
+                       sequence);
     uint8_t header[VD_VHDX_HEADER_SIZE];
     memcpy(header, state->header, sizeof header);
     vd_store_le64(header + VD_VHDX_HEADER_SEQUENCE_OFFSET, sequence + 1);
@@ -797,7 +882,7 @@ static uint32_t vd_vhdx_bat_entry(const vd_image *image, vd_vhdx_state *state, u
             return VD_ERROR_NOT_ENOUGH_MEMORY;
         }
         vd_vhdx_source source = vd_vhdx_state_source(image, state);
-        uint32_t status = vd_vhdx_structure_read(&source, state->bat_offset + first * VD_VHDX_BAT_ENTRY_SIZE,
+        uint32_t status = vd_vhdx_structure_read(&source, "BAT", state->bat_offset + first * VD_VHDX_BAT_ENTRY_SIZE,
                                                  raw, count * VD_VHDX_BAT_ENTRY_SIZE);
         if (status != VD_ERROR_SUCCESS) {
             free(raw);
@@ -823,7 +908,8 @@ uint32_t vd_vhdx_bat_get(vd_image *image, uint64_t index, uint64_t *entry)
 {
     vd_vhdx_state *state = image->format_state;
     if (index >= state->bat_entries)
-        return VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+        return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
+                       "BAT entry %" PRIu64 " is past the BAT's %" PRIu64 " entries", index, state->bat_entries);
     return vd_vhdx_bat_entry(image, state, index, entry);
 }
 
@@ -836,14 +922,18 @@ void vd_vhdx_bat_set(vd_image *image, uint64_t index, uint64_t entry)
     atomic_store_explicit(&page[index % VD_VHDX_BAT_PAGE_ENTRIES], entry, memory_order_release);
 }
 
-/* File offset of the block an entry points to, checked to hold `bytes`
- * inside the file and outside the header section. */
-static uint32_t vd_vhdx_block_offset(const vd_vhdx_state *state, uint64_t entry, uint64_t bytes,
-                                     uint64_t *offset)
+/* File offset of the block BAT entry `index` (value `entry`) points to,
+ * checked to hold `bytes` inside the file and outside the header section. */
+static uint32_t vd_vhdx_block_offset(const vd_vhdx_state *state, uint64_t index, uint64_t entry,
+                                     uint64_t bytes, uint64_t *offset)
 {
     uint64_t start = (entry >> VD_VHDX_BAT_OFFSET_SHIFT) * VD_VHDX_MIB;
-    if (start < VD_VHDX_HEADER_SECTION_SIZE || start > state->data_size || bytes > state->data_size - start)
-        return VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+    if (start < VD_VHDX_HEADER_SECTION_SIZE)
+        return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
+                       "BAT entry %" PRIu64 " points into the header section (offset %" PRIu64 ")", index, start);
+    if (start > state->data_size || bytes > state->data_size - start)
+        return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
+                       "BAT entry %" PRIu64 " points past the end of the file (offset %" PRIu64 ")", index, start);
     *offset = start;
     return VD_ERROR_SUCCESS;
 }
@@ -882,8 +972,8 @@ static uint32_t vd_vhdx_bitmap_bit(const vd_vhdx_source *source, vd_vhdx_bitmap_
         uint64_t remaining = VD_VHDX_SECTOR_BITMAP_BLOCK_SIZE - byte;
         window->first_byte = byte;
         window->count = remaining < sizeof window->bytes ? (size_t)remaining : sizeof window->bytes;
-        uint32_t status = vd_vhdx_structure_read(source, window->file_offset + byte, window->bytes,
-                                                 window->count);
+        uint32_t status = vd_vhdx_structure_read(source, "sector bitmap", window->file_offset + byte,
+                                                 window->bytes, window->count);
         if (status != VD_ERROR_SUCCESS) {
             window->count = 0;
             return status;
@@ -900,19 +990,22 @@ static uint32_t vd_vhdx_read_partial(vd_image *image, vd_vhdx_state *state, vd_i
                                      uint8_t *buffer, uint64_t length)
 {
     uint64_t chunk = block / state->chunk_ratio;
+    uint64_t bitmap_index = chunk * (state->chunk_ratio + 1) + state->chunk_ratio;
     uint64_t bitmap_entry;
-    uint32_t status = vd_vhdx_bat_entry(image, state, chunk * (state->chunk_ratio + 1) + state->chunk_ratio,
-                                        &bitmap_entry);
+    uint32_t status = vd_vhdx_bat_entry(image, state, bitmap_index, &bitmap_entry);
     if (status != VD_ERROR_SUCCESS)
         return status;
     if ((bitmap_entry & VD_VHDX_BAT_STATE_MASK) != VD_VHDX_SB_PRESENT
         || (bitmap_entry & VD_VHDX_BAT_RESERVED_MASK) != 0)
-        return VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+        return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
+                       "BAT entry %" PRIu64 " (the sector bitmap of a partially present block) is not"
+                       " SB_BLOCK_PRESENT or has reserved bits set", bitmap_index);
     vd_vhdx_bitmap_window *window = malloc(sizeof *window);
     if (window == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
     window->count = 0;
-    status = vd_vhdx_block_offset(state, bitmap_entry, VD_VHDX_SECTOR_BITMAP_BLOCK_SIZE, &window->file_offset);
+    status = vd_vhdx_block_offset(state, bitmap_index, bitmap_entry, VD_VHDX_SECTOR_BITMAP_BLOCK_SIZE,
+                                  &window->file_offset);
 
     vd_vhdx_source source = vd_vhdx_state_source(image, state);
     uint32_t sector_size = state->logical_sector_size;
@@ -954,19 +1047,20 @@ static uint32_t vd_vhdx_read(vd_image *image, vd_image *parent, uint64_t offset,
         uint64_t block = offset / state->block_size;
         uint64_t within = offset % state->block_size;
         uint64_t count = state->block_size - within < length ? state->block_size - within : length;
-        uint64_t entry;
-        uint32_t status = vd_vhdx_bat_entry(image, state, block + block / state->chunk_ratio, &entry);
+        uint64_t entry, index = block + block / state->chunk_ratio;
+        uint32_t status = vd_vhdx_bat_entry(image, state, index, &entry);
         if (status != VD_ERROR_SUCCESS)
             return status;
         if ((entry & VD_VHDX_BAT_RESERVED_MASK) != 0)
-            return VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+            return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT, "BAT entry %" PRIu64 " has reserved bits set",
+                           index);
         uint64_t block_start = block * state->block_size;
         uint64_t block_bytes = state->virtual_size - block_start < state->block_size
                              ? state->virtual_size - block_start : state->block_size;
-        uint64_t payload_offset;
+        uint64_t payload_offset = 0;
         switch (entry & VD_VHDX_BAT_STATE_MASK) {
         case VD_VHDX_PAYLOAD_FULLY_PRESENT: {
-            status = vd_vhdx_block_offset(state, entry, block_bytes, &payload_offset);
+            status = vd_vhdx_block_offset(state, index, entry, block_bytes, &payload_offset);
             if (status == VD_ERROR_SUCCESS) {
                 vd_vhdx_source source = vd_vhdx_state_source(image, state);
                 status = vd_vhdx_source_read(&source, payload_offset + within, out, (size_t)count);
@@ -975,8 +1069,9 @@ static uint32_t vd_vhdx_read(vd_image *image, vd_image *parent, uint64_t offset,
         }
         case VD_VHDX_PAYLOAD_PARTIALLY_PRESENT:
             if (!state->differencing)
-                return VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
-            status = vd_vhdx_block_offset(state, entry, block_bytes, &payload_offset);
+                return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
+                               "BAT entry %" PRIu64 " is PARTIALLY_PRESENT in an image without a parent", index);
+            status = vd_vhdx_block_offset(state, index, entry, block_bytes, &payload_offset);
             if (status == VD_ERROR_SUCCESS)
                 status = vd_vhdx_read_partial(image, state, parent, block, payload_offset, within, out, count);
             break;
@@ -997,7 +1092,8 @@ static uint32_t vd_vhdx_read(vd_image *image, vd_image *parent, uint64_t offset,
             memset(out, 0, (size_t)count);
             break;
         default:
-            return VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT;
+            return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT, "BAT entry %" PRIu64 " has the reserved state %u",
+                           index, (unsigned)(entry & VD_VHDX_BAT_STATE_MASK));
         }
         if (status != VD_ERROR_SUCCESS)
             return status;
@@ -1047,7 +1143,8 @@ static uint32_t vd_vhdx_make_state(const vd_vhdx_open_state *open, vd_vhdx_state
     uint64_t entries = differencing ? bitmap_blocks * (chunk_ratio + 1)
                                     : payload_blocks + (payload_blocks - 1) / chunk_ratio;
     if (entries > open->bat_length / VD_VHDX_BAT_ENTRY_SIZE)
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "the BAT region (%" PRIu64 " bytes) is too small for the disk's %" PRIu64
+                       " entries", open->bat_length, entries);
 
     vd_vhdx_state *state = calloc(1, sizeof *state);
     if (state == NULL)
@@ -1123,9 +1220,10 @@ uint32_t vd_vhdx_open(vd_file *file, vd_image *image)
     if (file == NULL || image == NULL)
         return VD_ERROR_INVALID_PARAMETER;
     if (!vd_vhdx_probe(file))
-        return VD_ERROR_VIRTDISK_NOT_VIRTUAL_DISK;
+        return vd_fail(VD_ERROR_VIRTDISK_NOT_VIRTUAL_DISK, "the file does not start with the VHDX signature");
     if (file->size < VD_VHDX_HEADER_SECTION_SIZE)
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "the file (%" PRIu64 " bytes) is shorter than the VHDX header section",
+                       file->size);
 
     vd_vhdx_open_state *open = calloc(1, sizeof *open);
     if (open == NULL)

@@ -64,6 +64,7 @@
 #include "api/create.h"
 #include "base/endian.h"
 #include "base/guid.h"
+#include "disk/parent_paths.h"
 #include "base/utf16.h"
 #include "base/vd_errors.h"
 #include "formats/vhdx/vhdx_format.h"
@@ -335,39 +336,19 @@ static uint32_t vd_vhdx_locator_add(vd_vhdx_locator *locator, const char *key, c
 static void vd_vhdx_guid_text(const vd_guid *guid, char text[39])
 {
     static const char digits[] = "0123456789abcdef";
-    static const uint8_t order[16] = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15 };
+    uint8_t canonical[16];
+    vd_guid_to_rfc4122(guid, canonical);
     size_t at = 0;
     text[at++] = '{';
     for (size_t i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
             text[at++] = '-';
-        uint8_t byte = guid->bytes[order[i]];
+        uint8_t byte = canonical[i];
         text[at++] = digits[byte >> 4];
         text[at++] = digits[byte & 0x0F];
     }
     text[at++] = '}';
     text[at] = '\0';
-}
-
-/* Shared with re-parenting (vhdx_update.c) through vhdx_internal.h. */
-char *vd_vhdx_windows_relative_path(const char *path)
-{
-    if (path == NULL || path[0] == '\0')
-        return NULL;
-    int dotted = path[0] == '.' && (path[1] == '/' || path[1] == '\\'
-                                    || (path[1] == '.' && (path[2] == '/' || path[2] == '\\')));
-    size_t length = strlen(path);
-    char *out = malloc(length + 3);
-    if (out == NULL)
-        return NULL;
-    size_t at = 0;
-    if (!dotted) {
-        out[at++] = '.';
-        out[at++] = '\\';
-    }
-    for (size_t i = 0; i <= length; i++)
-        out[at++] = path[i] == '/' ? '\\' : path[i];
-    return out;
 }
 
 uint32_t vd_vhdx_locator_build(const vd_guid *linkage, const char *relative_path,
@@ -390,7 +371,7 @@ uint32_t vd_vhdx_locator_build(const vd_guid *linkage, const char *relative_path
 
     char linkage_text[39];
     vd_vhdx_guid_text(linkage, linkage_text);
-    char *relative = vd_vhdx_windows_relative_path(relative_path);
+    char *relative = vd_windows_relative_path(relative_path);
     uint32_t status = has_relative && relative == NULL ? VD_ERROR_NOT_ENOUGH_MEMORY : VD_ERROR_SUCCESS;
     if (status == VD_ERROR_SUCCESS)
         status = vd_vhdx_locator_add(&locator, "parent_linkage", linkage_text);

@@ -1,6 +1,8 @@
 /* The VHDX driver (driver.h): vhdx.c opens and reads, vhdx_create.c
- * creates, vhdx_update.c and vhdx_metadata.c change. */
+ * creates, vhdx_update.c and vhdx_metadata.c change (serialised with
+ * content writes by vhdx_update_serial.c). */
 #include "disk/driver.h"
+#include "formats/vhdx/vhdx_internal.h"
 
 /* A VHDX can be the parent of a VHDX differencing image only: a VHD child
  * has no way to name it. */
@@ -15,6 +17,6 @@ const vd_format_driver vd_vhdx_driver = {
     .probe = vd_vhdx_probe,
     .open = vd_vhdx_open,
     .create = vd_vhdx_create,
-    .update = &vd_vhdx_update_ops,
+    .update = &vd_vhdx_serial_update_ops,
     .can_parent = vd_vhdx_can_parent,
 };

@@ -128,6 +128,9 @@
 #define VD_VHDX_HAS_PARENT                    0x2u
 #define VD_VHDX_MIN_BLOCK_SIZE   (UINT32_C(1) << 20)
 #define VD_VHDX_MAX_BLOCK_SIZE   (UINT32_C(1) << 28)
+/* What Windows picks when the caller leaves the block size to it. */
+#define VD_VHDX_DEFAULT_BLOCK_SIZE               (UINT32_C(32) << 20)
+#define VD_VHDX_DEFAULT_DIFFERENCING_BLOCK_SIZE  (UINT32_C(2) << 20)
 /* 2.6.2.2 Virtual disk size; 1.5 Applicability: at most 64 TiB. */
 #define VD_VHDX_VIRTUAL_DISK_SIZE_SIZE  8u
 #define VD_VHDX_MAX_VIRTUAL_SIZE        (UINT64_C(64) << 40)

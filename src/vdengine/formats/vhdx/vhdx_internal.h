@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "disk/image.h"
+#include "disk/image_update.h"
 #include "formats/vhdx/vhdx_format.h"
 #include "formats/vhdx/vhdx_log.h"
 
@@ -70,8 +71,13 @@ typedef struct vd_vhdx_state {
 uint32_t vd_vhdx_bat_get(vd_image *image, uint64_t index, uint64_t *entry);
 void vd_vhdx_bat_set(vd_image *image, uint64_t index, uint64_t entry);
 
-/* The content ops (vhdx_write.c). */
+/* The update ops the driver hands out (vhdx_update_serial.c): those of
+ * vhdx_update.c, each under the allocation lock. */
+extern const vd_update_ops vd_vhdx_serial_update_ops;
+
+/* The content ops (vhdx_write.c, vhdx_unmap.c). */
 uint32_t vd_vhdx_write(vd_image *image, uint64_t offset, const void *buffer, uint64_t length);
+uint32_t vd_vhdx_unmap(vd_image *image, uint64_t offset, uint64_t length);
 uint32_t vd_vhdx_flush(vd_image *image);
 
 /* Reads file bytes [offset, offset + length) as the image sees them: through
@@ -95,11 +101,6 @@ uint32_t vd_vhdx_header_update(vd_image *image, const uint8_t *data_write_guid,
  * UTF-8, FILENAME_EXCED_RANGE for a value longer than 32767 UTF-16 units. */
 uint32_t vd_vhdx_locator_build(const vd_guid *linkage, const char *relative_path,
                                const char *absolute_path, uint8_t **bytes, uint32_t *length);
-
-/* The Windows form of a '/'-separated relative path ('\' separators, ".\"
- * in front unless it starts with "." or ".."); NULL for NULL, "" or no
- * memory. */
-char *vd_vhdx_windows_relative_path(const char *path);
 
 /* Byte ranges of metadata items in their region (2.6.1.2). */
 typedef struct vd_vhdx_range {

@@ -30,9 +30,11 @@
 
 #include "formats/vhdx/vhdx_log.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/detail.h"
 #include "base/crc32c.h"
 #include "base/endian.h"
 #include "base/vd_errors.h"
@@ -197,7 +199,8 @@ static uint32_t vd_vhdx_log_scan(vd_vhdx_log_view *log, vd_vhdx_log_entry **entr
         int found = vd_vhdx_log_entry_parse(log, position, &entries[count]);
         if (found < 0) {
             free(entries);
-            return VD_ERROR_FILE_CORRUPT;
+            return vd_fail(VD_ERROR_FILE_CORRUPT, "the log's entries need more checksum work than a log of"
+                           " its size can hold");
         }
         if (found) {
             position += (uint64_t)entries[count].sectors * VD_VHDX_LOG_SECTOR_SIZE;
@@ -289,7 +292,7 @@ static uint32_t vd_vhdx_log_active(const vd_vhdx_log_view *log, const vd_vhdx_lo
             *first = start;
             *head = candidate;
         } else if (steps_left == 0) {
-            status = VD_ERROR_FILE_CORRUPT;
+            status = vd_fail(VD_ERROR_FILE_CORRUPT, "the log's sequences are too tangled to find the active one");
             break;
         }
     }
@@ -316,9 +319,12 @@ static uint32_t vd_vhdx_replay_add_entry(vd_vhdx_replay *replay, const vd_vhdx_l
                                          const vd_vhdx_log_entry *entry, vd_vhdx_replay_limits *limits)
 {
     if (entry->flushed_file_offset > limits->file_size)
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT,
+                       "log entry %" PRIu64 " says the file was flushed at %" PRIu64 " bytes, but it is %" PRIu64,
+                       entry->sequence, entry->flushed_file_offset, limits->file_size);
     if (entry->last_file_offset > VD_VHDX_MAX_FILE_SIZE)
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "log entry %" PRIu64 " makes the file larger than VHDX allows",
+                       entry->sequence);
     uint64_t writable_end = limits->file_size > entry->last_file_offset ? limits->file_size
                                                                          : entry->last_file_offset;
     uint32_t data_sectors = 0;
@@ -344,7 +350,10 @@ static uint32_t vd_vhdx_replay_add_entry(vd_vhdx_replay *replay, const vd_vhdx_l
             || extent->file_offset < VD_VHDX_REGION_TABLE1_OFFSET
             || vd_vhdx_ranges_overlap(extent->file_offset, extent->length, limits->log_offset,
                                       limits->log_length))
-            return VD_ERROR_FILE_CORRUPT;
+            return vd_fail(VD_ERROR_FILE_CORRUPT,
+                           "log entry %" PRIu64 " descriptor %" PRIu32 " writes %" PRIu64 " bytes at offset %" PRIu64
+                           ", into the headers, the log or past the file's end", entry->sequence, i,
+                           extent->length, extent->file_offset);
         uint64_t extent_end = extent->file_offset + extent->length;
         if (extent->data != NULL) {
             if (extent_end > limits->written_size)
@@ -356,7 +365,8 @@ static uint32_t vd_vhdx_replay_add_entry(vd_vhdx_replay *replay, const vd_vhdx_l
                             - extent->file_offset;
             limits->zero_work += inside;
             if (limits->zero_work > limits->zero_work_limit)
-                return VD_ERROR_FILE_CORRUPT;
+                return vd_fail(VD_ERROR_FILE_CORRUPT, "the log's zero descriptors write more than a log of its"
+                               " size can describe");
         }
         if (replay->extent_count == 0 || extent->file_offset < replay->lowest)
             replay->lowest = extent->file_offset;
@@ -406,7 +416,9 @@ uint32_t vd_vhdx_log_load(const vd_file *file, uint64_t log_offset, uint32_t log
     *replay_out = NULL;
     if (log_length < VD_VHDX_LOG_SECTOR_SIZE || log_length % VD_VHDX_LOG_SECTOR_SIZE != 0
         || log_offset > file->size || log_length > file->size - log_offset)
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT,
+                       "the log (%" PRIu32 " bytes at offset %" PRIu64 ") is not whole 4 KiB sectors inside the file",
+                       log_length, log_offset);
 
     vd_vhdx_replay *replay = calloc(1, sizeof *replay);
     if (replay == NULL)
@@ -419,7 +431,8 @@ uint32_t vd_vhdx_log_load(const vd_file *file, uint64_t log_offset, uint32_t log
     uint32_t status = vd_file_read(file, log_offset, replay->log, log_length);
     if (status != VD_ERROR_SUCCESS) {
         vd_vhdx_replay_free(replay);
-        return status == VD_ERROR_HANDLE_EOF ? VD_ERROR_FILE_CORRUPT : status;
+        return status == VD_ERROR_HANDLE_EOF ? vd_fail(VD_ERROR_FILE_CORRUPT, "the file ends inside the log")
+                                             : status;
     }
 
     vd_vhdx_log_view log = { replay->log, log_length, log_guid,

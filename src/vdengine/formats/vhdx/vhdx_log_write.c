@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/crc32c.h"
+#include "base/detail.h"
 #include "base/endian.h"
 #include "base/guid.h"
 #include "base/vd_errors.h"
@@ -101,7 +102,7 @@ uint32_t vd_vhdx_log_highest_sequence(const vd_file *file, uint64_t log_offset, 
         }
     }
     free(buffer);
-    return status == VD_ERROR_HANDLE_EOF ? VD_ERROR_FILE_CORRUPT : status;
+    return status == VD_ERROR_HANDLE_EOF ? vd_fail(VD_ERROR_FILE_CORRUPT, "the file ends inside the log") : status;
 }
 
 /* Writes sorted sectors, one write per run of adjacent ones. */
@@ -187,7 +188,8 @@ uint32_t vd_vhdx_log_commit(vd_image *image, const vd_vhdx_sector_write *logged,
             return status;
     }
     if (state->log_sequence == UINT64_MAX)
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "the log's sequence number %" PRIu64 " cannot advance",
+                       state->log_sequence);
     uint64_t sequence = state->log_sequence + 1;
     uint8_t log_guid[16];
     status = vd_guid_random(log_guid);

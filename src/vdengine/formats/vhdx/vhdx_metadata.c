@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/detail.h"
 #include "base/endian.h"
 #include "base/vd_errors.h"
 #include "formats/vhdx/vhdx_format.h"
@@ -62,7 +63,8 @@ uint32_t vd_vhdx_metadata_load(const vd_image *image, vd_vhdx_metadata *table)
         return status;
     uint32_t count = vd_load_le16(header + VD_VHDX_METADATA_ENTRY_COUNT_OFFSET);
     if (memcmp(header, VD_VHDX_METADATA_SIGNATURE, 8) != 0 || count > VD_VHDX_METADATA_MAX_ENTRIES)
-        return VD_ERROR_FILE_CORRUPT;
+        return vd_fail(VD_ERROR_FILE_CORRUPT, "the metadata table's signature is missing or its entry count"
+                       " (%" PRIu32 ") too large", count);
     /* Room for one more, so a change can append without reallocating. */
     table->entries = malloc(((size_t)count + 1) * sizeof *table->entries);
     if (table->entries == NULL)
@@ -73,7 +75,8 @@ uint32_t vd_vhdx_metadata_load(const vd_image *image, vd_vhdx_metadata *table)
                                     table->entries, (size_t)count * VD_VHDX_METADATA_ENTRY_SIZE);
     for (uint32_t i = 0; i < count && status == VD_ERROR_SUCCESS; i++) {
         if (!vd_vhdx_entry_placed_well(table->entries[i], state->metadata_length))
-            status = VD_ERROR_FILE_CORRUPT;
+            status = vd_fail(VD_ERROR_FILE_CORRUPT, "metadata table entry %" PRIu32 " lies outside the metadata"
+                             " region", i);
     }
     if (status != VD_ERROR_SUCCESS)
         vd_vhdx_metadata_free(table);
@@ -394,7 +397,8 @@ uint32_t vd_vhdx_metadata_overwrite(vd_image *image, const uint8_t item[16], con
         return status;
     size_t index = vd_vhdx_metadata_find(&change.table, item, 0);
     if (index == SIZE_MAX || vd_vhdx_entry_length(change.table.entries[index]) < length)
-        status = VD_ERROR_FILE_CORRUPT;
+        status = vd_fail(VD_ERROR_FILE_CORRUPT, "the metadata item to overwrite is missing or shorter than"
+                         " %" PRIu32 " bytes", length);
     if (status == VD_ERROR_SUCCESS)
         status = vd_vhdx_edit_write(&change.edit, vd_vhdx_entry_offset(change.table.entries[index]), data,
                                     length);

@@ -35,6 +35,7 @@
 
 #include "base/endian.h"
 #include "disk/image_update.h"
+#include "disk/parent_paths.h"
 #include "base/vd_errors.h"
 #include "formats/vhdx/vhdx_format.h"
 #include "formats/vhdx/vhdx_internal.h"
@@ -106,7 +107,7 @@ static uint32_t vd_vhdx_set_parent(vd_image *image, const vd_parent_link *link)
      * back, made before anything is written so that no allocation can fail
      * after the change is on disk. */
     int failed = 0;
-    char *relative = vd_vhdx_windows_relative_path(link->relative_path);
+    char *relative = vd_windows_relative_path(link->relative_path);
     failed |= link->relative_path != NULL && link->relative_path[0] != '\0' && relative == NULL;
     char *absolute = vd_vhdx_copy_text(link->absolute_path, &failed);
     status = failed ? VD_ERROR_NOT_ENOUGH_MEMORY : VD_ERROR_SUCCESS;

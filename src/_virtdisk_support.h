@@ -1,0 +1,59 @@
+/* _virtdisk_support.h: the few CPython-level and atomic helpers the
+ * extension needs that Cython does not express directly.
+ *
+ * vd_tuple_alloc makes an empty instance of a tuple subclass (the answer
+ * types are collections.namedtuple classes, whose __slots__ is empty), the
+ * way tuple's own __new__ does for subclasses, but without calling the
+ * Python-level __new__ namedtuple generates or building an argument tuple
+ * first: for an answer without I/O that construction was most of the cost
+ * of the call.  The caller fills every item before the object escapes. */
+#ifndef VIRTDISK_SUPPORT_H
+#define VIRTDISK_SUPPORT_H
+
+#include <Python.h>
+
+static PyObject *vd_tuple_alloc(PyObject *type, Py_ssize_t size)
+{
+    PyTypeObject *tuple_type = (PyTypeObject *)type;
+    return tuple_type->tp_alloc(tuple_type, size);
+}
+
+/* Atomic access to a handle slot and to the live-handle counter.  On a
+ * free-threaded CPython two threads may close one handle at once, or query
+ * it while another closes it: exactly one of them takes the HANDLE out of
+ * its slot (and closes it); the others then see NULL, never a value closed
+ * under them twice.  On the GIL build these cost as much as plain accesses. */
+#if defined(_MSC_VER)
+#include <intrin.h>
+static void *vd_slot_take(void *volatile *slot)
+{
+    return _InterlockedExchangePointer(slot, NULL);
+}
+
+static void *vd_slot_load(void *volatile *slot)
+{
+    return _InterlockedCompareExchangePointer(slot, NULL, NULL);
+}
+
+static long vd_count_add(volatile long *count, long delta)
+{
+    return _InterlockedExchangeAdd(count, delta) + delta;
+}
+#else
+static void *vd_slot_take(void *volatile *slot)
+{
+    return __atomic_exchange_n(slot, NULL, __ATOMIC_ACQ_REL);
+}
+
+static void *vd_slot_load(void *volatile *slot)
+{
+    return __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+}
+
+static long vd_count_add(volatile long *count, long delta)
+{
+    return __atomic_add_fetch(count, delta, __ATOMIC_RELAXED);
+}
+#endif
+
+#endif

@@ -1,0 +1,63 @@
+/* What the VHD files share among themselves: the state an opened image
+ * keeps (vhd.c fills it at open, vhd_write.c changes it as blocks are
+ * allocated) and the content ops of the write path.  Nothing outside
+ * formats/vhd/ includes this header. */
+#ifndef VDENGINE_VHD_INTERNAL_H
+#define VDENGINE_VHD_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "disk/image.h"
+#include "formats/vhd/vhd_format.h"
+
+/* One BAT entry in host order.  Readers load it without a lock while a
+ * writer, under the state's lock, stores a new block's sector once the
+ * block's data is durable. */
+typedef _Atomic(uint32_t) vd_vhd_entry;
+
+typedef struct vd_vhd_state {
+    vd_vhd_footer footer;
+    uint64_t table_offset;
+    uint32_t table_entries;      /* entries covering virtual_size (<= Max Table Entries) */
+    uint32_t block_size;
+    uint32_t bitmap_size;        /* bytes before each block's data, whole sectors */
+    /* BAT, loaded by the first read or write; atomic so concurrent first
+     * reads need no lock (the loser of the race frees its copy). */
+    _Atomic(vd_vhd_entry *) table;
+    /* The file's size as blocks may use it: reads refuse a block that ends
+     * past it.  Grows (before the new block's entry is stored) as writes
+     * append blocks; image->file.size follows it under `lock`. */
+    _Atomic(uint64_t) file_end;
+
+    /* Writes (vhd_write.c).  `lock` serialises allocation and every change
+     * of a sector bitmap; data I/O into sectors already present takes no
+     * lock. */
+    pthread_mutex_t lock;
+    /* Set once the first write found the BAT sound (every block inside the
+     * file, clear of the structures and of each other). */
+    _Atomic(int) checked;
+    /* One flag per block, set when every sector of the block is marked
+     * present in its bitmap: writes into it are a single pwrite.  Allocated
+     * with `checked`. */
+    _Atomic(uint8_t) *present;
+    uint8_t *scratch;            /* one sector bitmap, used under `lock` */
+} vd_vhd_state;
+
+/* The BAT of a dynamic or differencing image, read on first use (open
+ * checked that it lies inside the file). */
+uint32_t vd_vhd_table(vd_vhd_state *state, const vd_file *file, vd_vhd_entry **out);
+
+/* Write-side parts of a new state (`file_size`: the file's size at open)
+ * and their release (the state itself is vhd.c's to free). */
+uint32_t vd_vhd_write_init(vd_vhd_state *state, uint64_t file_size);
+void vd_vhd_write_release(vd_vhd_state *state);
+
+/* The content ops (image.h) of VHD images (vhd_write.c). */
+uint32_t vd_vhd_write_fixed(vd_image *image, uint64_t offset, const void *buffer, uint64_t length);
+uint32_t vd_vhd_unmap_fixed(vd_image *image, uint64_t offset, uint64_t length);
+uint32_t vd_vhd_write_sparse(vd_image *image, uint64_t offset, const void *buffer, uint64_t length);
+uint32_t vd_vhd_unmap_sparse(vd_image *image, uint64_t offset, uint64_t length);
+uint32_t vd_vhd_flush(vd_image *image);
+
+#endif

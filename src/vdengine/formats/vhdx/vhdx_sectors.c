@@ -1,0 +1,112 @@
+/* The sectors one VHDX content update changes (vhdx_sectors.h). */
+#define _POSIX_C_SOURCE 200809L
+
+#include "formats/vhdx/vhdx_sectors.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/endian.h"
+#include "base/vd_errors.h"
+#include "formats/vhdx/vhdx_format.h"
+#include "formats/vhdx/vhdx_internal.h"
+#include "formats/vhdx/vhdx_log_write.h"
+
+uint32_t vd_vhdx_sectors_get(vd_image *image, vd_vhdx_sector_set *set, uint64_t offset, int fresh,
+                             vd_vhdx_sector **sector)
+{
+    /* Sets stay small (a few BAT sectors, at most a hundred or so bitmap
+     * sectors), so a linear search is the cheapest lookup. */
+    for (size_t i = 0; i < set->count; i++) {
+        if (set->items[i].offset == offset) {
+            *sector = &set->items[i];
+            return VD_ERROR_SUCCESS;
+        }
+    }
+    if (set->count == set->capacity) {
+        size_t capacity = set->capacity ? set->capacity * 2 : 8;
+        vd_vhdx_sector *grown = realloc(set->items, capacity * sizeof *grown);
+        if (grown == NULL)
+            return VD_ERROR_NOT_ENOUGH_MEMORY;
+        set->items = grown;
+        set->capacity = capacity;
+    }
+    uint8_t *data = fresh ? calloc(1, VD_VHDX_LOG_SECTOR_SIZE) : malloc(VD_VHDX_LOG_SECTOR_SIZE);
+    if (data == NULL)
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    if (!fresh) {
+        uint32_t status = vd_vhdx_state_read(image, offset, data, VD_VHDX_LOG_SECTOR_SIZE);
+        if (status != VD_ERROR_SUCCESS) {
+            free(data);
+            return status;
+        }
+    }
+    set->items[set->count] = (vd_vhdx_sector){ offset, fresh, 0, data };
+    *sector = &set->items[set->count++];
+    return VD_ERROR_SUCCESS;
+}
+
+size_t vd_vhdx_sectors_dirty(const vd_vhdx_sector_set *set)
+{
+    size_t dirty = 0;
+    for (size_t i = 0; i < set->count; i++)
+        dirty += set->items[i].dirty != 0;
+    return dirty;
+}
+
+static int vd_vhdx_sector_order(const void *left, const void *right)
+{
+    uint64_t a = ((const vd_vhdx_sector_write *)left)->file_offset;
+    uint64_t b = ((const vd_vhdx_sector_write *)right)->file_offset;
+    return (a > b) - (a < b);
+}
+
+uint32_t vd_vhdx_sectors_commit(vd_image *image, const vd_vhdx_sector_set *set)
+{
+    size_t dirty = vd_vhdx_sectors_dirty(set);
+    if (dirty == 0)
+        return VD_ERROR_SUCCESS;
+    vd_vhdx_sector_write *writes = malloc(dirty * sizeof *writes);
+    if (writes == NULL)
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    /* Logged sectors first, direct ones after, each part sorted. */
+    size_t logged = 0, direct = dirty;
+    for (size_t i = 0; i < set->count; i++) {
+        const vd_vhdx_sector *sector = &set->items[i];
+        if (!sector->dirty)
+            continue;
+        vd_vhdx_sector_write write = { sector->offset, sector->data };
+        if (sector->fresh)
+            writes[--direct] = write;
+        else
+            writes[logged++] = write;
+    }
+    qsort(writes, logged, sizeof *writes, vd_vhdx_sector_order);
+    qsort(writes + logged, dirty - logged, sizeof *writes, vd_vhdx_sector_order);
+    uint32_t status = vd_vhdx_log_commit(image, writes, logged, writes + logged, dirty - logged);
+    free(writes);
+    return status;
+}
+
+void vd_vhdx_sectors_free(vd_vhdx_sector_set *set)
+{
+    for (size_t i = 0; i < set->count; i++)
+        free(set->items[i].data);
+    free(set->items);
+    set->items = NULL;
+    set->count = set->capacity = 0;
+}
+
+uint32_t vd_vhdx_sectors_set_entry(vd_image *image, vd_vhdx_sector_set *set, uint64_t bat_offset,
+                                   uint64_t index, uint64_t entry)
+{
+    uint64_t byte = index * VD_VHDX_BAT_ENTRY_SIZE;
+    vd_vhdx_sector *sector;
+    uint32_t status = vd_vhdx_sectors_get(image, set, bat_offset + byte / VD_VHDX_LOG_SECTOR_SIZE
+                                                                  * VD_VHDX_LOG_SECTOR_SIZE, 0, &sector);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
+    vd_store_le64(sector->data + byte % VD_VHDX_LOG_SECTOR_SIZE, entry);
+    sector->dirty = 1;
+    return VD_ERROR_SUCCESS;
+}
