@@ -635,6 +635,8 @@ UPDATE_ANSWERS_ON_READ_HANDLE = {
     "DeleteVirtualDiskMetadata": ERROR_ACCESS_DENIED,
     "EnumerateVirtualDiskMetadata": ERROR_SUCCESS,
     "GetVirtualDiskMetadata": ERROR_NOT_FOUND,
+    # An OVERLAPPED the handle never ran an operation with.
+    "GetVirtualDiskOperationProgress": ERROR_NOT_FOUND,
 }
 
 

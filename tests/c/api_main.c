@@ -876,7 +876,7 @@ static const struct {
     { "GetVirtualDiskMetadata", call_get_metadata, 1, 1, 1 },
     { "SetVirtualDiskMetadata", call_set_metadata, 1, 1, 1 },
     { "DeleteVirtualDiskMetadata", call_delete_metadata, 1, 1, 1 },
-    { "GetVirtualDiskOperationProgress", call_progress, 1, 1, 0 },
+    { "GetVirtualDiskOperationProgress", call_progress, 1, 1, 1 },
     { "CompactVirtualDisk", call_compact, 1, 1, 0 },
     { "MergeVirtualDisk", call_merge, 1, 1, 0 },
     { "ExpandVirtualDisk", call_expand, 1, 1, 0 },

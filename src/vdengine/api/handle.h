@@ -48,6 +48,8 @@ typedef struct vd_disk {
      * open: SetVirtualDiskInformation and the metadata changes rewrite
      * fields of `image` and may replace `chain`. */
     pthread_mutex_t lock;
+    /* The long operations' state (api/operation.c), made by the first. */
+    struct vd_operations *operations;
 } vd_disk;
 
 /* A zeroed disk with its lock ready; NULL when out of memory. */

@@ -16,6 +16,7 @@ static const char *const vd_implemented[] = {
     "GetVirtualDiskMetadata",
     "SetVirtualDiskMetadata",
     "DeleteVirtualDiskMetadata",
+    "GetVirtualDiskOperationProgress",
     "AttachVirtualDisk",          /* loop devices for ISO and fixed images (attach_host.c) */
     "DetachVirtualDisk",
     "GetVirtualDiskPhysicalPath",

@@ -97,6 +97,7 @@
 #include "api/handle.h"
 #include "base/utf16.h"
 #include "base/vd_errors.h"
+#include "disk/partition_end.h"
 
 #define VD_INFO_FIXED_SIZE ((ULONG)sizeof(GET_VIRTUAL_DISK_INFO))
 #define VD_INFO_UNION_OFFSET offsetof(GET_VIRTUAL_DISK_INFO, Size)
@@ -274,7 +275,9 @@ static void vd_fill_physical_sector_size(const vd_disk *disk, GET_VIRTUAL_DISK_I
 
 static void vd_fill_smallest_safe_size(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
 {
-    info->SmallestSafeVirtualSize = disk->image.smallest_safe_virtual_size;
+    /* Reading the partition table reads content, which the const view of
+     * the disk here does not change. */
+    info->SmallestSafeVirtualSize = vd_smallest_safe_size((vd_disk *)disk);
 }
 
 static void vd_fill_is_loaded(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)

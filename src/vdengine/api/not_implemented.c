@@ -67,12 +67,6 @@ DWORD WINAPI GetStorageDependencyInformation(HANDLE ObjectHandle, GET_STORAGE_DE
         ObjectHandle);
 }
 
-DWORD WINAPI GetVirtualDiskOperationProgress(HANDLE VirtualDiskHandle, LPOVERLAPPED Overlapped,
-                                             PVIRTUAL_DISK_PROGRESS Progress)
-{
-    return vd_not_implemented(Overlapped != NULL && Progress != NULL, VirtualDiskHandle);
-}
-
 DWORD WINAPI CompactVirtualDisk(HANDLE VirtualDiskHandle, COMPACT_VIRTUAL_DISK_FLAG Flags,
                                 PCOMPACT_VIRTUAL_DISK_PARAMETERS Parameters,
                                 LPOVERLAPPED Overlapped)
