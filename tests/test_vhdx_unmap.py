@@ -27,7 +27,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from content_driver import ContentSession  # noqa: E402
 from test_vhdx_write import (ERROR_ACCESS_DENIED, ERROR_BAT_CORRUPT, MiB, bat_offset,  # noqa: E402
-                             check_against_mirror, engine_image, have_pyvhdi, make_child,
+                             check_against_mirror, engine_image, have_pyvhdi, make_child, made_image,
                              pyvhdi_child_bytes, qemu_image, run, seven_zip_bytes)
 from test_vhdx_write import creator, fault_harness, harness  # noqa: E402,F401
 from vhdx_layout import layout  # noqa: E402
@@ -102,10 +102,7 @@ def test_unmapped_sectors_read_zeros_everywhere(harness: Path, creator: Path, tm
     block FULLY_PRESENT."""
     size = 10 * block + 3 * sector
     image, mirror = tmp_path / "disk.vhdx", tmp_path / "mirror.raw"
-    if maker == "qemu":
-        qemu_image(image, size, block, kind)
-    else:
-        engine_image(creator, image, size, block, kind, sector)
+    made_image(maker, creator, image, size, block, kind, sector)
     session = ContentSession(harness, image, mirror, size, seed=block + sector)
     session.write(0, 8 * block)
     session.write(size - 2 * sector, 2 * sector)
@@ -181,13 +178,19 @@ def test_differencing_unmap_hides_the_parent(harness: Path, creator: Path, tmp_p
     check_child(harness, parent, child, mirror, parent_bytes, sector, block)
 
 
-def test_read_only_handle_refuses_unmaps(harness: Path, tmp_path: Path) -> None:
+def written_image(harness: Path, tmp_path: Path) -> tuple[Path, Path, bytes]:
+    """An 8 MiB qemu-made image with its first 2 MiB written, its mirror,
+    and the file's bytes, which a refused unmap must leave as they are."""
     image, mirror = tmp_path / "disk.vhdx", tmp_path / "mirror.raw"
     qemu_image(image, 8 * MiB, MiB)
     writer = ContentSession(harness, image, mirror, 8 * MiB)
     writer.write(0, 2 * MiB)
     writer.run()
-    original = image.read_bytes()
+    return image, mirror, image.read_bytes()
+
+
+def test_read_only_handle_refuses_unmaps(harness: Path, tmp_path: Path) -> None:
+    image, mirror, original = written_image(harness, tmp_path)
     session = ContentSession(harness, image, mirror, 8 * MiB, read_only=True)
     session.unmap(0, MiB, reads_as_zero=False)
     answers = session.run(check=False)
@@ -198,12 +201,7 @@ def test_read_only_handle_refuses_unmaps(harness: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("offset,length", [(512, MiB), (0, 8 * MiB + 512), (100, 512), (0, 100)])
 def test_misaligned_or_out_of_range_unmaps_are_refused(harness: Path, tmp_path: Path,
                                                       offset: int, length: int) -> None:
-    image, mirror = tmp_path / "disk.vhdx", tmp_path / "mirror.raw"
-    qemu_image(image, 8 * MiB, MiB)
-    writer = ContentSession(harness, image, mirror, 8 * MiB)
-    writer.write(0, 2 * MiB)
-    writer.run()
-    original = image.read_bytes()
+    image, mirror, original = written_image(harness, tmp_path)
     session = ContentSession(harness, image, mirror, 8 * MiB)
     session.unmap(offset, length, reads_as_zero=False)
     answers = session.run(check=False)
