@@ -10,12 +10,22 @@
  *
  * Linux has eventfd, one descriptor for both ends; elsewhere a pipe, whose
  * read end is the one to poll.  The HANDLE value is a pointer to this
- * structure, as a Windows event HANDLE is an opaque value of its kind. */
+ * structure, as a Windows event HANDLE is an opaque value of its kind.
+ *
+ * A wait on a Windows event orders what the setter wrote before SetEvent
+ * (OVERLAPPED.Internal) before what the waiter reads after.  A descriptor
+ * states no such order in C's memory model, so `state` carries it: set
+ * stores it with release after its write, the setter's last touch of the
+ * event, and a wait returns only once it loaded it set with acquire.  A
+ * waiter may then close the event at once.  A descriptor readable before
+ * the store is the setter between its two steps: the wait polls again. */
 #define _GNU_SOURCE
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -31,6 +41,7 @@
 typedef struct vd_event {
     int read_fd;    /* polls readable while set */
     int write_fd;   /* the same descriptor with eventfd */
+    atomic_int state;   /* 1 while set */
 } vd_event;
 
 static vd_event *vd_event_of(HANDLE event)
@@ -45,6 +56,7 @@ DWORD vd_engine_event_create(HANDLE *event)
     vd_event *created = malloc(sizeof *created);
     if (created == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
+    atomic_init(&created->state, 0);
 #ifdef __linux__
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) {
@@ -86,6 +98,7 @@ DWORD vd_engine_event_set(HANDLE event)
     /* EAGAIN: the counter or the pipe is full, so the event is set. */
     if (written < 0 && errno != EAGAIN)
         return vd_error_from_errno(errno);
+    atomic_store_explicit(&target->state, 1, memory_order_release);
     return VD_ERROR_SUCCESS;
 }
 
@@ -94,6 +107,7 @@ DWORD vd_engine_event_reset(HANDLE event)
     vd_event *target = vd_event_of(event);
     if (target == NULL)
         return VD_ERROR_INVALID_HANDLE;
+    atomic_store_explicit(&target->state, 0, memory_order_relaxed);
     char drain[64];
     while (read(target->read_fd, drain, sizeof drain) > 0) {
     }
@@ -109,9 +123,13 @@ DWORD vd_engine_event_wait(HANDLE event, DWORD milliseconds)
     int timeout = milliseconds == VD_ENGINE_INFINITE || milliseconds > INT32_MAX ? -1
                                                                                  : (int)milliseconds;
     for (;;) {
-        int ready = poll(&poller, 1, timeout);
-        if (ready > 0)
+        if (atomic_load_explicit(&target->state, memory_order_acquire))
             return VD_ERROR_SUCCESS;
+        int ready = poll(&poller, 1, timeout);
+        if (ready > 0) {
+            sched_yield();
+            continue;
+        }
         if (ready == 0)
             return VD_ENGINE_WAIT_TIMEOUT;
         if (errno != EINTR)
