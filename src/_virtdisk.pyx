@@ -68,6 +68,8 @@ include "_virtdisk_enums.pxi"
 
 cdef extern from "_virtdisk_support.h":
     object vd_tuple_alloc(object type, Py_ssize_t size)
+    object vd_error_new(object type, object errno_value, object message, object path,
+                        dict attributes)
     void *vd_slot_take(void **slot) nogil
     void *vd_slot_load(void **slot) nogil
     long vd_count_add(long *count, long delta) nogil
@@ -177,13 +179,15 @@ PLATFORM = api.VIRTDISK_PLATFORM_NAME.decode("ascii")
 # Errors: one helper on the failure path, the table lives in virtdisk.errors.
 
 cdef object _error_from_code = None
+# Win32 code -> (class, errno, message, code name), from virtdisk.errors'
+# table, for the codes that have failed in this process.
+cdef dict _error_entries = {}
 cdef cython.pymutex _error_lock
 
 
-cdef object _error(DWORD code, str function, object path):
-    """The exception virtdisk.errors maps `code` to.  Callers raise it
-    themselves: an exception raised in a helper collects one traceback entry
-    per Cython function it passes through, which costs more than the call."""
+cdef object _error_entry(object code):
+    """The entry of `code` in virtdisk.errors' table, or None for a code it
+    does not know (then error_from_code makes the exception)."""
     global _error_from_code
     if _error_from_code is None:
         # Imported on first failure: virtdisk imports this module, so an
@@ -192,7 +196,47 @@ cdef object _error(DWORD code, str function, object path):
         from virtdisk.errors import error_from_code
         with _error_lock:
             _error_from_code = error_from_code
-    return _error_from_code(code, function, path, last_error_detail())
+    from virtdisk.errors import _NAMES, _TABLE
+    known = _TABLE.get(code)
+    if known is None:
+        return None
+    entry = (known[0], known[1], known[2], _NAMES.get(code))
+    _error_entries[code] = entry
+    return entry
+
+
+cdef object _error(DWORD code, str function, object path):
+    """The exception virtdisk.errors maps `code` to, equal to what its
+    error_from_code returns, built here without a Python-level call for
+    the codes seen before.  Callers raise it themselves: an exception
+    raised in a helper collects one traceback entry per Cython function it
+    passes through, which costs more than the call."""
+    cdef object number = code
+    cdef object detail = _last_detail()
+    entry = _error_entries.get(number)
+    if entry is None:
+        entry = _error_entry(number)
+        if entry is None:
+            return _error_from_code(number, function, path, detail)
+    if _WINERROR_IS_SLOT:
+        # Windows' OSError keeps winerror in its struct, not in __dict__.
+        error = vd_error_new((<tuple>entry)[0], (<tuple>entry)[1], (<tuple>entry)[2], path,
+                             {"function": function, "code_name": (<tuple>entry)[3],
+                              "detail": detail})
+        error.winerror = number
+        return error
+    # The order error_from_code sets them in, so that vars() agree too.
+    return vd_error_new((<tuple>entry)[0], (<tuple>entry)[1], (<tuple>entry)[2], path,
+                        {"winerror": number, "function": function,
+                         "code_name": (<tuple>entry)[3], "detail": detail})
+
+
+cdef bint _WINERROR_IS_SLOT = hasattr(OSError, "winerror")
+
+
+cdef object _last_detail():
+    cdef const char *text = api.vd_dispatch_last_detail()
+    return None if text == NULL else text.decode("utf-8", "replace")
 
 
 def last_error_detail() -> str | None:
@@ -203,8 +247,7 @@ def last_error_detail() -> str | None:
     returns only the code.  Each call clears it as it starts; calls in
     other threads never change it.  Failures raised here carry it as the
     exception's ``detail``."""
-    cdef const char *text = api.vd_dispatch_last_detail()
-    return None if text == NULL else text.decode("utf-8", "replace")
+    return _last_detail()
 
 
 # ---------------------------------------------------------------------------
