@@ -57,7 +57,9 @@ macros.append(("CYTHON_CLINE_IN_TRACEBACK", "0"))
 extension = Extension(
     "_virtdisk",
     sources=["src/_virtdisk.pyx"],
-    include_dirs=["src/include", "src"],
+    # src/vdengine: the format headers the extension takes its format facts
+    # from include their neighbours by engine-relative paths.
+    include_dirs=["src/include", "src", "src/vdengine"],
     libraries=extension_libraries,
     define_macros=macros,
 )

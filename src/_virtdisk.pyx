@@ -176,6 +176,49 @@ VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT = uuid.UUID("ec984aec-a0f9-47e9-901f-71415
 PLATFORM = api.VIRTDISK_PLATFORM_NAME.decode("ascii")
 
 # ---------------------------------------------------------------------------
+# Format facts, from the engine's format headers (plain C constants, built on
+# Windows too), so that the facade never types a signature, a limit or a
+# metadata item GUID of its own.
+
+cdef extern from *:
+    """
+    #include "vdengine/formats/vhd/vhd_format.h"
+    #include "vdengine/formats/vhdx/vhdx_format.h"
+    /* [MS-VHDX] 2.6.2, in the specification's order. */
+    static const uint8_t vd_py_vhdx_system_items[][16] = {
+        VD_VHDX_GUID_FILE_PARAMETERS, VD_VHDX_GUID_VIRTUAL_DISK_SIZE, VD_VHDX_GUID_PAGE83_DATA,
+        VD_VHDX_GUID_LOGICAL_SECTOR_SIZE, VD_VHDX_GUID_PHYSICAL_SECTOR_SIZE,
+        VD_VHDX_GUID_PARENT_LOCATOR,
+    };
+    #define VD_PY_VHDX_SYSTEM_ITEM_COUNT \\
+        (sizeof vd_py_vhdx_system_items / sizeof vd_py_vhdx_system_items[0])
+    """
+    const char *VD_VHD_FOOTER_COOKIE
+    const unsigned int VD_VHD_COOKIE_SIZE
+    const unsigned int VD_VHD_FOOTER_SIZE
+    const unsigned long long VD_VHD_MAX_SIZE
+    const char *VD_VHDX_SIGNATURE
+    const unsigned int VD_VHDX_SIGNATURE_SIZE
+    const unsigned long long VD_VHDX_MAX_VIRTUAL_SIZE
+    const unsigned long long VD_VHDX_MIN_BLOCK_SIZE
+    const unsigned long long VD_VHDX_MAX_BLOCK_SIZE
+    const unsigned long long VD_VHDX_METADATA_MAX_ITEM_LENGTH
+    const unsigned char vd_py_vhdx_system_items[][16]
+    const size_t VD_PY_VHDX_SYSTEM_ITEM_COUNT
+
+VHD_FOOTER_COOKIE = (<bytes>VD_VHD_FOOTER_COOKIE)[:VD_VHD_COOKIE_SIZE]
+VHD_FOOTER_SIZE = VD_VHD_FOOTER_SIZE
+VHD_MAXIMUM_SIZE = VD_VHD_MAX_SIZE
+VHDX_FILE_SIGNATURE = (<bytes>VD_VHDX_SIGNATURE)[:VD_VHDX_SIGNATURE_SIZE]
+VHDX_MAXIMUM_SIZE = VD_VHDX_MAX_VIRTUAL_SIZE
+VHDX_MINIMUM_BLOCK_SIZE = VD_VHDX_MIN_BLOCK_SIZE
+VHDX_MAXIMUM_BLOCK_SIZE = VD_VHDX_MAX_BLOCK_SIZE
+VHDX_MAXIMUM_METADATA_ITEM_SIZE = VD_VHDX_METADATA_MAX_ITEM_LENGTH
+VHDX_SYSTEM_METADATA_ITEMS = tuple(
+    uuid.UUID(bytes_le=(<char *>vd_py_vhdx_system_items[index])[:16])
+    for index in range(VD_PY_VHDX_SYSTEM_ITEM_COUNT))
+
+# ---------------------------------------------------------------------------
 # Errors: one helper on the failure path, the table lives in virtdisk.errors.
 
 cdef object _error_from_code = None
@@ -1635,5 +1678,8 @@ __all__ = [
     "VirtualDiskProgress", "ChangedRanges", "RawScsiResponse",
     "VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN", "VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT",
     "CloseHandle", "features", "live_handle_count", "last_error_detail", "PLATFORM",
+    "VHD_FOOTER_COOKIE", "VHD_FOOTER_SIZE", "VHD_MAXIMUM_SIZE", "VHDX_FILE_SIGNATURE",
+    "VHDX_MAXIMUM_SIZE", "VHDX_MINIMUM_BLOCK_SIZE", "VHDX_MAXIMUM_BLOCK_SIZE",
+    "VHDX_MAXIMUM_METADATA_ITEM_SIZE", "VHDX_SYSTEM_METADATA_ITEMS",
     "ENUM_CLASSES", "ENUM_ALIASES", *ENUM_CLASSES, *ENUM_ALIASES,
 ]

@@ -17,6 +17,17 @@ PLATFORM: Final[str]
 VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN: Final[uuid.UUID]
 VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT: Final[uuid.UUID]
 
+# Format facts from the engine's format headers.
+VHD_FOOTER_COOKIE: Final[bytes]
+VHD_FOOTER_SIZE: Final[int]
+VHD_MAXIMUM_SIZE: Final[int]
+VHDX_FILE_SIGNATURE: Final[bytes]
+VHDX_MAXIMUM_SIZE: Final[int]
+VHDX_MINIMUM_BLOCK_SIZE: Final[int]
+VHDX_MAXIMUM_BLOCK_SIZE: Final[int]
+VHDX_MAXIMUM_METADATA_ITEM_SIZE: Final[int]
+VHDX_SYSTEM_METADATA_ITEMS: Final[tuple[uuid.UUID, ...]]
+
 class VirtualStorageType(NamedTuple):
     device_id: int
     vendor_id: uuid.UUID
@@ -328,6 +339,9 @@ __all__ = [
     "VirtualDiskProgress", "ChangedRanges", "RawScsiResponse",
     "VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN", "VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT",
     "CloseHandle", "features", "live_handle_count", "last_error_detail", "PLATFORM",
+    "VHD_FOOTER_COOKIE", "VHD_FOOTER_SIZE", "VHD_MAXIMUM_SIZE", "VHDX_FILE_SIGNATURE",
+    "VHDX_MAXIMUM_SIZE", "VHDX_MINIMUM_BLOCK_SIZE", "VHDX_MAXIMUM_BLOCK_SIZE",
+    "VHDX_MAXIMUM_METADATA_ITEM_SIZE", "VHDX_SYSTEM_METADATA_ITEMS",
     "ENUM_CLASSES", "ENUM_ALIASES",
 ]
 

@@ -110,7 +110,7 @@ def compile_and_link(target: str, c_file: Path, include: Path, workdir: Path) ->
     obj = workdir / f"_virtdisk-{target}.o"
     run = _run([f"{triplet}-gcc", "-c", "-O2", "-Wall", *WINDOWS_MACROS, *TARGET_MACROS[target],
                 "-I", include, "-I", ROOT / "src" / "include", "-I", ROOT / "src",
-                c_file, "-o", obj])
+                "-I", ROOT / "src" / "vdengine", c_file, "-o", obj])
     if run.returncode != 0:
         raise RuntimeError(f"{triplet}-gcc failed:\n{run.stderr}")
     warnings = [line for line in run.stderr.splitlines() if ": warning:" in line]

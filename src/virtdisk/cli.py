@@ -8,7 +8,9 @@ same way.  ``virtdisk set PATH --identifier random ...`` changes what
 SetVirtualDiskInformation changes and the disk's user metadata, then prints
 the information the same way; ``virtdisk metadata PATH`` lists the user
 metadata items.  ``virtdisk attach``, ``detach`` and ``list`` attach images
-as disks of the system (:mod:`virtdisk.cli_attach`).  ``python -m virtdisk`` is the same command.
+as disks of the system (:mod:`virtdisk.cli_attach`); ``virtdisk convert`` and
+``virtdisk dump`` copy content (:mod:`virtdisk.cli_convert`,
+:mod:`virtdisk.cli_dump`).  ``python -m virtdisk`` is the same command.
 
 Exit status: 0 on success, 1 when the API refuses (the message goes to
 standard error, without a traceback), 2 for a usage error.  Importing this
@@ -26,6 +28,9 @@ from collections.abc import Callable, Sequence
 from _virtdisk import VirtualDiskAccessMask
 
 from .cli_attach import add_parsers as add_attach_parsers
+from .cli_convert import add_parser as add_convert_parser
+from .cli_dump import add_parser as add_dump_parser
+from .cli_output import size_argument
 from .create import DISK_TYPES, create
 from .disk import VirtualDisk
 from .disk import open as open_disk
@@ -33,7 +38,7 @@ from .errors import VirtualDiskError
 from .info import VirtualDiskInfo
 from .items import info_rows
 from .metadata import MAXIMUM_ITEM_SIZE, SYSTEM_ITEMS
-from .sizes import format_size_with_bytes, parse_size
+from .sizes import format_size_with_bytes
 
 __all__ = ["main", "format_info"]
 
@@ -81,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_set_parser(commands)
     _add_metadata_parser(commands)
     add_attach_parsers(commands)
+    add_convert_parser(commands)
+    add_dump_parser(commands)
     return parser
 
 
@@ -114,7 +121,7 @@ def _add_create_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
                     "10GB (powers of 1000).")
     create_parser.add_argument("path", metavar="PATH",
                                help="the new image (.vhd, .avhd, .vhdx or .avhdx)")
-    create_parser.add_argument("--size", type=_size_argument,
+    create_parser.add_argument("--size", type=size_argument,
                                help="the virtual size, e.g. 10GiB (not with --parent; "
                                     "default with --source: the source's)")
     create_parser.add_argument("--type", choices=DISK_TYPES,
@@ -126,7 +133,7 @@ def _add_create_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     origin.add_argument("--parent", metavar="P",
                         help="make a differencing disk whose parent is P")
     origin.add_argument("--source", metavar="S", help="copy the content of the image S")
-    create_parser.add_argument("--block-size", type=_size_argument,
+    create_parser.add_argument("--block-size", type=size_argument,
                                help="the block size of a dynamic or differencing disk, e.g. "
                                     "2MiB (default: Windows')")
     create_parser.add_argument("--sector-size", type=int, choices=(512, 4096),
@@ -138,14 +145,6 @@ def _add_create_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     create_parser.add_argument("--json", action="store_true",
                                help="print one JSON object instead of a table")
     create_parser.set_defaults(command=_create_command)
-
-
-def _size_argument(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as error:
-        # argparse shows an ArgumentTypeError's message as it is.
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _create_command(arguments: argparse.Namespace) -> int:

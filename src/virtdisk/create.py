@@ -29,6 +29,10 @@ import uuid
 from typing import Final, Literal
 
 from _virtdisk import (
+    VHD_MAXIMUM_SIZE,
+    VHDX_MAXIMUM_BLOCK_SIZE,
+    VHDX_MAXIMUM_SIZE,
+    VHDX_MINIMUM_BLOCK_SIZE,
     VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT,
     CreateVirtualDisk,
     CreateVirtualDiskFlag,
@@ -54,15 +58,13 @@ _FORMAT_NAMES: Final = {_VHD: "vhd", _VHDX: "vhdx"}
 
 _KIB: Final = 1 << 10
 _MIB: Final = 1 << 20
-_GIB: Final = 1 << 30
-_TIB: Final = 1 << 40
 
-MAXIMUM_SIZES: Final = {_VHD: 2040 * _GIB, _VHDX: 64 * _TIB}
-"""The largest virtual size of each format, in bytes."""
-_MAXIMUM_SIZE_NAMES: Final = {_VHD: "2040 GiB", _VHDX: "64 TiB"}
+MAXIMUM_SIZES: Final = {_VHD: VHD_MAXIMUM_SIZE, _VHDX: VHDX_MAXIMUM_SIZE}
+"""The largest virtual size of each format, in bytes (the engine's format
+headers, exported by the extension)."""
 
 _VHD_BLOCK_SIZES: Final = (512 * _KIB, 2 * _MIB)
-_VHDX_BLOCK_SIZE_RANGE: Final = (1 * _MIB, 256 * _MIB)
+_VHDX_BLOCK_SIZE_RANGE: Final = (VHDX_MINIMUM_BLOCK_SIZE, VHDX_MAXIMUM_BLOCK_SIZE)
 _SECTOR_SIZES: Final = {_VHD: (512,), _VHDX: (512, 4096)}
 _SIZE_UNIT: Final = 512
 
@@ -235,8 +237,16 @@ def _maximum_size(value: int | str | None, device: VirtualStorageTypeDevice,
     limit = MAXIMUM_SIZES[device]
     if size > limit:
         raise ValueError(f"size {shown} exceeds the {_FORMAT_NAMES[device].upper()} limit "
-                         f"of {_MAXIMUM_SIZE_NAMES[device]} ({limit} bytes)")
+                         f"of {_exact_size_name(limit)} ({limit} bytes)")
     return size
+
+
+def _exact_size_name(size: int) -> str:
+    """`size` in the largest binary unit that divides it: "2040 GiB"."""
+    for shift, unit in ((40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if size % (1 << shift) == 0:
+            return f"{size >> shift} {unit}"
+    return f"{size} bytes"
 
 
 def _shown_size(value: int | str, size: int) -> str:

@@ -26,7 +26,12 @@ from __future__ import annotations
 import builtins
 import os
 
-from _virtdisk import VirtualStorageTypeDevice
+from _virtdisk import (
+    VHD_FOOTER_COOKIE,
+    VHD_FOOTER_SIZE,
+    VHDX_FILE_SIGNATURE,
+    VirtualStorageTypeDevice,
+)
 
 __all__ = [
     "EXTENSIONS",
@@ -53,9 +58,9 @@ STORAGE_TYPE_NAMES: dict[str, VirtualStorageTypeDevice] = {
 }
 """The names ``storage_type=`` accepts, in lower case."""
 
-_VHDX_SIGNATURE = b"vhdxfile"
-_VHD_COOKIE = b"conectix"
-_VHD_FOOTER_SIZE = 512
+_VHDX_SIGNATURE = VHDX_FILE_SIGNATURE
+_VHD_COOKIE = VHD_FOOTER_COOKIE
+_VHD_FOOTER_SIZE = VHD_FOOTER_SIZE
 _ISO_DESCRIPTOR_OFFSET = 16 * 2048
 _ISO_IDENTIFIERS = frozenset({b"CD001", b"BEA01", b"BOOT2", b"CDW02", b"NSR02", b"NSR03",
                               b"TEA01"})

@@ -27,6 +27,8 @@ from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Final, NoReturn
 
 from _virtdisk import (
+    VHDX_MAXIMUM_METADATA_ITEM_SIZE,
+    VHDX_SYSTEM_METADATA_ITEMS,
     DeleteVirtualDiskMetadata,
     EnumerateVirtualDiskMetadata,
     GetVirtualDiskMetadata,
@@ -42,17 +44,10 @@ if TYPE_CHECKING:
 
 __all__ = ["VirtualDiskMetadata", "MAXIMUM_ITEM_SIZE", "SYSTEM_ITEMS"]
 
-MAXIMUM_ITEM_SIZE: Final = 1 << 20
+MAXIMUM_ITEM_SIZE: Final = VHDX_MAXIMUM_METADATA_ITEM_SIZE
 """The largest metadata item VHDX allows, in bytes ([MS-VHDX] 2.6.1.2)."""
 
-SYSTEM_ITEMS: Final = frozenset(uuid.UUID(text) for text in (
-    "caa16737-fa36-4d43-b3b6-33f0aa44e76b",  # File Parameters
-    "2fa54224-cd1b-4876-b211-5dbed83bf4b8",  # Virtual Disk Size
-    "beca12ab-b2e6-4523-93ef-c309e000c746",  # Page 83 Data
-    "8141bf1d-a96f-4709-ba47-f233a8faab5f",  # Logical Sector Size
-    "cda348c7-445d-4471-9cc9-e9885251c556",  # Physical Sector Size
-    "a8d35f2d-b30b-454d-abf7-d3d84834ab0c",  # Parent Locator
-))
+SYSTEM_ITEMS: Final = frozenset(VHDX_SYSTEM_METADATA_ITEMS)
 """The items [MS-VHDX] 2.6.2 defines, which the format manages: never in
 the mapping, and refused as keys to set."""
 

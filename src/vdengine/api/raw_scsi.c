@@ -9,8 +9,13 @@
  *  - ERROR_INVALID_PARAMETER: Flags not NONE; Parameters or Response NULL;
  *    Version not 1; RSVDHandle set (no engine handle is a Remote Shared
  *    Virtual Disk handle); DataIn not SCSI_IOCTL_DATA_OUT / _IN /
- *    _UNSPECIFIED; no CDB (CdbLength 0 or Cdb NULL); a length with a NULL
- *    buffer (SenseInfo, DataBuffer).
+ *    _UNSPECIFIED; no CDB (CdbLength 0 or Cdb NULL) or one longer than
+ *    16 bytes; a length with a NULL buffer (SenseInfo, DataBuffer).
+ *    The 16-byte limit is the engine's reading, not a documented code:
+ *    DataIn takes SCSI_PASS_THROUGH's values, whose Cdb holds 16 bytes,
+ *    and 16 is the longest fixed-length CDB of SPC-5; a CDB shorter than
+ *    its opcode needs is received and refused by the target (ILLEGAL
+ *    REQUEST), since only the target knows the opcode.
  *  - ERROR_INVALID_HANDLE: a value that is no open handle.
  *  - ERROR_NOT_READY: the handle holds no NO_LOCAL_HOST attach.  On
  *    Windows the command reaches a disk only once it is attached that way
@@ -33,6 +38,8 @@
 #define VD_SCSI_IOCTL_DATA_OUT 0u
 #define VD_SCSI_IOCTL_DATA_IN 1u
 #define VD_SCSI_IOCTL_DATA_UNSPECIFIED 2u
+/* SCSI_PASS_THROUGH.Cdb[16] */
+#define VD_RAW_SCSI_MAX_CDB_LENGTH 16u
 
 static int vd_raw_scsi_arguments_valid(const RAW_SCSI_VIRTUAL_DISK_PARAMETERS *parameters,
                                        RAW_SCSI_VIRTUAL_DISK_FLAG flags,
@@ -45,7 +52,8 @@ static int vd_raw_scsi_arguments_valid(const RAW_SCSI_VIRTUAL_DISK_PARAMETERS *p
     if (parameters->Version1.RSVDHandle
         || parameters->Version1.DataIn > VD_SCSI_IOCTL_DATA_UNSPECIFIED)
         return 0;
-    if (parameters->Version1.CdbLength == 0 || parameters->Version1.Cdb == NULL)
+    if (parameters->Version1.CdbLength == 0 || parameters->Version1.Cdb == NULL
+        || parameters->Version1.CdbLength > VD_RAW_SCSI_MAX_CDB_LENGTH)
         return 0;
     if ((parameters->Version1.SenseInfoLength != 0 && parameters->Version1.SenseInfo == NULL)
         || (parameters->Version1.DataTransferLength != 0
