@@ -7,8 +7,9 @@
  * The first input byte chooses the layout, the rest is data: with bit 0 set
  * the data is placed after a zeroed 32 KiB system area, so short inputs
  * reach the volume descriptor; otherwise the data is the whole file.  Every
- * input is written to one temporary file, opened, probed and opened as an
- * ISO; an accepted image is read back through its read op and must equal
+ * input is written to one memfd, opened by its /proc/self/fd path (so no
+ * file in a shared temporary directory can be removed under the run),
+ * probed and opened as an ISO; an accepted image is read back through its read op and must equal
  * what was written. */
 #define _GNU_SOURCE
 
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "disk/image.h"
@@ -23,7 +25,7 @@
 
 #define SYSTEM_AREA 32768u
 
-static char image_path[] = "/tmp/vd-fuzz-iso-XXXXXX";
+static char image_path[32];
 static int image_fd = -1;
 
 static int write_image(const uint8_t *data, size_t size, size_t prefix)
@@ -62,20 +64,13 @@ static void check_content(vd_image *image, const uint8_t *data, size_t size, siz
     (void)size;
 }
 
-/* The scratch file lives as long as the fuzzing process; removed at exit so
- * runs leave nothing in the temporary directory. */
-static void remove_image(void)
-{
-    unlink(image_path);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *input, size_t input_size)
 {
     if (image_fd < 0) {
-        image_fd = mkstemp(image_path);
+        image_fd = memfd_create("fuzz_iso", MFD_CLOEXEC);
         if (image_fd < 0)
             abort();
-        atexit(remove_image);
+        snprintf(image_path, sizeof image_path, "/proc/self/fd/%d", image_fd);
     }
     if (input_size == 0)
         return 0;

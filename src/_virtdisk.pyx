@@ -75,6 +75,14 @@ cdef extern from "_virtdisk_support.h":
 cdef extern from "Python.h":
     object PyOS_FSPath(object path)
 
+# Where a STORAGE_DEPENDENCY_INFO's entries start: its buffer is this plus the
+# entries.  Its sizeof differs between compilers (virtdisk_api.h).
+cdef extern from *:
+    """
+    #define VD_STORAGE_DEPENDENCY_ENTRIES offsetof(STORAGE_DEPENDENCY_INFO, Version1Entries)
+    """
+    const size_t VD_STORAGE_DEPENDENCY_ENTRIES
+
 
 # ---------------------------------------------------------------------------
 # Result types
@@ -898,7 +906,7 @@ def GetStorageDependencyInformation(handle, flags, version=2):
     try:
         while code == api.ERROR_INSUFFICIENT_BUFFER:
             info = <STORAGE_DEPENDENCY_INFO *>_grow(info, size)
-            memset(info, 0, 8)
+            memset(info, 0, VD_STORAGE_DEPENDENCY_ENTRIES)
             info.Version = <STORAGE_DEPENDENCY_INFO_VERSION><DWORD>version
             with nogil:
                 code = api.GetStorageDependencyInformation(

@@ -96,7 +96,7 @@ def OpenVirtualDisk(
     virtual_storage_type: VirtualStorageType | tuple[int, uuid.UUID] | None,
     path: _Path | None,
     access_mask: int,
-    flags: int,
+    flags: OpenVirtualDiskFlag | Literal[0],
     version: int | None = 1,
     *,
     rw_depth: int = 1,
@@ -109,7 +109,7 @@ def CreateVirtualDisk(
     virtual_storage_type: VirtualStorageType | tuple[int, uuid.UUID] | None,
     path: _Path | None,
     access_mask: int,
-    flags: int,
+    flags: CreateVirtualDiskFlag | Literal[0],
     version: int | None = 2,
     *,
     unique_id: _Guid = None,
@@ -119,7 +119,7 @@ def CreateVirtualDisk(
     physical_sector_size: int = 0,
     parent_path: _Path | None = None,
     source_path: _Path | None = None,
-    open_flags: int = 0,
+    open_flags: OpenVirtualDiskFlag | Literal[0] = 0,
     parent_virtual_storage_type: VirtualStorageType | tuple[int, uuid.UUID] | None = None,
     source_virtual_storage_type: VirtualStorageType | tuple[int, uuid.UUID] | None = None,
     resiliency_guid: _Guid = None,
@@ -133,7 +133,7 @@ def CreateVirtualDisk(
 ) -> VirtualDiskHandle: ...
 def AttachVirtualDisk(
     handle: _Handle,
-    flags: int,
+    flags: AttachVirtualDiskFlag | Literal[0],
     version: int | None = 1,
     *,
     restricted_offset: int = 0,
@@ -142,11 +142,11 @@ def AttachVirtualDisk(
     provider_specific_flags: int = 0,
     overlapped: Overlapped | None = None,
 ) -> None: ...
-def DetachVirtualDisk(handle: _Handle, flags: int = 0, provider_specific_flags: int = 0) -> None: ...
+def DetachVirtualDisk(handle: _Handle, flags: DetachVirtualDiskFlag | Literal[0] = 0, provider_specific_flags: int = 0) -> None: ...
 def GetVirtualDiskPhysicalPath(handle: _Handle) -> str: ...
 def GetAllAttachedVirtualDiskPhysicalPaths() -> list[str]: ...
 def GetStorageDependencyInformation(
-    handle: _Handle, flags: int, version: int = 2
+    handle: _Handle, flags: GetStorageDependencyFlag | Literal[0], version: int = 2
 ) -> list[StorageDependencyInfo]: ...
 @overload
 def GetVirtualDiskInformation(
@@ -229,11 +229,11 @@ def GetVirtualDiskOperationProgress(
     handle: _Handle, overlapped: Overlapped | None
 ) -> VirtualDiskProgress: ...
 def CompactVirtualDisk(
-    handle: _Handle, flags: int = 0, version: int | None = 1, *, overlapped: Overlapped | None = None
+    handle: _Handle, flags: CompactVirtualDiskFlag | Literal[0] = 0, version: int | None = 1, *, overlapped: Overlapped | None = None
 ) -> None: ...
 def MergeVirtualDisk(
     handle: _Handle,
-    flags: int = 0,
+    flags: MergeVirtualDiskFlag | Literal[0] = 0,
     version: int | None = 1,
     *,
     merge_depth: int = 1,
@@ -244,7 +244,7 @@ def MergeVirtualDisk(
 def ExpandVirtualDisk(
     handle: _Handle,
     new_size: int,
-    flags: int = 0,
+    flags: ExpandVirtualDiskFlag | Literal[0] = 0,
     version: int | None = 1,
     *,
     overlapped: Overlapped | None = None,
@@ -252,7 +252,7 @@ def ExpandVirtualDisk(
 def ResizeVirtualDisk(
     handle: _Handle,
     new_size: int,
-    flags: int = 0,
+    flags: ResizeVirtualDiskFlag | Literal[0] = 0,
     version: int | None = 1,
     *,
     overlapped: Overlapped | None = None,
@@ -260,7 +260,7 @@ def ResizeVirtualDisk(
 def MirrorVirtualDisk(
     handle: _Handle,
     mirror_virtual_disk_path: _Path | None,
-    flags: int = 0,
+    flags: MirrorVirtualDiskFlag | Literal[0] = 0,
     version: int | None = 1,
     *,
     overlapped: Overlapped | None = None,
@@ -272,23 +272,23 @@ def QueryChangesVirtualDisk(
     change_tracking_id: _Path | None,
     byte_offset: int,
     byte_length: int,
-    flags: int = 0,
+    flags: QueryChangesVirtualDiskFlag | Literal[0] = 0,
     *,
     max_ranges: int = 256,
 ) -> ChangedRanges: ...
-def TakeSnapshotVhdSet(handle: _Handle, snapshot_id: _Guid, flags: int = 0, version: int = 1) -> None: ...
-def DeleteSnapshotVhdSet(handle: _Handle, snapshot_id: _Guid, flags: int = 0, version: int = 1) -> None: ...
+def TakeSnapshotVhdSet(handle: _Handle, snapshot_id: _Guid, flags: TakeSnapshotVhdSetFlag | Literal[0] = 0, version: int = 1) -> None: ...
+def DeleteSnapshotVhdSet(handle: _Handle, snapshot_id: _Guid, flags: DeleteSnapshotVhdSetFlag | Literal[0] = 0, version: int = 1) -> None: ...
 def ModifyVhdSet(
     handle: _Handle,
     version: int,
-    flags: int = 0,
+    flags: ModifyVhdSetFlag | Literal[0] = 0,
     *,
     snapshot_id: _Guid = None,
     snapshot_file_path: _Path | None = None,
     default_file_path: _Path | None = None,
 ) -> None: ...
 def ApplySnapshotVhdSet(
-    handle: _Handle, snapshot_id: _Guid, leaf_snapshot_id: _Guid, flags: int = 0, version: int = 1
+    handle: _Handle, snapshot_id: _Guid, leaf_snapshot_id: _Guid, flags: ApplySnapshotVhdSetFlag | Literal[0] = 0, version: int = 1
 ) -> None: ...
 def RawSCSIVirtualDisk(
     handle: _Handle,
@@ -300,13 +300,13 @@ def RawSCSIVirtualDisk(
     sense_info_length: int = 18,
     srb_flags: int = 0,
     rsvd_handle: bool = False,
-    flags: int = 0,
+    flags: RawScsiVirtualDiskFlag | Literal[0] = 0,
     version: int = 1,
 ) -> RawScsiResponse: ...
 def ForkVirtualDisk(
     handle: _Handle,
     forked_virtual_disk_path: _Path | None,
-    flags: int = 0,
+    flags: ForkVirtualDiskFlag | Literal[0] = 0,
     version: int = 1,
     *,
     overlapped: Overlapped | None = None,

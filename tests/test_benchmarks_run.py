@@ -65,3 +65,26 @@ def test_bench_create_quick_prints_its_tables() -> None:
     assert "copy from a fixed VHD:" in output and "copy from a dynamic VHDX:" in output
     assert "\ntargets\n" in output
     assert "at most 60 us" in output and "0.95x of cp" in output
+
+
+def test_bench_io_quick_prints_its_tables() -> None:
+    if shutil.which("cc") is None and shutil.which("gcc") is None and shutil.which("clang") is None:
+        pytest.skip("no C compiler for the benchmark's C paths")
+    if shutil.which("qemu-io") is None:
+        pytest.skip("qemu-io is not installed (the transfers' anchor)")
+    output = run_quick("bench_io.py")
+    places = 2 if Path("/dev/shm").is_dir() else 1     # the disk and tmpfs
+    for title in ("dynamic VHDX, 8 MiB", "dynamic VHD, 8 MiB", "differencing VHDX, 8 MiB"):
+        assert output.count(f"{title}, ") == places
+    for path in ("pread/pwrite (limit)", "os.preadv/os.pwrite", "C API", "_virtdisk",
+                 "facade", "qemu-io"):
+        assert f"\n  {path} " in output
+    for test in ("parent read", "first write", "overwrite", "random read", "random write"):
+        assert test in output
+    for conversion in ("raw -> dynamic VHDX", "raw -> fixed VHD", "dynamic VHDX -> raw"):
+        assert conversion in output
+    assert "virtdisk.convert" in output and "qemu-img convert" in output
+    assert "\ntargets\n" in output
+    assert ">= 0.9x of pread/pwrite (limit)" in output
+    assert "within 10% of _virtdisk" in output
+    assert ">= 1.4x of qemu-img convert" in output

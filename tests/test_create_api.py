@@ -48,7 +48,7 @@ def attempt(path: Path, storage_type: Any = "auto", mask: int = 0, flags: int = 
     if storage_type == "auto":
         storage_type = VHDX if path.suffix == ".vhdx" else VHD
     try:
-        vd.CreateVirtualDisk(storage_type, path, mask, flags, version, **fields).close()
+        vd.CreateVirtualDisk(storage_type, path, mask, vd.CreateVirtualDiskFlag(flags), version, **fields).close()
     except VirtualDiskError as error:
         return error.winerror
     return 0

@@ -19,6 +19,9 @@ import pytest
 
 import virtdisk
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loop_devices import attached  # noqa: E402
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32",
                                 reason="Linux block devices (loop devices made with losetup)")
 
@@ -47,14 +50,8 @@ def loop_device(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
         file.write(os.urandom(MIB))
         file.seek(12 * MIB - 512)
         file.write(b"\xa5" * 512)
-    made = run("losetup", "--find", "--show", "--read-only", backing)
-    if made.returncode != 0:
-        pytest.skip(f"no loop device here: {made.stderr.strip()}")
-    device = Path(made.stdout.strip())
-    try:
+    with attached(backing) as device:
         yield device, backing
-    finally:
-        run("losetup", "--detach", device)
 
 
 @pytest.mark.parametrize(("fmt", "disk_type"), [("vhdx", "dynamic"), ("vhdx", "fixed"),

@@ -55,7 +55,7 @@ def run(*args: str | Path) -> str:
 
 
 def create(path: Path, size: int = 0, flags: int = 0, **fields: Any) -> None:
-    handle = vd.CreateVirtualDisk(fields.pop("storage_type", VHD), path, 0, flags,
+    handle = vd.CreateVirtualDisk(fields.pop("storage_type", VHD), path, 0, vd.CreateVirtualDiskFlag(flags),
                                   fields.pop("version", 2), maximum_size=size, **fields)
     handle.close()
 

@@ -621,17 +621,22 @@ def test_features_report_exactly_what_the_engine_carries_out(api: ApiProgram,
 
 # What a V1 READ handle (no METAOPS, image read-only) gets from the functions
 # the engine carries out, with valid arguments, called in this order: the
-# NO_LOCAL_HOST read-only attach succeeds, so does the detach after it, and
-# RawSCSIVirtualDisk on the handle detached again finds no attach.
+# NO_LOCAL_HOST read-only attach succeeds, so does the detach after it, the
+# detached disk has no device, and RawSCSIVirtualDisk on the handle detached
+# again finds no attach.
 UPDATE_ANSWERS_ON_READ_HANDLE = {
     "AttachVirtualDisk": ERROR_SUCCESS,
     "DetachVirtualDisk": ERROR_SUCCESS,
+    "GetVirtualDiskPhysicalPath": ERROR_NOT_READY,
+    "GetAllAttachedVirtualDiskPhysicalPaths": ERROR_SUCCESS,
     "RawSCSIVirtualDisk": ERROR_NOT_READY,
     "SetVirtualDiskInformation": ERROR_ACCESS_DENIED,
     "SetVirtualDiskMetadata": ERROR_ACCESS_DENIED,
     "DeleteVirtualDiskMetadata": ERROR_ACCESS_DENIED,
     "EnumerateVirtualDiskMetadata": ERROR_SUCCESS,
     "GetVirtualDiskMetadata": ERROR_NOT_FOUND,
+    # An OVERLAPPED the handle never ran an operation with.
+    "GetVirtualDiskOperationProgress": ERROR_NOT_FOUND,
 }
 
 

@@ -651,3 +651,18 @@ def test_version_comes_from_the_distribution() -> None:
     with pytest.raises(AttributeError, match="no attribute 'missing'"):
         virtdisk.missing  # type: ignore[attr-defined]
 
+
+
+@pytest.mark.parametrize("name", [
+    "a.vhd", "a.vhdx", "a.avhd", "a.avhdx", "a.iso", "A.VhDx", "dir.vhdx/a.iso", "a.vhd.img",
+    "a.img.vhd", "a.iso.vhdx", "a.xvhd", "a.vhdxx", ".vhd", "vhd", "a.", "a", "", "x.avhdx.vhd",
+    "dir.vhd/file", "a.ISO", "a..vhd", "a.v.hd",
+])
+def test_extension_lookup_is_the_last_suffix_rule(monkeypatch: pytest.MonkeyPatch,
+                                                  name: str) -> None:
+    # The open path matches name endings instead of splitting at the last dot;
+    # both must give one answer for every name.
+    from virtdisk import detect, disk
+    monkeypatch.setattr(disk, "_device_from_signature", lambda path: None)
+    suffix = name[name.rfind("."):] if "." in name else ""
+    assert disk._detected(name) == detect.EXTENSIONS.get(suffix.lower())

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import _virtdisk as vd
 import iso_builder
 from virtdisk import errors
+
+# Not an OpenVirtualDiskFlag, so the stubs reject it; the call must still fail cleanly.
+UNKNOWN_FLAG: Any = 0x80000000
 
 UNKNOWN = vd.VirtualStorageType(vd.VirtualStorageTypeDevice.UNKNOWN,
                                 vd.VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN)
@@ -52,7 +56,7 @@ CASES: list[tuple[str, Callable[[Path], object], type[BaseException], int]] = [
      errors.InvalidParameterError, 87),
     ("access bits outside ALL", lambda d: vd.OpenVirtualDisk(UNKNOWN, d / "x.vhdx", 0x80000000, 0, 1),
      errors.InvalidParameterError, 87),
-    ("unknown flag bit", lambda d: vd.OpenVirtualDisk(UNKNOWN, d / "x.vhdx", NONE, 0x80000000, 2),
+    ("unknown flag bit", lambda d: vd.OpenVirtualDisk(UNKNOWN, d / "x.vhdx", NONE, UNKNOWN_FLAG, 2),
      errors.InvalidParameterError, 87),
     ("unknown parameters version", lambda d: vd.OpenVirtualDisk(UNKNOWN, d / "x.vhdx", NONE, 0, 99),
      errors.InvalidParameterError, 87),

@@ -56,7 +56,7 @@ def open_rw(path: Path) -> Any:
 
 
 def open_ro(path: Path, flags: int = 0) -> Any:
-    return vd.OpenVirtualDisk(VHD, path, vd.VirtualDiskAccessMask.NONE, flags, 2,
+    return vd.OpenVirtualDisk(VHD, path, vd.VirtualDiskAccessMask.NONE, vd.OpenVirtualDiskFlag(flags), 2,
                               read_only=True)
 
 

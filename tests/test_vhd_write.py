@@ -81,7 +81,7 @@ def engine_image(path: Path, size: int, kind: str, block: int = 0, parent: Path 
         fields["block_size"] = block
     if parent is not None:
         fields["parent_path"] = parent
-    vd.CreateVirtualDisk(VHD, path, 0, flags, 2, **fields).close()
+    vd.CreateVirtualDisk(VHD, path, 0, vd.CreateVirtualDiskFlag(flags), 2, **fields).close()
 
 
 def pyvhdi_bytes(path: Path, parent: Path | None = None) -> bytes:

@@ -69,6 +69,15 @@ def engine_image(creator: Path, path: Path, size: int, block: int, kind: str, lo
     assert made.get("create", made.get("status", 0)) == 0, made
 
 
+def made_image(maker: str, creator: Path, path: Path, size: int, block: int, kind: str,
+               sector: int) -> None:
+    """A VHDX made by qemu-img (512-byte sectors only) or by the engine."""
+    if maker == "qemu":
+        qemu_image(path, size, block, kind)
+    else:
+        engine_image(creator, path, size, block, kind, sector)
+
+
 def random_writes(session: ContentSession, size: int, block: int, sector: int, count: int) -> None:
     rng = session.random
     # Across a block boundary, a whole block, the last sector, then random ones.
@@ -116,10 +125,7 @@ def test_random_writes_read_back_everywhere(harness: Path, creator: Path, tmp_pa
                                             maker: str, kind: str, block: int, sector: int) -> None:
     size = 12 * block + 3 * sector
     image, mirror = tmp_path / "disk.vhdx", tmp_path / "mirror.raw"
-    if maker == "qemu":
-        qemu_image(image, size, block, kind)
-    else:
-        engine_image(creator, image, size, block, kind, sector)
+    made_image(maker, creator, image, size, block, kind, sector)
     session = ContentSession(harness, image, mirror, size, seed=block + sector)
     random_writes(session, size, block, sector, 12)
     session.run()
@@ -288,10 +294,7 @@ def make_child(harness: Path, creator: Path, directory: Path, maker: str, size: 
     engine-made child of it beside it; the mirror holds the parent's
     content, which the child reads until it is written."""
     parent, child, mirror = directory / "base.vhdx", directory / "child.vhdx", directory / "mirror.raw"
-    if maker == "qemu":
-        qemu_image(parent, size, block)
-    else:
-        engine_image(creator, parent, size, block, "dynamic", sector)
+    made_image(maker, creator, parent, size, block, "dynamic", sector)
     fill = ContentSession(harness, parent, mirror, size, seed=size + block)
     for start in range(0, size, block):
         fill.write(start, min(block, size - start))

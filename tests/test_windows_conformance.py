@@ -13,14 +13,14 @@ test command runs after pytest.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from windows_scripts import load
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOWS_SCRIPTS = ROOT / "scripts" / "windows"
@@ -38,18 +38,8 @@ else:
     tomllib = pytest.importorskip("tomli")
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, WINDOWS_SCRIPTS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sys.path.insert(0, str(WINDOWS_SCRIPTS))
-vdheader = _load("vdheader")
-conformance = _load("conformance")
+vdheader = load("vdheader")
+conformance = load("conformance")
 
 needs_mingw = pytest.mark.skipif(
     any(shutil.which(tool) is None for tool in MINGW_TOOLS),

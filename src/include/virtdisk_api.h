@@ -6,7 +6,9 @@
  * other platforms have none.  Every struct below is pinned to the SDK's size
  * and field offsets by VIRTDISK_API_ASSERT lines at the end of this file, for
  * both 64-bit (x64, ARM64 and any LP64 host running the portable engine) and
- * 32-bit Windows (x86).
+ * 32-bit Windows (x86), under MSVC's layout rules and GCC's alike
+ * (STORAGE_DEPENDENCY_INFO by its entries' offset: its sizeof is each
+ * compiler's own).
  *
  * On Windows the types come from <windows.h>.  Elsewhere this header defines
  * the same types with the same widths: WCHAR is 16-bit, DWORD and ULONG are
@@ -354,16 +356,26 @@ typedef struct _STORAGE_DEPENDENCY_INFO_TYPE_2 {
     PWSTR DependentVolumeRelativePath;
 } STORAGE_DEPENDENCY_INFO_TYPE_2, *PSTORAGE_DEPENDENCY_INFO_TYPE_2;
 
-/* The SDK ends this struct with flexible arrays inside a union, so its
- * header is 8 bytes and the entries start at offset 8.  Standard C has no
+/* The SDK ends this struct with flexible arrays inside a union: the entries
+ * start at offset 8, right after the two header fields.  Standard C has no
  * flexible array in a union: zero-length arrays (a GNU and MSVC extension)
- * give the same layout. */
+ * give the same offset.  The struct's sizeof is no part of the ABI and
+ * differs between compilers (8 under GCC's rules; 16 on x64 and 12 on x86
+ * under MSVC's, which give the empty union a size), so a buffer for it is
+ * offsetof(STORAGE_DEPENDENCY_INFO, Version1Entries) plus the entries, never
+ * sizeof(STORAGE_DEPENDENCY_INFO). */
 #if defined(_MSC_VER) && !defined(__clang__)
 #  define VIRTDISK_API_FLEXIBLE_ARRAY
 #  pragma warning(push)
 #  pragma warning(disable : 4200)
 #else
 #  define VIRTDISK_API_FLEXIBLE_ARRAY 0
+#endif
+/* Clang in C++ warns that the empty union's size differs from C's; it does,
+ * and that is why nothing here depends on the struct's size. */
+#if defined(__clang__) && defined(__cplusplus)
+#  pragma clang diagnostic push
+#  pragma clang diagnostic ignored "-Wextern-c-compat"
 #endif
 
 typedef struct _STORAGE_DEPENDENCY_INFO {
@@ -375,6 +387,9 @@ typedef struct _STORAGE_DEPENDENCY_INFO {
     };
 } STORAGE_DEPENDENCY_INFO, *PSTORAGE_DEPENDENCY_INFO;
 
+#if defined(__clang__) && defined(__cplusplus)
+#  pragma clang diagnostic pop
+#endif
 #if defined(_MSC_VER) && !defined(__clang__)
 #  pragma warning(pop)
 #endif
@@ -892,8 +907,12 @@ VIRTDISKAPI VIRTDISK_FN_CompleteForkVirtualDisk CompleteForkVirtualDisk;
 
 /* Windows x86 aligns 8-byte integers inside structs on 8 bytes; the System V
  * i386 ABI does not, so 32-bit pins hold for Windows only.  Every 64-bit
- * target uses the same layout as Windows x64. */
-#if defined(_WIN32) || defined(_WIN64) || UINTPTR_MAX > 0xffffffffu || defined(__LP64__)
+ * target uses the same layout as Windows x64.  A Windows compiler without
+ * _WIN32 (clang's Windows targets with -U_WIN32, which take this header's
+ * own typedefs) still lays structs out the Windows way: _MSC_VER or
+ * __MINGW32__ tells. */
+#if defined(_WIN32) || defined(_WIN64) || defined(_MSC_VER) || defined(__MINGW32__) \
+    || UINTPTR_MAX > 0xffffffffu || defined(__LP64__)
 
 VIRTDISK_API_ASSERT(size_WCHAR, sizeof(WCHAR) == 2);
 VIRTDISK_API_ASSERT(size_DWORD, sizeof(DWORD) == 4);
@@ -934,7 +953,8 @@ VIRTDISK_API_SIZE(STORAGE_DEPENDENCY_INFO_TYPE_1, 28, 28);
 VIRTDISK_API_SIZE(STORAGE_DEPENDENCY_INFO_TYPE_2, 64, 48);
 VIRTDISK_API_OFFSET(STORAGE_DEPENDENCY_INFO_TYPE_2, device, DependencyDeviceName, 32, 32);
 VIRTDISK_API_OFFSET(STORAGE_DEPENDENCY_INFO_TYPE_2, relative, DependentVolumeRelativePath, 56, 44);
-VIRTDISK_API_SIZE(STORAGE_DEPENDENCY_INFO, 8, 8);
+/* No size pin: see the struct. */
+VIRTDISK_API_OFFSET(STORAGE_DEPENDENCY_INFO, count, NumberEntries, 4, 4);
 VIRTDISK_API_OFFSET(STORAGE_DEPENDENCY_INFO, entries1, Version1Entries, 8, 8);
 VIRTDISK_API_OFFSET(STORAGE_DEPENDENCY_INFO, entries2, Version2Entries, 8, 8);
 

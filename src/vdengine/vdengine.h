@@ -34,6 +34,32 @@ const char *vd_engine_last_detail(void);
 /* Number of handles currently open, for leak checks in tests. */
 ULONG vd_engine_open_handle_count(void);
 
+/* Events for OVERLAPPED.hEvent (host/event.c): what CreateEvent makes on
+ * Windows, a manual-reset event, created reset.  A long operation started
+ * with an OVERLAPPED resets its event, runs on an engine thread and sets
+ * the event when it has ended.  vd_engine_event_fd is a descriptor that
+ * polls readable exactly while the event is set (for poll, select or an
+ * event loop); it belongs to the event. */
+#define VD_ENGINE_INFINITE 0xFFFFFFFFu
+#define VD_ENGINE_WAIT_TIMEOUT 258u   /* WAIT_TIMEOUT */
+DWORD vd_engine_event_create(HANDLE *event);
+DWORD vd_engine_event_set(HANDLE event);
+DWORD vd_engine_event_reset(HANDLE event);
+/* ERROR_SUCCESS once the event is set, VD_ENGINE_WAIT_TIMEOUT when it is
+ * still reset after `milliseconds` (VD_ENGINE_INFINITE: no limit). */
+DWORD vd_engine_event_wait(HANDLE event, DWORD milliseconds);
+int vd_engine_event_fd(HANDLE event);
+void vd_engine_event_close(HANDLE event);
+
+/* CancelIoEx for the long operations of a virtual disk handle: asks the
+ * operation started with `overlapped` (NULL: whatever operation the handle
+ * runs, synchronous ones too) to stop at its next step; it then ends with
+ * ERROR_OPERATION_ABORTED and leaves the image consistent.  Returns at
+ * once; ERROR_NOT_FOUND when no such operation runs (kernel32's
+ * CancelIoEx answers FALSE with that last error), ERROR_INVALID_HANDLE for
+ * a value that is no open handle. */
+DWORD vd_engine_cancel_io(HANDLE handle, LPOVERLAPPED overlapped);
+
 #ifdef __cplusplus
 }
 #endif

@@ -42,6 +42,7 @@ from _virtdisk import (
 )
 
 from . import errors
+from .attach import Attachment, attached, detach
 from .content import DiskContent
 from .convert import convert
 from .create import create
@@ -110,6 +111,10 @@ __all__ = [
     "VirtualDisk",
     "VirtualDiskMetadata",
     "DiskContent",
+    # attaching
+    "Attachment",
+    "attached",
+    "detach",
     # creating and converting
     "create",
     "convert",

@@ -7,7 +7,8 @@ VHDX (see :func:`virtdisk.create`) and prints the new disk's information the
 same way.  ``virtdisk set PATH --identifier random ...`` changes what
 SetVirtualDiskInformation changes and the disk's user metadata, then prints
 the information the same way; ``virtdisk metadata PATH`` lists the user
-metadata items.  ``python -m virtdisk`` is the same command.
+metadata items.  ``virtdisk attach``, ``detach`` and ``list`` attach images
+as disks of the system (:mod:`virtdisk.cli_attach`).  ``python -m virtdisk`` is the same command.
 
 Exit status: 0 on success, 1 when the API refuses (the message goes to
 standard error, without a traceback), 2 for a usage error.  Importing this
@@ -24,11 +25,13 @@ from collections.abc import Callable, Sequence
 
 from _virtdisk import VirtualDiskAccessMask
 
+from .cli_attach import add_parsers as add_attach_parsers
 from .create import DISK_TYPES, create
 from .disk import VirtualDisk
 from .disk import open as open_disk
 from .errors import VirtualDiskError
 from .info import VirtualDiskInfo
+from .items import info_rows
 from .metadata import MAXIMUM_ITEM_SIZE, SYSTEM_ITEMS
 from .sizes import format_size_with_bytes, parse_size
 
@@ -37,8 +40,6 @@ __all__ = ["main", "format_info"]
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-
-_NOT_APPLICABLE = "n/a"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_create_parser(commands)
     _add_set_parser(commands)
     _add_metadata_parser(commands)
+    add_attach_parsers(commands)
     return parser
 
 
@@ -411,54 +413,9 @@ def _metadata_command(arguments: argparse.Namespace) -> int:
 
 def format_info(information: VirtualDiskInfo) -> str:
     """The table ``virtdisk info`` prints: one "label: value" line per
-    item, sizes in binary units with the exact byte count."""
-    def size(value: int | None) -> str:
-        return _NOT_APPLICABLE if value is None else format_size_with_bytes(value)
-
-    def text(value: object) -> str:
-        if value is None:
-            return _NOT_APPLICABLE
-        if isinstance(value, bool):
-            return "yes" if value else "no"
-        name = getattr(value, "name", None)
-        if isinstance(name, str):
-            return name.lower()
-        return str(value)
-
-    tracking = information.change_tracking
-    rows = [
-        ("Path", information.path),
-        ("Storage type", text(information.storage_type)),
-        ("Provider subtype", text(information.provider_subtype)),
-        ("Virtual size", size(information.virtual_size)),
-        ("Physical size", size(information.physical_size)),
-        ("Block size", size(information.block_size) if information.block_size else "none"),
-        ("Sector size", size(information.sector_size)),
-        ("Physical sector size", size(information.physical_sector_size)),
-        ("Identifier", text(information.identifier)),
-        ("Virtual disk id", text(information.virtual_disk_id)),
-        ("4 KiB aligned", text(information.is_4k_aligned)),
-        ("Smallest safe size", size(information.smallest_safe_virtual_size)),
-        ("Fragmentation", _NOT_APPLICABLE if information.fragmentation is None
-         else f"{information.fragmentation}%"),
-        ("Attached", text(information.is_loaded)),
-        ("Change tracking", _NOT_APPLICABLE if tracking is None
-         else ("enabled" if tracking.enabled else "disabled")),
-        ("Parent resolved", text(information.parent_resolved)),
-    ]
-    paths = information.parent_paths
-    if paths is None:
-        rows.append(("Parent path", _NOT_APPLICABLE))
-    else:
-        rows.extend(("Parent path", path) for path in paths or ("none recorded",))
-    rows += [
-        ("Parent identifier", text(information.parent_identifier)),
-        ("Parent timestamp", _NOT_APPLICABLE if information.parent_timestamp is None
-         else f"{information.parent_timestamp.isoformat()} ({information.parent_timestamp_raw})"),
-        ("Host sector sizes", f"{information.host_logical_sector_size} logical, "
-                              f"{information.host_physical_sector_size} physical"),
-        ("Host disk remote", text(information.is_remote)),
-    ]
+    item (as virtdisk.items describes it), sizes in binary units with the
+    exact byte count."""
+    rows = info_rows(information)
     width = max(len(label) for label, _ in rows) + 1
     return "".join(f"{label + ':':<{width}} {value}\n" for label, value in rows)
 

@@ -26,6 +26,7 @@ interrupted (KeyboardInterrupt included) removes what it wrote.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable
@@ -142,8 +143,16 @@ def convert(
     else:
         with _RawSource(source_name) as raw:
             _check_size(raw.size, device, type, sector_size, source_name, raw=True)
-            _content_to_image(raw.readinto, raw.size, destination_name, device, type,
-                              block_size, sector_size, progress)
+            if raw.is_device:
+                # CreateVirtualDisk takes a block device as SourcePath (as
+                # Windows takes \\.\PhysicalDriveN) and copies it in the
+                # provider, skipping zeros itself.
+                raw.close()
+                _provider_copy(source_name, raw.size, destination_name, device, type,
+                               block_size, sector_size, progress)
+            else:
+                _content_to_image(raw.readinto, raw.size, destination_name, device, type,
+                                  block_size, sector_size, progress, raw.data_ranges())
 
 
 # --------------------------------------------------------------------------- checks
@@ -217,10 +226,19 @@ def _report(progress: Progress | None, done: int, total: int) -> None:
 def _image_to_image(source: str, destination: str, device: VirtualStorageTypeDevice,
                     disk_type: str, block_size: int | str | None, sector_size: int | None,
                     progress: Progress | None) -> None:
-    """The provider's copy: CreateVirtualDisk with a SourcePath."""
+    """A VHD or VHDX (its whole chain's content) into a new image."""
     with open_disk(source) as disk:
         size = disk.virtual_size
     _check_size(size, device, disk_type, sector_size, source, raw=False)
+    _provider_copy(source, size, destination, device, disk_type, block_size, sector_size,
+                   progress)
+
+
+def _provider_copy(source: str, size: int, destination: str, device: VirtualStorageTypeDevice,
+                   disk_type: str, block_size: int | str | None, sector_size: int | None,
+                   progress: Progress | None) -> None:
+    """The provider's copy: CreateVirtualDisk with a SourcePath, which reads
+    the source in one call and writes only the blocks that hold data."""
     _report(progress, 0, size)
     made = False
     try:
@@ -238,17 +256,22 @@ def _image_to_image(source: str, destination: str, device: VirtualStorageTypeDev
 def _content_to_image(read: Callable[[int, memoryview], int], size: int, destination: str,
                       device: VirtualStorageTypeDevice, disk_type: str,
                       block_size: int | str | None, sector_size: int | None,
-                      progress: Progress | None) -> None:
+                      progress: Progress | None,
+                      ranges: list[tuple[int, int]] | None = None) -> None:
     """Creates an empty disk of `size` bytes and writes into it what `read`
-    (``read(offset, view) -> count``) gives, skipping all-zero pieces."""
+    (``read(offset, view) -> count``) gives, skipping all-zero pieces and,
+    when `ranges` is given, everything outside those (start, end) ranges."""
     _report(progress, 0, size)
     disk = create(destination, size, format=device, type="fixed" if disk_type == "fixed"
                   else "dynamic", block_size=block_size, sector_size=sector_size)
     try:
         with disk:
+            # A new disk reads as zeros, so a piece of zeros is left out; a
+            # piece is the disk's block, so a block of zeros stays
+            # unallocated in a dynamic disk.
             piece = disk.block_size or _CHUNK
             chunk = max(_CHUNK, piece)
-            _copy(read, size, disk.write, min(piece, chunk), chunk, progress)
+            _copy(read, size, disk.write, min(piece, chunk), chunk, progress, ranges=ranges)
     except BaseException:
         _remove(destination)
         raise
@@ -270,45 +293,81 @@ def _raw_to_raw(source: str, destination: str, sparse: bool,
         _report(progress, 0, size)
         with _RawDestination(destination, size, sparse) as raw:
             _copy(raw_source.readinto, size, raw.write, _RAW_PIECE, _CHUNK, progress,
-                  skip_zeros=sparse)
+                  skip_zeros=sparse, ranges=raw_source.data_ranges() if sparse else None)
 
 
 def _copy(read: Callable[[int, memoryview], int], size: int,
           write: Callable[[int, memoryview], int], piece: int, chunk: int,
-          progress: Progress | None, *, skip_zeros: bool = True) -> None:
+          progress: Progress | None, *, skip_zeros: bool = True,
+          ranges: list[tuple[int, int]] | None = None) -> None:
     """Copies `size` bytes from `read` to `write`, `chunk` bytes at a time
     through one buffer; with `skip_zeros`, runs of all-zero `piece`-sized
-    pieces (aligned to `piece`) are not written."""
+    pieces (aligned to `piece`) are not written.  `ranges`, sorted (start,
+    end) pairs, limits the copy to them (with `skip_zeros` only: the rest
+    reads as zeros); they are widened to whole pieces."""
     buffer = bytearray(chunk)
     view = memoryview(buffer)
     zeros = bytes(piece)
-    offset = 0
-    while offset < size:
-        length = min(chunk, size - offset)
-        filled = 0
-        while filled < length:
-            count = read(offset + filled, view[filled:length])
-            if count <= 0:
-                raise EOFError(f"the source ended at {offset + filled} bytes, before its size "
-                               f"of {size}")
-            filled += count
-        if not skip_zeros:
-            write(offset, view[:length])
-        else:
+    spans = [(0, size)] if ranges is None or not skip_zeros else _widened(ranges, piece, size)
+    for span_start, span_end in spans:
+        offset = span_start
+        while offset < span_end:
+            length = min(chunk, span_end - offset)
+            _fill(read, offset, view[:length], size)
+            if not skip_zeros:
+                write(offset, view[:length])
+            else:
+                _write_data(buffer, view, length, offset, write, piece, zeros)
+            offset += length
+            _report(progress, offset, size)
+    if not spans or spans[-1][1] != size:
+        _report(progress, size, size)
+
+
+def _widened(ranges: list[tuple[int, int]], piece: int, size: int) -> list[tuple[int, int]]:
+    """`ranges` widened to whole `piece`s (pieces stay aligned to the
+    disk's blocks) and merged where they then touch."""
+    spans: list[tuple[int, int]] = []
+    for start, end in ranges:
+        start -= start % piece
+        end = min(size, end + (-end) % piece)
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        elif start < end:
+            spans.append((start, end))
+    return spans
+
+
+def _fill(read: Callable[[int, memoryview], int], offset: int, view: memoryview,
+          size: int) -> None:
+    """Reads exactly ``len(view)`` bytes at `offset`, or raises EOFError."""
+    filled = 0
+    while filled < len(view):
+        count = read(offset + filled, view[filled:])
+        if count <= 0:
+            raise EOFError(f"the source ended at {offset + filled} bytes, before its size of "
+                           f"{size}")
+        filled += count
+
+
+def _write_data(buffer: bytearray, view: memoryview, length: int, offset: int,
+                write: Callable[[int, memoryview], int], piece: int, zeros: bytes) -> None:
+    """Writes the first `length` bytes of `buffer` (read from `offset`) but
+    its all-zero pieces, each run of data pieces in one call."""
+    run_start = -1
+    for start in range(0, length, piece):
+        end = min(start + piece, length)
+        # bytearray.startswith compares in place (memcmp), no copy; a full
+        # slice of bytes is the object itself.
+        zero = buffer.startswith(zeros if end - start == piece else zeros[:end - start],
+                                 start, end)
+        if zero and run_start >= 0:
+            write(offset + run_start, view[run_start:start])
             run_start = -1
-            for start in range(0, length, piece):
-                end = min(start + piece, length)
-                # bytearray.startswith compares in place (memcmp), no copy.
-                zero = buffer.startswith(zeros[:end - start], start, end)
-                if zero and run_start >= 0:
-                    write(offset + run_start, view[run_start:start])
-                    run_start = -1
-                elif not zero and run_start < 0:
-                    run_start = start
-            if run_start >= 0:
-                write(offset + run_start, view[run_start:length])
-        offset += length
-        _report(progress, offset, size)
+        elif not zero and run_start < 0:
+            run_start = start
+    if run_start >= 0:
+        write(offset + run_start, view[run_start:length])
 
 
 def _remove(path: str) -> None:
@@ -326,6 +385,7 @@ class _RawSource:
         self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by __exit__
         try:
             mode = os.fstat(self._file.fileno()).st_mode
+            self.is_device = stat.S_ISBLK(mode)
             if stat.S_ISREG(mode):
                 self.size = os.fstat(self._file.fileno()).st_size
             else:
@@ -334,6 +394,37 @@ class _RawSource:
         except BaseException:
             self._file.close()
             raise
+
+    def data_ranges(self) -> list[tuple[int, int]] | None:
+        """The (start, end) ranges of a sparse file that may hold data, from
+        SEEK_DATA / SEEK_HOLE (the holes between them read as zeros); None
+        where the system cannot tell (no SEEK_DATA, a device, a pipe)."""
+        seek_data = getattr(os, "SEEK_DATA", None)
+        seek_hole = getattr(os, "SEEK_HOLE", None)
+        if seek_data is None or seek_hole is None or self.is_device:
+            return None
+        descriptor = self._file.fileno()
+        ranges: list[tuple[int, int]] = []
+        position = 0
+        try:
+            while position < self.size:
+                try:
+                    start = os.lseek(descriptor, position, seek_data)
+                except OSError as error:
+                    if error.errno == errno.ENXIO:      # no data after `position`
+                        break
+                    raise
+                end = min(self.size, os.lseek(descriptor, start, seek_hole))
+                if start >= end:
+                    break
+                ranges.append((start, end))
+                position = end
+        except OSError:
+            return None
+        return ranges
+
+    def close(self) -> None:
+        self._file.close()
 
     def readinto(self, offset: int, view: memoryview) -> int:
         # seek + readinto rather than os.preadv, which Windows lacks; the

@@ -24,7 +24,6 @@ commands on an attach made on first use (:mod:`virtdisk.scsi`).
 
 from __future__ import annotations
 
-import datetime
 import itertools
 import os
 import uuid
@@ -35,14 +34,10 @@ from typing import TYPE_CHECKING, Final, NoReturn
 from _virtdisk import (
     VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT,
     VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN,
-    ChangeTrackingState,
     GetVirtualDiskInfoVersion,
     GetVirtualDiskInformation,
     OpenVirtualDisk,
     OpenVirtualDiskFlag,
-    ParentLocation,
-    PhysicalDisk,
-    ProviderSubtype,
     SetVirtualDiskInformation,
     SetVirtualDiskInfoVersion,
     VirtualDiskAccessMask,
@@ -64,13 +59,15 @@ from .errors import (
     UnsupportedOperationError,
     VirtualDiskError,
 )
-from .info import VirtualDiskInfo, vhd_timestamp
+from . import items as _items
+from .info import VirtualDiskInfo
 from .content import byte_view, checked_offset, read_into, unmap_range, write_from
 from .metadata import VirtualDiskMetadata
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer, Self
 
+    from .attach import Attachment
     from .content import DiskContent
     from .scsi import BlockTarget
 
@@ -108,19 +105,8 @@ _FLAGS_NOT_FOR_ISO: Final = OpenVirtualDiskFlag.NO_PARENTS | OpenVirtualDiskFlag
 _DWORD_MAX: Final = 0xFFFFFFFF
 _RW_DEPTH_DEFAULT: Final = 1
 
-_SIZE: Final = GetVirtualDiskInfoVersion.SIZE
 _IDENTIFIER: Final = GetVirtualDiskInfoVersion.IDENTIFIER
-_PARENT_LOCATION: Final = GetVirtualDiskInfoVersion.PARENT_LOCATION
-_PARENT_IDENTIFIER: Final = GetVirtualDiskInfoVersion.PARENT_IDENTIFIER
-_PARENT_TIMESTAMP: Final = GetVirtualDiskInfoVersion.PARENT_TIMESTAMP
 _VIRTUAL_STORAGE_TYPE: Final = GetVirtualDiskInfoVersion.VIRTUAL_STORAGE_TYPE
-_PROVIDER_SUBTYPE: Final = GetVirtualDiskInfoVersion.PROVIDER_SUBTYPE
-_IS_4K_ALIGNED: Final = GetVirtualDiskInfoVersion.IS_4K_ALIGNED
-_PHYSICAL_DISK: Final = GetVirtualDiskInfoVersion.PHYSICAL_DISK
-_VHD_PHYSICAL_SECTOR_SIZE: Final = GetVirtualDiskInfoVersion.VHD_PHYSICAL_SECTOR_SIZE
-_SMALLEST_SAFE_VIRTUAL_SIZE: Final = GetVirtualDiskInfoVersion.SMALLEST_SAFE_VIRTUAL_SIZE
-_FRAGMENTATION: Final = GetVirtualDiskInfoVersion.FRAGMENTATION
-_IS_LOADED: Final = GetVirtualDiskInfoVersion.IS_LOADED
 _VIRTUAL_DISK_ID: Final = GetVirtualDiskInfoVersion.VIRTUAL_DISK_ID
 _CHANGE_TRACKING_STATE: Final = GetVirtualDiskInfoVersion.CHANGE_TRACKING_STATE
 
@@ -193,22 +179,25 @@ def open(  # noqa: A001 - the module's purpose, like io.open
     if read_only is not None and read_only is not True and read_only is not False:
         raise TypeError(f"read_only must be True, False or None, not {read_only!r}")
     if storage_type is None:
-        # By extension, inline: this runs on every open.  Without a dot the
-        # slice is the last character, which matches no extension.
-        device = _EXTENSION_SPELLINGS.get(name[name.rfind("."):])
+        # By extension, inline: this runs on every open.  Every key starts
+        # with its only dot, so a key the name ends with is its extension;
+        # the slices, longest common one first, cost less than rfind.
+        device = (_EXTENSION_SPELLINGS.get(name[-5:]) or _EXTENSION_SPELLINGS.get(name[-4:])
+                  or _EXTENSION_SPELLINGS.get(name[-6:]))
         if device is None:
             device = _device_from_signature(name)
     else:
         device = _given_or_detected(storage_type, name)
+    open_flags = _FLAGS_NONE
     if flags is not _FLAGS_NONE or no_parents:
-        flags = _checked_flags(flags, no_parents)
+        open_flags = _checked_flags(flags, no_parents)
 
     if device is _ISO:
         if (read_only is None and access is None and rw_depth is None and not get_info_only
-                and flags is _FLAGS_NONE):
-            handle = OpenVirtualDisk(_ISO_STORAGE_TYPE, name, _ACCESS_READ, flags, 1)
+                and open_flags is _FLAGS_NONE):
+            handle = OpenVirtualDisk(_ISO_STORAGE_TYPE, name, _ACCESS_READ, open_flags, 1)
         else:
-            handle = _open_iso(name, read_only, access, rw_depth, get_info_only, flags)
+            handle = _open_iso(name, read_only, access, rw_depth, get_info_only, open_flags)
         read_only = True
     elif access is None:
         # The common case, kept to a few tests: version 2, access NONE.
@@ -218,15 +207,15 @@ def open(  # noqa: A001 - the module's purpose, like io.open
             raise ValueError("rw_depth applies to version 1 opens, which access= selects; "
                              "without access=, use read_only=")
         if get_info_only:
-            handle = OpenVirtualDisk(_STORAGE_TYPES[device], name, _ACCESS_NONE, flags, 2,
+            handle = OpenVirtualDisk(_STORAGE_TYPES[device], name, _ACCESS_NONE, open_flags, 2,
                                      get_info_only=True, read_only=True)
             read_only = True
         else:
-            handle = OpenVirtualDisk(_STORAGE_TYPES[device], name, _ACCESS_NONE, flags, 2,
+            handle = OpenVirtualDisk(_STORAGE_TYPES[device], name, _ACCESS_NONE, open_flags, 2,
                                      read_only=read_only)
     else:
         handle, read_only = _open_version_1(name, device, read_only, access, rw_depth,
-                                            get_info_only, flags)
+                                            get_info_only, open_flags)
 
     disk = _new_disk(VirtualDisk)
     disk._handle = handle
@@ -237,7 +226,8 @@ def open(  # noqa: A001 - the module's purpose, like io.open
 
 def _detected(path: str) -> VirtualStorageTypeDevice | None:
     """The storage type by extension, else by signature, else None."""
-    device = _EXTENSION_SPELLINGS.get(path[path.rfind("."):])
+    device = (_EXTENSION_SPELLINGS.get(path[-5:]) or _EXTENSION_SPELLINGS.get(path[-4:])
+              or _EXTENSION_SPELLINGS.get(path[-6:]))
     return _device_from_signature(path) if device is None else device
 
 
@@ -248,7 +238,7 @@ def _given_or_detected(storage_type: object, path: str) -> VirtualStorageTypeDev
 
 def _open_version_1(path: str, device: VirtualStorageTypeDevice | None, read_only: object,
                     access: object, rw_depth: object, get_info_only: object,
-                    flags: OpenVirtualDiskFlag | int) -> tuple[VirtualDiskHandle, bool]:
+                    flags: OpenVirtualDiskFlag) -> tuple[VirtualDiskHandle, bool]:
     """Opens a VHD or VHDX with an explicit access mask: version 1
     parameters, the mask and rw_depth."""
     if read_only is not None:
@@ -286,7 +276,7 @@ def _device_from_signature(path: str) -> VirtualStorageTypeDevice | None:
 
 def _open_iso(path: str, read_only: bool | None, access: VirtualDiskAccessMask | int | None,
               rw_depth: int | None, get_info_only: bool,
-              open_flags: OpenVirtualDiskFlag | int) -> VirtualDiskHandle:
+              open_flags: OpenVirtualDiskFlag) -> VirtualDiskHandle:
     """Opens an ISO image the only way Windows supports: version 1
     parameters and read access."""
     if read_only is False:
@@ -325,15 +315,15 @@ def _checked_access(access: object) -> VirtualDiskAccessMask | int:
     return access
 
 
-def _checked_flags(flags: object, no_parents: object) -> OpenVirtualDiskFlag | int:
+def _checked_flags(flags: object, no_parents: object) -> OpenVirtualDiskFlag:
     if isinstance(flags, bool) or not isinstance(flags, int):
         raise TypeError(f"flags must be an OpenVirtualDiskFlag, not {flags!r}")
     if flags & ~_FLAGS_ALL or flags < 0:
         raise ValueError(f"flags must be a combination of OpenVirtualDiskFlag flags "
                          f"(bits {_FLAGS_ALL:#x}), not {flags:#x}")
     if no_parents:
-        return flags | OpenVirtualDiskFlag.NO_PARENTS
-    return flags
+        return OpenVirtualDiskFlag(flags | OpenVirtualDiskFlag.NO_PARENTS)
+    return OpenVirtualDiskFlag(flags)
 
 
 def _checked_rw_depth(rw_depth: object) -> int:
@@ -378,23 +368,50 @@ class VirtualDisk:
 
     # -- life cycle -------------------------------------------------------
 
+    def attach(self, *, read_only: bool | None = None, permanent: bool = False) -> Attachment:
+        """Attaches the disk to this system and returns the
+        :class:`~virtdisk.attach.Attachment` (a context manager whose
+        ``path`` is the device, ``/dev/loopN`` on Linux).
+
+        `read_only` None follows the disk: a disk opened read-only attaches
+        read-only (on a handle of its own), a read-write one read-write (on
+        the disk's handle, so closing the disk detaches).  `permanent`
+        keeps the attach after the disk and the process are gone, until
+        :func:`virtdisk.detach`.  Needs root on Linux (CAP_SYS_ADMIN) and
+        an elevated process on Windows (:class:`PrivilegeNotHeldError`);
+        an image attached already raises :class:`DiskInUseError`.  The
+        attach content access (:meth:`read`, :meth:`write`) made is
+        flushed and ended first; while the device is attached, content
+        access on the disk raises :class:`DiskInUseError`."""
+        from .attach import attach
+
+        if self._handle.closed:
+            raise self._closed_error("attach")
+        self._release_target("attach")
+        return attach(self, read_only=read_only, permanent=permanent)
+
     def close(self) -> None:
         """Closes the disk's handle, first flushing and detaching the
         attach that content access made, if any.  Closing a closed disk
         does nothing."""
+        try:
+            self._release_target("close")
+        finally:
+            self._handle.close()
+
+    def _release_target(self, name: str) -> None:
+        """Flushes and detaches the attach content access made, if any:
+        the disk is then free for another attach, and content access
+        attaches again when next used."""
         target = self._target
         if target is None:
-            self._handle.close()
             return
         self._target = None
         try:
             if not self._handle.closed and not target.read_only:
-                target.synchronize("close")
+                target.synchronize(name)
         finally:
-            try:
-                target.close()
-            finally:
-                self._handle.close()
+            target.close()
 
     @property
     def closed(self) -> bool:
@@ -408,7 +425,12 @@ class VirtualDisk:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self.close()
+        # close() inline for a disk without content access: every `with`
+        # block ends here.
+        if self._target is None:
+            self._handle.close()
+        else:
+            self.close()
 
     def __repr__(self) -> str:
         if self._handle.closed:
@@ -445,218 +467,31 @@ class VirtualDisk:
 
     # -- information --------------------------------------------------------
 
-    @property
-    def virtual_size(self) -> int:
-        """The size the disk presents to its user, in bytes."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _SIZE).virtual_size
-        except InvalidHandleError:
-            self._reraise("virtual_size")
-
-    @property
-    def physical_size(self) -> int:
-        """The size of the image file in bytes (the child's alone, for a
-        differencing disk)."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _SIZE).physical_size
-        except InvalidHandleError:
-            self._reraise("physical_size")
-
-    @property
-    def block_size(self) -> int:
-        """The allocation unit of a dynamic or differencing disk in bytes; 0
-        for fixed disks and ISO images."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _SIZE).block_size
-        except InvalidHandleError:
-            self._reraise("block_size")
-
-    @property
-    def sector_size(self) -> int:
-        """The logical sector size of the virtual disk in bytes."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _SIZE).sector_size
-        except InvalidHandleError:
-            self._reraise("sector_size")
-
-    @property
-    def physical_sector_size(self) -> int | None:
-        """The physical sector size the virtual disk reports to its user in
-        bytes; None for ISO images."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _VHD_PHYSICAL_SECTOR_SIZE)
-        except VirtualDiskError as error:
-            self._raise_unless_not_applicable(error, _VHD_PHYSICAL_SECTOR_SIZE,
-                                              "physical_sector_size")
-        return None
-
-    @property
-    def physical_disk(self) -> PhysicalDisk:
-        """The disk that holds the image file: its logical and physical
-        sector sizes and whether it is remote."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _PHYSICAL_DISK)
-        except InvalidHandleError:
-            self._reraise("physical_disk")
-
-    @property
-    def storage_type(self) -> VirtualStorageTypeDevice | int:
-        """The format the provider found: ``VirtualStorageTypeDevice.ISO``,
-        ``VHD`` or ``VHDX``."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _VIRTUAL_STORAGE_TYPE).device_id
-        except InvalidHandleError:
-            self._reraise("storage_type")
-
-    @property
-    def provider_subtype(self) -> ProviderSubtype | int | None:
-        """Fixed, dynamic or differencing; None for ISO images."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _PROVIDER_SUBTYPE)
-        except VirtualDiskError as error:
-            self._raise_unless_not_applicable(error, _PROVIDER_SUBTYPE, "provider_subtype")
-        return None
-
-    @property
-    def identifier(self) -> uuid.UUID | None:
-        """The disk's unique identifier (a VHD's footer UniqueId, a VHDX's
-        DataWriteGuid: what a differencing child records as its parent's
-        identifier); None for ISO images."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _IDENTIFIER)
-        except VirtualDiskError as error:
-            self._raise_unless_not_applicable(error, _IDENTIFIER, "identifier")
-        return None
-
-    @property
-    def virtual_disk_id(self) -> uuid.UUID | None:
-        """The identity the disk shows its guest (a VHDX's Page 83 data);
-        None for ISO images."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _VIRTUAL_DISK_ID)
-        except VirtualDiskError as error:
-            self._raise_unless_not_applicable(error, _VIRTUAL_DISK_ID, "virtual_disk_id")
-        return None
-
-    @property
-    def is_4k_aligned(self) -> bool | None:
-        """Whether the disk's data is aligned to 4 KiB; None for ISO images."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _IS_4K_ALIGNED)
-        except VirtualDiskError as error:
-            self._raise_unless_not_applicable(error, _IS_4K_ALIGNED, "is_4k_aligned")
-        return None
-
-    @property
-    def smallest_safe_virtual_size(self) -> int | None:
-        """The smallest size the disk can shrink to without cutting into its
-        partitions, in bytes; None where it does not apply."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _SMALLEST_SAFE_VIRTUAL_SIZE)
-        except VirtualDiskError as error:
-            self._raise_unless_not_applicable(error, _SMALLEST_SAFE_VIRTUAL_SIZE,
-                                        "smallest_safe_virtual_size")
-        return None
-
-    @property
-    def fragmentation(self) -> int | None:
-        """The percentage of the disk's blocks stored out of order; None
-        where it does not apply."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _FRAGMENTATION)
-        except VirtualDiskError as error:
-            self._raise_unless_not_applicable(error, _FRAGMENTATION, "fragmentation")
-        return None
-
-    @property
-    def is_loaded(self) -> bool:
-        """Whether the disk is attached (surfaced) on this system."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _IS_LOADED)
-        except InvalidHandleError:
-            self._reraise("is_loaded")
-
-    @property
-    def change_tracking(self) -> ChangeTrackingState | None:
-        """The resilient change tracking state (enabled, newer changes, most
-        recent id); None where the disk has none."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _CHANGE_TRACKING_STATE)
-        except VirtualDiskError as error:
-            self._raise_unless_not_applicable(error, _CHANGE_TRACKING_STATE, "change_tracking")
-        return None
-
-    @property
-    def parent_resolved(self) -> bool | None:
-        """Whether the parent was found and opened; None for a disk that is
-        not differencing."""
-        location = self._parent_location("parent_resolved")
-        return None if location is None else location.parent_resolved
-
-    @property
-    def parent_paths(self) -> tuple[str, ...] | None:
-        """The resolved parent's path, or, when the parent was not opened,
-        every location the child records for it, in search order; None for
-        a disk that is not differencing."""
-        location = self._parent_location("parent_paths")
-        return None if location is None else tuple(location.paths)
-
-    @property
-    def parent_identifier(self) -> uuid.UUID | None:
-        """The identifier the child records for its parent (equal to the
-        parent's :attr:`identifier`); None for a disk that is not
-        differencing."""
-        try:
-            return GetVirtualDiskInformation(self._handle, _PARENT_IDENTIFIER)
-        except VirtualDiskError as error:
-            self._raise_unless_not_applicable(error, _PARENT_IDENTIFIER, "parent_identifier")
-        return None
-
-    @property
-    def parent_timestamp(self) -> datetime.datetime | None:
-        """The parent's modification time the child records, in UTC; None
-        for a disk that is not a differencing VHD (VHDX records none)."""
-        raw = self._parent_timestamp_raw("parent_timestamp")
-        return None if raw is None else vhd_timestamp(raw)
+    # Each a read-only property described once in virtdisk.items.
+    storage_type = _items.storage_type
+    provider_subtype = _items.provider_subtype
+    virtual_size = _items.virtual_size
+    physical_size = _items.physical_size
+    block_size = _items.block_size
+    sector_size = _items.sector_size
+    physical_sector_size = _items.physical_sector_size
+    physical_disk = _items.physical_disk
+    identifier = _items.identifier
+    virtual_disk_id = _items.virtual_disk_id
+    is_4k_aligned = _items.is_4k_aligned
+    smallest_safe_virtual_size = _items.smallest_safe_virtual_size
+    fragmentation = _items.fragmentation
+    is_loaded = _items.is_loaded
+    change_tracking = _items.change_tracking
+    parent_resolved = _items.parent_resolved
+    parent_paths = _items.parent_paths
+    parent_identifier = _items.parent_identifier
+    parent_timestamp = _items.parent_timestamp
 
     def info(self) -> VirtualDiskInfo:
         """Every item of information at once, as a frozen
         :class:`VirtualDiskInfo`."""
-        handle = self._handle
-        try:
-            size = GetVirtualDiskInformation(handle, _SIZE)
-        except InvalidHandleError:
-            self._reraise("info")
-        storage = GetVirtualDiskInformation(handle, _VIRTUAL_STORAGE_TYPE)
-        host = GetVirtualDiskInformation(handle, _PHYSICAL_DISK)
-        location = self._parent_location("info")
-        timestamp = self._parent_timestamp_raw("info")
-        return VirtualDiskInfo(
-            path=self.path,
-            storage_type=storage.device_id,
-            vendor_id=storage.vendor_id,
-            provider_subtype=self.provider_subtype,
-            virtual_size=size.virtual_size,
-            physical_size=size.physical_size,
-            block_size=size.block_size,
-            sector_size=size.sector_size,
-            physical_sector_size=self.physical_sector_size,
-            identifier=self.identifier,
-            virtual_disk_id=self.virtual_disk_id,
-            is_4k_aligned=self.is_4k_aligned,
-            smallest_safe_virtual_size=self.smallest_safe_virtual_size,
-            fragmentation=self.fragmentation,
-            is_loaded=GetVirtualDiskInformation(handle, _IS_LOADED),
-            change_tracking=self.change_tracking,
-            parent_resolved=None if location is None else location.parent_resolved,
-            parent_paths=None if location is None else tuple(location.paths),
-            parent_identifier=self.parent_identifier,
-            parent_timestamp=None if timestamp is None else vhd_timestamp(timestamp),
-            parent_timestamp_raw=timestamp,
-            host_logical_sector_size=host.logical_sector_size,
-            host_physical_sector_size=host.physical_sector_size,
-            is_remote=host.is_remote,
-        )
+        return VirtualDiskInfo(path=self.path, **_items.info_values(self))
 
     # -- content ------------------------------------------------------------
 
@@ -962,20 +797,6 @@ class VirtualDisk:
                               "virtdisk.open(path, read_only=False) (ISO images are always "
                               "read-only)")
             raise error
-
-    def _parent_location(self, name: str) -> ParentLocation | None:
-        try:
-            return GetVirtualDiskInformation(self._handle, _PARENT_LOCATION)
-        except VirtualDiskError as error:
-            self._raise_unless_not_applicable(error, _PARENT_LOCATION, name)
-        return None
-
-    def _parent_timestamp_raw(self, name: str) -> int | None:
-        try:
-            return GetVirtualDiskInformation(self._handle, _PARENT_TIMESTAMP)
-        except VirtualDiskError as error:
-            self._raise_unless_not_applicable(error, _PARENT_TIMESTAMP, name)
-        return None
 
     def _raise_unless_not_applicable(self, error: VirtualDiskError,
                                      version: GetVirtualDiskInfoVersion, name: str) -> None:

@@ -122,6 +122,7 @@ __all__ = [
     "ERROR_INVALID_NAME",
     "ERROR_MOD_NOT_FOUND",
     "ERROR_PROC_NOT_FOUND",
+    "ERROR_BUSY",
     "ERROR_ALREADY_EXISTS",
     "ERROR_FILENAME_EXCED_RANGE",
     "ERROR_MORE_DATA",
@@ -486,6 +487,8 @@ ERROR_MOD_NOT_FOUND: Final = _define(
 ERROR_PROC_NOT_FOUND: Final = _define(
     127, CallNotImplementedError, "this version of Windows lacks the function",
     _errno.ENOSYS)
+ERROR_BUSY: Final = _define(
+    170, DiskInUseError, "the disk is running another long operation", _errno.EBUSY)
 ERROR_ALREADY_EXISTS: Final = _define(
     183, ImageExistsError, "the file or object already exists", _errno.EEXIST)
 ERROR_FILENAME_EXCED_RANGE: Final = _define(

@@ -27,8 +27,9 @@
  * behind the message Windows gives for attaching an attached image ("The
  * process cannot access the file because it is being used by another
  * process", Mount-DiskImage).  DetachVirtualDisk of a handle that holds no
- * attachment answers ERROR_NOT_READY, Windows' answer for a disk that is
- * not attached.
+ * attachment detaches a permanent attach of the same image made by another
+ * handle or process (attach_host.c), and otherwise answers ERROR_NOT_READY,
+ * Windows' answer for a disk that is not attached.
  *
  * Lifetime.  An attach belongs to the handle: closing the handle detaches
  * (vd_attach_release, from the handle's close).  PERMANENT_LIFETIME asks
@@ -42,7 +43,7 @@
  * NON_PNP, NO_SECURITY_DESCRIPTOR, BYPASS_DEFAULT_ENCRYPTION_POLICY) change
  * nothing for a disk no host sees, and are accepted.
  *
- * Overlapped: a NO_LOCAL_HOST attach completes at once; with an OVERLAPPED
+ * Overlapped: every attach completes at once; with an OVERLAPPED
  * the call returns ERROR_SUCCESS having done all the work (as create.c). */
 #include "api/attach.h"
 
@@ -88,8 +89,15 @@ static int vd_same_file(const vd_disk *a, const vd_disk *b)
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-/* Files `disk` as attached `kind`, unless it or its image file is already. */
-static uint32_t vd_attached_add(vd_disk *disk, int kind)
+/* Makes an attachment of `disk` and says which in *kind. */
+typedef uint32_t (*vd_attach_maker)(vd_disk *disk, uint32_t flags,
+                                    const ATTACH_VIRTUAL_DISK_PARAMETERS *parameters, int *kind);
+
+/* Files `disk` as attached, with the attachment `make` makes, unless it or
+ * its image file is attached already.  The list stays locked while `make`
+ * works, so two handles of one image never both attach it. */
+static uint32_t vd_attached_add(vd_disk *disk, vd_attach_maker make, uint32_t flags,
+                                const ATTACH_VIRTUAL_DISK_PARAMETERS *parameters)
 {
     uint32_t status = VD_ERROR_SUCCESS;
     pthread_mutex_lock(&vd_attached_mutex);
@@ -99,6 +107,9 @@ static uint32_t vd_attached_add(vd_disk *disk, int kind)
             break;
         }
     }
+    int kind = VD_ATTACHMENT_NONE;
+    if (status == VD_ERROR_SUCCESS)
+        status = make(disk, flags, parameters, &kind);
     if (status == VD_ERROR_SUCCESS) {
         disk->attached_next = vd_attached_head;
         vd_attached_head = disk;
@@ -128,8 +139,14 @@ static int vd_attached_remove(vd_disk *disk)
 
 void vd_attach_release(vd_disk *disk)
 {
-    if (vd_attached_remove(disk) && disk->image.file.writable)
-        (void)vd_content_flush(disk);    /* nobody is left to hear a failure */
+    int attachment = vd_attachment_of(disk);
+    if (!vd_attached_remove(disk))
+        return;
+    /* nobody is left to hear a failure */
+    if (vd_attachment_on_host(attachment))
+        vd_attach_host_release(disk);
+    else if (disk->image.file.writable)
+        (void)vd_content_flush(disk);
 }
 
 static uint32_t vd_attach_check_access(const vd_disk *disk, uint32_t flags)
@@ -147,23 +164,13 @@ static uint32_t vd_attach_check_access(const vd_disk *disk, uint32_t flags)
     return VD_ERROR_SUCCESS;
 }
 
-/* An attach the host sees: a block device on the image.  Not built yet;
- * this is the one place the device attach goes. */
-static uint32_t vd_attach_on_host(vd_disk *disk, PSECURITY_DESCRIPTOR security_descriptor,
-                                  uint32_t flags, ULONG provider_specific_flags,
-                                  const ATTACH_VIRTUAL_DISK_PARAMETERS *parameters,
-                                  LPOVERLAPPED overlapped)
+static uint32_t vd_attach_without_host(vd_disk *disk, uint32_t flags,
+                                       const ATTACH_VIRTUAL_DISK_PARAMETERS *parameters, int *kind)
 {
-    (void)disk, (void)security_descriptor, (void)flags, (void)provider_specific_flags;
-    (void)parameters, (void)overlapped;
-    return VD_ERROR_CALL_NOT_IMPLEMENTED;
-}
-
-static uint32_t vd_attach_without_host(vd_disk *disk, uint32_t flags)
-{
-    int kind = (flags & ATTACH_VIRTUAL_DISK_FLAG_READ_ONLY) ? VD_ATTACHMENT_NO_HOST_READ_ONLY
-                                                            : VD_ATTACHMENT_NO_HOST_READ_WRITE;
-    return vd_attached_add(disk, kind);
+    (void)disk, (void)parameters;
+    *kind = (flags & ATTACH_VIRTUAL_DISK_FLAG_READ_ONLY) ? VD_ATTACHMENT_NO_HOST_READ_ONLY
+                                                         : VD_ATTACHMENT_NO_HOST_READ_WRITE;
+    return VD_ERROR_SUCCESS;
 }
 
 DWORD WINAPI AttachVirtualDisk(HANDLE VirtualDiskHandle, PSECURITY_DESCRIPTOR SecurityDescriptor,
@@ -171,6 +178,9 @@ DWORD WINAPI AttachVirtualDisk(HANDLE VirtualDiskHandle, PSECURITY_DESCRIPTOR Se
                                PATTACH_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)
 {
     vd_detail_clear();
+    /* The security descriptor shapes a Windows disk object's access, which
+     * a loop device node does not take; no provider flag is defined. */
+    (void)SecurityDescriptor, (void)ProviderSpecificFlags, (void)Overlapped;
     uint32_t flags = (uint32_t)Flags;
     if ((flags & ~VD_ATTACH_FLAGS_KNOWN) != 0)
         return VD_ERROR_INVALID_PARAMETER;
@@ -182,12 +192,10 @@ DWORD WINAPI AttachVirtualDisk(HANDLE VirtualDiskHandle, PSECURITY_DESCRIPTOR Se
         return VD_ERROR_INVALID_HANDLE;
     uint32_t status = vd_attach_check_access(disk, flags);
     if (status == VD_ERROR_SUCCESS) {
-        if ((flags & ATTACH_VIRTUAL_DISK_FLAG_NO_LOCAL_HOST) != 0
-            && (flags & VD_ATTACH_FLAGS_NEED_SERVER) == 0)
-            status = vd_attach_without_host(disk, flags);
-        else
-            status = vd_attach_on_host(disk, SecurityDescriptor, flags, ProviderSpecificFlags,
-                                       Parameters, Overlapped);
+        int local = (flags & ATTACH_VIRTUAL_DISK_FLAG_NO_LOCAL_HOST) != 0
+                    && (flags & VD_ATTACH_FLAGS_NEED_SERVER) == 0;
+        status = vd_attached_add(disk, local ? vd_attach_without_host : vd_attach_on_host, flags,
+                                 Parameters);
     }
     vd_handle_release(VirtualDiskHandle);
     return status;
@@ -204,11 +212,16 @@ DWORD WINAPI DetachVirtualDisk(HANDLE VirtualDiskHandle, DETACH_VIRTUAL_DISK_FLA
     if (disk == NULL)
         return VD_ERROR_INVALID_HANDLE;
     uint32_t status = VD_ERROR_SUCCESS;
+    int attachment = vd_attachment_of(disk);
     if (!vd_disk_has_access(disk, VIRTUAL_DISK_ACCESS_DETACH))
         status = VD_ERROR_ACCESS_DENIED;
-    else if (vd_attachment_of(disk) == VD_ATTACHMENT_NONE)
-        status = VD_ERROR_NOT_READY;
-    else {
+    else if (attachment == VD_ATTACHMENT_NONE)
+        status = vd_detach_elsewhere(disk);   /* a permanent attach, or NOT_READY */
+    else if (vd_attachment_on_host(attachment)) {
+        status = vd_detach_on_host(disk);
+        if (status == VD_ERROR_SUCCESS && !vd_attached_remove(disk))
+            status = VD_ERROR_NOT_READY;     /* a concurrent detach won */
+    } else {
         /* What the attach wrote reaches the file before it is detached.
          * A failed flush leaves the disk attached, so the caller may retry. */
         int writable = vd_attachment_of(disk) == VD_ATTACHMENT_NO_HOST_READ_WRITE;

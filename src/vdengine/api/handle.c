@@ -30,6 +30,7 @@
 #include <stdlib.h>
 
 #include "api/attach.h"
+#include "api/operation.h"
 #include "base/vd_errors.h"
 #include "vdengine.h"
 
@@ -228,6 +229,13 @@ DWORD vd_engine_close_handle(HANDLE handle)
 {
     uint32_t index, generation;
     uint64_t previous;
+    /* A long operation still running is cancelled and waited for: the
+     * caller may free its OVERLAPPED once CloseHandle has returned. */
+    vd_disk *disk = vd_handle_acquire(handle);
+    if (disk != NULL) {
+        vd_operations_end(disk);
+        vd_handle_release(handle);
+    }
     vd_handle_slot *slot = vd_handle_decode(handle, &index, &generation);
     if (slot == NULL || !vd_slot_change_while_open(slot, generation, 0, VD_STATE_OPEN, &previous))
         return VD_ERROR_INVALID_HANDLE;
@@ -257,6 +265,7 @@ void vd_disk_free(vd_disk *disk)
 {
     if (disk == NULL)
         return;
+    vd_operations_free(disk->operations);
     vd_attach_release(disk);
     vd_chain_close(&disk->chain);
     vd_image_release(&disk->image);

@@ -31,19 +31,25 @@ typedef struct vd_disk {
     int get_info_only;        /* V2/V3 GetInfoOnly: queries only */
     /* Windows lets a handle to a disk attached with permanent lifetime be
      * opened only with VIRTUAL_DISK_ACCESS_DETACH in the mask, and refuses
-     * write access if the attach was read-only (OpenVirtualDisk, Remarks).
-     * The engine never attaches, so nothing checks this yet; the attach
-     * layer compares it with the attachment when one exists. */
+     * write access if the attach was read-only (OpenVirtualDisk, Remarks):
+     * vd_attach_check_open (attach_host.c) checks it at open. */
     int may_detach;
     /* The attachment this handle made (api/attach.h, enum vd_attachment),
      * read without the lock by RawSCSIVirtualDisk; `attached_next` links
      * the disks attached now, by attach.c under its own mutex. */
     _Atomic int attachment;
     struct vd_disk *attached_next;
+    /* A device attach (attach_host.c): N of /dev/loopN; the descriptor
+     * that holds an attach bound to the handle (the loop clears itself
+     * when the last opener is gone), -1 for a permanent one. */
+    int loop_number;
+    int loop_fd;
     /* Held by every call that reads or changes `image` and `chain` after
      * open: SetVirtualDiskInformation and the metadata changes rewrite
      * fields of `image` and may replace `chain`. */
     pthread_mutex_t lock;
+    /* The long operations' state (api/operation.c), made by the first. */
+    struct vd_operations *operations;
 } vd_disk;
 
 /* A zeroed disk with its lock ready; NULL when out of memory. */

@@ -16,8 +16,11 @@ static const char *const vd_implemented[] = {
     "GetVirtualDiskMetadata",
     "SetVirtualDiskMetadata",
     "DeleteVirtualDiskMetadata",
-    "AttachVirtualDisk",          /* NO_LOCAL_HOST; device attaches answer 120 (attach.c) */
+    "GetVirtualDiskOperationProgress",
+    "AttachVirtualDisk",          /* loop devices for ISO and fixed images (attach_host.c) */
     "DetachVirtualDisk",
+    "GetVirtualDiskPhysicalPath",
+    "GetAllAttachedVirtualDiskPhysicalPaths",
     "RawSCSIVirtualDisk",
 };
 

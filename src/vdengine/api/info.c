@@ -71,7 +71,9 @@
  *                 its logical and physical sector sizes from the host block
  *                 device, 512 when the file system has none to ask (tmpfs,
  *                 overlay, network), and IsRemote for network file systems.
- *   IS_LOADED     FALSE: the engine never attaches a disk.
+ *   IS_LOADED     TRUE while the image is attached: by this handle (a
+ *                 NO_LOCAL_HOST attach too), or to the host by any handle
+ *                 or process (attach_host.c).
  *   CHANGE_TRACKING_STATE  Enabled FALSE, NewerChanges FALSE, MostRecentId
  *                 "": the engine keeps no resilient change tracking. */
 #ifndef _GNU_SOURCE
@@ -89,11 +91,13 @@
 #include <sys/vfs.h>
 #endif
 
+#include "api/attach.h"
 #include "base/detail.h"
 #include "base/guid.h"
 #include "api/handle.h"
 #include "base/utf16.h"
 #include "base/vd_errors.h"
+#include "disk/partition_end.h"
 
 #define VD_INFO_FIXED_SIZE ((ULONG)sizeof(GET_VIRTUAL_DISK_INFO))
 #define VD_INFO_UNION_OFFSET offsetof(GET_VIRTUAL_DISK_INFO, Size)
@@ -271,13 +275,16 @@ static void vd_fill_physical_sector_size(const vd_disk *disk, GET_VIRTUAL_DISK_I
 
 static void vd_fill_smallest_safe_size(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
 {
-    info->SmallestSafeVirtualSize = disk->image.smallest_safe_virtual_size;
+    /* Reading the partition table reads content, which the const view of
+     * the disk here does not change. */
+    info->SmallestSafeVirtualSize = vd_smallest_safe_size((vd_disk *)disk);
 }
 
 static void vd_fill_is_loaded(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
 {
-    (void)disk;
-    info->IsLoaded = FALSE;
+    int attachment = vd_attachment_of(disk);
+    info->IsLoaded = attachment != VD_ATTACHMENT_NONE || vd_attach_host_device(disk, attachment) >= 0
+                         ? TRUE : FALSE;
 }
 
 static void vd_fill_virtual_disk_id(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)

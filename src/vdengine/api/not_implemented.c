@@ -13,10 +13,8 @@
  * today; the Windows 7 pages give older, smaller limits (AttachVirtualDisk:
  * "Flags ... larger than 0x020").
  *
- * The functions that need a disk the host sees (GetVirtualDiskPhysicalPath,
- * GetAllAttachedVirtualDiskPhysicalPaths, GetStorageDependencyInformation)
- * have no device behind them yet: attach.c makes only NO_LOCAL_HOST
- * attaches. */
+ * GetStorageDependencyInformation takes a volume or device handle, which
+ * the engine has no way to open yet. */
 #include "api/flag_masks.h"
 #include "api/handle.h"
 #include "base/detail.h"
@@ -42,12 +40,6 @@ static DWORD vd_not_implemented(int arguments_valid, HANDLE handle)
     return VD_ERROR_CALL_NOT_IMPLEMENTED;
 }
 
-static DWORD vd_not_implemented_without_handle(int arguments_valid)
-{
-    vd_detail_clear();
-    return arguments_valid ? VD_ERROR_CALL_NOT_IMPLEMENTED : VD_ERROR_INVALID_PARAMETER;
-}
-
 /* The whole rule of several functions: flags within `known`, parameters
  * present and of version 1. */
 static DWORD vd_not_implemented_version_1(HANDLE handle, uint32_t flags, uint32_t known,
@@ -62,18 +54,6 @@ static int vd_buffer_valid(const void *buffer, const ULONG *size)
     return size != NULL && (buffer != NULL || *size == 0);
 }
 
-DWORD WINAPI GetVirtualDiskPhysicalPath(HANDLE VirtualDiskHandle, PULONG DiskPathSizeInBytes,
-                                        PWSTR DiskPath)
-{
-    return vd_not_implemented(vd_buffer_valid(DiskPath, DiskPathSizeInBytes), VirtualDiskHandle);
-}
-
-DWORD WINAPI GetAllAttachedVirtualDiskPhysicalPaths(PULONG PathsBufferSizeInBytes,
-                                                    PWSTR PathsBuffer)
-{
-    return vd_not_implemented_without_handle(vd_buffer_valid(PathsBuffer, PathsBufferSizeInBytes));
-}
-
 DWORD WINAPI GetStorageDependencyInformation(HANDLE ObjectHandle, GET_STORAGE_DEPENDENCY_FLAG Flags,
                                              ULONG StorageDependencyInfoSize,
                                              PSTORAGE_DEPENDENCY_INFO StorageDependencyInfo,
@@ -85,12 +65,6 @@ DWORD WINAPI GetStorageDependencyInformation(HANDLE ObjectHandle, GET_STORAGE_DE
             && VD_VERSION_IN(StorageDependencyInfo, STORAGE_DEPENDENCY_INFO_VERSION_1,
                              STORAGE_DEPENDENCY_INFO_VERSION_2),
         ObjectHandle);
-}
-
-DWORD WINAPI GetVirtualDiskOperationProgress(HANDLE VirtualDiskHandle, LPOVERLAPPED Overlapped,
-                                             PVIRTUAL_DISK_PROGRESS Progress)
-{
-    return vd_not_implemented(Overlapped != NULL && Progress != NULL, VirtualDiskHandle);
 }
 
 DWORD WINAPI CompactVirtualDisk(HANDLE VirtualDiskHandle, COMPACT_VIRTUAL_DISK_FLAG Flags,

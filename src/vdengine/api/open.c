@@ -63,6 +63,7 @@
 
 #include "base/detail.h"
 #include "base/guid.h"
+#include "api/attach.h"
 #include "api/handle.h"
 #include "api/storage_type.h"
 #include "base/utf16.h"
@@ -179,8 +180,10 @@ static uint32_t vd_open_disk_finish(vd_disk *disk, const vd_open_terms *terms, H
         status = vd_open_terms_check_iso(terms);
     if (status == VD_ERROR_SUCCESS) {
         vd_disk_set_terms(disk, terms);
-        status = vd_disk_open_parents(disk, &disk->chain);
+        status = vd_attach_check_open(disk);
     }
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_disk_open_parents(disk, &disk->chain);
     if (status == VD_ERROR_SUCCESS)
         status = vd_handle_insert(disk, handle);
     if (status != VD_ERROR_SUCCESS)

@@ -88,7 +88,7 @@ DWORD WINAPI RawSCSIVirtualDisk(HANDLE VirtualDiskHandle,
         .data_length = in->Version1.DataTransferLength,
         .direction = vd_raw_scsi_direction(in->Version1.DataIn,
                                            in->Version1.DataTransferLength),
-        .read_only = attachment == VD_ATTACHMENT_NO_HOST_READ_ONLY,
+        .read_only = vd_attachment_read_only(attachment),
     };
     vd_scsi_response answer;
     vd_scsi_execute(disk, &request, &answer);

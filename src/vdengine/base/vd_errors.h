@@ -30,6 +30,7 @@
 #define VD_ERROR_CALL_NOT_IMPLEMENTED    120u
 #define VD_ERROR_INSUFFICIENT_BUFFER     122u
 #define VD_ERROR_INVALID_NAME            123u
+#define VD_ERROR_BUSY                    170u
 #define VD_ERROR_ALREADY_EXISTS          183u
 #define VD_ERROR_FILENAME_EXCED_RANGE    206u
 #define VD_ERROR_MORE_DATA               234u

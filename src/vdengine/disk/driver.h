@@ -26,9 +26,25 @@
 #include "disk/image_update.h"
 #include "host/io.h"
 
-struct vd_resize_request;
-struct vd_compact_request;
+struct vd_operation;
 struct vd_merge_request;
+
+/* ResizeVirtualDisk / ExpandVirtualDisk after the API layer's checks
+ * (api/resize.c): a new virtual size, a multiple of the logical sector
+ * size, within the format's limit and different from the current one;
+ * a smaller one only where the format allows shrinking.  The operation
+ * gives progress and cancellation (api/operation.h); a format stops only
+ * where the image is consistent. */
+typedef struct vd_resize_request {
+    uint64_t new_size;
+    struct vd_operation *operation;
+} vd_resize_request;
+
+/* CompactVirtualDisk (api/compact.c): COMPACT_VIRTUAL_DISK_FLAG_* bits. */
+typedef struct vd_compact_request {
+    uint32_t flags;
+    struct vd_operation *operation;
+} vd_compact_request;
 
 typedef struct vd_format_driver {
     const char *name;          /* "vhd", "vhdx", "iso": for messages */
@@ -49,9 +65,20 @@ typedef struct vd_format_driver {
     /* Whether an image of this format can be the parent of a differencing
      * image of `child_device`. */
     int (*can_parent)(uint32_t child_device);
+    /* Whether the disk's content lies in the file as one run of bytes, in
+     * order, so that the host can map a device straight onto the file
+     * (attach): *contiguous, and the run's first byte in *offset.  With
+     * `for_writing` the format first records what writes it will not see
+     * need recorded (VHDX: a new DataWriteGuid).  NULL: never. */
+    uint32_t (*direct_extent)(vd_image *image, int for_writing, int *contiguous,
+                              uint64_t *offset);
     /* Long operations; NULL until the format implements them. */
-    uint32_t (*resize)(vd_image *image, const struct vd_resize_request *request);
-    uint32_t (*compact)(vd_image *image, const struct vd_compact_request *request);
+    uint32_t (*resize)(vd_image *image, const vd_resize_request *request);
+    /* Whether resize may make the disk smaller (VHDX yes, VHD no), and
+     * the largest virtual size the format holds. */
+    int can_shrink;
+    uint64_t max_virtual_size;
+    uint32_t (*compact)(vd_image *image, const vd_compact_request *request);
     uint32_t (*merge)(vd_image *image, const struct vd_merge_request *request);
 } vd_format_driver;
 

@@ -490,6 +490,7 @@ static const vd_format_ops vd_vhd_fixed_ops = {
     .read = vd_vhd_read_fixed,
     .write = vd_vhd_write_fixed,
     .unmap = vd_vhd_unmap_fixed,
+    .unmap_reads_zeros = 1,          /* zeros written in place */
     .flush = vd_vhd_flush,
     .release = vd_vhd_release,
 };
@@ -497,6 +498,7 @@ static const vd_format_ops vd_vhd_sparse_ops = {
     .read = vd_vhd_read_sparse,
     .write = vd_vhd_write_sparse,
     .unmap = vd_vhd_unmap_sparse,
+    .unmap_reads_zeros = 1,          /* zeros written, bits set in children */
     .flush = vd_vhd_flush,
     .release = vd_vhd_release,
     .block_layout = vd_vhd_block_layout,

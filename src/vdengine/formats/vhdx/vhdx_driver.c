@@ -19,4 +19,5 @@ const vd_format_driver vd_vhdx_driver = {
     .create = vd_vhdx_create,
     .update = &vd_vhdx_serial_update_ops,
     .can_parent = vd_vhdx_can_parent,
+    .direct_extent = vd_vhdx_direct_extent,
 };

@@ -80,6 +80,11 @@ uint32_t vd_vhdx_write(vd_image *image, uint64_t offset, const void *buffer, uin
 uint32_t vd_vhdx_unmap(vd_image *image, uint64_t offset, uint64_t length);
 uint32_t vd_vhdx_flush(vd_image *image);
 
+/* The driver's direct_extent (vhdx_extent.c): every payload block fully
+ * present, each right after the one before. */
+uint32_t vd_vhdx_direct_extent(vd_image *image, int for_writing, int *contiguous,
+                               uint64_t *offset);
+
 /* Reads file bytes [offset, offset + length) as the image sees them: through
  * the replayed log of a read-only open of a dirty image, straight from the
  * file otherwise.  A range past the end is FILE_CORRUPT. */
