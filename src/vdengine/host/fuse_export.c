@@ -296,6 +296,21 @@ uint32_t vd_fuse_export_stop(vd_fuse_export *export_)
     return status;
 }
 
+void vd_fuse_export_abandon(const char *file_path)
+{
+    if (file_path == NULL)
+        return;
+    (void)umount2(file_path, MNT_DETACH);
+    (void)unlink(file_path);
+    char *directory = strdup(file_path);
+    char *slash = directory != NULL ? strrchr(directory, '/') : NULL;
+    if (slash != NULL && slash != directory) {
+        *slash = '\0';
+        (void)rmdir(directory);
+    }
+    free(directory);
+}
+
 #else
 #include <stddef.h>
 
@@ -324,5 +339,10 @@ uint32_t vd_fuse_export_stop(vd_fuse_export *export_)
 {
     (void)export_;
     return VD_ERROR_SUCCESS;
+}
+
+void vd_fuse_export_abandon(const char *file_path)
+{
+    (void)file_path;
 }
 #endif

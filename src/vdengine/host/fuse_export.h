@@ -58,4 +58,9 @@ const char *vd_fuse_export_file_path(const vd_fuse_export *export_);
  * every case.  NULL is a no-op. */
 uint32_t vd_fuse_export_stop(vd_fuse_export *export_);
 
+/* Clears what an export whose server died left at `file_path` (its
+ * exported file): unmounts it lazily, then removes the file and its
+ * directory when they are empty.  Whatever is already gone is skipped. */
+void vd_fuse_export_abandon(const char *file_path);
+
 #endif
