@@ -14,6 +14,7 @@ left mounted.  Every test records attaches in its own run directory.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -332,3 +333,74 @@ def test_killed_holder_leaves_nothing_after_the_next_call(tmp_path: Path, run_di
         assert len(mounts_of(image)) == 1
         assert bound(again.path)
     assert_export_gone(image, run_dir)
+
+
+# ---------------------------------------------------------------- permanent lifetime: the server process
+
+def server_of(run_directory: Path) -> int:
+    """The pid of the one export server the run directory records."""
+    records = [path.read_text() for path in run_directory.glob("loop*")]
+    assert len(records) == 1, records
+    servers = [int(line.split()[1]) for line in records[0].splitlines()
+               if line.startswith("server ")]
+    assert len(servers) == 1, records[0]
+    return servers[0]
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def test_permanent_export_outlives_its_process(tmp_path: Path, run_dir: Path) -> None:
+    image = qemu_image(tmp_path / "permanent.vhdx", 32 * MiB)
+    qemu_write(image, 0x19, 0, 4 * MiB)
+    mirror = bytearray(raw_of(image, tmp_path / "before.raw"))
+    made = run(sys.executable, "-m", "virtdisk", "attach", image, "--permanent", "--json")
+    device = json.loads(made.stdout)["path"]
+    server = server_of(run_dir)
+    try:
+        assert Path(f"/proc/{server}/comm").read_text().strip() == "virtdisk-serve"
+        assert bound(device) and loop_sysfs(device, "autoclear") == "0"
+        assert [item.path for item in virtdisk.attached()] == [device]
+        write_through(device, scatter(len(mirror), 512, 5), mirror)
+        # The server keeps writers out while it holds the image.
+        with pytest.raises(virtdisk.VirtualDiskError):
+            virtdisk.open(image, read_only=False)
+    finally:
+        run(sys.executable, "-m", "virtdisk", "detach", image, check=False)
+    assert not bound(device)
+    assert wait_for(lambda: process_gone(server))
+    assert_export_gone(image, run_dir)
+    raw = tmp_path / "permanent.raw"
+    raw.write_bytes(mirror)
+    run(_tool("qemu-img"), "check", "-f", "vhdx", image)
+    run(_tool("qemu-img"), "compare", "-f", "vhdx", "-F", "raw", image, raw)
+
+
+def test_killed_server_is_cleaned_up_and_keeps_flushed_data(tmp_path: Path, run_dir: Path) -> None:
+    image = qemu_image(tmp_path / "killed-server.vhdx", 32 * MiB)
+    mirror = bytearray(32 * MiB)
+    with virtdisk.open(image, read_only=False) as disk:
+        attachment = disk.attach(permanent=True)
+    server = server_of(run_dir)
+    write_through(attachment.path, scatter(len(mirror), 512, 6), mirror)   # ends with fsync
+    os.kill(server, signal.SIGKILL)
+    assert wait_for(lambda: process_gone(server))
+    assert virtdisk.attached() == []                 # a record without its server is stale
+    with virtdisk.open(image, read_only=False):      # the image is free again
+        pass
+    run(_tool("qemu-img"), "check", "-f", "vhdx", image)
+    raw = tmp_path / "flushed.raw"
+    raw.write_bytes(mirror)
+    run(_tool("qemu-img"), "compare", "-f", "vhdx", "-F", "raw", image, raw)
+    # The next detach finds nothing attached, and clears what the server left.
+    with pytest.raises(virtdisk.VirtualDiskError) as refused:
+        virtdisk.detach(image)
+    assert refused.value.winerror == 21                # ERROR_NOT_READY
+    assert not bound(attachment.path)
+    assert_export_gone(image, run_dir)
+    assert list(run_dir.glob("loop*")) == []

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/attach_server.h"
 #include "base/detail.h"
 #include "base/vd_errors.h"
 #include "disk/content.h"
@@ -47,9 +48,7 @@ static uint32_t vd_export_start_failed(uint32_t status)
     }
 }
 
-/* Starts the export of `disk` in a new directory and binds a loop device to
- * its file; on failure nothing of it is left. */
-static uint32_t vd_export_and_bind(vd_disk *disk, const vd_attach_view *view, int autoclear,
+uint32_t vd_attach_export_serve(vd_disk *disk, const vd_attach_view *view, int autoclear,
                                    vd_fuse_export **out, vd_attach_binding *binding)
 {
     char directory[VD_ATTACH_RECORD_PATH_MAX];
@@ -86,17 +85,15 @@ static uint32_t vd_export_and_bind(vd_disk *disk, const vd_attach_view *view, in
 uint32_t vd_attach_export(vd_disk *disk, const vd_attach_view *view, vd_attach_binding *binding)
 {
     if (view->permanent)
-        return vd_fail(VD_ERROR_NOT_SUPPORTED,
-                       "PERMANENT_LIFETIME for an image the engine serves needs a server process");
+        return vd_attach_server_start(disk, view, binding);
     vd_fuse_export *export_ = NULL;
-    uint32_t status = vd_export_and_bind(disk, view, 1, &export_, binding);
+    uint32_t status = vd_attach_export_serve(disk, view, 1, &export_, binding);
     if (status == VD_ERROR_SUCCESS)
         disk->export_ = export_;
     return status;
 }
 
-/* Stops `export_` and removes its directory; what it served is flushed. */
-static void vd_export_end(vd_disk *disk, vd_fuse_export *export_, int flush)
+void vd_attach_export_end(vd_disk *disk, vd_fuse_export *export_, int flush)
 {
     char *file = strdup(vd_fuse_export_file_path(export_));
     (void)vd_fuse_export_stop(export_);
@@ -116,10 +113,5 @@ void vd_attach_export_release(vd_disk *disk)
     if (export_ == NULL)
         return;                   /* a loop straight on the image */
     disk->export_ = NULL;
-    vd_export_end(disk, export_, disk->image.file.writable);
-}
-
-void vd_attach_export_end_server(long server_pid)
-{
-    (void)server_pid;
+    vd_attach_export_end(disk, export_, disk->image.file.writable);
 }

@@ -34,7 +34,7 @@ typedef struct vd_attach_binding {
 /* Serves `disk` and binds a loop device to the export.  Handle-bound: the
  * export runs in this process until vd_attach_export_release.  Permanent:
  * a server process of its own holds the image and the export until a
- * DetachVirtualDisk (vd_attach_export_end_server). */
+ * DetachVirtualDisk (api/attach_server.h). */
 uint32_t vd_attach_export(vd_disk *disk, const vd_attach_view *view, vd_attach_binding *binding);
 
 /* Called once a handle-bound attach of `disk` has let its loop device go
@@ -42,8 +42,16 @@ uint32_t vd_attach_export(vd_disk *disk, const vd_attach_view *view, vd_attach_b
  * for a loop straight on the image there is nothing to end. */
 void vd_attach_export_release(vd_disk *disk);
 
-/* Ends the server process of a permanent export once its loop device is
- * unbound, and waits until it is gone (the image is closed then). */
-void vd_attach_export_end_server(long server_pid);
+struct vd_fuse_export;
+
+/* Starts the export of `disk` in a new directory under the run directory
+ * and binds a loop device to its file (with `autoclear` or without); on
+ * failure nothing of it is left.  Used by the two lifetimes alike. */
+uint32_t vd_attach_export_serve(vd_disk *disk, const vd_attach_view *view, int autoclear,
+                                struct vd_fuse_export **out, vd_attach_binding *binding);
+
+/* Stops `export_` (its loop must be gone) and removes its directory; with
+ * `flush`, what it served is made durable afterwards. */
+void vd_attach_export_end(vd_disk *disk, struct vd_fuse_export *export_, int flush);
 
 #endif

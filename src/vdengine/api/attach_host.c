@@ -37,6 +37,7 @@
 
 #include "api/attach.h"
 #include "api/attach_export.h"
+#include "api/attach_server.h"
 #include "base/detail.h"
 #include "base/vd_errors.h"
 #include "disk/driver.h"
@@ -182,7 +183,7 @@ static uint32_t vd_attach_host_locked(vd_disk *disk, const vd_attach_view *view,
             close(device_fd);
         vd_attach_export_release(disk);
         if (binding.server_pid > 0)
-            vd_attach_export_end_server(binding.server_pid);
+            vd_attach_server_end(binding.server_pid);
         return status;
     }
     disk->loop_number = number;
@@ -252,14 +253,28 @@ static uint32_t vd_detach_loop_locked(int number)
     return VD_ERROR_SUCCESS;
 }
 
+static int vd_record_of_loop(const vd_attach_record *record, void *context)
+{
+    vd_attach_record *wanted = context;
+    if (record->loop_number != wanted->loop_number)
+        return 0;
+    *wanted = *record;
+    return 1;
+}
+
 uint32_t vd_detach_on_host(vd_disk *disk)
 {
     uint32_t status;
     int lock = vd_attach_records_lock(&status);
     if (lock < 0)
         return status;
+    /* A permanent export's server, which ends once the loop is unbound. */
+    vd_attach_record record = { .loop_number = disk->loop_number };
+    long server = vd_attach_records_walk(0, vd_record_of_loop, &record) ? record.server_pid : 0;
     status = vd_detach_loop_locked(disk->loop_number);
     vd_attach_records_unlock(lock);
+    if (status == VD_ERROR_SUCCESS && server > 0)
+        vd_attach_server_end(server);
     if (status == VD_ERROR_SUCCESS && disk->loop_fd >= 0) {
         /* The unbind waited for this last opener: closing it completes it. */
         close(disk->loop_fd);
@@ -290,7 +305,7 @@ uint32_t vd_detach_elsewhere(vd_disk *disk)
     vd_attach_records_unlock(lock);
     /* The loop let go of the export's file: its server may end. */
     if (status == VD_ERROR_SUCCESS && record.server_pid > 0)
-        vd_attach_export_end_server(record.server_pid);
+        vd_attach_server_end(record.server_pid);
     return status;
 }
 

@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +152,30 @@ static int vd_record_read(const char *name, vd_attach_record *record)
     return fields == 7;
 }
 
+int vd_attach_server_alive(long pid)
+{
+    char name[64], comm[32] = "", stat_line[256] = "";
+    snprintf(name, sizeof name, "/proc/%ld/comm", pid);
+    FILE *file = fopen(name, "re");
+    if (file == NULL)
+        return 0;
+    int read_ok = fgets(comm, sizeof comm, file) != NULL;
+    fclose(file);
+    comm[strcspn(comm, "\n")] = '\0';
+    if (!read_ok || strcmp(comm, VD_ATTACH_SERVER_NAME) != 0)
+        return 0;
+    /* A server that exited but is not reaped yet (state Z) serves nothing. */
+    snprintf(name, sizeof name, "/proc/%ld/stat", pid);
+    file = fopen(name, "re");
+    if (file == NULL)
+        return 0;
+    read_ok = fgets(stat_line, sizeof stat_line, file) != NULL;
+    fclose(file);
+    const char *after_name = strrchr(stat_line, ')');
+    return read_ok && after_name != NULL && after_name[1] == ' ' && after_name[2] != 'Z'
+           && after_name[2] != 'X';
+}
+
 /* The file the record's loop should be bound to. */
 static const char *vd_record_backing(const vd_attach_record *record)
 {
@@ -167,7 +190,7 @@ static int vd_record_live(const vd_attach_record *record)
     if (!vd_loop_backing(record->loop_number, backing, sizeof backing)
         || strcmp(backing, vd_record_backing(record)) != 0)
         return 0;
-    if (record->server_pid > 0 && kill((pid_t)record->server_pid, 0) != 0 && errno == ESRCH)
+    if (record->server_pid > 0 && !vd_attach_server_alive(record->server_pid))
         return 0;
     struct stat image;
     /* A file renamed since keeps its loop; one replaced by another of the

@@ -34,6 +34,13 @@ typedef struct vd_attach_record {
     long server_pid;
 } vd_attach_record;
 
+/* The name (comm) an export's server process gives itself. */
+#define VD_ATTACH_SERVER_NAME "virtdisk-serve"
+
+/* Whether process `pid` is alive and an export server (a pid reused by
+ * another program is not). */
+int vd_attach_server_alive(long pid);
+
 /* The directory of the records (and of the exports' mount points). */
 const char *vd_attach_run_dir(void);
 
