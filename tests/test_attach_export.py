@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,25 @@ pytestmark = pytest.mark.skipif(_loop_capable() is not None, reason=str(_loop_ca
 
 VHDX = _virtdisk.VirtualStorageType(_virtdisk.VirtualStorageTypeDevice.VHDX,
                                     _virtdisk.VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT)
+
+
+@pytest.fixture(autouse=True)
+def leave_nothing(run_dir: Path) -> Iterator[None]:
+    """After a failed test, what its exports left: servers, loops, mounts."""
+    yield
+    for record in run_dir.glob("loop*"):
+        fields = dict(line.split(" ", 1) for line in record.read_text().splitlines())
+        if "server" in fields:
+            try:
+                os.kill(int(fields["server"]), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if "backing" in fields:
+            run("losetup", "-d", f"/dev/loop{fields['loop']}", check=False)
+    for line in export_mounts():
+        mount_path = line.split()[4]
+        if mount_path.startswith(f"{run_dir}/"):
+            run("umount", "-l", mount_path, check=False)
 
 
 def qemu_image(path: Path, size: int) -> Path:
@@ -347,12 +367,12 @@ def server_of(run_directory: Path) -> int:
     return servers[0]
 
 
-def process_gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return state in ("Z", "X")
+def wait_for_exit(pidfd: int) -> bool:
+    """Whether the process of `pidfd` (not our child) has ended, every thread
+    of it, within a generous while: a pidfd reads as ready only then."""
+    ready, _, _ = select.select([pidfd], [], [], 60)
+    os.close(pidfd)
+    return bool(ready)
 
 
 def test_permanent_export_outlives_its_process(tmp_path: Path, run_dir: Path) -> None:
@@ -362,6 +382,7 @@ def test_permanent_export_outlives_its_process(tmp_path: Path, run_dir: Path) ->
     made = run(sys.executable, "-m", "virtdisk", "attach", image, "--permanent", "--json")
     device = json.loads(made.stdout)["path"]
     server = server_of(run_dir)
+    pidfd = os.pidfd_open(server)
     try:
         assert Path(f"/proc/{server}/comm").read_text().strip() == "virtdisk-serve"
         assert bound(device) and loop_sysfs(device, "autoclear") == "0"
@@ -373,7 +394,7 @@ def test_permanent_export_outlives_its_process(tmp_path: Path, run_dir: Path) ->
     finally:
         run(sys.executable, "-m", "virtdisk", "detach", image, check=False)
     assert not bound(device)
-    assert wait_for(lambda: process_gone(server))
+    assert wait_for_exit(pidfd)
     assert_export_gone(image, run_dir)
     raw = tmp_path / "permanent.raw"
     raw.write_bytes(mirror)
@@ -388,8 +409,9 @@ def test_killed_server_is_cleaned_up_and_keeps_flushed_data(tmp_path: Path, run_
         attachment = disk.attach(permanent=True)
     server = server_of(run_dir)
     write_through(attachment.path, scatter(len(mirror), 512, 6), mirror)   # ends with fsync
+    pidfd = os.pidfd_open(server)
     os.kill(server, signal.SIGKILL)
-    assert wait_for(lambda: process_gone(server))
+    assert wait_for_exit(pidfd)
     assert virtdisk.attached() == []                 # a record without its server is stale
     with virtdisk.open(image, read_only=False):      # the image is free again
         pass
