@@ -13,8 +13,10 @@ tmpfs (/dev/shm):
 
 all with direct I/O through io_uring (libaio where fio lacks it).  A
 dynamic VHDX (every block allocated first) goes through the engine's FUSE
-export, with a loop device on the exported file.  Needs root (loop
-devices), fio, qemu-img and qemu-io; without them it says so and exits 0.
+export, with a loop device on the exported file, and then through
+qemu-storage-daemon's FUSE export (qemu-system-common) with the same kind of
+loop device, when it is installed.  Needs root (loop devices), fio,
+qemu-img and qemu-io; without them it says so and exits 0.
 
     python benchmarks/bench_attach.py [--quick]
 """
@@ -22,12 +24,15 @@ devices), fio, qemu-img and qemu-io; without them it says so and exits 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -49,7 +54,7 @@ def fio(device: str, pattern: str, block: str, depth: int, size: int, seconds: i
         capture_output=True, text=True, check=True)
     job = json.loads(result.stdout)["jobs"][0]
     side = job["read" if "read" in pattern else "write"]
-    return side["bw_bytes"] / MiB if block == "1M" else side["iops"] / 1000
+    return float(side["bw_bytes"] / MiB if block == "1M" else side["iops"] / 1000)
 
 
 def raw_loop(path: Path) -> str:
@@ -87,9 +92,43 @@ def measure(directory: Path, size: int, seconds: int, engine: str) -> dict[str, 
                 for _, pattern, block, depth in PATTERNS]
     except virtdisk.VirtualDiskError as error:
         print(f"  dynamic VHDX: not attachable here ({error.winerror}: {error.detail})")
+    if shutil.which("qemu-storage-daemon") is not None:
+        with qemu_fuse_loop(directory, dynamic) as device:
+            rows["dynamic VHDX (qsd)"] = [fio(device, pattern, block, depth, size, seconds, engine)
+                                          for _, pattern, block, depth in PATTERNS]
+    else:
+        print("  qemu-storage-daemon (qemu-system-common) is not installed: no comparison")
     raw.unlink()
     dynamic.unlink()
     return rows
+
+
+@contextlib.contextmanager
+def qemu_fuse_loop(directory: Path, image: Path) -> Iterator[str]:
+    """The same image through qemu-storage-daemon's FUSE export, with a
+    direct-I/O loop device on the exported file, as the engine's export has."""
+    exported = directory / "qsd-export"
+    exported.touch()
+    daemon = subprocess.Popen(
+        ["qemu-storage-daemon",
+         "--blockdev", f"driver=file,node-name=file,filename={image},cache.direct=on",
+         "--blockdev", "driver=vhdx,node-name=disk,file=file",
+         "--export", f"type=fuse,id=export,node-name=disk,mountpoint={exported},writable=on"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while f" {exported} " not in Path("/proc/self/mountinfo").read_text():
+            if daemon.poll() is not None:
+                raise RuntimeError(f"qemu-storage-daemon ended: {daemon.communicate()[1]}")
+            time.sleep(0.05)
+        device = raw_loop(exported)
+        try:
+            yield device
+        finally:
+            subprocess.run(["losetup", "-d", device], check=True)
+    finally:
+        daemon.terminate()
+        daemon.wait()
+        exported.unlink()
 
 
 def filled_dynamic_vhdx(directory: Path, size: int) -> Path:
