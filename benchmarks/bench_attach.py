@@ -87,6 +87,8 @@ def measure(directory: Path, size: int, seconds: int, engine: str) -> dict[str, 
     dynamic = filled_dynamic_vhdx(directory, size)
     try:
         with virtdisk.open(dynamic, read_only=False) as disk, disk.attach() as attachment:
+            if not exported(attachment.path):
+                raise RuntimeError("the dynamic VHDX was mapped straight, not exported")
             rows["dynamic VHDX (export)"] = [
                 fio(attachment.path, pattern, block, depth, size, seconds, engine)
                 for _, pattern, block, depth in PATTERNS]
@@ -133,12 +135,24 @@ def qemu_fuse_loop(directory: Path, image: Path) -> Iterator[str]:
 
 def filled_dynamic_vhdx(directory: Path, size: int) -> Path:
     """A dynamic VHDX with every block allocated (by qemu-io), so that reads
-    go to the file instead of answering zeros for absent blocks."""
+    go to the file instead of answering zeros for absent blocks.  Written
+    from the end backwards, so that its blocks lie out of order in the file:
+    in order, the loop would map the image straight (a fixed VHDX's path)
+    and the export would not be measured."""
     dynamic = directory / "dynamic.vhdx"
     subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", str(dynamic), str(size)], check=True)
-    subprocess.run(["qemu-io", "-f", "vhdx", "-c", f"write -P 0x5a 0 {size}", str(dynamic)],
-                   capture_output=True, check=True)
+    chunk = 4 * MiB
+    commands = [argument for offset in range(size - chunk, -1, -chunk)
+                for argument in ("-c", f"write -P 0x5a {offset} {chunk}")]
+    subprocess.run(["qemu-io", "-f", "vhdx", *commands, str(dynamic)], capture_output=True,
+                   check=True)
     return dynamic
+
+
+def exported(device: str) -> bool:
+    """Whether the loop device reads an export rather than the image itself."""
+    backing = Path(f"/sys/block/{Path(device).name}/loop/backing_file").read_text().strip()
+    return not backing.endswith(".vhdx")
 
 
 def report(place: str, rows: dict[str, list[float]]) -> list[str]:

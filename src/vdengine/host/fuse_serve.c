@@ -133,7 +133,11 @@ static void serve_init(vd_fuse_server *server, int fd, uint64_t unique,
     }
     int accepted = in->major == FUSE_KERNEL_VERSION && in->minor >= VD_FUSE_MINIMUM_MINOR;
     if (accepted) {
-        uint32_t wanted = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_MAX_PAGES;
+        /* FUSE_ASYNC_DIO: without it the kernel answers an asynchronous
+         * direct I/O (every request of a loop device with direct I/O) by
+         * waiting for it in the submitter, so a loop device reaches the
+         * export one request at a time whatever its queue depth. */
+        uint32_t wanted = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_MAX_PAGES | FUSE_ASYNC_DIO;
         out.max_readahead = in->max_readahead;
         out.flags = in->flags & wanted;
         out.max_background = VD_FUSE_MAX_BACKGROUND;
