@@ -45,6 +45,7 @@ from test_vhd_write import has_pyvhdi, pyvhdi_bytes
 
 _virtdisk = pytest.importorskip("_virtdisk")
 import virtdisk  # noqa: E402
+from c_harness import ROOT, compile_harness  # noqa: E402
 
 __all__ = ["mount_point", "run_dir"]    # fixtures, used by name
 
@@ -426,3 +427,51 @@ def test_killed_server_is_cleaned_up_and_keeps_flushed_data(tmp_path: Path, run_
     assert not bound(attachment.path)
     assert_export_gone(image, run_dir)
     assert list(run_dir.glob("loop*")) == []
+
+
+# ---------------------------------------------------------------- the export alone, in C, under ASan and UBSan
+
+@pytest.fixture(scope="module")
+def fuse_harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return compile_harness(tmp_path_factory.mktemp("fuse_harness"), "fuse_main",
+                           ["host/fuse_export.c", "host/fuse_serve.c"],
+                           defines=[f"-I{ROOT / 'src' / 'include'}", "-pthread"], sanitize=True)
+
+
+def test_export_file_takes_unaligned_io_under_sanitizers(fuse_harness: Path,
+                                                         tmp_path: Path) -> None:
+    image = qemu_image(tmp_path / "harness.vhdx", 8 * MiB)
+    qemu_write(image, 0x3C, MiB, MiB)
+    mirror = bytearray(raw_of(image, tmp_path / "harness-before.raw"))
+    directory = tmp_path / "export"
+    directory.mkdir()
+    with subprocess.Popen([fuse_harness, image, directory], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as server:
+        assert server.stdin is not None and server.stdout is not None
+        assert server.stdout.readline().strip() == "open 0"
+        assert server.stdout.readline().strip() == "export 0"
+        exported = Path(server.stdout.readline().split(" ", 1)[1].strip())
+        assert exported.stat().st_size == len(mirror)
+        chooser = random.Random(7)
+        with open(exported, "r+b", buffering=0) as file:
+            assert file.read() == mirror
+            for _ in range(40):   # any offset and length: the export merges sectors
+                offset = chooser.randrange(0, len(mirror) - 70_000)
+                data = chooser.randbytes(chooser.randrange(1, 70_000))
+                file.seek(offset)
+                assert file.write(data) == len(data)
+                mirror[offset:offset + len(data)] = data
+            file.seek(12_345)
+            assert file.read(54_321) == mirror[12_345:12_345 + 54_321]
+            os.fsync(file.fileno())
+        server.stdin.write("q\n")
+        server.stdin.flush()
+        assert server.stdout.readline().strip() == "stop 0"
+        _, errors = server.communicate()
+        assert server.returncode == 0, errors
+        assert "ERROR: AddressSanitizer" not in errors and "runtime error" not in errors, errors
+    assert mounts_of(image) == []
+    raw = tmp_path / "harness.raw"
+    raw.write_bytes(mirror)
+    run(_tool("qemu-img"), "check", "-f", "vhdx", image)
+    run(_tool("qemu-img"), "compare", "-f", "vhdx", "-F", "raw", image, raw)
