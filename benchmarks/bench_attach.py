@@ -11,10 +11,12 @@ tmpfs (/dev/shm):
 * sequential 1 MiB reads and writes (iodepth 8);
 * random 4 KiB reads and writes (iodepth 32);
 
-all with direct I/O through io_uring (libaio where fio lacks it).  Dynamic
-and differencing images are served by an export the engine does not have
-yet: they are shown as not attachable.  Needs root (loop devices) and fio;
-without them it says so and exits 0.
+all with direct I/O through io_uring (libaio where fio lacks it).  A
+dynamic VHDX (every block allocated first) goes through the engine's FUSE
+export, with a loop device on the exported file, and then through
+qemu-storage-daemon's FUSE export (qemu-system-common) with the same kind of
+loop device, when it is installed.  Needs root (loop devices), fio,
+qemu-img and qemu-io; without them it says so and exits 0.
 
     python benchmarks/bench_attach.py [--quick]
 """
@@ -22,12 +24,15 @@ without them it says so and exits 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -49,7 +54,7 @@ def fio(device: str, pattern: str, block: str, depth: int, size: int, seconds: i
         capture_output=True, text=True, check=True)
     job = json.loads(result.stdout)["jobs"][0]
     side = job["read" if "read" in pattern else "write"]
-    return side["bw_bytes"] / MiB if block == "1M" else side["iops"] / 1000
+    return float(side["bw_bytes"] / MiB if block == "1M" else side["iops"] / 1000)
 
 
 def raw_loop(path: Path) -> str:
@@ -79,26 +84,85 @@ def measure(directory: Path, size: int, seconds: int, engine: str) -> dict[str, 
             rows[name] = [fio(attachment.path, pattern, block, depth, size, seconds, engine)
                           for _, pattern, block, depth in PATTERNS]
         image.unlink()
-    dynamic = directory / "dynamic.vhdx"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", str(dynamic), str(size)], check=True)
+    dynamic = filled_dynamic_vhdx(directory, size)
     try:
-        with virtdisk.open(dynamic, read_only=False) as disk:
-            disk.attach().detach()
+        with virtdisk.open(dynamic, read_only=False) as disk, disk.attach() as attachment:
+            if not exported(attachment.path):
+                raise RuntimeError("the dynamic VHDX was mapped straight, not exported")
+            rows["dynamic VHDX (export)"] = [
+                fio(attachment.path, pattern, block, depth, size, seconds, engine)
+                for _, pattern, block, depth in PATTERNS]
     except virtdisk.VirtualDiskError as error:
         print(f"  dynamic VHDX: not attachable here ({error.winerror}: {error.detail})")
+    if shutil.which("qemu-storage-daemon") is not None:
+        with qemu_fuse_loop(directory, dynamic) as device:
+            rows["dynamic VHDX (qsd)"] = [fio(device, pattern, block, depth, size, seconds, engine)
+                                          for _, pattern, block, depth in PATTERNS]
+    else:
+        print("  qemu-storage-daemon (qemu-system-common) is not installed: no comparison")
     raw.unlink()
     dynamic.unlink()
     return rows
 
 
+@contextlib.contextmanager
+def qemu_fuse_loop(directory: Path, image: Path) -> Iterator[str]:
+    """The same image through qemu-storage-daemon's FUSE export, with a
+    direct-I/O loop device on the exported file, as the engine's export has."""
+    exported = directory / "qsd-export"
+    exported.touch()
+    daemon = subprocess.Popen(
+        ["qemu-storage-daemon",
+         "--blockdev", f"driver=file,node-name=file,filename={image},cache.direct=on",
+         "--blockdev", "driver=vhdx,node-name=disk,file=file",
+         "--export", f"type=fuse,id=export,node-name=disk,mountpoint={exported},writable=on"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while f" {exported} " not in Path("/proc/self/mountinfo").read_text():
+            if daemon.poll() is not None:
+                raise RuntimeError(f"qemu-storage-daemon ended: {daemon.communicate()[1]}")
+            time.sleep(0.05)
+        device = raw_loop(exported)
+        try:
+            yield device
+        finally:
+            subprocess.run(["losetup", "-d", device], check=True)
+    finally:
+        daemon.terminate()
+        daemon.wait()
+        exported.unlink()
+
+
+def filled_dynamic_vhdx(directory: Path, size: int) -> Path:
+    """A dynamic VHDX with every block allocated (by qemu-io), so that reads
+    go to the file instead of answering zeros for absent blocks.  Written
+    from the end backwards, so that its blocks lie out of order in the file:
+    in order, the loop would map the image straight (a fixed VHDX's path)
+    and the export would not be measured."""
+    dynamic = directory / "dynamic.vhdx"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", str(dynamic), str(size)], check=True)
+    chunk = 4 * MiB
+    commands = [argument for offset in range(size - chunk, -1, -chunk)
+                for argument in ("-c", f"write -P 0x5a {offset} {chunk}")]
+    subprocess.run(["qemu-io", "-f", "vhdx", *commands, str(dynamic)], capture_output=True,
+                   check=True)
+    return dynamic
+
+
+def exported(device: str) -> bool:
+    """Whether the loop device reads an export rather than the image itself."""
+    backing = Path(f"/sys/block/{Path(device).name}/loop/backing_file").read_text().strip()
+    return not backing.endswith(".vhdx")
+
+
 def report(place: str, rows: dict[str, list[float]]) -> list[str]:
     print(f"\n{place}: MiB/s (seq), kIOPS (rand)")
-    print(f"  {'':<18}" + "".join(f"{title:>15}" for title, *_ in PATTERNS))
+    print(f"  {'':<22}" + "".join(f"{title:>15}" for title, *_ in PATTERNS))
     limit = rows["raw file (loop)"]
     for name, values in rows.items():
-        print(f"  {name:<18}" + "".join(f"{value:>15.1f}" for value in values))
+        print(f"  {name:<22}" + "".join(f"{value:>15.1f}" for value in values))
         if name != "raw file (loop)":
-            print(f"  {'  x raw loop':<18}" + "".join(
+            print(f"  {'  x raw loop':<22}" + "".join(
                 f"{value / base:>15.2f}" for value, base in zip(values, limit)))
     misses = []
     for title, value, base in zip((t for t, *_ in PATTERNS), rows["fixed VHD"], limit):

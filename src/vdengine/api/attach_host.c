@@ -37,6 +37,7 @@
 
 #include "api/attach.h"
 #include "api/attach_export.h"
+#include "api/attach_server.h"
 #include "base/detail.h"
 #include "base/vd_errors.h"
 #include "disk/driver.h"
@@ -119,8 +120,8 @@ static uint32_t vd_attach_check_free(const struct stat *image, const char *path)
 }
 
 /* Binds the device: straight onto the file, or through the export. */
-static uint32_t vd_attach_bind(vd_disk *disk, const vd_attach_view *view, int *number,
-                               int *device_fd)
+static uint32_t vd_attach_bind(vd_disk *disk, const vd_attach_view *view,
+                               vd_attach_binding *binding)
 {
     const vd_format_driver *driver = vd_image_driver(&disk->image);
     int contiguous = 0;
@@ -132,7 +133,7 @@ static uint32_t vd_attach_bind(vd_disk *disk, const vd_attach_view *view, int *n
             return status;
     }
     if (!contiguous)
-        return vd_attach_export(disk, view, number, device_fd);
+        return vd_attach_export(disk, view, binding);
     /* The loop opens the very file the handle has open, whatever has
      * happened to its name since. */
     char backing[64];
@@ -146,7 +147,7 @@ static uint32_t vd_attach_bind(vd_disk *disk, const vd_attach_view *view, int *n
         .autoclear = !view->permanent,
         .name = view->image_path,
     };
-    uint32_t status = vd_loop_attach(&request, number, device_fd);
+    uint32_t status = vd_loop_attach(&request, &binding->number, &binding->device_fd);
     if (status == VD_ERROR_PRIVILEGE_NOT_HELD)
         return vd_fail(status, "setting up a loop device needs CAP_SYS_ADMIN (run as root)");
     return status;
@@ -158,10 +159,11 @@ static uint32_t vd_attach_host_locked(vd_disk *disk, const vd_attach_view *view,
     uint32_t status = vd_attach_check_free(image, view->image_path);
     if (status != VD_ERROR_SUCCESS)
         return status;
-    int number = -1, device_fd = -1;
-    status = vd_attach_bind(disk, view, &number, &device_fd);
+    vd_attach_binding binding = { .number = -1, .device_fd = -1 };
+    status = vd_attach_bind(disk, view, &binding);
     if (status != VD_ERROR_SUCCESS)
         return status;
+    int number = binding.number, device_fd = binding.device_fd;
     vd_attach_record record = {
         .loop_number = number,
         .permanent = view->permanent,
@@ -171,15 +173,21 @@ static uint32_t vd_attach_host_locked(vd_disk *disk, const vd_attach_view *view,
         .inode = (uint64_t)image->st_ino,
     };
     snprintf(record.image_path, sizeof record.image_path, "%s", view->image_path);
+    memcpy(record.backing_path, binding.backing_path, sizeof record.backing_path);
+    record.server_pid = binding.server_pid;
     status = vd_attach_record_write(&record);
     if (status != VD_ERROR_SUCCESS) {
         /* Unrecorded, the attach could never be found again: undo it. */
         (void)vd_loop_detach(number);
-        close(device_fd);
+        if (device_fd >= 0)
+            close(device_fd);
+        vd_attach_export_release(disk);
+        if (binding.server_pid > 0)
+            vd_attach_server_end(binding.server_pid);
         return status;
     }
     disk->loop_number = number;
-    if (view->permanent) {
+    if (view->permanent && device_fd >= 0) {
         close(device_fd);
         device_fd = -1;
     }
@@ -245,14 +253,28 @@ static uint32_t vd_detach_loop_locked(int number)
     return VD_ERROR_SUCCESS;
 }
 
+static int vd_record_of_loop(const vd_attach_record *record, void *context)
+{
+    vd_attach_record *wanted = context;
+    if (record->loop_number != wanted->loop_number)
+        return 0;
+    *wanted = *record;
+    return 1;
+}
+
 uint32_t vd_detach_on_host(vd_disk *disk)
 {
     uint32_t status;
     int lock = vd_attach_records_lock(&status);
     if (lock < 0)
         return status;
+    /* A permanent export's server, which ends once the loop is unbound. */
+    vd_attach_record record = { .loop_number = disk->loop_number };
+    long server = vd_attach_records_walk(0, vd_record_of_loop, &record) ? record.server_pid : 0;
     status = vd_detach_loop_locked(disk->loop_number);
     vd_attach_records_unlock(lock);
+    if (status == VD_ERROR_SUCCESS && server > 0)
+        vd_attach_server_end(server);
     if (status == VD_ERROR_SUCCESS && disk->loop_fd >= 0) {
         /* The unbind waited for this last opener: closing it completes it. */
         close(disk->loop_fd);
@@ -281,6 +303,9 @@ uint32_t vd_detach_elsewhere(vd_disk *disk)
     else
         status = vd_detach_loop_locked(record.loop_number);
     vd_attach_records_unlock(lock);
+    /* The loop let go of the export's file: its server may end. */
+    if (status == VD_ERROR_SUCCESS && record.server_pid > 0)
+        vd_attach_server_end(record.server_pid);
     return status;
 }
 

@@ -44,6 +44,9 @@ typedef struct vd_disk {
      * when the last opener is gone), -1 for a permanent one. */
     int loop_number;
     int loop_fd;
+    /* The FUSE export the loop of a handle-bound attach reads and writes
+     * when the image is not one run of its file (api/attach_export.c). */
+    struct vd_fuse_export *export_;
     /* Held by every call that reads or changes `image` and `chain` after
      * open: SetVirtualDiskInformation and the metadata changes rewrite
      * fields of `image` and may replace `chain`. */

@@ -17,7 +17,8 @@ static const char *const vd_implemented[] = {
     "SetVirtualDiskMetadata",
     "DeleteVirtualDiskMetadata",
     "GetVirtualDiskOperationProgress",
-    "AttachVirtualDisk",          /* loop devices for ISO and fixed images (attach_host.c) */
+    "AttachVirtualDisk",          /* loop devices: on the image file (attach_host.c) or on a
+                                   * FUSE export of it (attach_export.c) */
     "DetachVirtualDisk",
     "GetVirtualDiskPhysicalPath",
     "GetAllAttachedVirtualDiskPhysicalPaths",

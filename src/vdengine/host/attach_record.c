@@ -9,7 +9,11 @@
  *     device 2049
  *     inode 1311
  *     image /srv/images/disk.vhdx
+ *     backing /run/virtdisk/export.Ab12Cd/disk
+ *     server 4243
  *
+ * The last two only for an export (its file; its server when permanent),
+ * and a record without them is a loop straight on the image.
  * The image path is the rest of its line: an image whose path holds a
  * newline is never attached (vd_attach_record_write refuses it). */
 #define _GNU_SOURCE
@@ -29,10 +33,11 @@
 
 #include "base/detail.h"
 #include "base/vd_errors.h"
+#include "host/fuse_export.h"
 #include "host/io.h"
 #include "host/loop.h"
 
-static const char *vd_run_dir(void)
+const char *vd_attach_run_dir(void)
 {
     const char *dir = getenv("VIRTDISK_RUN_DIR");
     return dir != NULL && dir[0] != '\0' ? dir : "/run/virtdisk";
@@ -40,12 +45,12 @@ static const char *vd_run_dir(void)
 
 static void vd_record_name(char *name, size_t size, int loop_number)
 {
-    snprintf(name, size, "%s/loop%d", vd_run_dir(), loop_number);
+    snprintf(name, size, "%s/loop%d", vd_attach_run_dir(), loop_number);
 }
 
 int vd_attach_records_lock(uint32_t *status)
 {
-    const char *dir = vd_run_dir();
+    const char *dir = vd_attach_run_dir();
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         *status = vd_fail(vd_error_from_errno(errno), "cannot make %s: %s", dir, strerror(errno));
         return -1;
@@ -88,6 +93,10 @@ uint32_t vd_attach_record_write(const vd_attach_record *record)
             "\nimage %s\n",
             record->loop_number, record->permanent, record->read_only, record->pid, record->device,
             record->inode, record->image_path);
+    if (record->backing_path[0] != '\0')
+        fprintf(file, "backing %s\n", record->backing_path);
+    if (record->server_pid > 0)
+        fprintf(file, "server %ld\n", record->server_pid);
     int failed = fflush(file) != 0 || fsync(fileno(file)) != 0;
     int error_number = errno;
     failed |= fclose(file) != 0;
@@ -125,7 +134,13 @@ static int vd_record_read(const char *name, vd_attach_record *record)
             || sscanf(line, "device %" SCNu64, &record->device) == 1
             || sscanf(line, "inode %" SCNu64, &record->inode) == 1)
             fields++;
-        else if (strncmp(line, "image ", 6) == 0) {
+        else if (sscanf(line, "server %ld", &record->server_pid) == 1)
+            continue;                         /* optional: exports only */
+        else if (strncmp(line, "backing ", 8) == 0) {
+            size_t length = strlen(line + 8);
+            if (length < sizeof record->backing_path)
+                memcpy(record->backing_path, line + 8, length + 1);
+        } else if (strncmp(line, "image ", 6) == 0) {
             size_t length = strlen(line + 6);
             if (length >= sizeof record->image_path)
                 break;
@@ -137,12 +152,45 @@ static int vd_record_read(const char *name, vd_attach_record *record)
     return fields == 7;
 }
 
-/* Whether the record still describes its loop: bound, to the same file. */
+int vd_attach_server_alive(long pid)
+{
+    char name[64], comm[32] = "", stat_line[256] = "";
+    snprintf(name, sizeof name, "/proc/%ld/comm", pid);
+    FILE *file = fopen(name, "re");
+    if (file == NULL)
+        return 0;
+    int read_ok = fgets(comm, sizeof comm, file) != NULL;
+    fclose(file);
+    comm[strcspn(comm, "\n")] = '\0';
+    if (!read_ok || strcmp(comm, VD_ATTACH_SERVER_NAME) != 0)
+        return 0;
+    /* A server that exited but is not reaped yet (state Z) serves nothing. */
+    snprintf(name, sizeof name, "/proc/%ld/stat", pid);
+    file = fopen(name, "re");
+    if (file == NULL)
+        return 0;
+    read_ok = fgets(stat_line, sizeof stat_line, file) != NULL;
+    fclose(file);
+    const char *after_name = strrchr(stat_line, ')');
+    return read_ok && after_name != NULL && after_name[1] == ' ' && after_name[2] != 'Z'
+           && after_name[2] != 'X';
+}
+
+/* The file the record's loop should be bound to. */
+static const char *vd_record_backing(const vd_attach_record *record)
+{
+    return record->backing_path[0] != '\0' ? record->backing_path : record->image_path;
+}
+
+/* Whether the record still describes its loop: bound, to the same file,
+ * and, for an export with a server, served. */
 static int vd_record_live(const vd_attach_record *record)
 {
     char backing[VD_ATTACH_RECORD_PATH_MAX];
     if (!vd_loop_backing(record->loop_number, backing, sizeof backing)
-        || strcmp(backing, record->image_path) != 0)
+        || strcmp(backing, vd_record_backing(record)) != 0)
+        return 0;
+    if (record->server_pid > 0 && !vd_attach_server_alive(record->server_pid))
         return 0;
     struct stat image;
     /* A file renamed since keeps its loop; one replaced by another of the
@@ -153,9 +201,23 @@ static int vd_record_live(const vd_attach_record *record)
     return 1;
 }
 
+/* What a dead export server leaves: a loop bound to its file (unbound
+ * here, if nothing mounted holds it) and its FUSE mount, whose connection
+ * died with the server (unmounted lazily, then its directory removed). */
+static void vd_record_abandon(const vd_attach_record *record)
+{
+    if (record->backing_path[0] == '\0')
+        return;                   /* a loop on the image clears itself */
+    char backing[VD_ATTACH_RECORD_PATH_MAX];
+    if (vd_loop_backing(record->loop_number, backing, sizeof backing)
+        && strcmp(backing, record->backing_path) == 0)
+        (void)vd_loop_detach(record->loop_number);
+    vd_fuse_export_abandon(record->backing_path);
+}
+
 int vd_attach_records_walk(int prune, vd_attach_record_visit visit, void *context)
 {
-    DIR *dir = opendir(vd_run_dir());
+    DIR *dir = opendir(vd_attach_run_dir());
     if (dir == NULL)
         return 0;
     int result = 0;
@@ -173,8 +235,10 @@ int vd_attach_records_walk(int prune, vd_attach_record_visit visit, void *contex
         if (!vd_record_live(&record)) {
             /* Only under the lock: without it the file may be a new
              * record, renamed in since it was read. */
-            if (prune)
+            if (prune) {
+                vd_record_abandon(&record);
                 (void)unlink(name);
+            }
             continue;
         }
         result = visit(&record, context);

@@ -8,7 +8,9 @@
  * whether it is read-only.  A record outlives what it describes when a
  * process dies holding a handle-bound attach (its loop clears itself): a
  * record whose loop is no longer bound to its image is stale, and the
- * walk below deletes it. */
+ * walk below deletes it.  So is the record of an export whose server
+ * process is gone: its loop is bound to a file nobody serves, and the walk
+ * unbinds the loop and unmounts the export as it deletes the record. */
 #ifndef VDENGINE_ATTACH_RECORD_H
 #define VDENGINE_ATTACH_RECORD_H
 
@@ -24,7 +26,23 @@ typedef struct vd_attach_record {
     uint64_t device;            /* st_dev and st_ino of the image file */
     uint64_t inode;
     char image_path[VD_ATTACH_RECORD_PATH_MAX];   /* as the loop names its file */
+    /* The file the loop is bound to, when it is not the image: an export's
+     * file (api/attach_export.h); empty for a loop straight on the image. */
+    char backing_path[VD_ATTACH_RECORD_PATH_MAX];
+    /* The process that serves the export of a permanent attach; 0 when no
+     * process outside the holder serves it. */
+    long server_pid;
 } vd_attach_record;
+
+/* The name (comm) an export's server process gives itself. */
+#define VD_ATTACH_SERVER_NAME "virtdisk-serve"
+
+/* Whether process `pid` is alive and an export server (a pid reused by
+ * another program is not). */
+int vd_attach_server_alive(long pid);
+
+/* The directory of the records (and of the exports' mount points). */
+const char *vd_attach_run_dir(void);
 
 /* Serialises attach and detach between processes (an exclusive flock on
  * the directory's lock file, made with the directory when missing).
