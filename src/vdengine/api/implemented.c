@@ -17,6 +17,8 @@ static const char *const vd_implemented[] = {
     "SetVirtualDiskMetadata",
     "DeleteVirtualDiskMetadata",
     "GetVirtualDiskOperationProgress",
+    "ExpandVirtualDisk",          /* VHD and VHDX, fixed and dynamic (resize.c) */
+    "ResizeVirtualDisk",
     "AttachVirtualDisk",          /* loop devices for ISO and fixed images (attach_host.c) */
     "DetachVirtualDisk",
     "GetVirtualDiskPhysicalPath",
