@@ -123,37 +123,51 @@ static uint32_t vd_resize_reload(vd_image *image, const vd_format_driver *driver
     return VD_ERROR_SUCCESS;
 }
 
-static uint32_t vd_resize_locked(vd_disk *disk, vd_operation *operation, const vd_resize_terms *terms)
+/* The target size, checked; the operation's total set to it. */
+static uint32_t vd_resize_plan(vd_disk *disk, vd_operation *operation, const vd_resize_terms *terms,
+                               uint64_t *target)
+{
+    const vd_format_driver *driver = vd_image_driver(&disk->image);
+    if (driver == NULL || driver->resize == NULL || disk->image.subtype == VD_SUBTYPE_DIFFERENCING)
+        return VD_ERROR_VHD_INVALID_TYPE;
+    uint32_t status = vd_resize_target(disk, driver, terms, target);
+    if (status == VD_ERROR_SUCCESS)
+        vd_operation_set_total(operation, *target);
+    return status;
+}
+
+static uint32_t vd_resize_apply(vd_disk *disk, vd_operation *operation, uint64_t target)
 {
     vd_image *image = &disk->image;
     const vd_format_driver *driver = vd_image_driver(image);
-    if (driver == NULL || driver->resize == NULL || image->subtype == VD_SUBTYPE_DIFFERENCING)
-        return VD_ERROR_VHD_INVALID_TYPE;
-    uint64_t target = 0;
-    uint32_t status = vd_resize_target(disk, driver, terms, &target);
-    if (status != VD_ERROR_SUCCESS)
-        return status;
-    vd_operation_set_total(operation, target);
-    if (target == image->virtual_size) {
-        vd_operation_set_done(operation, target);
-        return VD_ERROR_SUCCESS;
+    uint32_t status = VD_ERROR_SUCCESS;
+    if (target != image->virtual_size) {
+        vd_resize_request request = { .new_size = target, .operation = operation };
+        status = driver->resize(image, &request);
+        if (status == VD_ERROR_SUCCESS)
+            status = vd_resize_reload(image, driver);
     }
-    vd_resize_request request = { .new_size = target, .operation = operation };
-    status = driver->resize(image, &request);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_resize_reload(image, driver);
     if (status == VD_ERROR_SUCCESS)
         vd_operation_set_done(operation, target);
     return status;
 }
 
+/* Planned under the lock, then a checkpoint without it (progress takes
+ * the lock too), then applied under it.  The size cannot change between:
+ * the handle runs one long operation at a time, and nothing else resizes. */
 static uint32_t vd_resize_body(vd_disk *disk, vd_operation *operation, void *context)
 {
     const vd_resize_terms *terms = context;
+    uint64_t target = 0;
+    pthread_mutex_lock(&disk->lock);
+    uint32_t status = vd_resize_plan(disk, operation, terms, &target);
+    pthread_mutex_unlock(&disk->lock);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
     if (vd_operation_checkpoint(operation))
         return VD_ERROR_OPERATION_ABORTED;
     pthread_mutex_lock(&disk->lock);
-    uint32_t status = vd_resize_locked(disk, operation, terms);
+    status = vd_resize_apply(disk, operation, target);
     pthread_mutex_unlock(&disk->lock);
     return status;
 }
