@@ -8,7 +8,9 @@ same way.  ``virtdisk set PATH --identifier random ...`` changes what
 SetVirtualDiskInformation changes and the disk's user metadata, then prints
 the information the same way; ``virtdisk metadata PATH`` lists the user
 metadata items.  ``virtdisk attach``, ``detach`` and ``list`` attach images
-as disks of the system (:mod:`virtdisk.cli_attach`).  ``python -m virtdisk`` is the same command.
+as disks of the system (:mod:`virtdisk.cli_attach`); ``virtdisk resize PATH
+--size 20GiB`` changes an image's virtual size (:mod:`virtdisk.cli_resize`).
+``python -m virtdisk`` is the same command.
 
 Exit status: 0 on success, 1 when the API refuses (the message goes to
 standard error, without a traceback), 2 for a usage error.  Importing this
@@ -26,6 +28,7 @@ from collections.abc import Callable, Sequence
 from _virtdisk import VirtualDiskAccessMask
 
 from .cli_attach import add_parsers as add_attach_parsers
+from .cli_resize import add_parsers as add_resize_parsers
 from .create import DISK_TYPES, create
 from .disk import VirtualDisk
 from .disk import open as open_disk
@@ -81,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_set_parser(commands)
     _add_metadata_parser(commands)
     add_attach_parsers(commands)
+    add_resize_parsers(commands)
     return parser
 
 
