@@ -19,6 +19,7 @@ from virtdisk.errors import (
     ERROR_IO_PENDING,
     ERROR_OPERATION_ABORTED,
     InvalidParameterError,
+    InvalidStateError,
     OperationAbortedError,
     ResizeError,
     UnsupportedOperationError,
@@ -138,3 +139,22 @@ def test_cli_resize(image: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["resize", str(image)]) == 2
     capsys.readouterr()
     assert qemu_size(image) == 40 * MiB
+
+
+def test_disk_attached_as_a_loop_device_is_refused(tmp_path: Path) -> None:
+    """ExpandVirtualDisk "requires that the virtual disk be detached": a
+    loop device maps the file at its old size."""
+    from test_attach import _loop_capable
+
+    reason = _loop_capable()
+    if reason is not None:
+        pytest.skip(reason)
+    path = tmp_path / "fixed.vhd"
+    with virtdisk.create(path, 16 * MiB, type="fixed"):
+        pass
+    with virtdisk.open(path, read_only=False) as disk:
+        with disk.attach():
+            with pytest.raises(InvalidStateError):
+                disk.resize(32 * MiB)
+        disk.resize(32 * MiB)
+        assert disk.virtual_size == 32 * MiB

@@ -3,7 +3,12 @@
  * Order of checks, as for the other functions: the arguments (87), then the
  * handle (6), then its rights: VIRTUAL_DISK_ACCESS_METAOPS (what Expand
  * documents; V2/V3 handles hold it unless GetInfoOnly) on an image file
- * open for writing, else ERROR_ACCESS_DENIED.  The rest is decided on the
+ * open for writing, else ERROR_ACCESS_DENIED.  A disk attached as a device
+ * of the host (a loop device, which maps the file at the old size) gives
+ * VHD_INVALID_STATE: "expanding a virtual disk requires that the virtual
+ * disk be detached" (ExpandVirtualDisk); the in-process NO_LOCAL_HOST
+ * attach reads the size anew at every command and is allowed.  The rest is
+ * decided on the
  * image, inside the operation (so an OVERLAPPED caller gets it as the
  * operation's status):
  *
@@ -24,12 +29,13 @@
  *     VHD_ALREADY_AT_OR_BELOW_MINIMUM_VIRTUAL_SIZE when the disk is no
  *     larger than that end.
  *
- * The guest's content is not touched: on a grow the new sectors read
- * zeros, and a GPT's backup header stays where it was, as Windows leaves it
- * (the guest's partition manager moves it to the new last sector when it
- * sees the larger disk, which is what Disk Management and diskpart do
- * before extending a volume).  A shrink below a GPT's backup header is
- * "unsafe" for exactly that reason: the end includes the backup.
+ * The guest's content is not touched: a resize is an operation on the
+ * format, as on Windows.  On a grow the new sectors read zeros and a GPT's
+ * backup header stays where it was, short of the new end; the guest's
+ * partition tools move it to the new last sector when they extend a
+ * partition (sgdisk -e, parted, Disk Management).  A shrink below a GPT's
+ * backup header is "unsafe" for exactly that reason: the safe end includes
+ * the backup.
  *
  * Progress counts virtual bytes: CompletionValue is the new size, and
  * CurrentValue reaches it when the resize is done.  The format writes the
@@ -46,6 +52,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/attach.h"
 #include "api/flag_masks.h"
 #include "api/handle.h"
 #include "api/operation.h"
@@ -180,6 +187,11 @@ DWORD vd_resize_start(HANDLE handle, const vd_resize_terms *terms, OVERLAPPED *o
     if (!vd_disk_has_access(disk, VIRTUAL_DISK_ACCESS_METAOPS) || disk->read_only) {
         vd_handle_release(handle);
         return VD_ERROR_ACCESS_DENIED;
+    }
+    int attachment = vd_attachment_of(disk);
+    if (attachment == VD_ATTACHMENT_LOOP_READ_WRITE || attachment == VD_ATTACHMENT_LOOP_READ_ONLY) {
+        vd_handle_release(handle);
+        return vd_fail(VD_ERROR_VHD_INVALID_STATE, "the disk is attached as a loop device; detach it first");
     }
     vd_resize_terms *context = malloc(sizeof *context);
     if (context == NULL) {
