@@ -18,6 +18,7 @@ cimport cython
 
 import collections
 import enum
+import errno
 import os
 import uuid
 import warnings
@@ -57,7 +58,7 @@ from virtdisk_api cimport (
     STORAGE_DEPENDENCY_INFO_VERSION, TAKE_SNAPSHOT_VHDSET_FLAG, TAKE_SNAPSHOT_VHDSET_PARAMETERS,
     TAKE_SNAPSHOT_VHDSET_VERSION, VIRTUAL_DISK_ACCESS_MASK, VIRTUAL_DISK_PROGRESS,
     vd_close_handle, vd_dispatch_implements, vd_dispatch_init, vd_overlapped_init, vd_overlapped_release,
-    vd_overlapped_wait,
+    vd_overlapped_wait, vd_overlapped_fd, vd_overlapped_arm, vd_cancel_io,
     vd_fn_GetAllAttachedVirtualDiskPhysicalPaths, vd_fn_QueryChangesVirtualDisk,
     vd_fn_TakeSnapshotVhdSet, vd_fn_DeleteSnapshotVhdSet, vd_fn_ModifyVhdSet,
     vd_fn_ApplySnapshotVhdSet, vd_fn_RawSCSIVirtualDisk, vd_fn_ForkVirtualDisk,
@@ -632,22 +633,22 @@ cdef object _path_of(object handle):
 cdef class Overlapped:
     """An OVERLAPPED for the long operations (compact, merge, expand, resize,
     mirror, fork).  Pass it as ``overlapped=`` to start the operation without
-    waiting; poll GetVirtualDiskOperationProgress or call ``wait()`` (from
-    any number of threads).  Keep it until the operation has finished: one
-    collected while its operation still runs gives up its memory to the
-    operation (a small leak) rather than free what the operation writes."""
+    waiting; poll GetVirtualDiskOperationProgress, call ``wait()`` (from
+    any number of threads), or watch ``fileno()`` in an event loop; stop it
+    with CancelIoEx.  Its event is set while no operation runs with it.
+    Keep it until the operation has finished: one collected while its
+    operation still runs gives up its memory to the operation (a small
+    leak) rather than free what the operation writes."""
     cdef OVERLAPPED *_overlapped
-    # Set once the OVERLAPPED was passed to an operation; only then can one
-    # still be running when this object goes.
-    cdef bint _started
 
     def __cinit__(self):
-        self._started = False
         self._overlapped = <OVERLAPPED *>malloc(sizeof(OVERLAPPED))
         if self._overlapped == NULL:
             raise MemoryError()
         cdef DWORD code = vd_overlapped_init(self._overlapped)
         if code != api.ERROR_SUCCESS:
+            free(self._overlapped)
+            self._overlapped = NULL
             raise _error(code, "CreateEventW", None)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -663,18 +664,30 @@ cdef class Overlapped:
             raise _error(code, "WaitForSingleObject", None)
         return True
 
+    def fileno(self) -> int:
+        """A descriptor that polls readable exactly while the event is set
+        (for ``loop.add_reader``); it stays this object's.  OSError
+        (EOPNOTSUPP) on Windows, whose events have no descriptor."""
+        cdef int fd = vd_overlapped_fd(self._overlapped)
+        if fd < 0:
+            raise OSError(errno.EOPNOTSUPP, "Windows events have no file descriptor")
+        return fd
+
     def __dealloc__(self):
         # No other thread holds this object here, but an operation may still
-        # hold its OVERLAPPED: then the memory stays theirs.
+        # hold its OVERLAPPED (the event is reset until it ends): then the
+        # memory stays theirs.
         if self._overlapped == NULL:
             return
-        if self._started and vd_overlapped_wait(self._overlapped, 0) == _WAIT_TIMEOUT:
+        if vd_overlapped_wait(self._overlapped, 0) == _WAIT_TIMEOUT:
             return
         vd_overlapped_release(self._overlapped)
         free(self._overlapped)
 
 
 cdef DWORD _WAIT_TIMEOUT = 258
+# OVERLAPPED.Internal while an operation runs with it.
+cdef size_t _STATUS_PENDING = 0x103
 
 
 cdef OVERLAPPED *_overlapped_of(object overlapped) except? NULL:
@@ -682,8 +695,24 @@ cdef OVERLAPPED *_overlapped_of(object overlapped) except? NULL:
         return NULL
     if not isinstance(overlapped, Overlapped):
         raise TypeError(f"overlapped must be Overlapped or None, not {type(overlapped).__name__}")
-    (<Overlapped>overlapped)._started = True
     return (<Overlapped>overlapped)._overlapped
+
+
+cdef OVERLAPPED *_overlapped_start(object overlapped) except? NULL:
+    """The OVERLAPPED for a call that may start an operation: its event is
+    reset, so that a wait lasts until the operation ends."""
+    cdef OVERLAPPED *pointer = _overlapped_of(overlapped)
+    if pointer != NULL:
+        vd_overlapped_arm(pointer, 1)
+    return pointer
+
+
+cdef void _overlapped_end(OVERLAPPED *pointer, DWORD code) noexcept:
+    """After the call: unless an operation runs with the OVERLAPPED (the call
+    answered ERROR_IO_PENDING, or another operation still runs with it), the
+    event is set again, as nothing will set it."""
+    if pointer != NULL and code != api.ERROR_IO_PENDING and pointer.Internal != _STATUS_PENDING:
+        vd_overlapped_arm(pointer, 0)
 
 
 # ---------------------------------------------------------------------------
@@ -814,7 +843,7 @@ def CreateVirtualDisk(virtual_storage_type, path, access_mask, flags, version=2,
     cdef HANDLE handle = NULL
     cdef DWORD code
     cdef _SecurityDescriptor descriptor = _SecurityDescriptor(security_descriptor)
-    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_start(overlapped)
     cdef bytes wide_path = _optional_wide(path, "path")
     cdef bytes wide_parent = _optional_wide(parent_path, "parent_path")
     cdef bytes wide_source = _optional_wide(source_path, "source_path")
@@ -869,6 +898,7 @@ def CreateVirtualDisk(virtual_storage_type, path, access_mask, flags, version=2,
                                  <VIRTUAL_DISK_ACCESS_MASK>mask, descriptor_pointer,
                                  <CREATE_VIRTUAL_DISK_FLAG>create_flags, provider_flags,
                                  parameters_pointer, overlapped_pointer, &handle)
+    _overlapped_end(overlapped_pointer, code)
     if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
         raise _error(code, "CreateVirtualDisk", path)
     return _new_handle(handle, path)
@@ -888,7 +918,7 @@ def AttachVirtualDisk(handle, flags, version=1, *, restricted_offset=0, restrict
     cdef DWORD attach_flags = flags
     cdef ULONG provider_flags = provider_specific_flags
     cdef _SecurityDescriptor descriptor = _SecurityDescriptor(security_descriptor)
-    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_start(overlapped)
     cdef DWORD code
     cdef PSECURITY_DESCRIPTOR descriptor_pointer = descriptor.pointer()
     if version is not None:
@@ -902,6 +932,7 @@ def AttachVirtualDisk(handle, flags, version=1, *, restricted_offset=0, restrict
         code = api.AttachVirtualDisk(native, descriptor_pointer,
                                  <ATTACH_VIRTUAL_DISK_FLAG>attach_flags, provider_flags,
                                  parameters_pointer, overlapped_pointer)
+    _overlapped_end(overlapped_pointer, code)
     if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
         raise _error(code, "AttachVirtualDisk", _path_of(handle))
 
@@ -1271,6 +1302,23 @@ def GetVirtualDiskOperationProgress(handle, overlapped):
                     progress.CompletionValue)
 
 
+def CancelIoEx(handle, overlapped=None):
+    """Asks the long operation started on `handle` with `overlapped` (None:
+    any operation of the handle) to stop; it then ends with
+    ERROR_OPERATION_ABORTED (995) and its event is set.  Returns at once.
+    ElementNotFoundError (ERROR_NOT_FOUND) when no such operation runs.
+
+    https://learn.microsoft.com/en-us/windows/win32/fileio/cancelioex-func
+    """
+    cdef HANDLE native = _handle_of(handle, "CancelIoEx")
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef DWORD code
+    with nogil:
+        code = vd_cancel_io(native, overlapped_pointer)
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "CancelIoEx", _path_of(handle))
+
+
 def CompactVirtualDisk(handle, flags=0, version=1, *, overlapped=None):
     """Reclaims unused blocks of a dynamic or differencing disk.
 
@@ -1280,7 +1328,7 @@ def CompactVirtualDisk(handle, flags=0, version=1, *, overlapped=None):
     cdef COMPACT_VIRTUAL_DISK_PARAMETERS parameters
     cdef COMPACT_VIRTUAL_DISK_PARAMETERS *parameters_pointer = NULL
     cdef DWORD compact_flags = flags
-    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_start(overlapped)
     cdef DWORD code
     if version is not None:
         memset(&parameters, 0, sizeof(parameters))
@@ -1289,6 +1337,7 @@ def CompactVirtualDisk(handle, flags=0, version=1, *, overlapped=None):
     with nogil:
         code = api.CompactVirtualDisk(native, <COMPACT_VIRTUAL_DISK_FLAG>compact_flags,
                                   parameters_pointer, overlapped_pointer)
+    _overlapped_end(overlapped_pointer, code)
     if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
         raise _error(code, "CompactVirtualDisk", _path_of(handle))
 
@@ -1305,7 +1354,7 @@ def MergeVirtualDisk(handle, flags=0, version=1, *,
     cdef MERGE_VIRTUAL_DISK_PARAMETERS parameters
     cdef MERGE_VIRTUAL_DISK_PARAMETERS *parameters_pointer = NULL
     cdef DWORD merge_flags = flags
-    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_start(overlapped)
     cdef DWORD code
     if version is not None:
         memset(&parameters, 0, sizeof(parameters))
@@ -1319,6 +1368,7 @@ def MergeVirtualDisk(handle, flags=0, version=1, *,
     with nogil:
         code = api.MergeVirtualDisk(native, <MERGE_VIRTUAL_DISK_FLAG>merge_flags,
                                 parameters_pointer, overlapped_pointer)
+    _overlapped_end(overlapped_pointer, code)
     if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
         raise _error(code, "MergeVirtualDisk", _path_of(handle))
 
@@ -1332,7 +1382,7 @@ def ExpandVirtualDisk(handle, new_size, flags=0, version=1, *, overlapped=None):
     cdef EXPAND_VIRTUAL_DISK_PARAMETERS parameters
     cdef EXPAND_VIRTUAL_DISK_PARAMETERS *parameters_pointer = NULL
     cdef DWORD expand_flags = flags
-    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_start(overlapped)
     cdef DWORD code
     if version is not None:
         memset(&parameters, 0, sizeof(parameters))
@@ -1342,6 +1392,7 @@ def ExpandVirtualDisk(handle, new_size, flags=0, version=1, *, overlapped=None):
     with nogil:
         code = api.ExpandVirtualDisk(native, <EXPAND_VIRTUAL_DISK_FLAG>expand_flags,
                                  parameters_pointer, overlapped_pointer)
+    _overlapped_end(overlapped_pointer, code)
     if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
         raise _error(code, "ExpandVirtualDisk", _path_of(handle))
 
@@ -1356,7 +1407,7 @@ def ResizeVirtualDisk(handle, new_size, flags=0, version=1, *, overlapped=None):
     cdef RESIZE_VIRTUAL_DISK_PARAMETERS parameters
     cdef RESIZE_VIRTUAL_DISK_PARAMETERS *parameters_pointer = NULL
     cdef DWORD resize_flags = flags
-    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_start(overlapped)
     cdef DWORD code
     if version is not None:
         memset(&parameters, 0, sizeof(parameters))
@@ -1366,6 +1417,7 @@ def ResizeVirtualDisk(handle, new_size, flags=0, version=1, *, overlapped=None):
     with nogil:
         code = api.ResizeVirtualDisk(native, <RESIZE_VIRTUAL_DISK_FLAG>resize_flags,
                                  parameters_pointer, overlapped_pointer)
+    _overlapped_end(overlapped_pointer, code)
     if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
         raise _error(code, "ResizeVirtualDisk", _path_of(handle))
 
@@ -1380,7 +1432,7 @@ def MirrorVirtualDisk(handle, mirror_virtual_disk_path, flags=0, version=1, *, o
     cdef MIRROR_VIRTUAL_DISK_PARAMETERS parameters
     cdef MIRROR_VIRTUAL_DISK_PARAMETERS *parameters_pointer = NULL
     cdef DWORD mirror_flags = flags
-    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_start(overlapped)
     cdef bytes wide_mirror = _optional_wide(mirror_virtual_disk_path, "mirror_virtual_disk_path")
     cdef DWORD code
     if version is not None:
@@ -1391,6 +1443,7 @@ def MirrorVirtualDisk(handle, mirror_virtual_disk_path, flags=0, version=1, *, o
     with nogil:
         code = api.MirrorVirtualDisk(native, <MIRROR_VIRTUAL_DISK_FLAG>mirror_flags,
                                  parameters_pointer, overlapped_pointer)
+    _overlapped_end(overlapped_pointer, code)
     if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
         raise _error(code, "MirrorVirtualDisk", _path_of(handle))
 
@@ -1632,7 +1685,7 @@ def ForkVirtualDisk(handle, forked_virtual_disk_path, flags=0, version=1, *, ove
     cdef HANDLE native = _handle_of(handle, "ForkVirtualDisk")
     cdef FORK_VIRTUAL_DISK_PARAMETERS parameters
     cdef DWORD fork_flags = flags
-    cdef OVERLAPPED *overlapped_pointer = _overlapped_of(overlapped)
+    cdef OVERLAPPED *overlapped_pointer = _overlapped_start(overlapped)
     cdef bytes wide_fork = _optional_wide(forked_virtual_disk_path, "forked_virtual_disk_path")
     cdef DWORD code
     memset(&parameters, 0, sizeof(parameters))
@@ -1641,6 +1694,7 @@ def ForkVirtualDisk(handle, forked_virtual_disk_path, flags=0, version=1, *, ove
     with nogil:
         code = vd_fn_ForkVirtualDisk(native, <FORK_VIRTUAL_DISK_FLAG>fork_flags, &parameters,
                                      overlapped_pointer)
+    _overlapped_end(overlapped_pointer, code)
     if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
         raise _error(code, "ForkVirtualDisk", _path_of(handle))
 
@@ -1673,7 +1727,7 @@ __all__ = [
     "QueryChangesVirtualDisk", "TakeSnapshotVhdSet", "DeleteSnapshotVhdSet", "ModifyVhdSet",
     "ApplySnapshotVhdSet", "RawSCSIVirtualDisk", "ForkVirtualDisk", "CompleteForkVirtualDisk",
     # handles, parameters and results
-    "VirtualDiskHandle", "Overlapped", "VirtualStorageType", "VirtualDiskSize",
+    "VirtualDiskHandle", "Overlapped", "CancelIoEx", "VirtualStorageType", "VirtualDiskSize",
     "ParentLocation", "PhysicalDisk", "ChangeTrackingState", "StorageDependencyInfo",
     "VirtualDiskProgress", "ChangedRanges", "RawScsiResponse",
     "VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN", "VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT",

@@ -285,6 +285,7 @@ cdef extern from "virtdisk_api.h" nogil:
         unsigned char Data4[8]
 
     ctypedef struct OVERLAPPED:
+        size_t Internal
         HANDLE hEvent
 
     ctypedef struct VIRTUAL_STORAGE_TYPE:
@@ -610,3 +611,6 @@ cdef extern from "virtdisk_dispatch.h" nogil:
     DWORD vd_overlapped_init(OVERLAPPED *overlapped)
     void vd_overlapped_release(OVERLAPPED *overlapped)
     DWORD vd_overlapped_wait(OVERLAPPED *overlapped, DWORD milliseconds)
+    int vd_overlapped_fd(OVERLAPPED *overlapped)
+    void vd_overlapped_arm(OVERLAPPED *overlapped, int running)
+    DWORD vd_cancel_io(HANDLE handle, OVERLAPPED *overlapped)

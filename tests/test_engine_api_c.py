@@ -637,6 +637,9 @@ UPDATE_ANSWERS_ON_READ_HANDLE = {
     "GetVirtualDiskMetadata": ERROR_NOT_FOUND,
     # An OVERLAPPED the handle never ran an operation with.
     "GetVirtualDiskOperationProgress": ERROR_NOT_FOUND,
+    # A resize needs a handle that may write.
+    "ExpandVirtualDisk": ERROR_ACCESS_DENIED,
+    "ResizeVirtualDisk": ERROR_ACCESS_DENIED,
 }
 
 

@@ -56,12 +56,23 @@ static DWORD vd_close_handle(HANDLE handle)
 }
 
 /* An OVERLAPPED for the long operations: Windows signals completion
- * through a manual-reset event. */
+ * through a manual-reset event.  It starts set, as no operation runs, so
+ * that a wait on an unused OVERLAPPED returns; vd_overlapped_arm resets it
+ * before a start. */
 static DWORD vd_overlapped_init(OVERLAPPED *overlapped)
 {
     ZeroMemory(overlapped, sizeof(*overlapped));
-    overlapped->hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+    overlapped->hEvent = CreateEventW(NULL, TRUE, TRUE, NULL);
     return overlapped->hEvent != NULL ? ERROR_SUCCESS : GetLastError();
+}
+
+static void vd_overlapped_arm(OVERLAPPED *overlapped, int running)
+{
+    if (running) {
+        ResetEvent(overlapped->hEvent);
+    } else {
+        SetEvent(overlapped->hEvent);
+    }
 }
 
 static void vd_overlapped_release(OVERLAPPED *overlapped)
@@ -81,6 +92,21 @@ static DWORD vd_overlapped_wait(OVERLAPPED *overlapped, DWORD milliseconds)
         return ERROR_SUCCESS;
     }
     return state == WAIT_TIMEOUT ? WAIT_TIMEOUT : GetLastError();
+}
+
+/* The event's descriptor for an event loop: Windows events have none (an
+ * asyncio caller there waits in a thread). */
+static int vd_overlapped_fd(OVERLAPPED *overlapped)
+{
+    (void)overlapped;
+    return -1;
+}
+
+/* kernel32's CancelIoEx, which VirtDisk's long operations honour; FALSE
+ * with ERROR_NOT_FOUND when no operation of the handle uses `overlapped`. */
+static DWORD vd_cancel_io(HANDLE handle, OVERLAPPED *overlapped)
+{
+    return CancelIoEx(handle, overlapped) ? ERROR_SUCCESS : GetLastError();
 }
 
 /* Windows carries out every function it exports. */
@@ -118,24 +144,52 @@ static DWORD vd_close_handle(HANDLE handle)
     return vd_engine_close_handle(handle);
 }
 
-/* The engine finishes every operation before returning, so an OVERLAPPED
- * needs no event and a wait has nothing to wait for. */
+/* An OVERLAPPED for the long operations: the engine's manual-reset event
+ * (vdengine.h), which an operation resets when it starts and sets when it
+ * has ended; created set, as on Windows above. */
 static DWORD vd_overlapped_init(OVERLAPPED *overlapped)
 {
     memset(overlapped, 0, sizeof(*overlapped));
-    return ERROR_SUCCESS;
+    DWORD status = vd_engine_event_create(&overlapped->hEvent);
+    if (status == ERROR_SUCCESS) {
+        vd_engine_event_set(overlapped->hEvent);
+    }
+    return status;
+}
+
+/* Reset before a start (`running`), set again when the call did not leave
+ * an operation running with it (vd_overlapped_init says why). */
+static void vd_overlapped_arm(OVERLAPPED *overlapped, int running)
+{
+    if (running) {
+        vd_engine_event_reset(overlapped->hEvent);
+    } else {
+        vd_engine_event_set(overlapped->hEvent);
+    }
 }
 
 static void vd_overlapped_release(OVERLAPPED *overlapped)
 {
-    (void)overlapped;
+    if (overlapped->hEvent != NULL) {
+        vd_engine_event_close(overlapped->hEvent);
+        overlapped->hEvent = NULL;
+    }
 }
 
 static DWORD vd_overlapped_wait(OVERLAPPED *overlapped, DWORD milliseconds)
 {
-    (void)overlapped;
-    (void)milliseconds;
-    return ERROR_SUCCESS;
+    return vd_engine_event_wait(overlapped->hEvent, milliseconds);
+}
+
+/* Readable exactly while the event is set: for loop.add_reader. */
+static int vd_overlapped_fd(OVERLAPPED *overlapped)
+{
+    return vd_engine_event_fd(overlapped->hEvent);
+}
+
+static DWORD vd_cancel_io(HANDLE handle, OVERLAPPED *overlapped)
+{
+    return vd_engine_cancel_io(handle, overlapped);
 }
 
 static int vd_dispatch_implements(const char *name)

@@ -65,10 +65,13 @@ from .content import byte_view, checked_offset, read_into, unmap_range, write_fr
 from .metadata import VirtualDiskMetadata
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from typing_extensions import Buffer, Self
 
     from .attach import Attachment
     from .content import DiskContent
+    from .operation import Operation
     from .scsi import BlockTarget
 
 __all__ = ["VirtualDisk", "open"]
@@ -639,6 +642,44 @@ class VirtualDisk:
                 target = BlockTarget(self._handle, self.path, self._read_only)
                 self._target = target
         return target
+
+    # -- resizing -----------------------------------------------------------
+
+    def resize(self, size: int | str, *, allow_unsafe: bool = False,
+               progress: Callable[[int, int], object] | None = None) -> None:
+        """Changes the virtual size to `size` (bytes, or a string such as
+        ``"20GiB"``) and waits (ResizeVirtualDisk).  VHD and VHDX grow;
+        only VHDX shrink, and not past the end of the last partition
+        without `allow_unsafe` (:class:`ResizeError`).  `progress(current,
+        total)` is called, in bytes, while it runs.  Needs
+        ``read_only=False``.  The grown part reads zeros; the partition
+        table is left as it is (the guest extends its partitions)."""
+        from .operation import resize
+
+        resize(self, size, allow_unsafe=allow_unsafe, progress=progress)
+
+    def resize_to_smallest(self, *, progress: Callable[[int, int], object] | None = None) -> None:
+        """Shrinks a VHDX to the end of its last partition (the
+        :attr:`smallest_safe_virtual_size`) and waits."""
+        from .operation import resize_to_smallest
+
+        resize_to_smallest(self, progress=progress)
+
+    def expand(self, size: int | str, *, progress: Callable[[int, int], object] | None = None) -> None:
+        """Grows the disk to `size` and waits (ExpandVirtualDisk, the
+        Windows 7 form: a smaller size is an :class:`InvalidParameterError`)."""
+        from .operation import expand
+
+        expand(self, size, progress=progress)
+
+    def start_resize(self, size: int | str, *, allow_unsafe: bool = False,
+                     to_smallest: bool = False) -> Operation:
+        """Starts the resize of :meth:`resize` without waiting and returns
+        its :class:`~virtdisk.operation.Operation` (progress, wait, cancel,
+        result, ``await``).  `to_smallest` ignores `size`."""
+        from .operation import start_resize
+
+        return start_resize(self, size, allow_unsafe=allow_unsafe, to_smallest=to_smallest)
 
     # -- changes ------------------------------------------------------------
 

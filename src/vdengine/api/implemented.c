@@ -17,6 +17,8 @@ static const char *const vd_implemented[] = {
     "SetVirtualDiskMetadata",
     "DeleteVirtualDiskMetadata",
     "GetVirtualDiskOperationProgress",
+    "ExpandVirtualDisk",          /* VHD and VHDX, fixed and dynamic (resize.c) */
+    "ResizeVirtualDisk",
     "AttachVirtualDisk",          /* loop devices: on the image file (attach_host.c) or on a
                                    * FUSE export of it (attach_export.c) */
     "DetachVirtualDisk",

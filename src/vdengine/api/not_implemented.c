@@ -89,28 +89,6 @@ DWORD WINAPI MergeVirtualDisk(HANDLE VirtualDiskHandle, MERGE_VIRTUAL_DISK_FLAG 
                               VirtualDiskHandle);
 }
 
-DWORD WINAPI ExpandVirtualDisk(HANDLE VirtualDiskHandle, EXPAND_VIRTUAL_DISK_FLAG Flags,
-                               PEXPAND_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)
-{
-    (void)Overlapped;
-    return vd_not_implemented_version_1(VirtualDiskHandle, Flags, VD_EXPAND_FLAGS_KNOWN,
-                                        VD_VERSION_OF(Parameters));
-}
-
-/* RESIZE_TO_SMALLEST_SAFE_VIRTUAL_SIZE: "NewSize ... must be zero" (SDK). */
-DWORD WINAPI ResizeVirtualDisk(HANDLE VirtualDiskHandle, RESIZE_VIRTUAL_DISK_FLAG Flags,
-                               PRESIZE_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)
-{
-    (void)Overlapped;
-    return vd_not_implemented(
-        VD_ALL_BITS_IN(Flags, VD_RESIZE_FLAGS_KNOWN)
-            && VD_VERSION_IN(Parameters, RESIZE_VIRTUAL_DISK_VERSION_1,
-                             RESIZE_VIRTUAL_DISK_VERSION_1)
-            && ((Flags & RESIZE_VIRTUAL_DISK_FLAG_RESIZE_TO_SMALLEST_SAFE_VIRTUAL_SIZE) == 0
-                || Parameters->Version1.NewSize == 0),
-        VirtualDiskHandle);
-}
-
 /* The SDK marks Overlapped _In_ here: a mirror is always asynchronous. */
 DWORD WINAPI MirrorVirtualDisk(HANDLE VirtualDiskHandle, MIRROR_VIRTUAL_DISK_FLAG Flags,
                                PMIRROR_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)

@@ -40,6 +40,15 @@ void vd_operation_set_total(vd_operation *operation, uint64_t total);
 void vd_operation_set_done(vd_operation *operation, uint64_t done);
 int vd_operation_cancelled(const vd_operation *operation);
 
+/* For bodies, at a point where stopping leaves the image as it was, called
+ * without disk->lock: whether a cancel came.  Tests only: while the
+ * environment variable VIRTDISK_TEST_OPERATION_HOLD names a path that
+ * exists, it first waits there (until the path is gone or a cancel comes),
+ * so that a test observes a running operation at a known point, without
+ * timing.  Unset, it costs one getenv. */
+#define VD_OPERATION_HOLD_VARIABLE "VIRTDISK_TEST_OPERATION_HOLD"
+int vd_operation_checkpoint(const vd_operation *operation);
+
 /* GetVirtualDiskOperationProgress's answer for `overlapped`: *status
  * ERROR_IO_PENDING and the counts while running, the final code after.
  * ERROR_NOT_FOUND when the handle never ran an operation with it. */

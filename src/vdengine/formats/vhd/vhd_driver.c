@@ -1,7 +1,9 @@
 /* The VHD driver (driver.h): vhd.c opens and reads, vhd_create.c creates,
- * vhd_update.c changes. */
+ * vhd_update.c changes, vhd_resize.c grows. */
 #include "base/vd_errors.h"
 #include "disk/driver.h"
+#include "formats/vhd/vhd_format.h"
+#include "formats/vhd/vhd_internal.h"
 
 /* A VHD can be the parent of a VHD or a VHDX differencing image. */
 static int vd_vhd_can_parent(uint32_t child_device)
@@ -29,4 +31,7 @@ const vd_format_driver vd_vhd_driver = {
     .update = &vd_vhd_update_ops,
     .can_parent = vd_vhd_can_parent,
     .direct_extent = vd_vhd_direct_extent,
+    .resize = vd_vhd_resize,
+    .can_shrink = 0,
+    .max_virtual_size = VD_VHD_MAX_SIZE,
 };

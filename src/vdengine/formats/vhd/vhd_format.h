@@ -227,6 +227,10 @@ void vd_vhd_header_store_parent(uint8_t header[VD_VHD_HEADER_SIZE], const vd_gui
 /* Stores the dynamic header's checksum. */
 void vd_vhd_header_seal(uint8_t header[VD_VHD_HEADER_SIZE]);
 
+/* Reads the dynamic header at `offset` and checks its cookie and checksum
+ * (vhd_update.c). */
+uint32_t vd_vhd_read_header(const vd_file *file, uint64_t offset, uint8_t header[VD_VHD_HEADER_SIZE]);
+
 /* The ParentTimeStamp a child records for `parent`: its file's
  * modification time, in seconds since 2000-01-01 UTC. */
 uint32_t vd_vhd_parent_timestamp(const vd_image *parent);

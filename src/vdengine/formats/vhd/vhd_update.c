@@ -95,8 +95,7 @@ static uint32_t vd_vhd_set_virtual_disk_id(vd_image *image, const vd_guid *virtu
     return vd_vhd_set_unique_id(image, virtual_disk_id);
 }
 
-/* The current dynamic header, as open checked it. */
-static uint32_t vd_vhd_read_header(const vd_file *file, uint64_t offset,
+uint32_t vd_vhd_read_header(const vd_file *file, uint64_t offset,
                                    uint8_t header[VD_VHD_HEADER_SIZE])
 {
     uint32_t status = vd_file_read(file, offset, header, VD_VHD_HEADER_SIZE);

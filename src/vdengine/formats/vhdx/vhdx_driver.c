@@ -1,6 +1,6 @@
 /* The VHDX driver (driver.h): vhdx.c opens and reads, vhdx_create.c
  * creates, vhdx_update.c and vhdx_metadata.c change (serialised with
- * content writes by vhdx_update_serial.c). */
+ * content writes by vhdx_update_serial.c), vhdx_resize.c resizes. */
 #include "disk/driver.h"
 #include "formats/vhdx/vhdx_internal.h"
 
@@ -20,4 +20,7 @@ const vd_format_driver vd_vhdx_driver = {
     .update = &vd_vhdx_serial_update_ops,
     .can_parent = vd_vhdx_can_parent,
     .direct_extent = vd_vhdx_direct_extent,
+    .resize = vd_vhdx_resize,
+    .can_shrink = 1,
+    .max_virtual_size = VD_VHDX_MAX_VIRTUAL_SIZE,
 };
