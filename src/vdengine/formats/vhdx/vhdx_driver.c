@@ -20,4 +20,5 @@ const vd_format_driver vd_vhdx_driver = {
     .update = &vd_vhdx_serial_update_ops,
     .can_parent = vd_vhdx_can_parent,
     .direct_extent = vd_vhdx_direct_extent,
+    .compact = vd_vhdx_compact,
 };

@@ -80,6 +80,10 @@ uint32_t vd_vhdx_write(vd_image *image, uint64_t offset, const void *buffer, uin
 uint32_t vd_vhdx_unmap(vd_image *image, uint64_t offset, uint64_t length);
 uint32_t vd_vhdx_flush(vd_image *image);
 
+/* The driver's compact slot (vhdx_compact.c). */
+struct vd_compact_request;
+uint32_t vd_vhdx_compact(vd_image *image, const struct vd_compact_request *request);
+
 /* The driver's direct_extent (vhdx_extent.c): every payload block fully
  * present, each right after the one before. */
 uint32_t vd_vhdx_direct_extent(vd_image *image, int for_writing, int *contiguous,
