@@ -637,6 +637,8 @@ UPDATE_ANSWERS_ON_READ_HANDLE = {
     "GetVirtualDiskMetadata": ERROR_NOT_FOUND,
     # An OVERLAPPED the handle never ran an operation with.
     "GetVirtualDiskOperationProgress": ERROR_NOT_FOUND,
+    # A V1 READ handle has no METAOPS.
+    "CompactVirtualDisk": ERROR_ACCESS_DENIED,
 }
 
 
