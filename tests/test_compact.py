@@ -37,9 +37,9 @@ def _make(tmp_path: Path) -> tuple[Path, Path]:
     return image, raw
 
 
-def _compact(image: Path, flags: int) -> None:
+def _compact(image: Path, flags: _virtdisk.CompactVirtualDiskFlag | int) -> None:
     with virtdisk.open(image, read_only=False) as disk:
-        _virtdisk.CompactVirtualDisk(disk.handle, flags)
+        _virtdisk.CompactVirtualDisk(disk.handle, _virtdisk.CompactVirtualDiskFlag(flags))
 
 
 def _identical(image: Path, raw: Path) -> bool:
@@ -68,7 +68,7 @@ def test_compact_moves_blocks_and_cuts_the_file(tmp_path: Path) -> None:
 def test_no_block_moves_punches_holes_and_keeps_the_size(tmp_path: Path) -> None:
     image, raw = _make(tmp_path)
     before = image.stat()
-    _compact(image, int(_virtdisk.COMPACT_VIRTUAL_DISK_FLAG_NO_BLOCK_MOVES))
+    _compact(image, _virtdisk.COMPACT_VIRTUAL_DISK_FLAG_NO_BLOCK_MOVES)
     after = image.stat()
     assert after.st_size == before.st_size
     assert after.st_blocks * 512 <= before.st_blocks * 512 - 40 * MIB
@@ -79,8 +79,8 @@ def test_no_block_moves_punches_holes_and_keeps_the_size(tmp_path: Path) -> None
 def test_no_zero_scan_keeps_zero_blocks(tmp_path: Path) -> None:
     image, raw = _make(tmp_path)
     before = image.stat()
-    _compact(image, int(_virtdisk.COMPACT_VIRTUAL_DISK_FLAG_NO_ZERO_SCAN
-                        | _virtdisk.COMPACT_VIRTUAL_DISK_FLAG_NO_BLOCK_MOVES))
+    _compact(image, _virtdisk.COMPACT_VIRTUAL_DISK_FLAG_NO_ZERO_SCAN
+             | _virtdisk.COMPACT_VIRTUAL_DISK_FLAG_NO_BLOCK_MOVES)
     assert image.stat().st_blocks == before.st_blocks
     assert _identical(image, raw)
     assert _clean(image)
@@ -89,4 +89,4 @@ def test_no_zero_scan_keeps_zero_blocks(tmp_path: Path) -> None:
 def test_read_only_handle_is_refused(tmp_path: Path) -> None:
     image, _ = _make(tmp_path)
     with virtdisk.open(image) as disk, pytest.raises(virtdisk.AccessDeniedError):
-        _virtdisk.CompactVirtualDisk(disk.handle, 0)
+        _virtdisk.CompactVirtualDisk(disk.handle, _virtdisk.COMPACT_VIRTUAL_DISK_FLAG_NONE)
