@@ -90,3 +90,13 @@ def test_read_only_handle_is_refused(tmp_path: Path) -> None:
     image, _ = _make(tmp_path)
     with virtdisk.open(image) as disk, pytest.raises(virtdisk.AccessDeniedError):
         _virtdisk.CompactVirtualDisk(disk.handle, _virtdisk.COMPACT_VIRTUAL_DISK_FLAG_NONE)
+
+
+def test_facade_compact_matches_the_mirror(tmp_path: Path) -> None:
+    image, raw = _make(tmp_path)
+    before = image.stat().st_size
+    with virtdisk.open(image, read_only=False) as disk:
+        disk.compact()
+    assert image.stat().st_size <= before - 40 * MIB
+    assert _identical(image, raw)
+    assert _clean(image)
