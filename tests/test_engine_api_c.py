@@ -640,6 +640,8 @@ UPDATE_ANSWERS_ON_READ_HANDLE = {
     # A resize needs a handle that may write.
     "ExpandVirtualDisk": ERROR_ACCESS_DENIED,
     "ResizeVirtualDisk": ERROR_ACCESS_DENIED,
+    # A V1 READ handle has no METAOPS.
+    "CompactVirtualDisk": ERROR_ACCESS_DENIED,
 }
 
 

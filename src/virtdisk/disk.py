@@ -36,6 +36,8 @@ from _virtdisk import (
     VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN,
     GetVirtualDiskInfoVersion,
     GetVirtualDiskInformation,
+    CompactVirtualDisk,
+    CompactVirtualDiskFlag,
     OpenVirtualDisk,
     OpenVirtualDiskFlag,
     SetVirtualDiskInformation,
@@ -598,6 +600,30 @@ class VirtualDisk:
             raise error
         if length:
             unmap_range(target, start, length, "unmap")
+
+    def compact(self, *, zero_scan: bool = True, move_blocks: bool = True) -> None:
+        """Gives back the space of blocks that hold nothing (CompactVirtualDisk
+        V1, file-system agnostic); the content reads the same afterwards.
+
+        `zero_scan` False reclaims only blocks already unmapped (NO_ZERO_SCAN);
+        `move_blocks` False frees blocks as holes in the file and keeps its
+        size (NO_BLOCK_MOVES), otherwise the last blocks move into the freed
+        space and the file is cut.  Fixed disks are left as they are.  The
+        disk must be open with ``read_only=False``; content written through
+        it is flushed first.  Raises :class:`AccessDeniedError` for a
+        read-only disk.
+        """
+        self._check_writable("compact")
+        self.flush()
+        flags = CompactVirtualDiskFlag.NONE
+        if not zero_scan:
+            flags |= CompactVirtualDiskFlag.NO_ZERO_SCAN
+        if not move_blocks:
+            flags |= CompactVirtualDiskFlag.NO_BLOCK_MOVES
+        try:
+            CompactVirtualDisk(self._handle, flags)
+        except VirtualDiskError:
+            self._reraise("compact")
 
     def unmap_reads_zeros(self) -> bool:
         """Whether unmapped sectors read as zeros (READ CAPACITY(16)'s

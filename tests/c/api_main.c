@@ -877,7 +877,7 @@ static const struct {
     { "SetVirtualDiskMetadata", call_set_metadata, 1, 1, 1 },
     { "DeleteVirtualDiskMetadata", call_delete_metadata, 1, 1, 1 },
     { "GetVirtualDiskOperationProgress", call_progress, 1, 1, 1 },
-    { "CompactVirtualDisk", call_compact, 1, 1, 0 },
+    { "CompactVirtualDisk", call_compact, 1, 1, 1 },
     { "MergeVirtualDisk", call_merge, 1, 1, 0 },
     { "ExpandVirtualDisk", call_expand, 1, 1, 1 },
     { "ResizeVirtualDisk", call_resize, 1, 1, 1 },

@@ -25,6 +25,7 @@ static const char *const vd_implemented[] = {
     "GetVirtualDiskPhysicalPath",
     "GetAllAttachedVirtualDiskPhysicalPaths",
     "RawSCSIVirtualDisk",
+    "CompactVirtualDisk",         /* dynamic and differencing VHD and VHDX (vhd_compact.c, vhdx_compact.c) */
 };
 
 int vd_engine_implements(const char *name)

@@ -67,18 +67,6 @@ DWORD WINAPI GetStorageDependencyInformation(HANDLE ObjectHandle, GET_STORAGE_DE
         ObjectHandle);
 }
 
-DWORD WINAPI CompactVirtualDisk(HANDLE VirtualDiskHandle, COMPACT_VIRTUAL_DISK_FLAG Flags,
-                                PCOMPACT_VIRTUAL_DISK_PARAMETERS Parameters,
-                                LPOVERLAPPED Overlapped)
-{
-    (void)Overlapped;
-    return vd_not_implemented(VD_ALL_BITS_IN(Flags, VD_COMPACT_FLAGS_KNOWN)
-                                  && VD_NULL_OR_VERSION_IN(Parameters,
-                                                           COMPACT_VIRTUAL_DISK_VERSION_1,
-                                                           COMPACT_VIRTUAL_DISK_VERSION_1),
-                              VirtualDiskHandle);
-}
-
 DWORD WINAPI MergeVirtualDisk(HANDLE VirtualDiskHandle, MERGE_VIRTUAL_DISK_FLAG Flags,
                               PMERGE_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)
 {

@@ -40,10 +40,14 @@ typedef struct vd_resize_request {
     struct vd_operation *operation;
 } vd_resize_request;
 
-/* CompactVirtualDisk (api/compact.c): COMPACT_VIRTUAL_DISK_FLAG_* bits. */
+/* CompactVirtualDisk (api/compact.c): COMPACT_VIRTUAL_DISK_FLAG_* bits;
+ * `parent` is the opened parent of a differencing image (reads with its
+ * own ancestors), NULL when the handle was opened without parents: a
+ * differencing compact then drops only what needs no parent to decide. */
 typedef struct vd_compact_request {
     uint32_t flags;
     struct vd_operation *operation;
+    vd_image *parent;
 } vd_compact_request;
 
 typedef struct vd_format_driver {

@@ -23,4 +23,5 @@ const vd_format_driver vd_vhdx_driver = {
     .resize = vd_vhdx_resize,
     .can_shrink = 1,
     .max_virtual_size = VD_VHDX_MAX_VIRTUAL_SIZE,
+    .compact = vd_vhdx_compact,
 };

@@ -1,0 +1,68 @@
+/* Gap search for compact block moves (compact_space.h).  The lists are a
+ * few thousand extents at most (one per allocated block), so a linear walk
+ * per move keeps the code plain. */
+#include "disk/compact_space.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int vd_extent_order(const void *a, const void *b)
+{
+    uint64_t x = ((const vd_extent *)a)->start, y = ((const vd_extent *)b)->start;
+    return x < y ? -1 : x > y;
+}
+
+void vd_extents_sort(vd_extent *extents, size_t count)
+{
+    if (count > 1)
+        qsort(extents, count, sizeof *extents, vd_extent_order);
+}
+
+static uint64_t vd_align_up(uint64_t value, uint64_t align, uint64_t bias)
+{
+    uint64_t r = (value + bias) % align;
+    return r == 0 ? value : value + (align - r);
+}
+
+uint64_t vd_extents_gap(const vd_extent *extents, size_t count, uint64_t floor, uint64_t size,
+                        uint64_t align, uint64_t bias, uint64_t limit)
+{
+    uint64_t candidate = vd_align_up(floor, align, bias);
+    for (size_t i = 0; i <= count; i++) {
+        if (candidate + size > limit)
+            return 0;
+        if (i == count || candidate + size <= extents[i].start)
+            return candidate;
+        if (extents[i].end > candidate)
+            candidate = vd_align_up(extents[i].end, align, bias);
+    }
+    return 0;
+}
+
+void vd_extents_move(vd_extent *extents, size_t count, uint64_t old_start, uint64_t new_start)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (extents[i].start == old_start) {
+            extents[i].end = new_start + (extents[i].end - extents[i].start);
+            extents[i].start = new_start;
+            break;
+        }
+    }
+    vd_extents_sort(extents, count);
+}
+
+uint64_t vd_extents_end(const vd_extent *extents, size_t count, uint64_t floor)
+{
+    uint64_t end = floor;
+    for (size_t i = 0; i < count; i++)
+        if (extents[i].end > end)
+            end = extents[i].end;
+    return end;
+}
+
+int vd_bytes_zero(const uint8_t *bytes, size_t length)
+{
+    if (length == 0)
+        return 1;
+    return bytes[0] == 0 && memcmp(bytes, bytes + 1, length - 1) == 0;
+}

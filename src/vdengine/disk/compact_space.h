@@ -1,0 +1,33 @@
+/* Free space inside an image file, for the block moves of a compact
+ * (formats/vhd/vhd_compact.c, formats/vhdx/vhdx_compact.c): the file's used
+ * byte ranges, and the lowest gap between them that a block fits in. */
+#ifndef VDENGINE_COMPACT_SPACE_H
+#define VDENGINE_COMPACT_SPACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct vd_extent {
+    uint64_t start, end;
+} vd_extent;
+
+/* Sorts `extents` by start. */
+void vd_extents_sort(vd_extent *extents, size_t count);
+
+/* The lowest start s >= floor with (s + bias) % align == 0 such that
+ * [s, s + size) meets none of the sorted `extents` and ends at or before
+ * `limit`; 0 when there is none (no block starts at offset 0). */
+uint64_t vd_extents_gap(const vd_extent *extents, size_t count, uint64_t floor, uint64_t size,
+                        uint64_t align, uint64_t bias, uint64_t limit);
+
+/* Replaces the extent that starts at `old_start` with one at `new_start`
+ * of the same length and keeps the list sorted. */
+void vd_extents_move(vd_extent *extents, size_t count, uint64_t old_start, uint64_t new_start);
+
+/* The end of the last extent (`floor` when there is none beyond it). */
+uint64_t vd_extents_end(const vd_extent *extents, size_t count, uint64_t floor);
+
+/* Whether `length` bytes are all zero. */
+int vd_bytes_zero(const uint8_t *bytes, size_t length);
+
+#endif

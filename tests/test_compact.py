@@ -1,0 +1,102 @@
+"""CompactVirtualDisk V1 on qemu-made dynamic VHDX images: after a compact
+the content equals a raw mirror (qemu-img compare), qemu-img check is clean
+and the file shrinks by the zero blocks it held."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import _virtdisk
+import virtdisk
+
+pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None or shutil.which("qemu-io") is None,
+                                reason="needs qemu-img and qemu-io")
+
+MIB = 1024 * 1024
+
+
+def _make(tmp_path: Path) -> tuple[Path, Path]:
+    """A 64 MiB VHDX with 1 MiB blocks and its raw mirror, written alike:
+    data, zeros written as zeros, and explicit zero writes, in turn."""
+    image, raw = tmp_path / "a.vhdx", tmp_path / "a.raw"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", "-o", "subformat=dynamic,block_size=1M",
+                    str(image), "64M"], check=True)
+    raw.write_bytes(b"")
+    os.truncate(raw, 64 * MIB)
+    commands: list[str] = []
+    for i in range(32):
+        kind = ("-P %d" % (i + 1), "-z", "-P 0")[i % 3]
+        commands += ["-c", f"write {kind} {i * 2 * MIB} 2M"]
+    for fmt, path in (("vhdx", image), ("raw", raw)):
+        subprocess.run(["qemu-io", "-f", fmt, *commands, str(path)], check=True,
+                       stdout=subprocess.DEVNULL)
+    return image, raw
+
+
+def _compact(image: Path, flags: _virtdisk.CompactVirtualDiskFlag | int) -> None:
+    with virtdisk.open(image, read_only=False) as disk:
+        _virtdisk.CompactVirtualDisk(disk.handle, _virtdisk.CompactVirtualDiskFlag(flags))
+
+
+def _identical(image: Path, raw: Path) -> bool:
+    done = subprocess.run(["qemu-img", "compare", "-f", "vhdx", "-F", "raw", str(image), str(raw)],
+                          capture_output=True, text=True)
+    return done.returncode == 0
+
+
+def _clean(image: Path) -> bool:
+    return subprocess.run(["qemu-img", "check", "-f", "vhdx", str(image)],
+                          capture_output=True).returncode == 0
+
+
+def test_compact_moves_blocks_and_cuts_the_file(tmp_path: Path) -> None:
+    image, raw = _make(tmp_path)
+    before = image.stat().st_size
+    _compact(image, 0)
+    after = image.stat().st_size
+    # 11 of 32 2 MiB runs hold data: 22 blocks of 1 MiB stay, the other
+    # 42 MiB of blocks qemu wrote leave the file.
+    assert after <= before - 40 * MIB
+    assert _identical(image, raw)
+    assert _clean(image)
+
+
+def test_no_block_moves_punches_holes_and_keeps_the_size(tmp_path: Path) -> None:
+    image, raw = _make(tmp_path)
+    before = image.stat()
+    _compact(image, _virtdisk.COMPACT_VIRTUAL_DISK_FLAG_NO_BLOCK_MOVES)
+    after = image.stat()
+    assert after.st_size == before.st_size
+    assert after.st_blocks * 512 <= before.st_blocks * 512 - 40 * MIB
+    assert _identical(image, raw)
+    assert _clean(image)
+
+
+def test_no_zero_scan_keeps_zero_blocks(tmp_path: Path) -> None:
+    image, raw = _make(tmp_path)
+    before = image.stat()
+    _compact(image, _virtdisk.COMPACT_VIRTUAL_DISK_FLAG_NO_ZERO_SCAN
+             | _virtdisk.COMPACT_VIRTUAL_DISK_FLAG_NO_BLOCK_MOVES)
+    assert image.stat().st_blocks == before.st_blocks
+    assert _identical(image, raw)
+    assert _clean(image)
+
+
+def test_read_only_handle_is_refused(tmp_path: Path) -> None:
+    image, _ = _make(tmp_path)
+    with virtdisk.open(image) as disk, pytest.raises(virtdisk.AccessDeniedError):
+        _virtdisk.CompactVirtualDisk(disk.handle, _virtdisk.COMPACT_VIRTUAL_DISK_FLAG_NONE)
+
+
+def test_facade_compact_matches_the_mirror(tmp_path: Path) -> None:
+    image, raw = _make(tmp_path)
+    before = image.stat().st_size
+    with virtdisk.open(image, read_only=False) as disk:
+        disk.compact()
+    assert image.stat().st_size <= before - 40 * MIB
+    assert _identical(image, raw)
+    assert _clean(image)
