@@ -165,6 +165,7 @@ def test_fio_verify_through_the_device(tmp_path: Path) -> None:
             result = run(_tool("fio"), "--name=verify", f"--filename={device.path}",
                          f"--rw={pattern}", f"--bs={block}", "--size=32M", "--direct=1",
                          "--ioengine=psync", "--verify=crc32c", "--do_verify=1",
+                         "--verify_state_save=0",
                          "--output-format=json", check=False)
             assert result.returncode == 0, result.stderr
             job = json.loads(result.stdout)["jobs"][0]
