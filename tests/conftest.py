@@ -3,6 +3,8 @@
 * ``images``: images made once per session by tools nobody here wrote
   (qemu-img, xorriso, genisoimage, mkudffs), by name from IMAGE_SPECS.  A
   test whose tool is missing is skipped, saying which tool.
+* ``small_file_system``: a 12 MiB tmpfs (Linux and root, skipped
+  otherwise), where writing more than that meets a full host.
 * An automatic check that every test closes the virtual disk handles it
   opens: ``_virtdisk.live_handle_count()`` must be back to its starting
   value when the test ends.  Tests of the C engine alone do not need the
@@ -13,8 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -138,3 +142,20 @@ def _no_leaked_handles() -> Iterator[None]:
         gc.collect()
         after = _virtdisk.live_handle_count()
     assert after == before, f"the test left {after - before} virtual disk handle(s) open"
+
+
+@pytest.fixture
+def small_file_system(tmp_path: Path) -> Iterator[Path]:
+    """A 12 MiB tmpfs: a conversion or a disk written past that fills it."""
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs Linux and root")
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], capture_output=True)

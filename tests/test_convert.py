@@ -382,22 +382,6 @@ def test_an_interrupt_leaves_no_destination(tmp_path: Path, name: str) -> None:
     assert not (tmp_path / "again.vhd").exists()
 
 
-@pytest.fixture
-def small_file_system(tmp_path: Path) -> Iterator[Path]:
-    """A 12 MiB tmpfs: a conversion of more than that fills it."""
-    if sys.platform != "linux" or os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs Linux and root")
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    made = run("mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", mount_point)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        run("umount", mount_point)
-
-
 @pytest.mark.parametrize(("name", "kind", "from_image"),
                          [("copy.vhdx", "dynamic", False), ("copy.vhd", "dynamic", False),
                           ("copy.vhdx", "fixed", False), ("copy.img", "dynamic", False),
@@ -412,21 +396,16 @@ def test_a_full_file_system_leaves_no_destination(tmp_path: Path, small_file_sys
         source = qemu_made(source, tmp_path / "source.vhdx", "vhdx", "dynamic")
     target = small_file_system / name
     # What a full host is called depends on the path: the provider's copy
-    # says DiskFullError, a raw file ENOSPC; a write through the SCSI
-    # target is a MediumError until the target reports ENOSPC as SPACE
-    # ALLOCATION FAILED (test_a_full_host_through_scsi_is_disk_full).
+    # and a write through the SCSI target (SPACE ALLOCATION FAILED) say
+    # DiskFullError, a raw file ENOSPC.
     with pytest.raises(OSError) as raised:
         virtdisk.convert(source, target, type=kind)  # type: ignore[arg-type]
     error = raised.value
-    assert isinstance(error, (virtdisk.DiskFullError, virtdisk.MediumError)) \
-        or error.errno == errno.ENOSPC, error
+    assert isinstance(error, virtdisk.DiskFullError) or error.errno == errno.ENOSPC, error
     assert not target.exists()
     assert os.listdir(small_file_system) == []
 
 
-@pytest.mark.xfail(reason="the SCSI target (scsi/scsi.c) answers a host ENOSPC with MEDIUM "
-                          "ERROR, not DATA PROTECT / SPACE ALLOCATION FAILED (27/07), which "
-                          "the facade maps to DiskFullError")
 def test_a_full_host_through_scsi_is_disk_full(tmp_path: Path, small_file_system: Path) -> None:
     source = tmp_path / "source.raw"
     source.write_bytes(random.Random("full").randbytes(24 * MIB))

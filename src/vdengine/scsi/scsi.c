@@ -1,23 +1,27 @@
 /* The SCSI block target behind RawSCSIVirtualDisk: SBC-4 / SPC-5 facts,
  * fixed-format sense (SPC-5 4.4.3), allocation length truncation (SPC-5
- * 4.2.5.6: the target returns min(allocation length, data available)). */
+ * 4.2.5.6: the target returns min(allocation length, data available)).
+ * Logical block provisioning (UNMAP, WRITE SAME, VPD 0xB0 / 0xB2, LBPME)
+ * lives in scsi_provisioning.c. */
 #include <string.h>
 
 #include "disk/content.h"
 #include "base/endian.h"
 #include "scsi/scsi.h"
+#include "scsi/scsi_internal.h"
 #include "base/vd_errors.h"
 
 enum {
-    SK_NO_SENSE = 0x0, SK_MEDIUM_ERROR = 0x3, SK_ILLEGAL_REQUEST = 0x5,
-    SK_DATA_PROTECT = 0x7
+    SK_NO_SENSE = VD_SK_NO_SENSE, SK_MEDIUM_ERROR = VD_SK_MEDIUM_ERROR,
+    SK_ILLEGAL_REQUEST = VD_SK_ILLEGAL_REQUEST, SK_DATA_PROTECT = VD_SK_DATA_PROTECT
 };
 
 enum {
     OP_TEST_UNIT_READY = 0x00, OP_REQUEST_SENSE = 0x03, OP_INQUIRY = 0x12,
     OP_MODE_SENSE_6 = 0x1A, OP_READ_CAPACITY_10 = 0x25, OP_READ_10 = 0x28,
-    OP_WRITE_10 = 0x2A, OP_SYNCHRONIZE_CACHE_10 = 0x35, OP_MODE_SENSE_10 = 0x5A,
-    OP_READ_16 = 0x88, OP_WRITE_16 = 0x8A, OP_SYNCHRONIZE_CACHE_16 = 0x91,
+    OP_WRITE_10 = 0x2A, OP_SYNCHRONIZE_CACHE_10 = 0x35, OP_UNMAP = 0x42,
+    OP_MODE_SENSE_10 = 0x5A, OP_READ_16 = 0x88, OP_WRITE_16 = 0x8A,
+    OP_SYNCHRONIZE_CACHE_16 = 0x91, OP_WRITE_SAME_16 = 0x93,
     OP_SERVICE_ACTION_IN_16 = 0x9E, OP_REPORT_LUNS = 0xA0
 };
 
@@ -35,8 +39,8 @@ static uint32_t cdb_length_of(uint8_t opcode)
     }
 }
 
-static void fail(vd_scsi_response *r, uint8_t key, uint8_t asc, uint8_t ascq,
-                 int has_information, uint64_t information)
+void vd_scsi_fail(vd_scsi_response *r, uint8_t key, uint8_t asc, uint8_t ascq,
+                  int has_information, uint64_t information)
 {
     memset(r->sense, 0, sizeof r->sense);
     r->sense[0] = 0x70;             /* current error, fixed format */
@@ -55,7 +59,7 @@ static void fail(vd_scsi_response *r, uint8_t key, uint8_t asc, uint8_t ascq,
     r->transferred = 0;
 }
 
-static void invalid_cdb(vd_scsi_response *r) { fail(r, SK_ILLEGAL_REQUEST, 0x24, 0x00, 0, 0); }
+static void invalid_cdb(vd_scsi_response *r) { vd_scsi_fail(r, SK_ILLEGAL_REQUEST, 0x24, 0x00, 0, 0); }
 
 /* Copies `length` bytes of prepared data-in, truncated to the allocation
  * length and the caller's buffer. */
@@ -72,8 +76,16 @@ static void data_in(const vd_scsi_request *q, vd_scsi_response *r, const uint8_t
     r->transferred = n;
 }
 
-static uint32_t block_size(const vd_disk *d) { return d->image.logical_sector_size; }
-static uint64_t block_count(const vd_disk *d) { return d->image.virtual_size / block_size(d); }
+uint32_t vd_scsi_block_size(const vd_disk *d) { return d->image.logical_sector_size; }
+uint64_t vd_scsi_block_count(const vd_disk *d) { return d->image.virtual_size / vd_scsi_block_size(d); }
+
+int vd_scsi_write_protected(const vd_disk *d, const vd_scsi_request *q)
+{
+    return q->read_only || d->read_only;
+}
+
+static uint32_t block_size(const vd_disk *d) { return vd_scsi_block_size(d); }
+static uint64_t block_count(const vd_disk *d) { return vd_scsi_block_count(d); }
 
 static void inquiry(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r)
 {
@@ -130,18 +142,13 @@ static void inquiry(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r)
         n = 4 + 8 + 32;
         break;
     case 0xB0:
-        page[3] = 0x3C;
-        vd_store_be32(page + 8, VD_SCSI_MAX_TRANSFER_BYTES / block_size(d));
-        vd_store_be32(page + 12, 1);
-        n = 0x3C;
-        { data_in(q, r, page, 4 + n, allocation); return; }
+        { data_in(q, r, page, vd_scsi_block_limits_page(d, page), allocation); return; }
     case 0xB1:
         vd_store_be16(page + 4, 1); /* MEDIUM ROTATION RATE 1: non-rotating */
         page[3] = 0x3C;
         { data_in(q, r, page, 4 + 0x3C, allocation); return; }
     case 0xB2:
-        page[3] = 0x04;
-        { data_in(q, r, page, 8, allocation); return; }
+        { data_in(q, r, page, vd_scsi_provisioning_page(d, page), allocation); return; }
     default:
         { invalid_cdb(r); return; }
     }
@@ -166,6 +173,7 @@ static void read_capacity(vd_disk *d, const vd_scsi_request *q, vd_scsi_response
     uint8_t exponent = 0;
     while (ratio > 1) { ratio >>= 1; exponent++; }
     p[13] = exponent & 0x0F;
+    p[14] = vd_scsi_capacity_provisioning_bits(d);
     data_in(q, r, p, 32, vd_load_be32(q->cdb + 10));
 }
 
@@ -178,11 +186,11 @@ static void read_write(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r
     uint64_t blocks = sixteen ? vd_load_be32(c + 10) : vd_load_be16(c + 7);
     uint64_t size = block_size(d);
     if (lba > block_count(d) || blocks > block_count(d) - lba)
-        { fail(r, SK_ILLEGAL_REQUEST, 0x21, 0x00, 0, 0); return; }
+        { vd_scsi_fail(r, SK_ILLEGAL_REQUEST, 0x21, 0x00, 0, 0); return; }
     if (blocks * size > VD_SCSI_MAX_TRANSFER_BYTES)
         { invalid_cdb(r); return; }
-    if (write && (q->read_only || d->read_only))
-        { fail(r, SK_DATA_PROTECT, 0x27, 0x00, 0, 0); return; }
+    if (write && vd_scsi_write_protected(d, q))
+        { vd_scsi_fail(r, SK_DATA_PROTECT, 0x27, 0x00, 0, 0); return; }
     if (blocks == 0) {
         r->transferred = 0;
         return;
@@ -192,15 +200,14 @@ static void read_write(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r
         { invalid_cdb(r); return; }
     uint32_t error = write ? vd_content_write(d, lba * size, q->data, blocks * size)
                            : vd_content_read(d, lba * size, q->data, blocks * size);
+    /* A write the format cannot do (NOT_SUPPORTED) is write protection;
+     * a full host is SPACE ALLOCATION FAILED (scsi_provisioning.c). */
+    if (write && error != VD_ERROR_SUCCESS)
+        { vd_scsi_fail_write(r, error, lba); return; }
     if (error == VD_ERROR_ACCESS_DENIED)
-        { fail(r, SK_DATA_PROTECT, 0x27, 0x00, 0, 0); return; }
-    if (write && error == VD_ERROR_NOT_SUPPORTED)
-        { fail(r, SK_DATA_PROTECT, 0x27, 0x00, 0, 0); return; }  /* format cannot write yet */
+        { vd_scsi_fail(r, SK_DATA_PROTECT, 0x27, 0x00, 0, 0); return; }
     if (error != VD_ERROR_SUCCESS)
-    {
-        fail(r, SK_MEDIUM_ERROR, write ? 0x0C : 0x11, 0x00, 1, lba);
-        return;
-    }
+        { vd_scsi_fail(r, SK_MEDIUM_ERROR, 0x11, 0x00, 1, lba); return; }
     r->transferred = (uint32_t)(blocks * size);
 }
 
@@ -214,7 +221,7 @@ static void mode_sense(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r
     uint8_t p[8 + 20];
     uint32_t header = ten ? 8u : 4u;
     if (control == 3) {             /* saved values: no parameters are saved */
-        fail(r, SK_ILLEGAL_REQUEST, 0x39, 0x00, 0, 0);
+        vd_scsi_fail(r, SK_ILLEGAL_REQUEST, 0x39, 0x00, 0, 0);
         return;
     }
     if (code != 0x08 && code != 0x3F) {
@@ -230,7 +237,7 @@ static void mode_sense(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r
     if (control != 1)
         page[2] = 0x04;
     uint32_t total = header + 20;
-    uint8_t device = (q->read_only || d->read_only) ? 0x80 : 0x00;
+    uint8_t device = vd_scsi_write_protected(d, q) ? 0x80 : 0x00;
     if (ten) {
         vd_store_be16(p, (uint16_t)(total - 2));
         p[3] = device;
@@ -258,7 +265,7 @@ void vd_scsi_execute(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r)
         { invalid_cdb(r); return; }
     uint32_t need = cdb_length_of(q->cdb[0]);
     if (need == 0 || q->cdb_length < need)
-        { fail(r, SK_ILLEGAL_REQUEST, 0x20, 0x00, 0, 0); return; }
+        { vd_scsi_fail(r, SK_ILLEGAL_REQUEST, 0x20, 0x00, 0, 0); return; }
     switch (q->cdb[0]) {
     case OP_TEST_UNIT_READY: return;
     case OP_REQUEST_SENSE: {
@@ -278,11 +285,13 @@ void vd_scsi_execute(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r)
     case OP_WRITE_10: case OP_WRITE_16: { read_write(d, q, r, 1); return; }
     case OP_SYNCHRONIZE_CACHE_10: case OP_SYNCHRONIZE_CACHE_16:
         if (!d->read_only && vd_content_can_write(d) && vd_content_flush(d) != VD_ERROR_SUCCESS)
-            { fail(r, SK_MEDIUM_ERROR, 0x0C, 0x00, 0, 0); return; }
+            { vd_scsi_fail(r, SK_MEDIUM_ERROR, 0x0C, 0x00, 0, 0); return; }
         return;
+    case OP_UNMAP: { vd_scsi_unmap(d, q, r); return; }
+    case OP_WRITE_SAME_16: { vd_scsi_write_same(d, q, r); return; }
     case OP_MODE_SENSE_6: { mode_sense(d, q, r, 0); return; }
     case OP_MODE_SENSE_10: { mode_sense(d, q, r, 1); return; }
     case OP_REPORT_LUNS: { report_luns(q, r); return; }
-    default: { fail(r, SK_ILLEGAL_REQUEST, 0x20, 0x00, 0, 0); return; }
+    default: { vd_scsi_fail(r, SK_ILLEGAL_REQUEST, 0x20, 0x00, 0, 0); return; }
     }
 }
