@@ -150,3 +150,46 @@ def test_write_10_reads_back(harness: Path, vhdx: Path) -> None:
     assert answer["status"] == 0 and answer["transferred"] == 1024
     data = bytes.fromhex(str(run(harness, vhdx, read16(10, 2), "in", 1024)["data"]))
     assert data == b"\x5a\xa5" * 512
+
+
+def unmap_list(ranges: list[tuple[int, int]]) -> bytes:
+    body = b"".join(struct.pack(">QI4x", lba, count) for lba, count in ranges)
+    return struct.pack(">HH4x", len(body) + 6, len(body)) + body
+
+
+def unmap_cdb(length: int) -> bytes:
+    return bytes([0x42, 0, 0, 0, 0, 0, 0]) + length.to_bytes(2, "big") + b"\0"
+
+
+def test_unmap_reads_zeros_under_the_sanitizers(harness: Path, vhdx: Path) -> None:
+    parameters = unmap_list([(8, 16)])
+    answer = run(harness, vhdx, unmap_cdb(len(parameters)), "out", len(parameters), mode="rw",
+                 data=parameters)
+    assert answer["status"] == 0, answer
+    data = bytes.fromhex(str(run(harness, vhdx, read16(0, 32), "in", 32 * 512)["data"]))
+    assert data == b"\xab" * (8 * 512) + bytes(16 * 512) + b"\xab" * (8 * 512)
+
+
+@pytest.mark.parametrize(("parameters", "expected"),
+                         [(unmap_list([(0, 8)])[:7], (5, 0x1A, 0)),
+                          (unmap_list([(SIZE // 512, 1)]), (5, 0x21, 0))])
+def test_unmap_refusals_under_the_sanitizers(harness: Path, vhdx: Path, parameters: bytes,
+                                             expected: tuple[int, int, int]) -> None:
+    answer = run(harness, vhdx, unmap_cdb(len(parameters)), "out", len(parameters), mode="rw",
+                 data=parameters)
+    assert answer["status"] == 2 and sense_of(answer) == expected
+
+
+def test_unmap_with_a_list_longer_than_its_buffer_is_refused(harness: Path, vhdx: Path) -> None:
+    parameters = unmap_list([(0, 8)])
+    answer = run(harness, vhdx, unmap_cdb(len(parameters) + 16), "out", len(parameters),
+                 mode="rw", data=parameters)
+    assert answer["status"] == 2 and sense_of(answer) == (5, 0x24, 0)
+
+
+def test_write_same_repeats_its_block_under_the_sanitizers(harness: Path, vhdx: Path) -> None:
+    cdb = struct.pack(">BBQIBB", 0x93, 0, 4096, 3000, 0, 0)
+    answer = run(harness, vhdx, cdb, "out", 512, mode="rw", data=b"\x5a\xa5")
+    assert answer["status"] == 0, answer
+    data = bytes.fromhex(str(run(harness, vhdx, read16(4095, 3002), "in", 3002 * 512)["data"]))
+    assert data == bytes(512) + b"\x5a\xa5" * (3000 * 256) + bytes(512)

@@ -19,7 +19,8 @@ platform (on Linux the portable engine implements the same SBC-4 subset):
 * a CHECK CONDITION's sense data becomes the exception of its kind
   (:func:`sense_error`): an LBA out of range an :class:`OutOfRangeError`
   (a ValueError), a write-protected disk an :class:`AccessDeniedError`, a
-  medium error a :class:`MediumError` naming the byte offset.
+  thin disk out of space (SPACE ALLOCATION FAILED) a :class:`DiskFullError`,
+  a medium error a :class:`MediumError` naming the byte offset.
 
 Byte offsets, unaligned requests and file objects are built on this in
 :mod:`virtdisk.content`.
