@@ -59,7 +59,10 @@ void vd_scsi_fail(vd_scsi_response *r, uint8_t key, uint8_t asc, uint8_t ascq,
     r->transferred = 0;
 }
 
-static void invalid_cdb(vd_scsi_response *r) { vd_scsi_fail(r, SK_ILLEGAL_REQUEST, 0x24, 0x00, 0, 0); }
+static void invalid_cdb(vd_scsi_response *r)
+{
+    vd_scsi_fail(r, SK_ILLEGAL_REQUEST, 0x24, 0x00, 0, 0);
+}
 
 /* Copies `length` bytes of prepared data-in, truncated to the allocation
  * length and the caller's buffer. */
@@ -77,7 +80,10 @@ static void data_in(const vd_scsi_request *q, vd_scsi_response *r, const uint8_t
 }
 
 uint32_t vd_scsi_block_size(const vd_disk *d) { return d->image.logical_sector_size; }
-uint64_t vd_scsi_block_count(const vd_disk *d) { return d->image.virtual_size / vd_scsi_block_size(d); }
+uint64_t vd_scsi_block_count(const vd_disk *d)
+{
+    return d->image.virtual_size / vd_scsi_block_size(d);
+}
 
 int vd_scsi_write_protected(const vd_disk *d, const vd_scsi_request *q)
 {
