@@ -576,10 +576,13 @@ class VirtualDisk:
         needed (TRIM): a dynamic disk may release the blocks they fill.
 
         Whole sectors are unmapped with SCSI UNMAP; the partial sectors at
-        an unaligned edge are overwritten with zeros.  What unmapped sectors
-        read afterwards is the format's choice: zeros for a disk whose
-        :meth:`unmap_reads_zeros` is True.  The disk must be open with
-        ``read_only=False``.  Raises as :meth:`write` does;
+        an unaligned edge are overwritten with zeros rather than refused, as
+        a hole punched in a file zeroes its partial pages (those zeros are
+        a write, which may allocate a block of a dynamic disk).  What
+        unmapped sectors read afterwards is the format's choice: zeros for
+        a disk whose :meth:`unmap_reads_zeros` is True (every dynamic and
+        differencing VHD and VHDX on the portable engine).  The disk must
+        be open with ``read_only=False``.  Raises as :meth:`write` does;
         :class:`UnsupportedOperationError` for a disk that cannot unmap
         (fixed disks and ISO images keep every block).
         """
