@@ -52,6 +52,22 @@ typedef struct vd_chain {
  * Each applies to whichever link of the chain it occurs at. */
 uint32_t vd_chain_open(const vd_image *child, uint32_t writable_depth, vd_chain *chain);
 
+/* AddVirtualDiskParent: opens the image at `path` (an absolute host path)
+ * read-only, without its own parents, and puts it at the end of `chain`,
+ * as the parent of the image furthest from `child`.  It must be that
+ * image's parent as the resolver would accept it: the identifier the image
+ * records, the same virtual size, no file twice in the chain.  The codes:
+ *   VHD_INVALID_TYPE  the furthest image is no differencing image;
+ *   the path's own open code (2, 3, ...) when it names nothing;
+ *   VHD_CHILD_PARENT_ID_MISMATCH, VHD_CHILD_PARENT_SIZE_MISMATCH,
+ *   VHD_DIFFERENCING_CHAIN_CYCLE_DETECTED, VHD_PARENT_VHD_ACCESS_DENIED,
+ *   VHD_DIFFERENCING_CHAIN_ERROR_IN_PARENT as vd_chain_open gives them;
+ *   NOT_SUPPORTED  a parent of a format that cannot parent the image (a
+ *                  VHDX under a VHD), as CreateVirtualDisk answers it;
+ *   VIRTUAL_DISK_LIMITATION  the chain would exceed VD_CHAIN_MAX_DEPTH.
+ * On failure the chain is as it was. */
+uint32_t vd_chain_add(const vd_image *child, vd_chain *chain, const char *path);
+
 /* Releases every ancestor; safe on a zeroed or already closed chain. */
 void vd_chain_close(vd_chain *chain);
 
