@@ -26,7 +26,18 @@
 #include "base/detail.h"
 #include "base/vd_errors.h"
 #include "disk/chain.h"
+#include "disk/driver.h"
 #include "disk/parent_paths.h"
+
+/* A format that cannot parent the image (a VHDX under a VHD): 50, as
+ * CreateVirtualDisk answers such a parent. */
+static uint32_t vd_format_can_parent(const vd_image *parent, const vd_image *child)
+{
+    if (vd_image_driver(parent)->can_parent(child->device))
+        return VD_ERROR_SUCCESS;
+    return vd_fail(VD_ERROR_NOT_SUPPORTED, "a disk of this format cannot be the parent of a %s",
+                   child->device == VD_DEVICE_VHD ? "VHD" : "VHDX");
+}
 
 static uint32_t vd_add_parent_to(vd_disk *disk, PCWSTR parent_path)
 {
@@ -38,7 +49,7 @@ static uint32_t vd_add_parent_to(vd_disk *disk, PCWSTR parent_path)
     char *path = NULL;
     uint32_t status = vd_parent_path_from_api(parent_path, &path);
     if (status == VD_ERROR_SUCCESS)
-        status = vd_chain_add(&disk->image, &disk->chain, path);
+        status = vd_chain_add(&disk->image, &disk->chain, path, vd_format_can_parent);
     free(path);
     return status;
 }

@@ -585,7 +585,8 @@ static uint32_t vd_chain_append(vd_chain *chain, const vd_image *parent)
     return VD_ERROR_SUCCESS;
 }
 
-uint32_t vd_chain_add(const vd_image *child, vd_chain *chain, const char *path)
+uint32_t vd_chain_add(const vd_image *child, vd_chain *chain, const char *path,
+                      vd_parent_check accepts)
 {
     const vd_image *tail = vd_chain_last(child, chain);
     if (!tail->has_parent)
@@ -613,12 +614,9 @@ uint32_t vd_chain_add(const vd_image *child, vd_chain *chain, const char *path)
         return vd_fail(status, "parent %s may not be opened", path);
     if (status != VD_ERROR_SUCCESS)
         return status;
-    if (!vd_image_driver(&parent)->can_parent(tail->device)) {
-        vd_image_release(&parent);
-        return vd_fail(VD_ERROR_NOT_SUPPORTED, "a disk of this format cannot be the parent of a %s",
-                       tail->device == VD_DEVICE_VHD ? "VHD" : "VHDX");
-    }
-    status = vd_chain_append(chain, &parent);
+    status = accepts != NULL ? accepts(&parent, tail) : VD_ERROR_SUCCESS;
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_chain_append(chain, &parent);
     if (status != VD_ERROR_SUCCESS)
         vd_image_release(&parent);
     return status;

@@ -62,11 +62,15 @@ uint32_t vd_chain_open(const vd_image *child, uint32_t writable_depth, vd_chain 
  *   VHD_CHILD_PARENT_ID_MISMATCH, VHD_CHILD_PARENT_SIZE_MISMATCH,
  *   VHD_DIFFERENCING_CHAIN_CYCLE_DETECTED, VHD_PARENT_VHD_ACCESS_DENIED,
  *   VHD_DIFFERENCING_CHAIN_ERROR_IN_PARENT as vd_chain_open gives them;
- *   NOT_SUPPORTED  a parent of a format that cannot parent the image (a
- *                  VHDX under a VHD), as CreateVirtualDisk answers it;
- *   VIRTUAL_DISK_LIMITATION  the chain would exceed VD_CHAIN_MAX_DEPTH.
+ *   VIRTUAL_DISK_LIMITATION  the chain would exceed VD_CHAIN_MAX_DEPTH;
+ *   whatever `accepts` (when not NULL) answers other than success, asked
+ *   with the opened parent and the image it would be the parent of: the
+ *   caller's rules on formats (the driver table, which the chain does not
+ *   use, so that it can be tested with parsers of its own).
  * On failure the chain is as it was. */
-uint32_t vd_chain_add(const vd_image *child, vd_chain *chain, const char *path);
+typedef uint32_t (*vd_parent_check)(const vd_image *parent, const vd_image *child);
+uint32_t vd_chain_add(const vd_image *child, vd_chain *chain, const char *path,
+                      vd_parent_check accepts);
 
 /* Releases every ancestor; safe on a zeroed or already closed chain. */
 void vd_chain_close(vd_chain *chain);
