@@ -6,8 +6,9 @@
  * a VHDX write logs its BAT entries and renews the header's DataWriteGuid;
  * what must stay is everything a write has no reason to touch:
  *   VHD (dynamic, differencing)  the dynamic header, the footer copy at
- *       offset 0, and every BAT entry that was allocated (an allocated
- *       block never moves); only free entries (0xFFFFFFFF) may change;
+ *       offset 0, and every BAT entry of the disk's blocks that was
+ *       allocated (an allocated block never moves); only free entries
+ *       (0xFFFFFFFF) may change;
  *   VHD fixed                    the footer;
  *   VHDX                         both region tables, the metadata region,
  *       and every BAT entry that was PAYLOAD_BLOCK_FULLY_PRESENT;
@@ -119,9 +120,15 @@ static void structure_take_vhd(structure_bytes *s, int fd)
         return;
     structure_add(s, fd, STRUCTURE_EXACT, 0, 512);
     structure_add(s, fd, STRUCTURE_EXACT, dynamic, 1024);
+    /* The entries the disk's blocks use: a Max Table Entries above the
+     * block count declares entries no reader looks up, and the file may
+     * hold other data where they would be. */
     uint64_t table = vd_load_be64(header + 16);
     uint64_t entries = vd_load_be32(header + 28);
-    structure_add(s, fd, STRUCTURE_VHD_BAT, table, entries * 4);
+    uint64_t block_size = vd_load_be32(header + 32);
+    uint64_t virtual_size = vd_load_be64(footer + 48);
+    uint64_t blocks = block_size ? virtual_size / block_size + (virtual_size % block_size != 0) : 0;
+    structure_add(s, fd, STRUCTURE_VHD_BAT, table, (entries < blocks ? entries : blocks) * 4);
 }
 
 static const uint8_t structure_vhdx_bat_guid[16] = {
