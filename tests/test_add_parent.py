@@ -37,6 +37,7 @@ MiB = 1 << 20
 SIZE = 8 * MiB
 ERROR_VHD_INVALID_STATE = 0xC03A001C
 CUSTOM = OpenVirtualDiskFlag.CUSTOM_DIFF_CHAIN
+Info = vd.GetVirtualDiskInfoVersion
 
 
 def pattern(seed: int, length: int) -> bytes:
@@ -77,8 +78,13 @@ def test_a_chain_added_by_hand_reads_as_the_recorded_chain(chain: dict[str, Path
     assert alone != expected   # the parents' data is part of the leaf's content
     before = {name: path.read_bytes() for name, path in chain.items()}
     with virtdisk.open(chain["leaf"], flags=CUSTOM) as disk:
+        location = vd.GetVirtualDiskInformation(disk._handle, Info.PARENT_LOCATION)
+        assert not location.parent_resolved
         disk.add_parent(chain["middle"])
         disk.add_parent(chain["base"])
+        location = vd.GetVirtualDiskInformation(disk._handle, Info.PARENT_LOCATION)
+        assert location.parent_resolved and location.paths == [
+            str(chain["middle"])]
         assert content(disk) == expected
     # In memory only: no file changed, and the leaf still records its parent.
     assert {name: path.read_bytes() for name, path in chain.items()} == before
