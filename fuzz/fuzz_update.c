@@ -39,8 +39,7 @@
 #include "base/vd_errors.h"
 #include "vdengine.h"
 
-#include "checksums.h"
-#include "sparse_file.h"
+#include "image_input.h"
 
 #define CONTROL_BYTES 4
 #define FORMAT_VHDX 0x1u
@@ -88,24 +87,8 @@ static int write_image(run *run, const uint8_t *data, size_t size, unsigned cont
     run->fd = memfd_create("fuzz_update", MFD_CLOEXEC);
     if (run->fd < 0)
         return 0;
-    if (control & FORMAT_VHDX) {
-        uint64_t file_size;
-        if (!sparse_fill(run->fd, data, size, &file_size))
-            return 0;
-        if (control & REPAIR_CHECKSUMS)
-            repair_vhdx_checksums(run->fd, file_size);
-        return 1;
-    }
-    uint8_t *image = malloc(size > 0 ? size : 1);
-    if (image == NULL)
-        return 0;
-    if (size > 0)
-        memcpy(image, data, size);
-    if (control & REPAIR_CHECKSUMS)
-        repair_vhd_checksums(image, size);
-    int ok = size == 0 || sparse_write_all(run->fd, image, size, 0);
-    free(image);
-    return ok;
+    return image_input_write(run->fd, data, size, (control & FORMAT_VHDX) != 0,
+                             (control & REPAIR_CHECKSUMS) != 0);
 }
 
 static void name_image(run *run, unsigned control)

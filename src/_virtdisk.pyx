@@ -739,8 +739,9 @@ def features() -> dict:
 
     On Windows the twenty of Windows 8.1 are linked and always present; the
     nine newer ones are looked up in System32's VirtDisk.dll when the module
-    loads.  On the portable engine a function is False while it still
-    answers ERROR_CALL_NOT_IMPLEMENTED (the engine's own table says which).
+    loads.  On the portable engine a function is False while it refuses
+    every call, with ERROR_CALL_NOT_IMPLEMENTED or a decided code such as
+    ERROR_NOT_SUPPORTED (the engine's own table says which).
     """
     result = dict.fromkeys(_LINKED_FUNCTIONS, True)
     result.update({

@@ -25,7 +25,6 @@ from test_facade_metadata import MAKERS, engine_image, make, qemu_image, vhdx_sy
 from vhdx_builder import PAGE83_DATA, PHYSICAL_SECTOR_SIZE, data_write_guid
 from virtdisk import (
     AccessDeniedError,
-    CallNotImplementedError,
     ImageNotFoundError,
     InvalidHandleError,
     ParentMismatchError,
@@ -267,8 +266,10 @@ def test_the_engine_does_not_track_changes(tmp_path: Path) -> None:
     path = qemu_image(tmp_path, "vhdx")
     before = path.read_bytes()
     with virtdisk.open(path, read_only=False) as disk:
-        with pytest.raises(CallNotImplementedError):
+        with pytest.raises(UnsupportedOperationError) as caught:
             disk.set_change_tracking(True)
+        disk.set_change_tracking(False)
+    assert caught.value.winerror == 50
     assert path.read_bytes() == before
 
 

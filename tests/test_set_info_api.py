@@ -133,9 +133,20 @@ def test_versions_that_do_not_apply_to_the_image_are_invalid_type(
         sector = code_of(lambda: vd.SetVirtualDiskInformation(
             handle, Set.PHYSICAL_SECTOR_SIZE, vhd_physical_sector_size=512))
         assert sector == (ERROR_VHD_INVALID_TYPE if family["base"].suffix == ".vhd" else 0)
+
+
+def test_change_tracking_cannot_be_enabled_and_disabling_it_changes_nothing(
+        family: dict[str, Path]) -> None:
+    before = family["base"].read_bytes()
+    with open_writable(family["base"]) as handle:
         assert code_of(lambda: vd.SetVirtualDiskInformation(
             handle, Set.CHANGE_TRACKING_STATE, change_tracking_enabled=True)) \
-            == ERROR_CALL_NOT_IMPLEMENTED
+            == ERROR_NOT_SUPPORTED
+        assert code_of(lambda: vd.SetVirtualDiskInformation(
+            handle, Set.CHANGE_TRACKING_STATE, change_tracking_enabled=False)) == 0
+        state = vd.GetVirtualDiskInformation(handle, Info.CHANGE_TRACKING_STATE)
+    assert state.enabled is False
+    assert family["base"].read_bytes() == before
 
 
 # ---------------------------------------------------------------- new parents

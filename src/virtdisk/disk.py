@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Final, NoReturn
 
 from _virtdisk import (
     VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT,
+    AddVirtualDiskParent,
     VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN,
     GetVirtualDiskInfoVersion,
     GetVirtualDiskInformation,
@@ -774,6 +775,28 @@ class VirtualDisk:
             SetVirtualDiskInformation(self._handle, _SET_PARENT_PATH_WITH_DEPTH,
                                       parent_file_path=name, child_depth=child_depth)
 
+    def add_parent(self, path: str | os.PathLike[str]) -> None:
+        """Puts the disk at `path` at the end of this disk's chain, in this
+        handle only (AddVirtualDiskParent): nothing is written, and the next
+        open finds the parents the child records.  Open the child with
+        ``flags=OpenVirtualDiskFlag.CUSTOM_DIFF_CHAIN`` (its parents are then
+        not opened), then add its parent, the parent's parent, and so on:
+        content reads go through the chain built so.
+
+        Raises TypeError for a path that is not a str or os.PathLike;
+        :class:`InvalidHandleError` when the disk is closed; then what the
+        API answers: :class:`InvalidStateError` for a disk opened without
+        CUSTOM_DIFF_CHAIN or already attached (read content after the
+        parents are added), :class:`UnsupportedOperationError` when the end
+        of the chain is no differencing disk, :class:`ImageNotFoundError`
+        for a path that names nothing, :class:`ParentMismatchError` for a
+        disk that is not the parent the chain's last disk was made from.
+        """
+        name = _path_text(path)
+        if self._handle.closed:
+            raise self._closed_error("add_parent")
+        AddVirtualDiskParent(self._handle, name)
+
     def set_identifier(self, identifier: uuid.UUID) -> None:
         """Changes the disk's :attr:`identifier` (a VHD's footer UniqueId, a
         VHDX's DataWriteGuid).
@@ -843,8 +866,8 @@ class VirtualDisk:
         Raises TypeError unless `enabled` is True or False;
         :class:`AccessDeniedError` when the disk is open read-only;
         :class:`InvalidHandleError` when it is closed; then what the API
-        answers: the portable engine does not track changes and answers
-        :class:`CallNotImplementedError`.
+        answers: the portable engine does not track changes, so enabling
+        raises :class:`UnsupportedOperationError` there and disabling does nothing.
         """
         if enabled is not True and enabled is not False:
             raise TypeError(f"enabled must be True or False, not {enabled!r}")

@@ -858,7 +858,9 @@ static DWORD call_complete_fork(HANDLE handle, int bad)
 }
 
 /* Every function besides Open, GetInformation and Create, with whether the
- * engine carries it out (1) or answers ERROR_CALL_NOT_IMPLEMENTED (0). */
+ * engine carries it out (1) or refuses every call after the argument and
+ * handle checks (0): ERROR_CALL_NOT_IMPLEMENTED or a decided code
+ * (not_implemented.c). */
 static const struct {
     const char *name;
     unimplemented_call call;
@@ -883,7 +885,7 @@ static const struct {
     { "ResizeVirtualDisk", call_resize, 1, 1, 1 },
     { "MirrorVirtualDisk", call_mirror, 1, 1, 0 },
     { "BreakMirrorVirtualDisk", call_break_mirror, 1, 0, 0 },
-    { "AddVirtualDiskParent", call_add_parent, 1, 1, 0 },
+    { "AddVirtualDiskParent", call_add_parent, 1, 1, 1 },
     { "QueryChangesVirtualDisk", call_query_changes, 1, 1, 0 },
     { "TakeSnapshotVhdSet", call_take_snapshot, 1, 1, 0 },
     { "DeleteSnapshotVhdSet", call_delete_snapshot, 1, 1, 0 },

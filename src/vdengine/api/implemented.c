@@ -25,6 +25,7 @@ static const char *const vd_implemented[] = {
     "GetVirtualDiskPhysicalPath",
     "GetAllAttachedVirtualDiskPhysicalPaths",
     "RawSCSIVirtualDisk",
+    "AddVirtualDiskParent",       /* the handle's chain only (add_parent.c) */
     "CompactVirtualDisk",         /* dynamic and differencing VHD and VHDX (vhd_compact.c, vhdx_compact.c) */
 };
 

@@ -28,8 +28,10 @@
  *                               parameter for VHDX only); VHD stores none.
  *   VIRTUAL_DISK_ID (5)         VHDX Page 83 id; VHD its UniqueId, the GUID
  *                               GET_VIRTUAL_DISK_INFO_VIRTUAL_DISK_ID answers.
- *   CHANGE_TRACKING_STATE (6)   resilient change tracking is not implemented
- *                               by the engine: ERROR_CALL_NOT_IMPLEMENTED.
+ *   CHANGE_TRACKING_STATE (6)   the engine keeps no resilient change
+ *                               tracking: enabling it is ERROR_NOT_SUPPORTED,
+ *                               disabling it succeeds and writes nothing
+ *                               (it is off on every disk the engine opens).
  *   PARENT_LOCATOR (7)          as 1, but LinkageId is recorded as the
  *                               parent's identity and not compared (Set-VHD
  *                               -IgnoreIdMismatch); the parent must still
@@ -44,7 +46,7 @@
  * follow the new parent at once.  Where the chain has to be opened again
  * (a change up the chain, or writable ancestors) and that fails, the old
  * chain stays: the change on disk is complete either way. */
-#define _POSIX_C_SOURCE 200809L   /* getcwd(NULL, 0) is POSIX.1-2008 */
+#define _POSIX_C_SOURCE 200809L   /* stat */
 
 #include "virtdisk_api.h"
 
@@ -108,28 +110,6 @@ static int vd_set_info_arguments_valid(const SET_VIRTUAL_DISK_INFO *info)
 }
 
 /* ---- the new parent ------------------------------------------------------- */
-
-/* The new parent's absolute host path (UTF-8): a relative path is taken
- * from the current directory, as Win32 resolves relative paths. */
-static uint32_t vd_new_parent_path(PCWSTR wide_path, char **path)
-{
-    char *given;
-    uint32_t status = vd_utf16_path_to_host(wide_path, &given);
-    if (status != VD_ERROR_SUCCESS)
-        return status;
-    if (given[0] == '/') {
-        *path = given;
-        return VD_ERROR_SUCCESS;
-    }
-    char *directory = getcwd(NULL, 0);
-    size_t length = directory != NULL ? strlen(directory) + strlen(given) + 2 : 0;
-    *path = directory != NULL ? malloc(length) : NULL;
-    if (*path != NULL)
-        snprintf(*path, length, "%s/%s", directory, given);
-    free(directory);
-    free(given);
-    return *path != NULL ? VD_ERROR_SUCCESS : VD_ERROR_NOT_ENOUGH_MEMORY;
-}
 
 /* The new parent is opened the way the child will find it from now on: a
  * copy of the child that stores the new locations (and, for
@@ -219,7 +199,7 @@ static uint32_t vd_set_parent(vd_disk *disk, const SET_VIRTUAL_DISK_INFO *info)
         return VD_ERROR_VHD_INVALID_TYPE;
 
     char *parent_path = NULL;
-    status = vd_new_parent_path(vd_set_info_parent_path(info), &parent_path);
+    status = vd_parent_path_from_api(vd_set_info_parent_path(info), &parent_path);
     if (status != VD_ERROR_SUCCESS)
         return status;
     int by_locator = info->Version == SET_VIRTUAL_DISK_INFO_PARENT_LOCATOR;
@@ -271,8 +251,11 @@ static uint32_t vd_set_on_image(vd_image *image, const SET_VIRTUAL_DISK_INFO *in
         if (ops->set_physical_sector_size == NULL)
             return VD_ERROR_VHD_INVALID_TYPE;
         return ops->set_physical_sector_size(image, info->VhdPhysicalSectorSize);
-    default:
-        return VD_ERROR_CALL_NOT_IMPLEMENTED;   /* CHANGE_TRACKING_STATE */
+    default:   /* CHANGE_TRACKING_STATE */
+        if (!info->ChangeTrackingEnabled)
+            return VD_ERROR_SUCCESS;   /* off already: nothing to write */
+        return vd_fail(VD_ERROR_NOT_SUPPORTED,
+                       "the engine keeps no resilient change tracking and cannot enable it");
     }
 }
 

@@ -384,12 +384,10 @@ static void vd_chain_link_release(vd_image *image)
         image->ops->release(image);
 }
 
-/* Installed once the chain is complete, when the images no longer move. */
-static uint32_t vd_chain_link_all(vd_chain *chain)
+/* Installs `links` (chain->count of them, zeroed) on the chain's images. */
+static void vd_chain_link_with(vd_chain *chain, struct vd_chain_link *links)
 {
-    chain->links = calloc(chain->count, sizeof *chain->links);
-    if (chain->links == NULL)
-        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    chain->links = links;
     for (uint32_t i = 0; i < chain->count; i++) {
         struct vd_chain_link *link = &chain->links[i];
         vd_image *image = &chain->images[i];
@@ -399,7 +397,25 @@ static uint32_t vd_chain_link_all(vd_chain *chain)
         link->parent = i + 1 < chain->count ? &chain->images[i + 1] : NULL;
         image->ops = &link->ops;
     }
+}
+
+/* Installed once the chain is complete, when the images no longer move. */
+static uint32_t vd_chain_link_all(vd_chain *chain)
+{
+    struct vd_chain_link *links = calloc(chain->count, sizeof *links);
+    if (links == NULL)
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    vd_chain_link_with(chain, links);
     return VD_ERROR_SUCCESS;
+}
+
+/* Gives every image of the chain its parser's own ops back. */
+static void vd_chain_unlink(vd_chain *chain)
+{
+    for (uint32_t i = 0; chain->links != NULL && i < chain->count; i++)
+        chain->images[i].ops = chain->links[i].inner;
+    free(chain->links);
+    chain->links = NULL;
 }
 
 void vd_chain_close(vd_chain *chain)
@@ -529,4 +545,79 @@ uint32_t vd_parent_location_get(const vd_image *child, const vd_chain *chain,
             out->paths[out->count++] = stored[i];
     }
     return VD_ERROR_SUCCESS;
+}
+
+/* The file identities of the child and of every image in its chain, for
+ * the cycle check of a parent added by hand; returns how many. */
+static uint32_t vd_chain_identities(const vd_image *child, const vd_chain *chain,
+                                    vd_file_identity *seen)
+{
+    uint32_t count = 0;
+    struct stat info;
+    for (uint32_t i = 0; i <= chain->count; i++) {
+        const vd_image *image = i == 0 ? child : &chain->images[i - 1];
+        if (image->file.fd >= 0 && fstat(image->file.fd, &info) == 0) {
+            seen[count].device = info.st_dev;
+            seen[count].inode = info.st_ino;
+            count++;
+        }
+    }
+    return count;
+}
+
+/* The chain grown by `parent`, which becomes its last image. */
+static uint32_t vd_chain_append(vd_chain *chain, const vd_image *parent)
+{
+    struct vd_chain_link *links = calloc(chain->count + 1, sizeof *links);
+    vd_image *images = links != NULL ? malloc((size_t)(chain->count + 1) * sizeof *images) : NULL;
+    if (images == NULL) {
+        free(links);
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    }
+    vd_chain_unlink(chain);
+    if (chain->count > 0)
+        memcpy(images, chain->images, (size_t)chain->count * sizeof *images);
+    images[chain->count] = *parent;
+    free(chain->images);
+    chain->images = images;
+    chain->count++;
+    vd_chain_link_with(chain, links);
+    return VD_ERROR_SUCCESS;
+}
+
+uint32_t vd_chain_add(const vd_image *child, vd_chain *chain, const char *path,
+                      vd_parent_check accepts)
+{
+    const vd_image *tail = vd_chain_last(child, chain);
+    if (!tail->has_parent)
+        return vd_fail(VD_ERROR_VHD_INVALID_TYPE,
+                       "the last disk of the chain is no differencing disk: it takes no parent");
+    if (chain->count + 1 >= VD_CHAIN_MAX_DEPTH)
+        return vd_fail(VD_ERROR_VIRTUAL_DISK_LIMITATION, "the chain holds %u disks already",
+                       VD_CHAIN_MAX_DEPTH);
+    /* A path that names nothing fails with its own code, as a new parent
+     * given to SetVirtualDiskInformation does. */
+    struct stat info;
+    if (stat(path, &info) != 0)
+        return vd_error_from_errno(errno);
+
+    vd_file_identity seen[VD_CHAIN_MAX_DEPTH];
+    vd_link_context context = { seen, vd_chain_identities(child, chain, seen), 0 };
+    vd_image parent;
+    memset(&parent, 0, sizeof parent);
+    vd_file_identity identity;
+    uint32_t status = vd_parent_try(tail, path, &context, &parent, &identity);
+    if (status == VD_ERROR_VHD_CHILD_PARENT_ID_MISMATCH)
+        return vd_fail(status, "%s is not the disk the chain's last disk was made from "
+                       "(its identifier differs)", path);
+    if (status == VD_ERROR_VHD_PARENT_VHD_ACCESS_DENIED)
+        return vd_fail(status, "parent %s may not be opened", path);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
+    status = accepts != NULL ? accepts(&parent, tail) : VD_ERROR_SUCCESS;
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_chain_append(chain, &parent);
+    if (status != VD_ERROR_SUCCESS)
+        vd_image_release(&parent);
+    return status;
 }

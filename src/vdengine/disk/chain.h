@@ -52,6 +52,26 @@ typedef struct vd_chain {
  * Each applies to whichever link of the chain it occurs at. */
 uint32_t vd_chain_open(const vd_image *child, uint32_t writable_depth, vd_chain *chain);
 
+/* AddVirtualDiskParent: opens the image at `path` (an absolute host path)
+ * read-only, without its own parents, and puts it at the end of `chain`,
+ * as the parent of the image furthest from `child`.  It must be that
+ * image's parent as the resolver would accept it: the identifier the image
+ * records, the same virtual size, no file twice in the chain.  The codes:
+ *   VHD_INVALID_TYPE  the furthest image is no differencing image;
+ *   the path's own open code (2, 3, ...) when it names nothing;
+ *   VHD_CHILD_PARENT_ID_MISMATCH, VHD_CHILD_PARENT_SIZE_MISMATCH,
+ *   VHD_DIFFERENCING_CHAIN_CYCLE_DETECTED, VHD_PARENT_VHD_ACCESS_DENIED,
+ *   VHD_DIFFERENCING_CHAIN_ERROR_IN_PARENT as vd_chain_open gives them;
+ *   VIRTUAL_DISK_LIMITATION  the chain would exceed VD_CHAIN_MAX_DEPTH;
+ *   whatever `accepts` (when not NULL) answers other than success, asked
+ *   with the opened parent and the image it would be the parent of: the
+ *   caller's rules on formats (the driver table, which the chain does not
+ *   use, so that it can be tested with parsers of its own).
+ * On failure the chain is as it was. */
+typedef uint32_t (*vd_parent_check)(const vd_image *parent, const vd_image *child);
+uint32_t vd_chain_add(const vd_image *child, vd_chain *chain, const char *path,
+                      vd_parent_check accepts);
+
 /* Releases every ancestor; safe on a zeroed or already closed chain. */
 void vd_chain_close(vd_chain *chain);
 

@@ -5,9 +5,12 @@
 
 #include "disk/parent_paths.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "base/utf16.h"
 #include "base/vd_errors.h"
 
 /* The '/'-separated components of an absolute path, "." and ".." resolved
@@ -140,4 +143,24 @@ uint32_t vd_parent_paths(const char *child_path, const char *parent_path,
     vd_path_parts_free(&child);
     vd_path_parts_free(&parent);
     return status;
+}
+
+uint32_t vd_parent_path_from_api(const uint16_t *wide_path, char **path)
+{
+    char *given;
+    uint32_t status = vd_utf16_path_to_host(wide_path, &given);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
+    if (given[0] == '/') {
+        *path = given;
+        return VD_ERROR_SUCCESS;
+    }
+    char *directory = getcwd(NULL, 0);
+    size_t length = directory != NULL ? strlen(directory) + strlen(given) + 2 : 0;
+    *path = directory != NULL ? malloc(length) : NULL;
+    if (*path != NULL)
+        snprintf(*path, length, "%s/%s", directory, given);
+    free(directory);
+    free(given);
+    return *path != NULL ? VD_ERROR_SUCCESS : VD_ERROR_NOT_ENOUGH_MEMORY;
 }

@@ -3,7 +3,7 @@
  * to the child's directory in Windows spelling (".\base.vhd",
  * "..\dir\base.vhdx"), both of which the chain resolver (chain.c) finds
  * again.  Used when a child is created (create.c) and when it is given a
- * new parent (set_info.c). */
+ * new parent (set_info.c, add_parent.c). */
 #ifndef VDENGINE_PARENT_PATHS_H
 #define VDENGINE_PARENT_PATHS_H
 
@@ -20,5 +20,11 @@ uint32_t vd_parent_paths(const char *child_path, const char *parent_path, char *
  * "." or ".." (Windows writes ".\base.vhd", never "base.vhd").  `path`
  * may use either separator.  malloc'd; NULL for NULL, "" or no memory. */
 char *vd_windows_relative_path(const char *path);
+
+/* A parent path as an API call gives it (UTF-16) as an absolute host path
+ * (UTF-8, malloc'd): a relative path is taken from the current directory,
+ * as Win32 resolves relative paths.  Used by SetVirtualDiskInformation and
+ * AddVirtualDiskParent. */
+uint32_t vd_parent_path_from_api(const uint16_t *wide_path, char **path);
 
 #endif
