@@ -100,3 +100,27 @@ def test_facade_compact_matches_the_mirror(tmp_path: Path) -> None:
     assert image.stat().st_size <= before - 40 * MIB
     assert _identical(image, raw)
     assert _clean(image)
+
+
+def test_differencing_child_keeps_what_hides_its_parent(tmp_path: Path) -> None:
+    """Zeros written over parent data must keep reading zeros; zeros over
+    parent zeros and data stay what they were; the file gives back the
+    space of every all-zero block (ZERO needs none, whatever the parent)."""
+    parent, child = tmp_path / "parent.vhdx", tmp_path / "child.vhdx"
+    block = 2 * MIB
+    with virtdisk.create(parent, 16 * MIB, block_size=block) as disk:
+        disk.write(0, b"\x5a" * block)
+    with virtdisk.create(child, parent=parent) as disk:
+        assert disk.block_size == block
+        disk.write(0, bytes(block))                 # zeros over parent data
+        disk.write(2 * block, bytes(block))         # zeros over parent zeros
+        disk.write(3 * block, b"\xa5" * block)      # data
+        expected = disk.read(0, 16 * MIB)
+    before = child.stat().st_size
+    with virtdisk.open(child, read_only=False) as disk:
+        disk.compact()
+        assert disk.read(0, 16 * MIB) == expected
+    assert expected[:block] == bytes(block)
+    assert child.stat().st_size <= before - 2 * block
+    with virtdisk.open(child) as disk:
+        assert disk.read(0, 16 * MIB) == expected
