@@ -127,6 +127,17 @@ def images(image_dir: Path, _made_images: dict[str, Path]) -> Callable[[str], Pa
     return get
 
 
+@pytest.fixture
+def operation_hold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The engine's test hold file, present: long operations wait at their
+    first checkpoint until it is removed or they are cancelled
+    (VIRTDISK_TEST_OPERATION_HOLD, api/operation.h)."""
+    path = tmp_path / "hold"
+    path.touch()
+    monkeypatch.setenv("VIRTDISK_TEST_OPERATION_HOLD", str(path))
+    yield path
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_handles() -> Iterator[None]:
     """Fails a test that leaves virtual disk handles open."""

@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import _virtdisk
 import virtdisk
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None or shutil.which("qemu-io") is None,
                                 reason="needs qemu-img and qemu-io")
@@ -100,3 +103,76 @@ def test_facade_compact_matches_the_mirror(tmp_path: Path) -> None:
     assert image.stat().st_size <= before - 40 * MIB
     assert _identical(image, raw)
     assert _clean(image)
+
+
+def test_differencing_child_keeps_what_hides_its_parent(tmp_path: Path) -> None:
+    """Zeros written over parent data must keep reading zeros; zeros over
+    parent zeros and data stay what they were; the file gives back the
+    space of every all-zero block (ZERO needs none, whatever the parent)."""
+    parent, child = tmp_path / "parent.vhdx", tmp_path / "child.vhdx"
+    block = 2 * MIB
+    with virtdisk.create(parent, 16 * MIB, block_size=block) as disk:
+        disk.write(0, b"\x5a" * block)
+    with virtdisk.create(child, parent=parent) as disk:
+        assert disk.block_size == block
+        disk.write(0, bytes(block))                 # zeros over parent data
+        disk.write(2 * block, bytes(block))         # zeros over parent zeros
+        disk.write(3 * block, b"\xa5" * block)      # data
+        expected = disk.read(0, 16 * MIB)
+    before = child.stat().st_size
+    with virtdisk.open(child, read_only=False) as disk:
+        disk.compact()
+        assert disk.read(0, 16 * MIB) == expected
+    assert expected[:block] == bytes(block)
+    assert child.stat().st_size <= before - 2 * block
+    with virtdisk.open(child) as disk:
+        assert disk.read(0, 16 * MIB) == expected
+
+
+@pytest.fixture(scope="module")
+def fault_harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from content_driver import build_content_harness
+
+    return build_content_harness(tmp_path_factory.mktemp("compact_vhdx_fault"),
+                                 defines=("-DVD_FAULT_INJECTION",))
+
+
+@pytest.fixture(scope="module")
+def plain_harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from content_driver import build_content_harness
+
+    return build_content_harness(tmp_path_factory.mktemp("compact_vhdx_plain"))
+
+
+@pytest.mark.parametrize("flags", [0, int(_virtdisk.COMPACT_VIRTUAL_DISK_FLAG_NO_BLOCK_MOVES)])
+def test_a_stop_after_any_file_change_leaves_the_old_content(fault_harness: Path, plain_harness: Path,
+                                                             tmp_path: Path, flags: int) -> None:
+    """The compact stopped after each of its writes, flushes and size
+    changes (the log's entries, the block copies, the BAT, the cut): a
+    writable reopen (which replays a pending log) gives an image that reads
+    the old content and that qemu-img check finds clean."""
+    from content_driver import ContentSession
+
+    pristine, raw = _make(tmp_path)
+    changes = 0
+    while True:
+        image = tmp_path / f"stopped{changes}.vhdx"
+        shutil.copyfile(pristine, image)
+        stopped = ContentSession(fault_harness, image, image.with_suffix(".unused"), 0)
+        stopped.command(f"k {changes}")
+        stopped.command(f"c {flags}")
+        answers = stopped.run(check=False)
+        assert answers[:2] == ["open 0", "ok"], answers
+        reopened = ContentSession(plain_harness, image, image.with_suffix(".unused"), 0)
+        reopened.flush()
+        reopened.run()
+        assert _identical(image, raw), changes
+        assert _clean(image), changes
+        if answers[2] == "ok":
+            break
+        assert answers[2] == "error 29", answers
+        image.unlink()
+        changes += 1
+    # Every log transaction writes and flushes several times; the moves
+    # add copies, more transactions and the cut.
+    assert changes > (10 if flags == 0 else 4)

@@ -37,8 +37,6 @@ from _virtdisk import (
     VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN,
     GetVirtualDiskInfoVersion,
     GetVirtualDiskInformation,
-    CompactVirtualDisk,
-    CompactVirtualDiskFlag,
     OpenVirtualDisk,
     OpenVirtualDiskFlag,
     SetVirtualDiskInformation,
@@ -605,29 +603,37 @@ class VirtualDisk:
         if length:
             unmap_range(target, start, length, "unmap")
 
-    def compact(self, *, zero_scan: bool = True, move_blocks: bool = True) -> None:
+    def compact(self, *, zero_scan: bool = True, move_blocks: bool = True,
+                progress: Callable[[int, int], object] | None = None) -> None:
         """Gives back the space of blocks that hold nothing (CompactVirtualDisk
-        V1, file-system agnostic); the content reads the same afterwards.
+        V1, file-system agnostic) and waits; the content reads the same
+        afterwards.
 
-        `zero_scan` False reclaims only blocks already unmapped (NO_ZERO_SCAN);
+        `zero_scan` False reads no data (NO_ZERO_SCAN): only blocks already
+        unmapped (VHDX) or whose sector bitmap marks nothing (VHD) leave;
         `move_blocks` False frees blocks as holes in the file and keeps its
         size (NO_BLOCK_MOVES), otherwise the last blocks move into the freed
-        space and the file is cut.  Fixed disks are left as they are.  The
-        disk must be open with ``read_only=False``; content written through
-        it is flushed first.  Raises :class:`AccessDeniedError` for a
-        read-only disk.
+        space and the file is cut.  In a differencing disk a block leaves
+        only where the content stays the same.  `progress(current, total)`
+        is called, in bytes, while it runs.  A fixed VHDX is left as it is;
+        a fixed VHD raises :class:`UnsupportedOperationError`.  The disk must
+        be open with ``read_only=False``; content written through it is
+        flushed first.  Raises :class:`AccessDeniedError` for a read-only
+        disk.
         """
+        from .operation import compact
+
         self._check_writable("compact")
-        self.flush()
-        flags = CompactVirtualDiskFlag.NONE
-        if not zero_scan:
-            flags |= CompactVirtualDiskFlag.NO_ZERO_SCAN
-        if not move_blocks:
-            flags |= CompactVirtualDiskFlag.NO_BLOCK_MOVES
-        try:
-            CompactVirtualDisk(self._handle, flags)
-        except VirtualDiskError:
-            self._reraise("compact")
+        compact(self, zero_scan=zero_scan, move_blocks=move_blocks, progress=progress)
+
+    def start_compact(self, *, zero_scan: bool = True, move_blocks: bool = True) -> Operation:
+        """Starts the compact of :meth:`compact` without waiting and returns
+        its :class:`~virtdisk.operation.Operation` (progress, wait, cancel,
+        result, ``await``); a cancel leaves the disk reading as before."""
+        from .operation import start_compact
+
+        self._check_writable("compact")
+        return start_compact(self, zero_scan=zero_scan, move_blocks=move_blocks)
 
     def unmap_reads_zeros(self) -> bool:
         """Whether unmapped sectors read as zeros (READ CAPACITY(16)'s

@@ -1,4 +1,4 @@
-"""Long operations in progress, and resizing a disk.
+"""Long operations in progress: resizing and compacting a disk.
 
 :class:`Operation` is one call of a long VirtDisk operation started with an
 OVERLAPPED (ResizeVirtualDisk, ExpandVirtualDisk, ...): ask it for its
@@ -9,9 +9,9 @@ with :meth:`~Operation.result` or ``await`` it in an asyncio loop (the
 event's descriptor is watched with ``loop.add_reader``; on Windows, whose
 events have none, a worker thread waits).
 
-:func:`start_resize` and the blocking :func:`resize`, :func:`resize_to_smallest`
-and :func:`expand` are what :class:`~virtdisk.disk.VirtualDisk`'s methods of
-the same names call.
+:func:`start_resize`, :func:`start_compact` and the blocking :func:`resize`,
+:func:`resize_to_smallest`, :func:`expand` and :func:`compact` are what
+:class:`~virtdisk.disk.VirtualDisk`'s methods of the same names call.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from _virtdisk import (
     CancelIoEx,
+    CompactVirtualDisk,
+    CompactVirtualDiskFlag,
     ExpandVirtualDisk,
     GetVirtualDiskOperationProgress,
     Overlapped,
@@ -35,7 +37,8 @@ from .sizes import parse_size
 if TYPE_CHECKING:
     from .disk import VirtualDisk
 
-__all__ = ["Operation", "Progress", "expand", "resize", "resize_to_smallest", "start_resize"]
+__all__ = ["Operation", "Progress", "compact", "expand", "resize", "resize_to_smallest",
+           "start_compact", "start_resize"]
 
 _SUCCESS: Final = 0
 # How often the blocking forms report progress to their callback.
@@ -195,3 +198,22 @@ def expand(disk: VirtualDisk, size: int | str, *, progress: ProgressCallback | N
                        lambda overlapped: ExpandVirtualDisk(disk.handle, new_size,
                                                             overlapped=overlapped))
     _finish(operation, progress)
+
+
+def start_compact(disk: VirtualDisk, *, zero_scan: bool = True, move_blocks: bool = True) -> Operation:
+    """Starts CompactVirtualDisk (V1) and returns its :class:`Operation`;
+    `zero_scan` False is NO_ZERO_SCAN, `move_blocks` False NO_BLOCK_MOVES."""
+    flags = CompactVirtualDiskFlag.NONE
+    if not zero_scan:
+        flags |= CompactVirtualDiskFlag.NO_ZERO_SCAN
+    if not move_blocks:
+        flags |= CompactVirtualDiskFlag.NO_BLOCK_MOVES
+    return _start(disk, "CompactVirtualDisk",
+                  lambda overlapped: CompactVirtualDisk(disk.handle, flags, overlapped=overlapped))
+
+
+def compact(disk: VirtualDisk, *, zero_scan: bool = True, move_blocks: bool = True,
+            progress: ProgressCallback | None = None) -> None:
+    """Compacts and waits; `progress(current, total)` is called while it
+    runs and once at the end."""
+    _finish(start_compact(disk, zero_scan=zero_scan, move_blocks=move_blocks), progress)

@@ -8,6 +8,8 @@
  *   f                     flush
  *   r OFFSET LENGTH OUT   read and append the bytes to file OUT
  *   d OUT                 write the whole virtual content to file OUT
+ *   c FLAGS               CompactVirtualDisk V1 with FLAGS (decimal), no
+ *                         OVERLAPPED
  *   k N                   (VD_FAULT_INJECTION builds) let N more file
  *                         changes succeed, fail every one after them
  *   t THREADS ROUNDS      THREADS threads each writing then reading back
@@ -118,10 +120,13 @@ static uint32_t stripes(vd_disk *disk, unsigned threads, unsigned rounds)
     return status;
 }
 
+/* The opened handle, for the commands that go through the public API. */
+static HANDLE opened;
+
 static uint32_t run(vd_disk *disk, const char *line)
 {
     unsigned long long offset, length, at;
-    unsigned threads, rounds;
+    unsigned threads, rounds, flags;
     char path[4096];
     if (sscanf(line, "w %llu %llu %llu", &offset, &length, &at) == 3) {
         uint8_t *buffer = malloc(length ? length : 1);
@@ -149,6 +154,8 @@ static uint32_t run(vd_disk *disk, const char *line)
         return dump(disk, path);
     if (sscanf(line, "t %u %u", &threads, &rounds) == 2)
         return stripes(disk, threads, rounds);
+    if (sscanf(line, "c %u", &flags) == 1)
+        return CompactVirtualDisk(opened, (COMPACT_VIRTUAL_DISK_FLAG)flags, NULL, NULL);
     if (line[0] == 'f')
         return vd_content_flush(disk);
 #ifdef VD_FAULT_INJECTION
@@ -196,6 +203,7 @@ int main(int argc, char **argv)
     HANDLE handle;
     if (!open_disk(argv[1], argc > 3 && strcmp(argv[3], "ro") == 0, &handle))
         return 1;
+    opened = handle;
     vd_disk *disk = vd_handle_acquire(handle);
     char line[8192];
     while (fgets(line, sizeof line, stdin) != NULL) {

@@ -51,8 +51,11 @@ typedef struct vd_disk {
      * open: SetVirtualDiskInformation and the metadata changes rewrite
      * fields of `image` and may replace `chain`. */
     pthread_mutex_t lock;
-    /* The long operations' state (api/operation.c), made by the first. */
-    struct vd_operations *operations;
+    /* The long operations' state (api/operation.c), made by the first
+     * under `lock` and never replaced until the disk is freed: atomic so
+     * that progress and cancel find it without `lock`, which a running
+     * operation may hold for as long as it changes the image. */
+    _Atomic(struct vd_operations *) operations;
 } vd_disk;
 
 /* A zeroed disk with its lock ready; NULL when out of memory. */

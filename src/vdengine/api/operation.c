@@ -61,8 +61,11 @@ struct vd_operations {
 
 static struct vd_operations *vd_operations_of(vd_disk *disk)
 {
+    struct vd_operations *operations = atomic_load(&disk->operations);
+    if (operations != NULL)
+        return operations;
     pthread_mutex_lock(&disk->lock);
-    struct vd_operations *operations = disk->operations;
+    operations = atomic_load(&disk->operations);
     if (operations == NULL) {
         operations = calloc(1, sizeof *operations);
         if (operations != NULL) {
@@ -75,7 +78,7 @@ static struct vd_operations *vd_operations_of(vd_disk *disk)
                 operations = NULL;
             }
         }
-        disk->operations = operations;
+        atomic_store(&disk->operations, operations);
     }
     pthread_mutex_unlock(&disk->lock);
     return operations;
@@ -283,9 +286,7 @@ uint32_t vd_operation_cancel(vd_disk *disk, const OVERLAPPED *overlapped)
 
 void vd_operations_end(vd_disk *disk)
 {
-    pthread_mutex_lock(&disk->lock);
-    struct vd_operations *operations = disk->operations;
-    pthread_mutex_unlock(&disk->lock);
+    struct vd_operations *operations = atomic_load(&disk->operations);
     if (operations == NULL)
         return;
     pthread_mutex_lock(&operations->lock);

@@ -83,6 +83,10 @@ typedef struct vd_format_driver {
     int can_shrink;
     uint64_t max_virtual_size;
     uint32_t (*compact)(vd_image *image, const vd_compact_request *request);
+    /* Whether CompactVirtualDisk accepts a fixed image of this format, as
+     * a call that changes nothing (VHDX); otherwise it is refused with
+     * ERROR_VHD_INVALID_TYPE (VHD). */
+    int compacts_fixed;
     uint32_t (*merge)(vd_image *image, const struct vd_merge_request *request);
 } vd_format_driver;
 

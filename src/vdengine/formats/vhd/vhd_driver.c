@@ -1,5 +1,6 @@
 /* The VHD driver (driver.h): vhd.c opens and reads, vhd_create.c creates,
- * vhd_update.c changes, vhd_resize.c grows. */
+ * vhd_update.c changes, vhd_resize.c grows,
+ * vhd_compact.c compacts. */
 #include "base/vd_errors.h"
 #include "disk/driver.h"
 #include "formats/vhd/vhd_format.h"
@@ -34,4 +35,6 @@ const vd_format_driver vd_vhd_driver = {
     .resize = vd_vhd_resize,
     .can_shrink = 0,
     .max_virtual_size = VD_VHD_MAX_SIZE,
+    .compact = vd_vhd_compact,
+    .compacts_fixed = 0,
 };

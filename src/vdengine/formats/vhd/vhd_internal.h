@@ -6,6 +6,7 @@
 #define VDENGINE_VHD_INTERNAL_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "disk/image.h"
@@ -60,8 +61,40 @@ uint32_t vd_vhd_write_sparse(vd_image *image, uint64_t offset, const void *buffe
 uint32_t vd_vhd_unmap_sparse(vd_image *image, uint64_t offset, uint64_t length);
 uint32_t vd_vhd_flush(vd_image *image);
 
+/* Bytes of block `block` inside the disk: the last block may be cut short. */
+static inline uint64_t vd_vhd_block_bytes(const vd_image *image, const vd_vhd_state *state,
+                                          uint64_t block)
+{
+    uint64_t left = image->virtual_size - block * state->block_size;
+    return left < state->block_size ? left : state->block_size;
+}
+
+/* A byte range of the file, [start, end). */
+typedef struct vd_vhd_extent {
+    uint64_t start, end;
+} vd_vhd_extent;
+
+/* The structures no block may meet: the footer copy, the dynamic header,
+ * the BAT and the parent locators' data (vhd_write.c). */
+#define VD_VHD_STRUCTURE_MAX (3 + VD_VHD_LOCATOR_COUNT)
+uint32_t vd_vhd_structures(const vd_image *image, const vd_vhd_state *state,
+                           vd_vhd_extent out[VD_VHD_STRUCTURE_MAX], size_t *count);
+
+/* Where block data may end (before the end footer, or the file's end when
+ * open trusted the copy at 0), and the trusted footer's 512 bytes. */
+uint32_t vd_vhd_data_end(const vd_image *image, uint8_t footer[VD_VHD_FOOTER_SIZE],
+                         uint64_t *data_end);
+
+/* The once-per-open BAT check of the write path (every block inside the
+ * data, clear of the structures and of each other); takes state->lock. */
+uint32_t vd_vhd_ready(vd_image *image, vd_vhd_state *state);
+
 /* Resize (driver.h), grow only (vhd_resize.c). */
 struct vd_resize_request;
 uint32_t vd_vhd_resize(vd_image *image, const struct vd_resize_request *request);
+
+/* Compact (driver.h) of a dynamic or differencing VHD (vhd_compact.c). */
+struct vd_compact_request;
+uint32_t vd_vhd_compact(vd_image *image, const struct vd_compact_request *request);
 
 #endif

@@ -193,19 +193,7 @@ static void vd_vhd_bits_mark(uint8_t *bitmap, uint32_t first, uint32_t end, uint
         *low = 0;
 }
 
-/* Bytes of block `block` inside the disk: the last block may be cut short. */
-static uint64_t vd_vhd_block_bytes(const vd_image *image, const vd_vhd_state *state,
-                                   uint64_t block)
-{
-    uint64_t left = image->virtual_size - block * state->block_size;
-    return left < state->block_size ? left : state->block_size;
-}
-
 /* ---- the BAT check of the first write */
-
-typedef struct vd_vhd_extent {
-    uint64_t start, end;
-} vd_vhd_extent;
 
 static int vd_vhd_extent_order(const void *a, const void *b)
 {
@@ -216,8 +204,8 @@ static int vd_vhd_extent_order(const void *a, const void *b)
 /* Where data may end: before the footer at the end of the file, or at the
  * file's end when that footer is damaged (open trusted the copy at 0).
  * `footer` receives the trusted footer, the bytes a move writes. */
-static uint32_t vd_vhd_data_end(const vd_image *image, uint8_t footer[VD_VHD_FOOTER_SIZE],
-                                uint64_t *data_end)
+uint32_t vd_vhd_data_end(const vd_image *image, uint8_t footer[VD_VHD_FOOTER_SIZE],
+                         uint64_t *data_end)
 {
     vd_vhd_footer decoded;
     uint64_t tail;
@@ -229,8 +217,8 @@ static uint32_t vd_vhd_data_end(const vd_image *image, uint8_t footer[VD_VHD_FOO
 
 /* The structures no block may meet: the footer copy, the dynamic header,
  * the BAT and the parent locators' data; *count of them. */
-static uint32_t vd_vhd_structures(const vd_image *image, const vd_vhd_state *state,
-                                  vd_vhd_extent out[3 + VD_VHD_LOCATOR_COUNT], size_t *count)
+uint32_t vd_vhd_structures(const vd_image *image, const vd_vhd_state *state,
+                           vd_vhd_extent out[VD_VHD_STRUCTURE_MAX], size_t *count)
 {
     uint8_t header[VD_VHD_HEADER_SIZE];
     uint32_t status = vd_file_read(&image->file, state->footer.data_offset, header, sizeof header);
@@ -265,7 +253,7 @@ static uint32_t vd_vhd_check_table(vd_image *image, vd_vhd_state *state)
 {
     vd_vhd_entry *table;
     uint32_t status = vd_vhd_table(state, &image->file, &table);
-    vd_vhd_extent structures[3 + VD_VHD_LOCATOR_COUNT];
+    vd_vhd_extent structures[VD_VHD_STRUCTURE_MAX];
     size_t structure_count = 0;
     uint8_t footer[VD_VHD_FOOTER_SIZE];
     uint64_t data_end = 0;
@@ -319,7 +307,7 @@ static uint32_t vd_vhd_check_table(vd_image *image, vd_vhd_state *state)
     return VD_ERROR_SUCCESS;
 }
 
-static uint32_t vd_vhd_ready(vd_image *image, vd_vhd_state *state)
+uint32_t vd_vhd_ready(vd_image *image, vd_vhd_state *state)
 {
     if (atomic_load_explicit(&state->checked, memory_order_acquire))
         return VD_ERROR_SUCCESS;

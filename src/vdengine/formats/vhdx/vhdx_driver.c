@@ -24,4 +24,5 @@ const vd_format_driver vd_vhdx_driver = {
     .can_shrink = 1,
     .max_virtual_size = VD_VHDX_MAX_VIRTUAL_SIZE,
     .compact = vd_vhdx_compact,
+    .compacts_fixed = 1,
 };
