@@ -60,6 +60,10 @@ uint32_t vd_vhd_write_sparse(vd_image *image, uint64_t offset, const void *buffe
 uint32_t vd_vhd_unmap_sparse(vd_image *image, uint64_t offset, uint64_t length);
 uint32_t vd_vhd_flush(vd_image *image);
 
+/* The driver's merge slot (vhd_merge.c). */
+struct vd_merge_request;
+uint32_t vd_vhd_merge(vd_image *image, const struct vd_merge_request *request);
+
 /* Resize (driver.h), grow only (vhd_resize.c). */
 struct vd_resize_request;
 uint32_t vd_vhd_resize(vd_image *image, const struct vd_resize_request *request);

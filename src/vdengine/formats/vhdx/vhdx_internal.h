@@ -88,6 +88,10 @@ uint32_t vd_vhdx_resize(vd_image *image, const struct vd_resize_request *request
 struct vd_compact_request;
 uint32_t vd_vhdx_compact(vd_image *image, const struct vd_compact_request *request);
 
+/* The driver's merge slot (vhdx_merge.c). */
+struct vd_merge_request;
+uint32_t vd_vhdx_merge(vd_image *image, const struct vd_merge_request *request);
+
 /* The driver's direct_extent (vhdx_extent.c): every payload block fully
  * present, each right after the one before. */
 uint32_t vd_vhdx_direct_extent(vd_image *image, int for_writing, int *contiguous,
