@@ -358,11 +358,13 @@ class VirtualDisk:
     :class:`InvalidHandleError`.
     """
 
-    __slots__ = ("_handle", "_read_only", "_target")
+    __slots__ = ("_handle", "_read_only", "_target", "_merge_terms")
 
     _handle: VirtualDiskHandle
     _read_only: bool | None
     _target: BlockTarget | None
+    # (version, depth) of the handle virtdisk.merge opened, unset otherwise.
+    _merge_terms: tuple[int, int]
 
     def __init__(self, handle: VirtualDiskHandle) -> None:
         if not isinstance(handle, VirtualDiskHandle):

@@ -64,8 +64,15 @@ def _range(depth: int | None, source_depth: int | None,
 
 
 def _reopen(disk: VirtualDisk, version: int, target: int) -> None:
-    """Gives `disk` a handle opened on the terms the merge needs."""
+    """Gives `disk` a handle opened on the terms the merge needs, unless an
+    earlier merge gave it one that serves: a merge run again after a cancel
+    runs on the handle it started on, whose chain stays open as it was
+    (opening it again would find the merged child's parent changed)."""
     from .disk import open as open_disk
+
+    terms = getattr(disk, "_merge_terms", None)
+    if terms is not None and terms[0] == version and (version == 2 or terms[1] >= target):
+        return
 
     path = disk.path
     disk._release_target("MergeVirtualDisk")
@@ -82,6 +89,7 @@ def _reopen(disk: VirtualDisk, version: int, target: int) -> None:
         disk._handle, disk._read_only = fresh._handle, fresh._read_only
         raise
     disk._handle, disk._read_only = fresh._handle, False
+    disk._merge_terms = (version, target)
 
 
 def start_merge(disk: VirtualDisk, depth: int | None = None, *, source_depth: int | None = None,
