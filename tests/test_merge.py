@@ -254,15 +254,30 @@ def hold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield path
 
 
+def start_held(disk: virtdisk.VirtualDisk, depth: int) -> vd.Overlapped:
+    """A V1 merge started with an OVERLAPPED and come as far as the hold
+    after its first step (CurrentValue is 0 until then)."""
+    overlapped = vd.Overlapped()
+    vd.MergeVirtualDisk(disk.handle, 0, 1, merge_depth=depth, overlapped=overlapped)
+    while vd.GetVirtualDiskOperationProgress(disk.handle, overlapped).current_value == 0:
+        pass
+    return overlapped
+
+
+def cancel(disk: virtdisk.VirtualDisk, overlapped: vd.Overlapped) -> tuple[int, int, int]:
+    """CancelIoEx, the end awaited; the final progress."""
+    vd.CancelIoEx(disk.handle, overlapped)
+    assert overlapped.wait()
+    status, current, total = vd.GetVirtualDiskOperationProgress(disk.handle, overlapped)
+    return int(status), int(current), int(total)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_async_merge_reports_progress_and_completes(tmp_path: Path, fmt: str, hold: Path) -> None:
     base, leaf = make_chain(tmp_path, fmt, 2)
     expected = content(leaf)
     with open_v1(leaf, 2) as disk:
-        overlapped = vd.Overlapped()
-        vd.MergeVirtualDisk(disk.handle, 0, 1, merge_depth=1, overlapped=overlapped)
-        while vd.GetVirtualDiskOperationProgress(disk.handle, overlapped).current_value == 0:
-            pass
+        overlapped = start_held(disk, 1)
         status, current, total = vd.GetVirtualDiskOperationProgress(disk.handle, overlapped)
         assert status == ERROR_IO_PENDING
         assert 0 < current < total == SIZE
@@ -279,13 +294,7 @@ def test_cancelled_merge_ends_with_995_and_a_rerun_completes(tmp_path: Path, fmt
     base, leaf = make_chain(tmp_path, fmt, 2)
     expected, base_before = content(leaf), content(base)
     with open_v1(leaf, 2) as disk:
-        overlapped = vd.Overlapped()
-        vd.MergeVirtualDisk(disk.handle, 0, 1, merge_depth=1, overlapped=overlapped)
-        while vd.GetVirtualDiskOperationProgress(disk.handle, overlapped).current_value == 0:
-            pass
-        vd.CancelIoEx(disk.handle, overlapped)
-        assert overlapped.wait()
-        status, current, total = vd.GetVirtualDiskOperationProgress(disk.handle, overlapped)
+        status, current, total = cancel(disk, start_held(disk, 1))
         assert status == ERROR_OPERATION_ABORTED
         assert current < total
         assert disk.read(0, SIZE) == expected   # the leaf's view is unchanged
@@ -293,3 +302,21 @@ def test_cancelled_merge_ends_with_995_and_a_rerun_completes(tmp_path: Path, fmt
         merge_v1(disk, 1)
     merged = content(base)
     assert merged == expected != base_before
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_interrupted_merge_runs_again_on_a_new_open(tmp_path: Path, fmt: str, hold: Path) -> None:
+    """A merge stopped after its first step, its handle closed: the chain
+    still opens (VHDX: the child names the target's new DataWriteGuid as
+    parent_linkage2), and a merge on a new handle finishes the work."""
+    base, middle, leaf = make_chain(tmp_path, fmt, 3)
+    expected = content(leaf)
+    with open_v1(leaf, 3) as disk:
+        assert cancel(disk, start_held(disk, 2))[0] == ERROR_OPERATION_ABORTED
+    assert content(leaf) == expected
+    hold.unlink()
+    with open_v1(leaf, 3) as disk:
+        merge_v1(disk, 2)
+    assert content(base) == expected
+    with pytest.raises(virtdisk.ParentMismatchError):
+        virtdisk.open(leaf).close()

@@ -123,6 +123,7 @@ static uint32_t vd_merge_body(vd_disk *disk, vd_operation *operation, void *cont
     if (status == VD_ERROR_SUCCESS) {
         vd_merge_request request = {
             .source = vd_merge_image_at(disk, range->source),
+            .child = vd_merge_image_at(disk, range->target - 1u),
             .source_parent = range->source == 1u ? disk->chain.images : NULL,
             .operation = operation,
             .lock = &disk->lock,

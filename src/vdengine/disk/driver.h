@@ -60,6 +60,9 @@ typedef struct vd_compact_request {
  * merge moves to the parent. */
 typedef struct vd_merge_request {
     vd_image *source;
+    /* The image whose parent the target is (the range's image nearest
+     * the target; `source` itself for a range of one). */
+    vd_image *child;
     vd_image *source_parent;
     struct vd_operation *operation;
     /* The disk's lock, held by the caller; the copy lets it go between
