@@ -138,13 +138,18 @@ def test_vhdx_base_after_merge_matches_a_raw_dump_and_checks_clean(tmp_path: Pat
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_a_second_run_writes_nothing_more(tmp_path: Path, fmt: str) -> None:
+@pytest.mark.parametrize("version", (1, 2))
+def test_a_second_run_writes_nothing_more(tmp_path: Path, fmt: str, version: int) -> None:
     base, leaf = make_chain(tmp_path, fmt, 2)
     expected = content(leaf)
-    with open_v1(leaf, 2) as disk:
-        merge_v1(disk, 1)
-        size = base.stat().st_size
-        merge_v1(disk, 1)
+    with (open_v1(leaf, 2) if version == 1 else virtdisk.open(leaf, read_only=False)) as disk:
+        for run in range(2):
+            if version == 1:
+                merge_v1(disk, 1)
+            else:
+                merge_v2(disk, 1, 2)
+            if run == 0:
+                size = base.stat().st_size
     assert base.stat().st_size == size
     assert content(base) == expected
 

@@ -90,9 +90,21 @@ static uint32_t vd_merge_admissible(const vd_disk *disk, const vd_merge_range *r
  * read-write (a V2 merge).  The old chain's read-only opens are closed
  * first: a writer excludes every other opener, the handle's own too.  On
  * failure the chain is opened again by the handle's terms. */
+static int vd_merge_chain_writable(const vd_disk *disk, uint32_t target)
+{
+    for (uint32_t depth = 2; depth <= target; depth++) {
+        if (depth - 2u >= disk->chain.count || !disk->chain.images[depth - 2u].file.writable)
+            return 0;
+    }
+    return 1;
+}
+
+/* A chain open read-write down to the target already (the handle's terms,
+ * or an earlier merge on it) is kept: after a merge it could not be opened
+ * again. */
 static uint32_t vd_merge_open_writable(vd_disk *disk, uint32_t target)
 {
-    if (target <= disk->writable_depth)
+    if (target <= disk->writable_depth || vd_merge_chain_writable(disk, target))
         return VD_ERROR_SUCCESS;
     vd_chain_close(&disk->chain);
     uint32_t terms = disk->writable_depth;
