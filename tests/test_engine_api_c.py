@@ -644,6 +644,7 @@ UPDATE_ANSWERS_ON_READ_HANDLE = {
     "ResizeVirtualDisk": ERROR_ACCESS_DENIED,
     # A V1 READ handle has no METAOPS.
     "CompactVirtualDisk": ERROR_ACCESS_DENIED,
+    "MergeVirtualDisk": ERROR_ACCESS_DENIED,
     # The handle was opened without CUSTOM_DIFF_CHAIN.
     "AddVirtualDiskParent": ERROR_VHD_INVALID_STATE,
 }

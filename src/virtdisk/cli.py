@@ -12,7 +12,9 @@ as disks of the system (:mod:`virtdisk.cli_attach`); ``virtdisk convert`` and
 ``virtdisk dump`` copy content (:mod:`virtdisk.cli_convert`,
 :mod:`virtdisk.cli_dump`); ``virtdisk resize PATH --size 20GiB`` changes an
 image's virtual size (:mod:`virtdisk.cli_resize`); ``virtdisk compact PATH``
-gives back the space of blocks that hold nothing (:mod:`virtdisk.cli_compact`).  ``python -m virtdisk`` is
+gives back the space of blocks that hold nothing (:mod:`virtdisk.cli_compact`);
+``virtdisk merge PATH`` merges a differencing image into its parent
+(:mod:`virtdisk.cli_merge`).  ``python -m virtdisk`` is
 the same command.
 
 Exit status: 0 on success, 1 when the API refuses (the message goes to
@@ -35,6 +37,7 @@ from .cli_convert import add_parser as add_convert_parser
 from .cli_dump import add_parser as add_dump_parser
 from .cli_output import size_argument
 from .cli_compact import add_parsers as add_compact_parsers
+from .cli_merge import add_parsers as add_merge_parsers
 from .cli_resize import add_parsers as add_resize_parsers
 from .create import DISK_TYPES, create
 from .disk import VirtualDisk
@@ -95,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     add_dump_parser(commands)
     add_resize_parsers(commands)
     add_compact_parsers(commands)
+    add_merge_parsers(commands)
     return parser
 
 

@@ -357,11 +357,13 @@ class VirtualDisk:
     :class:`InvalidHandleError`.
     """
 
-    __slots__ = ("_handle", "_read_only", "_target")
+    __slots__ = ("_handle", "_read_only", "_target", "_merge_terms")
 
     _handle: VirtualDiskHandle
     _read_only: bool | None
     _target: BlockTarget | None
+    # (version, depth) of the handle virtdisk.merge opened, unset otherwise.
+    _merge_terms: tuple[int, int]
 
     def __init__(self, handle: VirtualDiskHandle) -> None:
         if not isinstance(handle, VirtualDiskHandle):
@@ -716,6 +718,42 @@ class VirtualDisk:
         from .operation import start_resize
 
         return start_resize(self, size, allow_unsafe=allow_unsafe, to_smallest=to_smallest)
+
+    # -- merging ------------------------------------------------------------
+
+    def merge(self, depth: int | None = None, *, source_depth: int | None = None,
+              target_depth: int | None = None,
+              progress: Callable[[int, int], object] | None = None) -> None:
+        """Merges this differencing disk into its parent and waits
+        (MergeVirtualDisk, ``Merge-VHD``); the parent then reads what this
+        disk read.  `depth` N merges this disk and the N - 1 disks above it
+        into the disk at depth N + 1 (this disk is depth 1);
+        `source_depth` and `target_depth` merge the disks from
+        `source_depth` to ``target_depth - 1`` into the one at
+        `target_depth`, e.g. ``source_depth=2, target_depth=3`` merges the
+        parent into the grandparent and leaves this disk alone.
+        `progress(current, total)` is called, in bytes, while it runs.
+
+        The disk is opened again on the terms the merge needs (see
+        :mod:`virtdisk.merge`) and stays open on them.  The merged disks
+        stay for the caller to delete; they, and the target's other
+        children, no longer open (:class:`ParentMismatchError`).  Raises
+        :class:`UnsupportedOperationError` for a disk that is not
+        differencing and :class:`InvalidParameterError` for a depth past
+        its chain."""
+        from .merge import merge
+
+        merge(self, depth, source_depth=source_depth, target_depth=target_depth,
+              progress=progress)
+
+    def start_merge(self, depth: int | None = None, *, source_depth: int | None = None,
+                    target_depth: int | None = None) -> Operation:
+        """Starts the merge of :meth:`merge` without waiting and returns its
+        :class:`~virtdisk.operation.Operation`; a cancelled merge leaves
+        the target partly merged, and running it again finishes it."""
+        from .merge import start_merge
+
+        return start_merge(self, depth, source_depth=source_depth, target_depth=target_depth)
 
     # -- changes ------------------------------------------------------------
 

@@ -138,7 +138,9 @@ def _size(size: int | str) -> int:
     return parse_size(size)
 
 
-def _start(disk: VirtualDisk, function: str, call: Callable[[Overlapped], None]) -> Operation:
+def start(disk: VirtualDisk, function: str, call: Callable[[Overlapped], None]) -> Operation:
+    """Runs `call` with a new OVERLAPPED and returns its :class:`Operation`
+    (for the modules of the other long operations)."""
     # Content access holds a SCSI target that knows the old capacity: it
     # is flushed and let go, and attaches again when next used.
     disk._release_target(function)
@@ -158,12 +160,13 @@ def start_resize(disk: VirtualDisk, size: int | str, *, allow_unsafe: bool = Fal
         new_size = _size(size)
     if allow_unsafe:
         flags |= ResizeVirtualDiskFlag.ALLOW_UNSAFE_VIRTUAL_SIZE
-    return _start(disk, "ResizeVirtualDisk",
+    return start(disk, "ResizeVirtualDisk",
                   lambda overlapped: ResizeVirtualDisk(disk.handle, new_size, flags,
                                                        overlapped=overlapped))
 
 
-def _finish(operation: Operation, progress: ProgressCallback | None) -> None:
+def finish(operation: Operation, progress: ProgressCallback | None) -> None:
+    """Waits for `operation`, reporting progress; Ctrl-C cancels it."""
     if progress is not None:
         while not operation.wait(_PROGRESS_INTERVAL):
             _, current, total = operation.progress()
@@ -183,21 +186,21 @@ def resize(disk: VirtualDisk, size: int | str, *, allow_unsafe: bool = False,
            progress: ProgressCallback | None = None) -> None:
     """Resizes and waits; `progress(current, total)` is called while it runs
     and once at the end."""
-    _finish(start_resize(disk, size, allow_unsafe=allow_unsafe), progress)
+    finish(start_resize(disk, size, allow_unsafe=allow_unsafe), progress)
 
 
 def resize_to_smallest(disk: VirtualDisk, *, progress: ProgressCallback | None = None) -> None:
     """Shrinks to the end of the last partition and waits."""
-    _finish(start_resize(disk, 0, to_smallest=True), progress)
+    finish(start_resize(disk, 0, to_smallest=True), progress)
 
 
 def expand(disk: VirtualDisk, size: int | str, *, progress: ProgressCallback | None = None) -> None:
     """ExpandVirtualDisk (grow only) and waits."""
     new_size = _size(size)
-    operation = _start(disk, "ExpandVirtualDisk",
+    operation = start(disk, "ExpandVirtualDisk",
                        lambda overlapped: ExpandVirtualDisk(disk.handle, new_size,
                                                             overlapped=overlapped))
-    _finish(operation, progress)
+    finish(operation, progress)
 
 
 def start_compact(disk: VirtualDisk, *, zero_scan: bool = True, move_blocks: bool = True) -> Operation:
@@ -208,7 +211,7 @@ def start_compact(disk: VirtualDisk, *, zero_scan: bool = True, move_blocks: boo
         flags |= CompactVirtualDiskFlag.NO_ZERO_SCAN
     if not move_blocks:
         flags |= CompactVirtualDiskFlag.NO_BLOCK_MOVES
-    return _start(disk, "CompactVirtualDisk",
+    return start(disk, "CompactVirtualDisk",
                   lambda overlapped: CompactVirtualDisk(disk.handle, flags, overlapped=overlapped))
 
 
@@ -216,4 +219,4 @@ def compact(disk: VirtualDisk, *, zero_scan: bool = True, move_blocks: bool = Tr
             progress: ProgressCallback | None = None) -> None:
     """Compacts and waits; `progress(current, total)` is called while it
     runs and once at the end."""
-    _finish(start_compact(disk, zero_scan=zero_scan, move_blocks=move_blocks), progress)
+    finish(start_compact(disk, zero_scan=zero_scan, move_blocks=move_blocks), progress)

@@ -880,7 +880,7 @@ static const struct {
     { "DeleteVirtualDiskMetadata", call_delete_metadata, 1, 1, 1 },
     { "GetVirtualDiskOperationProgress", call_progress, 1, 1, 1 },
     { "CompactVirtualDisk", call_compact, 1, 1, 1 },
-    { "MergeVirtualDisk", call_merge, 1, 1, 0 },
+    { "MergeVirtualDisk", call_merge, 1, 1, 1 },
     { "ExpandVirtualDisk", call_expand, 1, 1, 1 },
     { "ResizeVirtualDisk", call_resize, 1, 1, 1 },
     { "MirrorVirtualDisk", call_mirror, 1, 1, 0 },

@@ -27,6 +27,7 @@ static const char *const vd_implemented[] = {
     "RawSCSIVirtualDisk",
     "AddVirtualDiskParent",       /* the handle's chain only (add_parent.c) */
     "CompactVirtualDisk",         /* dynamic and differencing VHD and VHDX (vhd_compact.c, vhdx_compact.c) */
+    "MergeVirtualDisk",           /* V1 and V2, VHD and VHDX chains (merge.c, disk/merge_copy.c) */
 };
 
 int vd_engine_implements(const char *name)

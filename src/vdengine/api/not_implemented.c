@@ -89,16 +89,6 @@ DWORD WINAPI GetStorageDependencyInformation(HANDLE ObjectHandle, GET_STORAGE_DE
         ObjectHandle);
 }
 
-DWORD WINAPI MergeVirtualDisk(HANDLE VirtualDiskHandle, MERGE_VIRTUAL_DISK_FLAG Flags,
-                              PMERGE_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)
-{
-    (void)Overlapped;
-    return vd_not_implemented(Flags == MERGE_VIRTUAL_DISK_FLAG_NONE
-                                  && VD_VERSION_IN(Parameters, MERGE_VIRTUAL_DISK_VERSION_1,
-                                                   MERGE_VIRTUAL_DISK_VERSION_2),
-                              VirtualDiskHandle);
-}
-
 /* The SDK marks Overlapped _In_ here: a mirror is always asynchronous. */
 DWORD WINAPI MirrorVirtualDisk(HANDLE VirtualDiskHandle, MIRROR_VIRTUAL_DISK_FLAG Flags,
                                PMIRROR_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)

@@ -391,6 +391,10 @@ static void vd_chain_link_with(vd_chain *chain, struct vd_chain_link *links)
     for (uint32_t i = 0; i < chain->count; i++) {
         struct vd_chain_link *link = &chain->links[i];
         vd_image *image = &chain->images[i];
+        /* The other ops stay the format's: a merge writes and flushes an
+         * ancestor (disk/merge_copy.c) through them. */
+        if (image->ops != NULL)
+            link->ops = *image->ops;
         link->ops.read = vd_chain_link_read;
         link->ops.release = vd_chain_link_release;
         link->inner = image->ops;

@@ -18,6 +18,7 @@
 #ifndef VDENGINE_DRIVER_H
 #define VDENGINE_DRIVER_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,7 +28,6 @@
 #include "host/io.h"
 
 struct vd_operation;
-struct vd_merge_request;
 
 /* ResizeVirtualDisk / ExpandVirtualDisk after the API layer's checks
  * (api/resize.c): a new virtual size, a multiple of the logical sector
@@ -49,6 +49,26 @@ typedef struct vd_compact_request {
     struct vd_operation *operation;
     vd_image *parent;
 } vd_compact_request;
+
+/* MergeVirtualDisk (api/merge.c): the merge's target is the image the
+ * slot is called on, a writable ancestor of `source`.  `source` is the
+ * merged range's image nearest the leaf; read with `source_parent` (NULL
+ * when its ops carry their ancestors, chain.h) it reads what the target
+ * must hold afterwards: the range's sectors over the target's.  The format
+ * writes those sectors into the target through its write op
+ * (disk/merge_copy.h) and then carries over what [MS-VHDX] 2.6.1.2 says a
+ * merge moves to the parent. */
+typedef struct vd_merge_request {
+    vd_image *source;
+    /* The image whose parent the target is (the range's image nearest
+     * the target; `source` itself for a range of one). */
+    vd_image *child;
+    vd_image *source_parent;
+    struct vd_operation *operation;
+    /* The disk's lock, held by the caller; the copy lets it go between
+     * steps, at the checkpoints where a cancel may stop it. */
+    pthread_mutex_t *lock;
+} vd_merge_request;
 
 typedef struct vd_format_driver {
     const char *name;          /* "vhd", "vhdx", "iso": for messages */
@@ -87,7 +107,7 @@ typedef struct vd_format_driver {
      * a call that changes nothing (VHDX); otherwise it is refused with
      * ERROR_VHD_INVALID_TYPE (VHD). */
     int compacts_fixed;
-    uint32_t (*merge)(vd_image *image, const struct vd_merge_request *request);
+    uint32_t (*merge)(vd_image *image, const vd_merge_request *request);
 } vd_format_driver;
 
 extern const vd_format_driver vd_vhd_driver;

@@ -33,6 +33,7 @@ const vd_format_driver vd_vhd_driver = {
     .can_parent = vd_vhd_can_parent,
     .direct_extent = vd_vhd_direct_extent,
     .resize = vd_vhd_resize,
+    .merge = vd_vhd_merge,
     .can_shrink = 0,
     .max_virtual_size = VD_VHD_MAX_SIZE,
     .compact = vd_vhd_compact,

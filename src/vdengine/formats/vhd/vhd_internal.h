@@ -89,6 +89,10 @@ uint32_t vd_vhd_data_end(const vd_image *image, uint8_t footer[VD_VHD_FOOTER_SIZ
  * data, clear of the structures and of each other); takes state->lock. */
 uint32_t vd_vhd_ready(vd_image *image, vd_vhd_state *state);
 
+/* The driver's merge slot (vhd_merge.c). */
+struct vd_merge_request;
+uint32_t vd_vhd_merge(vd_image *image, const struct vd_merge_request *request);
+
 /* Resize (driver.h), grow only (vhd_resize.c). */
 struct vd_resize_request;
 uint32_t vd_vhd_resize(vd_image *image, const struct vd_resize_request *request);

@@ -332,8 +332,7 @@ static uint32_t vd_vhdx_locator_add(vd_vhdx_locator *locator, const char *key, c
     return VD_ERROR_SUCCESS;
 }
 
-/* "{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}" of a GUID kept in Windows layout. */
-static void vd_vhdx_guid_text(const vd_guid *guid, char text[39])
+void vd_vhdx_guid_text(const vd_guid *guid, char text[39])
 {
     static const char digits[] = "0123456789abcdef";
     uint8_t canonical[16];

@@ -21,6 +21,7 @@ const vd_format_driver vd_vhdx_driver = {
     .can_parent = vd_vhdx_can_parent,
     .direct_extent = vd_vhdx_direct_extent,
     .resize = vd_vhdx_resize,
+    .merge = vd_vhdx_merge,
     .can_shrink = 1,
     .max_virtual_size = VD_VHDX_MAX_VIRTUAL_SIZE,
     .compact = vd_vhdx_compact,

@@ -88,6 +88,15 @@ uint32_t vd_vhdx_resize(vd_image *image, const struct vd_resize_request *request
 struct vd_compact_request;
 uint32_t vd_vhdx_compact(vd_image *image, const struct vd_compact_request *request);
 
+/* The driver's merge slot (vhdx_merge.c). */
+struct vd_merge_request;
+uint32_t vd_vhdx_merge(vd_image *image, const struct vd_merge_request *request);
+
+/* A VHDX child's parent_linkage2 (vhdx_linkage2.c): its parent locator
+ * written again with every entry it holds but parent_linkage2, and with
+ * `linkage2` as parent_linkage2 when not NULL; one logged transaction. */
+uint32_t vd_vhdx_set_parent_linkage2(vd_image *image, const vd_guid *linkage2);
+
 /* The driver's direct_extent (vhdx_extent.c): every payload block fully
  * present, each right after the one before. */
 uint32_t vd_vhdx_direct_extent(vd_image *image, int for_writing, int *contiguous,
@@ -105,6 +114,10 @@ uint32_t vd_vhdx_state_read(const vd_image *image, uint64_t offset, void *buffer
  * header stays valid in its slot, so a crash leaves one or the other. */
 uint32_t vd_vhdx_header_update(vd_image *image, const uint8_t *data_write_guid,
                                const uint8_t log_guid[16]);
+
+/* "{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}", the locator's text of a GUID
+ * kept in Windows layout (vhdx_create.c). */
+void vd_vhdx_guid_text(const vd_guid *guid, char text[39]);
 
 /* The parent locator item (2.6.2.6) as vhdx_create.c writes it:
  * parent_linkage ("{lowercase}" text of `linkage`), relative_path (from a
