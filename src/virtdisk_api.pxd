@@ -599,6 +599,7 @@ cdef extern from "virtdisk_dispatch.h" nogil:
     int vd_dispatch_implements(const char *name)
     const char *vd_dispatch_last_detail()
     DWORD vd_close_handle(HANDLE handle)
+    DWORD vd_open_device(PCWSTR path, HANDLE *handle)
     VIRTDISK_FN_GetAllAttachedVirtualDiskPhysicalPaths *vd_fn_GetAllAttachedVirtualDiskPhysicalPaths
     VIRTDISK_FN_QueryChangesVirtualDisk *vd_fn_QueryChangesVirtualDisk
     VIRTDISK_FN_TakeSnapshotVhdSet *vd_fn_TakeSnapshotVhdSet

@@ -101,6 +101,7 @@ class Overlapped:
 
 def live_handle_count() -> int: ...
 def CloseHandle(handle: _Handle) -> None: ...
+def open_device(path: str | os.PathLike[str]) -> VirtualDiskHandle: ...
 def features() -> dict[str, bool]: ...
 def last_error_detail() -> str | None: ...
 
@@ -340,7 +341,8 @@ __all__ = [
     "ParentLocation", "PhysicalDisk", "ChangeTrackingState", "StorageDependencyInfo",
     "VirtualDiskProgress", "ChangedRanges", "RawScsiResponse",
     "VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN", "VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT",
-    "CloseHandle", "features", "live_handle_count", "last_error_detail", "PLATFORM",
+    "CloseHandle", "open_device", "features", "live_handle_count", "last_error_detail",
+    "PLATFORM",
     "VHD_FOOTER_COOKIE", "VHD_FOOTER_SIZE", "VHD_MAXIMUM_SIZE", "VHDX_FILE_SIGNATURE",
     "VHDX_MAXIMUM_SIZE", "VHDX_MINIMUM_BLOCK_SIZE", "VHDX_MAXIMUM_BLOCK_SIZE",
     "VHDX_MAXIMUM_METADATA_ITEM_SIZE", "VHDX_SYSTEM_METADATA_ITEMS",

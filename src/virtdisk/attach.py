@@ -35,6 +35,8 @@ from _virtdisk import (
     VirtualDiskHandle,
 )
 
+from .dependency import StorageDependency, storage_dependencies
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
@@ -115,6 +117,12 @@ class Attachment:
             detach(self._image_path)
         self._handle = None
         self._attached = False
+
+    def storage_dependencies(self) -> list[StorageDependency]:
+        """The image files behind the device, asked through the device
+        itself: the attached image first (``ancestor_level`` 1), then its
+        parents."""
+        return storage_dependencies(self._path)
 
     def __enter__(self) -> Self:
         return self

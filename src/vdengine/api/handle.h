@@ -53,6 +53,10 @@ typedef struct vd_disk {
     pthread_mutex_t lock;
     /* The long operations' state (api/operation.c), made by the first. */
     struct vd_operations *operations;
+    /* Set for a device handle (vd_engine_open_device, api/device_handle.h):
+     * a disk or file system, not an image; the image fields stay empty and
+     * vd_handle_acquire refuses it. */
+    struct vd_device_target *device_target;
 } vd_disk;
 
 /* A zeroed disk with its lock ready; NULL when out of memory. */
@@ -89,6 +93,9 @@ uint32_t vd_handle_insert(vd_disk *disk, HANDLE *handle);
 /* The disk behind `handle`, with a reference that keeps it alive until
  * vd_handle_release(handle); NULL when the value is no open handle. */
 vd_disk *vd_handle_acquire(HANDLE handle);
+/* The same for the calls that take device handles as well: the disk
+ * behind an image handle or a device handle (device_target set). */
+vd_disk *vd_handle_acquire_any(HANDLE handle);
 void vd_handle_release(HANDLE handle);
 
 #endif

@@ -24,6 +24,7 @@ static const char *const vd_implemented[] = {
     "DetachVirtualDisk",
     "GetVirtualDiskPhysicalPath",
     "GetAllAttachedVirtualDiskPhysicalPaths",
+    "GetStorageDependencyInformation",   /* image and device handles (storage_dependency.c) */
     "RawSCSIVirtualDisk",
     "CompactVirtualDisk",         /* dynamic and differencing VHD and VHDX (vhd_compact.c, vhdx_compact.c) */
 };

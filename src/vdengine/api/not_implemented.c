@@ -12,9 +12,7 @@
  * to the driver.  Flags are checked against every bit the SDK defines
  * today; the Windows 7 pages give older, smaller limits (AttachVirtualDisk:
  * "Flags ... larger than 0x020").
- *
- * GetStorageDependencyInformation takes a volume or device handle, which
- * the engine has no way to open yet. */
+ */
 #include "api/flag_masks.h"
 #include "api/handle.h"
 #include "base/detail.h"
@@ -52,19 +50,6 @@ static DWORD vd_not_implemented_version_1(HANDLE handle, uint32_t flags, uint32_
 static int vd_buffer_valid(const void *buffer, const ULONG *size)
 {
     return size != NULL && (buffer != NULL || *size == 0);
-}
-
-DWORD WINAPI GetStorageDependencyInformation(HANDLE ObjectHandle, GET_STORAGE_DEPENDENCY_FLAG Flags,
-                                             ULONG StorageDependencyInfoSize,
-                                             PSTORAGE_DEPENDENCY_INFO StorageDependencyInfo,
-                                             PULONG SizeUsed)
-{
-    (void)SizeUsed;
-    return vd_not_implemented(
-        VD_ALL_BITS_IN(Flags, VD_DEPENDENCY_FLAGS_KNOWN) && StorageDependencyInfoSize != 0
-            && VD_VERSION_IN(StorageDependencyInfo, STORAGE_DEPENDENCY_INFO_VERSION_1,
-                             STORAGE_DEPENDENCY_INFO_VERSION_2),
-        ObjectHandle);
 }
 
 DWORD WINAPI MergeVirtualDisk(HANDLE VirtualDiskHandle, MERGE_VIRTUAL_DISK_FLAG Flags,

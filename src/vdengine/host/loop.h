@@ -42,6 +42,11 @@ int vd_loop_find(const char *path);
  * when it was bound); 0 when nothing is bound. */
 int vd_loop_backing(int number, char *backing, size_t size);
 
+/* N of /dev/loopN for the block device number `device` (st_rdev of the
+ * node, st_dev of a file on a file system it holds); -1 when it is no
+ * loop device. */
+int vd_loop_number_of(uint64_t device);
+
 /* Whether the caller may set up loop devices and mount file systems. */
 int vd_loop_privileged(void);
 
