@@ -69,6 +69,16 @@ static DWORD vd_open_device(PCWSTR path, HANDLE *handle)
     return ERROR_SUCCESS;
 }
 
+/* Windows gives every partition of an attached disk its own device and
+ * volume: there is nothing to make. */
+static DWORD vd_attach_partition(HANDLE handle, ULONG number, ULONG *device_number)
+{
+    (void)handle;
+    (void)number;
+    (void)device_number;
+    return ERROR_NOT_SUPPORTED;
+}
+
 /* An OVERLAPPED for the long operations: Windows signals completion
  * through a manual-reset event.  It starts set, as no operation runs, so
  * that a wait on an unused OVERLAPPED returns; vd_overlapped_arm resets it
@@ -161,6 +171,11 @@ static DWORD vd_close_handle(HANDLE handle)
 static DWORD vd_open_device(PCWSTR path, HANDLE *handle)
 {
     return vd_engine_open_device(path, handle);
+}
+
+static DWORD vd_attach_partition(HANDLE handle, ULONG number, ULONG *device_number)
+{
+    return vd_engine_attach_partition(handle, number, device_number);
 }
 
 /* An OVERLAPPED for the long operations: the engine's manual-reset event

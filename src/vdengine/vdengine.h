@@ -40,6 +40,14 @@ const char *vd_engine_last_detail(void);
  * neither a block device nor a directory. */
 DWORD vd_engine_open_device(PCWSTR path, HANDLE *handle);
 
+/* Makes partition `number` (a GPT entry's slot from 1, or an MBR primary
+ * entry 1 to 4) of the disk this handle attached to the host a loop device
+ * of its own, bound to the disk's device with the partition's offset and
+ * size, and gives its N (/dev/loopN).  It lives as long as the attach and
+ * is unbound by its detach (api/attach_partition.c).  NOT_READY when the
+ * disk is not attached to the host, NOT_FOUND without such a partition. */
+DWORD vd_engine_attach_partition(HANDLE handle, ULONG number, ULONG *device_number);
+
 /* Number of handles currently open, for leak checks in tests. */
 ULONG vd_engine_open_handle_count(void);
 

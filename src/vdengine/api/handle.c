@@ -282,6 +282,7 @@ void vd_disk_free(vd_disk *disk)
     vd_device_target_free(disk->device_target);
     vd_operations_free(disk->operations);
     vd_attach_release(disk);
+    free(disk->partition_fds);
     vd_chain_close(&disk->chain);
     vd_image_release(&disk->image);
     pthread_mutex_destroy(&disk->lock);

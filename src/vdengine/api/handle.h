@@ -44,6 +44,10 @@ typedef struct vd_disk {
      * when the last opener is gone), -1 for a permanent one. */
     int loop_number;
     int loop_fd;
+    /* Descriptors that hold the partition devices made on a handle-bound
+     * attach (api/attach_partition.c), which clear with them. */
+    int *partition_fds;
+    uint32_t partition_count;
     /* The FUSE export the loop of a handle-bound attach reads and writes
      * when the image is not one run of its file (api/attach_export.c). */
     struct vd_fuse_export *export_;

@@ -163,6 +163,26 @@ int vd_loop_find(const char *path)
     return found;
 }
 
+int vd_loop_bound_to(const char *path, int *numbers, int capacity)
+{
+    DIR *block = opendir("/sys/block");
+    if (block == NULL)
+        return 0;
+    int count = 0;
+    struct dirent *entry;
+    char backing[4096];
+    while (count < capacity && (entry = readdir(block)) != NULL) {
+        int number;
+        char tail;
+        if (sscanf(entry->d_name, "loop%d%c", &number, &tail) != 1)
+            continue;
+        if (vd_loop_backing(number, backing, sizeof backing) && strcmp(backing, path) == 0)
+            numbers[count++] = number;
+    }
+    closedir(block);
+    return count;
+}
+
 int vd_loop_number_of(uint64_t device)
 {
     /* sysfs names the block device of each major:minor; the minor alone
@@ -219,6 +239,12 @@ int vd_loop_number_of(uint64_t device)
 {
     (void)device;
     return -1;
+}
+
+int vd_loop_bound_to(const char *path, int *numbers, int capacity)
+{
+    (void)path, (void)numbers, (void)capacity;
+    return 0;
 }
 
 #endif

@@ -38,6 +38,10 @@ uint32_t vd_loop_detach(int number);
  * backing file), or -1. */
 int vd_loop_find(const char *path);
 
+/* Every loop device bound to `path` (at most `capacity`, into `numbers`);
+ * returns how many. */
+int vd_loop_bound_to(const char *path, int *numbers, int capacity);
+
 /* The file behind /dev/loopN as sysfs names it (the path the file had
  * when it was bound); 0 when nothing is bound. */
 int vd_loop_backing(int number, char *backing, size_t size);
