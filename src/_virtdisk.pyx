@@ -57,7 +57,7 @@ from virtdisk_api cimport (
     STORAGE_DEPENDENCY_INFO, STORAGE_DEPENDENCY_INFO_TYPE_1, STORAGE_DEPENDENCY_INFO_TYPE_2,
     STORAGE_DEPENDENCY_INFO_VERSION, TAKE_SNAPSHOT_VHDSET_FLAG, TAKE_SNAPSHOT_VHDSET_PARAMETERS,
     TAKE_SNAPSHOT_VHDSET_VERSION, VIRTUAL_DISK_ACCESS_MASK, VIRTUAL_DISK_PROGRESS,
-    vd_close_handle, vd_dispatch_implements, vd_dispatch_init, vd_overlapped_init, vd_overlapped_release,
+    vd_close_handle, vd_open_device, vd_attach_partition, vd_dispatch_implements, vd_dispatch_init, vd_overlapped_init, vd_overlapped_release,
     vd_overlapped_wait, vd_overlapped_fd, vd_overlapped_arm, vd_cancel_io,
     vd_fn_GetAllAttachedVirtualDiskPhysicalPaths, vd_fn_QueryChangesVirtualDisk,
     vd_fn_TakeSnapshotVhdSet, vd_fn_DeleteSnapshotVhdSet, vd_fn_ModifyVhdSet,
@@ -517,7 +517,8 @@ cdef class VirtualDiskHandle:
         self.path = None
 
     def __init__(self):
-        raise TypeError("VirtualDiskHandle objects come from OpenVirtualDisk or CreateVirtualDisk")
+        raise TypeError("VirtualDiskHandle objects come from OpenVirtualDisk, CreateVirtualDisk "
+                        "or open_device")
 
     @property
     def closed(self) -> bool:
@@ -1003,6 +1004,46 @@ def GetAllAttachedVirtualDiskPhysicalPaths():
         return _from_multi_sz(buffer, size // 2)
     finally:
         free(buffer)
+
+
+def open_device(path):
+    """A handle to a disk or a volume, the handle GetStorageDependencyInformation
+    takes besides a virtual disk's: on Windows CreateFile of ``\\\\.\\PhysicalDriveN``
+    or of a volume's root directory; elsewhere a block device node
+    (``/dev/loopN``) or a directory, which stands for the file system that
+    holds it (a mount point, usually).  Every other function refuses it with
+    the api.ERROR_INVALID_HANDLE error class.
+
+    https://learn.microsoft.com/en-us/windows/win32/api/fileapi/nf-fileapi-createfilew
+    """
+    cdef bytes wide_path = _wide(path, "path")
+    cdef PCWSTR path_pointer = _as_pcwstr(wide_path)
+    cdef HANDLE handle = NULL
+    cdef DWORD code
+    with nogil:
+        code = vd_open_device(path_pointer, &handle)
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "open_device", path)
+    return _new_handle(handle, path)
+
+
+def attach_partition(handle, number):
+    """Makes partition `number` (a GPT entry's slot from 1, or an MBR
+    primary entry 1 to 4) of the disk `handle` attached to the host a block
+    device of its own and returns its path (``/dev/loopN``).  It lives as
+    long as the attach.  The engine's: Linux makes no partition devices on
+    a loop device by itself.  Windows gives each partition its own device
+    and answers the api.ERROR_NOT_SUPPORTED error class.
+    """
+    cdef HANDLE native = _handle_of(handle, "attach_partition")
+    cdef ULONG partition = number
+    cdef ULONG device = 0
+    cdef DWORD code
+    with nogil:
+        code = vd_attach_partition(native, partition, &device)
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "attach_partition", _path_of(handle))
+    return f"/dev/loop{device}"
 
 
 def GetStorageDependencyInformation(handle, flags, version=2):
@@ -1732,7 +1773,8 @@ __all__ = [
     "ParentLocation", "PhysicalDisk", "ChangeTrackingState", "StorageDependencyInfo",
     "VirtualDiskProgress", "ChangedRanges", "RawScsiResponse",
     "VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN", "VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT",
-    "CloseHandle", "features", "live_handle_count", "last_error_detail", "PLATFORM",
+    "CloseHandle", "open_device", "attach_partition", "features", "live_handle_count",
+    "last_error_detail", "PLATFORM",
     "VHD_FOOTER_COOKIE", "VHD_FOOTER_SIZE", "VHD_MAXIMUM_SIZE", "VHDX_FILE_SIGNATURE",
     "VHDX_MAXIMUM_SIZE", "VHDX_MINIMUM_BLOCK_SIZE", "VHDX_MAXIMUM_BLOCK_SIZE",
     "VHDX_MAXIMUM_METADATA_ITEM_SIZE", "VHDX_SYSTEM_METADATA_ITEMS",

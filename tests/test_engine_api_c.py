@@ -631,6 +631,8 @@ UPDATE_ANSWERS_ON_READ_HANDLE = {
     "DetachVirtualDisk": ERROR_SUCCESS,
     "GetVirtualDiskPhysicalPath": ERROR_NOT_READY,
     "GetAllAttachedVirtualDiskPhysicalPaths": ERROR_SUCCESS,
+    # An image opened, not attached: its own entry.
+    "GetStorageDependencyInformation": ERROR_SUCCESS,
     "RawSCSIVirtualDisk": ERROR_NOT_READY,
     "SetVirtualDiskInformation": ERROR_ACCESS_DENIED,
     "SetVirtualDiskMetadata": ERROR_ACCESS_DENIED,

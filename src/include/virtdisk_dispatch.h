@@ -55,6 +55,30 @@ static DWORD vd_close_handle(HANDLE handle)
     return CloseHandle(handle) ? ERROR_SUCCESS : GetLastError();
 }
 
+/* A handle to a disk (\\.\PhysicalDriveN) or a volume or directory, for
+ * GetStorageDependencyInformation: CreateFile with no access rights, full
+ * sharing, and backup semantics, which a directory needs. */
+static DWORD vd_open_device(PCWSTR path, HANDLE *handle)
+{
+    HANDLE opened = CreateFileW(path, 0, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                                NULL, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, NULL);
+    if (opened == INVALID_HANDLE_VALUE) {
+        return GetLastError();
+    }
+    *handle = opened;
+    return ERROR_SUCCESS;
+}
+
+/* Windows gives every partition of an attached disk its own device and
+ * volume: there is nothing to make. */
+static DWORD vd_attach_partition(HANDLE handle, ULONG number, ULONG *device_number)
+{
+    (void)handle;
+    (void)number;
+    (void)device_number;
+    return ERROR_NOT_SUPPORTED;
+}
+
 /* An OVERLAPPED for the long operations: Windows signals completion
  * through a manual-reset event.  It starts set, as no operation runs, so
  * that a wait on an unused OVERLAPPED returns; vd_overlapped_arm resets it
@@ -142,6 +166,16 @@ static DWORD vd_dispatch_init(void)
 static DWORD vd_close_handle(HANDLE handle)
 {
     return vd_engine_close_handle(handle);
+}
+
+static DWORD vd_open_device(PCWSTR path, HANDLE *handle)
+{
+    return vd_engine_open_device(path, handle);
+}
+
+static DWORD vd_attach_partition(HANDLE handle, ULONG number, ULONG *device_number)
+{
+    return vd_engine_attach_partition(handle, number, device_number);
 }
 
 /* An OVERLAPPED for the long operations: the engine's manual-reset event

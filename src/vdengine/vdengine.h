@@ -31,6 +31,23 @@ int vd_engine_implements(const char *name);
  * next call.  Windows has no such text: it is the engine's addition. */
 const char *vd_engine_last_detail(void);
 
+/* What CreateFile gives on Windows for GetStorageDependencyInformation:
+ * a handle to a disk (a block device node, /dev/loopN) or to a volume (a
+ * directory: the file system that holds it, usually its mount point).
+ * Closed with vd_engine_close_handle; every VirtDisk function but
+ * GetStorageDependencyInformation refuses it with ERROR_INVALID_HANDLE.
+ * FILE_NOT_FOUND for a missing path, INVALID_PARAMETER for a path that is
+ * neither a block device nor a directory. */
+DWORD vd_engine_open_device(PCWSTR path, HANDLE *handle);
+
+/* Makes partition `number` (a GPT entry's slot from 1, or an MBR primary
+ * entry 1 to 4) of the disk this handle attached to the host a loop device
+ * of its own, bound to the disk's device with the partition's offset and
+ * size, and gives its N (/dev/loopN).  It lives as long as the attach and
+ * is unbound by its detach (api/attach_partition.c).  NOT_READY when the
+ * disk is not attached to the host, NOT_FOUND without such a partition. */
+DWORD vd_engine_attach_partition(HANDLE handle, ULONG number, ULONG *device_number);
+
 /* Number of handles currently open, for leak checks in tests. */
 ULONG vd_engine_open_handle_count(void);
 

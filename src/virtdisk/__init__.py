@@ -46,6 +46,7 @@ from .attach import Attachment, attached, detach
 from .content import DiskContent
 from .convert import convert
 from .create import create
+from .dependency import StorageDependency, hosted_virtual_disks, storage_dependencies
 from .detect import detect_storage_type
 from .disk import VirtualDisk, open
 from .errors import (
@@ -115,6 +116,10 @@ __all__ = [
     "Attachment",
     "attached",
     "detach",
+    # storage dependencies
+    "StorageDependency",
+    "storage_dependencies",
+    "hosted_virtual_disks",
     # creating and converting
     "create",
     "convert",

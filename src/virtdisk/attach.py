@@ -33,7 +33,11 @@ from _virtdisk import (
     GetVirtualDiskPhysicalPath,
     VirtualDiskAccessMask,
     VirtualDiskHandle,
+    attach_partition,
 )
+
+from .dependency import StorageDependency, storage_dependencies
+from .errors import ERROR_NOT_READY, error_from_code
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -115,6 +119,40 @@ class Attachment:
             detach(self._image_path)
         self._handle = None
         self._attached = False
+
+    def partition(self, number: int) -> str:
+        """Makes partition `number` of the attached disk a block device of
+        its own and returns its path (``/dev/loopN``): a GPT entry's slot
+        from 1, or an MBR primary entry 1 to 4, as Linux numbers
+        partitions.  It reads the same bytes a kernel partition device
+        would, lives as long as this attachment and goes with its detach
+        (which refuses, with :class:`~virtdisk.errors.DiskInUseError`,
+        while a file system on it is mounted).  Raises
+        :class:`~virtdisk.errors.ElementNotFoundError` without such a
+        partition; Windows gives each partition its own device already and
+        raises :class:`~virtdisk.errors.UnsupportedOperationError`."""
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise ValueError(f"partition number must be a positive int, not {number!r}")
+        handle = self._handle
+        if self._attached and handle is not None and not handle.closed:
+            return attach_partition(handle, number)
+        if not self._attached or not self._permanent:
+            raise error_from_code(ERROR_NOT_READY, "partition", self._image_path,
+                                  "the disk is not attached through this object's handle")
+        from .disk import open as open_disk
+
+        # A permanent attach outlives its handle: any handle of the image
+        # reaches it (DETACH, as a permanently attached disk opens only so).
+        with open_disk(self._image_path,
+                       access=VirtualDiskAccessMask.DETACH | VirtualDiskAccessMask.GET_INFO,
+                       rw_depth=0) as disk:
+            return attach_partition(disk.handle, number)
+
+    def storage_dependencies(self) -> list[StorageDependency]:
+        """The image files behind the device, asked through the device
+        itself: the attached image first (``ancestor_level`` 1), then its
+        parents."""
+        return storage_dependencies(self._path)
 
     def __enter__(self) -> Self:
         return self

@@ -32,6 +32,7 @@ import threading
 from typing import TYPE_CHECKING, Final, NoReturn
 
 from _virtdisk import (
+    GetStorageDependencyFlag,
     VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT,
     AddVirtualDiskParent,
     VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN,
@@ -47,6 +48,8 @@ from _virtdisk import (
     VirtualStorageTypeDevice,
 )
 
+from . import dependency as _dependency
+from .dependency import StorageDependency
 from .detect import EXTENSIONS as _EXTENSIONS
 from .detect import parse_storage_type, storage_type_from_signature
 from .errors import (
@@ -498,6 +501,13 @@ class VirtualDisk:
         """Every item of information at once, as a frozen
         :class:`VirtualDiskInfo`."""
         return VirtualDiskInfo(path=self.path, **_items.info_values(self))
+
+    def storage_dependencies(self) -> list[StorageDependency]:
+        """The image files this disk is made of, the image itself first
+        (``ancestor_level`` 1), then each parent of its differencing chain
+        as it was opened (GetStorageDependencyInformation with
+        HOST_VOLUMES)."""
+        return _dependency.query(self._handle, GetStorageDependencyFlag.HOST_VOLUMES)
 
     # -- content ------------------------------------------------------------
 

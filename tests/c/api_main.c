@@ -872,7 +872,7 @@ static const struct {
     { "DetachVirtualDisk", call_detach, 1, 1, 1 },
     { "GetVirtualDiskPhysicalPath", call_physical_path, 1, 1, 1 },
     { "GetAllAttachedVirtualDiskPhysicalPaths", call_all_attached, 0, 1, 1 },
-    { "GetStorageDependencyInformation", call_dependency, 1, 1, 0 },
+    { "GetStorageDependencyInformation", call_dependency, 1, 1, 1 },
     { "SetVirtualDiskInformation", call_set_info, 1, 1, 1 },
     { "EnumerateVirtualDiskMetadata", call_enumerate_metadata, 1, 1, 1 },
     { "GetVirtualDiskMetadata", call_get_metadata, 1, 1, 1 },

@@ -37,6 +37,7 @@
 
 #include "api/attach.h"
 #include "api/attach_export.h"
+#include "api/attach_partition.h"
 #include "api/attach_server.h"
 #include "base/detail.h"
 #include "base/vd_errors.h"
@@ -268,6 +269,11 @@ uint32_t vd_detach_on_host(vd_disk *disk)
     int lock = vd_attach_records_lock(&status);
     if (lock < 0)
         return status;
+    status = vd_partition_devices_detach(disk, disk->loop_number);
+    if (status != VD_ERROR_SUCCESS) {
+        vd_attach_records_unlock(lock);
+        return status;
+    }
     /* A permanent export's server, which ends once the loop is unbound. */
     vd_attach_record record = { .loop_number = disk->loop_number };
     long server = vd_attach_records_walk(0, vd_record_of_loop, &record) ? record.server_pid : 0;
@@ -300,7 +306,8 @@ uint32_t vd_detach_elsewhere(vd_disk *disk)
         status = vd_fail(VD_ERROR_SHARING_VIOLATION,
                          "/dev/loop%d belongs to a handle of process %ld, which detaches it "
                          "when it closes the handle", record.loop_number, record.pid);
-    else
+    else if ((status = vd_partition_devices_detach(NULL, record.loop_number))
+             == VD_ERROR_SUCCESS)
         status = vd_detach_loop_locked(record.loop_number);
     vd_attach_records_unlock(lock);
     /* The loop let go of the export's file: its server may end. */
@@ -315,6 +322,7 @@ void vd_attach_host_release(vd_disk *disk)
         return;                   /* permanent: the device is the attach */
     uint32_t status;
     int lock = vd_attach_records_lock(&status);
+    (void)vd_partition_devices_detach(disk, disk->loop_number);
     vd_attach_record_remove(disk->loop_number);
     /* What was written through the device reaches the image; then the last
      * close lets autoclear unbind it (or the last umount, if mounted). */

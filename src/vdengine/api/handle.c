@@ -30,6 +30,7 @@
 #include <stdlib.h>
 
 #include "api/attach.h"
+#include "api/device_handle.h"
 #include "api/operation.h"
 #include "base/vd_errors.h"
 #include "vdengine.h"
@@ -202,7 +203,7 @@ static int vd_slot_change_while_open(vd_handle_slot *slot, uint32_t generation, 
     }
 }
 
-vd_disk *vd_handle_acquire(HANDLE handle)
+vd_disk *vd_handle_acquire_any(HANDLE handle)
 {
     uint32_t index, generation;
     uint64_t previous;
@@ -210,6 +211,19 @@ vd_disk *vd_handle_acquire(HANDLE handle)
     if (slot == NULL || !vd_slot_change_while_open(slot, generation, VD_STATE_CALL, 0, &previous))
         return NULL;
     return slot->disk;
+}
+
+/* A device handle is no virtual disk handle: every VirtDisk function but
+ * GetStorageDependencyInformation answers it ERROR_INVALID_HANDLE, as
+ * VirtDisk does for a volume handle. */
+vd_disk *vd_handle_acquire(HANDLE handle)
+{
+    vd_disk *disk = vd_handle_acquire_any(handle);
+    if (disk != NULL && disk->device_target != NULL) {
+        vd_handle_release(handle);
+        return NULL;
+    }
+    return disk;
 }
 
 void vd_handle_release(HANDLE handle)
@@ -265,8 +279,10 @@ void vd_disk_free(vd_disk *disk)
 {
     if (disk == NULL)
         return;
+    vd_device_target_free(disk->device_target);
     vd_operations_free(disk->operations);
     vd_attach_release(disk);
+    free(disk->partition_fds);
     vd_chain_close(&disk->chain);
     vd_image_release(&disk->image);
     pthread_mutex_destroy(&disk->lock);

@@ -44,6 +44,10 @@ typedef struct vd_disk {
      * when the last opener is gone), -1 for a permanent one. */
     int loop_number;
     int loop_fd;
+    /* Descriptors that hold the partition devices made on a handle-bound
+     * attach (api/attach_partition.c), which clear with them. */
+    int *partition_fds;
+    uint32_t partition_count;
     /* The FUSE export the loop of a handle-bound attach reads and writes
      * when the image is not one run of its file (api/attach_export.c). */
     struct vd_fuse_export *export_;
@@ -56,6 +60,10 @@ typedef struct vd_disk {
      * that progress and cancel find it without `lock`, which a running
      * operation may hold for as long as it changes the image. */
     _Atomic(struct vd_operations *) operations;
+    /* Set for a device handle (vd_engine_open_device, api/device_handle.h):
+     * a disk or file system, not an image; the image fields stay empty and
+     * vd_handle_acquire refuses it. */
+    struct vd_device_target *device_target;
 } vd_disk;
 
 /* A zeroed disk with its lock ready; NULL when out of memory. */
@@ -92,6 +100,9 @@ uint32_t vd_handle_insert(vd_disk *disk, HANDLE *handle);
 /* The disk behind `handle`, with a reference that keeps it alive until
  * vd_handle_release(handle); NULL when the value is no open handle. */
 vd_disk *vd_handle_acquire(HANDLE handle);
+/* The same for the calls that take device handles as well: the disk
+ * behind an image handle or a device handle (device_target set). */
+vd_disk *vd_handle_acquire_any(HANDLE handle);
 void vd_handle_release(HANDLE handle);
 
 #endif

@@ -24,6 +24,7 @@ static const char *const vd_implemented[] = {
     "DetachVirtualDisk",
     "GetVirtualDiskPhysicalPath",
     "GetAllAttachedVirtualDiskPhysicalPaths",
+    "GetStorageDependencyInformation",   /* image and device handles (storage_dependency.c) */
     "RawSCSIVirtualDisk",
     "AddVirtualDiskParent",       /* the handle's chain only (add_parent.c) */
     "CompactVirtualDisk",         /* dynamic and differencing VHD and VHDX (vhd_compact.c, vhdx_compact.c) */

@@ -18,7 +18,7 @@
  * The sources stay as they are, for the caller to delete; the handle goes
  * on reading the leaf's content, which the merge did not change.
  *
- * Codes (engine README, section 11): flags other than NONE, no parameters,
+ * Codes (engine README, section 13): flags other than NONE, no parameters,
  * a version other than 1 and 2, MergeDepth 0, a source depth 0 or a target
  * depth not above the source, or a depth past the chain the
  * handle opened: INVALID_PARAMETER; ISO: NOT_SUPPORTED; a read-only or

@@ -8,9 +8,8 @@
  * 6 it will see once the function exists.
  *
  * The answers (engine README, section 11):
- *   ERROR_CALL_NOT_IMPLEMENTED (120)  GetStorageDependencyInformation, which
- *       takes a volume or device handle the engine has no way to open yet,
- *       and Merge, Mirror, BreakMirror, until they are written;
+ *   ERROR_CALL_NOT_IMPLEMENTED (120)  MirrorVirtualDisk and
+ *       BreakMirrorVirtualDisk, until they are written;
  *   ERROR_VHD_INVALID_TYPE  the four VHD Set functions: their handle "must
  *       be a VHD Set file", and no handle the engine opens is one (the .vhds
  *       format has no public description; OpenVirtualDisk refuses the VHDSET
@@ -76,17 +75,6 @@ static int vd_buffer_valid(const void *buffer, const ULONG *size)
     return size != NULL && (buffer != NULL || *size == 0);
 }
 
-DWORD WINAPI GetStorageDependencyInformation(HANDLE ObjectHandle, GET_STORAGE_DEPENDENCY_FLAG Flags,
-                                             ULONG StorageDependencyInfoSize,
-                                             PSTORAGE_DEPENDENCY_INFO StorageDependencyInfo,
-                                             PULONG SizeUsed)
-{
-    (void)SizeUsed;
-    return vd_not_implemented(
-        VD_ALL_BITS_IN(Flags, VD_DEPENDENCY_FLAGS_KNOWN) && StorageDependencyInfoSize != 0
-            && VD_VERSION_IN(StorageDependencyInfo, STORAGE_DEPENDENCY_INFO_VERSION_1,
-                             STORAGE_DEPENDENCY_INFO_VERSION_2),
-        ObjectHandle);
 }
 
 /* The SDK marks Overlapped _In_ here: a mirror is always asynchronous. */

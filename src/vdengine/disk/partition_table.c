@@ -1,5 +1,5 @@
-/* MBR and GPT, as far as finding the one data partition
- * (partition_table.h).  Every field is checked against the disk's size
+/* MBR and GPT, as far as finding the one data partition or a partition by
+ * its number (partition_table.h).  Every field is checked against the disk's size
  * before use; a table that does not hold together counts as no table. */
 #include "disk/partition_table.h"
 
@@ -29,25 +29,35 @@ static const uint8_t vd_gpt_not_data[][16] = {
     { 0x48, 0x61, 0x68, 0x21, 0x49, 0x64, 0x6F, 0x6E, 0x74, 0x4E, 0x65, 0x65, 0x64, 0x45, 0x46, 0x49 },
 };
 
+/* What is looked for, and what was found: with `wanted` 0 the data
+ * partitions (the first one's range kept), otherwise the entry of slot
+ * `wanted`. */
 typedef struct vd_partition_count {
+    uint32_t wanted;
     unsigned found;
     uint64_t first_sector;
     uint64_t sectors;
 } vd_partition_count;
 
-static void vd_partition_found(vd_partition_count *count, uint64_t first, uint64_t sectors)
+static void vd_partition_seen(vd_partition_count *count, uint32_t slot, int holds_data,
+                              uint64_t first, uint64_t sectors)
 {
+    if (count->wanted == 0 ? !holds_data : slot != count->wanted)
+        return;
     if (count->found++ == 0) {
         count->first_sector = first;
         count->sectors = sectors;
     }
 }
 
-static int vd_gpt_holds_data(const uint8_t *type)
+static int vd_gpt_used(const uint8_t *type)
 {
     static const uint8_t unused[16];
-    if (memcmp(type, unused, 16) == 0)
-        return 0;
+    return memcmp(type, unused, 16) != 0;
+}
+
+static int vd_gpt_holds_data(const uint8_t *type)
+{
     for (size_t i = 0; i < sizeof vd_gpt_not_data / sizeof vd_gpt_not_data[0]; i++) {
         if (memcmp(type, vd_gpt_not_data[i], 16) == 0)
             return 0;
@@ -57,11 +67,12 @@ static int vd_gpt_holds_data(const uint8_t *type)
 
 /* The GPT whose header is at LBA 1; 0 when there is none that holds
  * together (then the MBR is all there is). */
-static int vd_gpt_count(vd_disk *disk, uint32_t sector, uint64_t disk_sectors,
+static int vd_gpt_count(const vd_partition_source *source, uint64_t disk_sectors,
                         vd_partition_count *count)
 {
+    uint32_t sector = source->sector_size;
     uint8_t *header = malloc(sector);
-    if (header == NULL || vd_content_read(disk, sector, header, sector) != VD_ERROR_SUCCESS
+    if (header == NULL || source->read(source->context, sector, header, sector) != VD_ERROR_SUCCESS
         || memcmp(header, "EFI PART", 8) != 0) {
         free(header);
         return 0;
@@ -77,59 +88,99 @@ static int vd_gpt_count(vd_disk *disk, uint32_t sector, uint64_t disk_sectors,
         return 0;
     uint8_t *entries = malloc(read);
     if (entries == NULL
-        || vd_content_read(disk, entries_lba * sector, entries, read) != VD_ERROR_SUCCESS) {
+        || source->read(source->context, entries_lba * sector, entries, read)
+               != VD_ERROR_SUCCESS) {
         free(entries);
         return 0;
     }
     for (uint32_t i = 0; i < entry_count; i++) {
         const uint8_t *entry = entries + (size_t)i * entry_size;
         uint64_t first = vd_load_le64(entry + 32), last = vd_load_le64(entry + 40);
-        if (vd_gpt_holds_data(entry) && first <= last && last < disk_sectors)
-            vd_partition_found(count, first, last - first + 1);
+        if (vd_gpt_used(entry) && first <= last && last < disk_sectors)
+            vd_partition_seen(count, i + 1, vd_gpt_holds_data(entry), first, last - first + 1);
     }
     free(entries);
     return 1;
 }
 
-uint32_t vd_single_data_partition(vd_disk *disk, uint64_t *offset, uint64_t *length)
+/* Reads the table into `count`; *table names it.  0 when the disk has no
+ * MBR signature, and then no table at all. */
+static uint32_t vd_partition_scan(const vd_partition_source *source, vd_partition_count *count,
+                                  const char **table, int *has_table)
 {
-    uint32_t sector = disk->image.logical_sector_size;
-    uint64_t disk_sectors = disk->image.virtual_size / sector;
+    uint32_t sector = source->sector_size;
+    uint64_t disk_sectors = source->size / sector;
     uint8_t *mbr = sector >= 512 ? malloc(sector) : NULL;
     if (mbr == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
-    uint32_t status = vd_content_read(disk, 0, mbr, sector);
+    uint32_t status = source->read(source->context, 0, mbr, sector);
     if (status != VD_ERROR_SUCCESS) {
         free(mbr);
         return status;
     }
-    vd_partition_count count = { 0, 0, 0 };
-    const char *table = "MBR";
-    int has_table = mbr[510] == 0x55 && mbr[511] == 0xAA;
+    *table = "MBR";
+    *has_table = mbr[510] == 0x55 && mbr[511] == 0xAA;
     int protective = 0;
-    for (unsigned i = 0; has_table && i < VD_MBR_ENTRIES; i++)
+    for (unsigned i = 0; *has_table && i < VD_MBR_ENTRIES; i++)
         protective |= mbr[VD_MBR_ENTRY_OFFSET + 16 * i + 4] == VD_MBR_TYPE_GPT_PROTECTIVE;
-    if (protective && vd_gpt_count(disk, sector, disk_sectors, &count)) {
-        table = "GPT";
+    if (protective && vd_gpt_count(source, disk_sectors, count)) {
+        *table = "GPT";
     } else {
-        for (unsigned i = 0; has_table && i < VD_MBR_ENTRIES; i++) {
+        for (unsigned i = 0; *has_table && i < VD_MBR_ENTRIES; i++) {
             const uint8_t *entry = mbr + VD_MBR_ENTRY_OFFSET + 16 * i;
             uint8_t type = entry[4];
             uint64_t first = vd_load_le32(entry + 8), sectors = vd_load_le32(entry + 12);
             int extended = type == 0x05 || type == 0x0F || type == 0x85;
             if (type != 0 && !extended && sectors > 0 && first < disk_sectors
                 && sectors <= disk_sectors - first)
-                vd_partition_found(&count, first, sectors);
+                vd_partition_seen(count, i + 1, 1, first, sectors);
         }
     }
     free(mbr);
+    return VD_ERROR_SUCCESS;
+}
+
+static uint32_t vd_partition_read_content(void *context, uint64_t offset, void *buffer,
+                                          uint64_t length)
+{
+    return vd_content_read(context, offset, buffer, length);
+}
+
+uint32_t vd_single_data_partition(vd_disk *disk, uint64_t *offset, uint64_t *length)
+{
+    vd_partition_source source = { vd_partition_read_content, disk,
+                                   disk->image.logical_sector_size, disk->image.virtual_size };
+    vd_partition_count count = { 0, 0, 0, 0 };
+    const char *table;
+    int has_table;
+    uint32_t status = vd_partition_scan(&source, &count, &table, &has_table);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
     if (!has_table)
         return vd_fail(VD_ERROR_NOT_FOUND, "SINGLE_PARTITION: the disk has no partition table");
     if (count.found != 1)
         return vd_fail(VD_ERROR_NOT_FOUND,
                        "SINGLE_PARTITION: the disk's %s has %u data partitions, not one", table,
                        count.found);
-    *offset = count.first_sector * sector;
-    *length = count.sectors * sector;
+    *offset = count.first_sector * source.sector_size;
+    *length = count.sectors * source.sector_size;
+    return VD_ERROR_SUCCESS;
+}
+
+uint32_t vd_partition_by_number(const vd_partition_source *source, uint32_t number,
+                                uint64_t *offset, uint64_t *length)
+{
+    vd_partition_count count = { number, 0, 0, 0 };
+    const char *table;
+    int has_table;
+    uint32_t status = vd_partition_scan(source, &count, &table, &has_table);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
+    if (!has_table)
+        return vd_fail(VD_ERROR_NOT_FOUND, "the disk has no partition table");
+    if (count.found == 0)
+        return vd_fail(VD_ERROR_NOT_FOUND, "the disk's %s has no partition %u", table, number);
+    *offset = count.first_sector * source->sector_size;
+    *length = count.sectors * source->sector_size;
     return VD_ERROR_SUCCESS;
 }

@@ -241,13 +241,13 @@ static uint32_t vd_file_absolute_path(const char *path, char **out)
 }
 
 /* Makes the open descriptor `fd` of `path` the file's: checks what it is,
- * takes the sharing lock and records the absolute path.  On failure the
- * descriptor is closed. */
-static uint32_t vd_file_take(vd_file *file, int fd, const char *path)
+ * takes the sharing lock (unless `lock` is 0) and records the absolute
+ * path.  On failure the descriptor is closed. */
+static uint32_t vd_file_take(vd_file *file, int fd, const char *path, int lock)
 {
     file->fd = fd;
     uint32_t status = vd_file_inspect(file);
-    if (status == VD_ERROR_SUCCESS)
+    if (status == VD_ERROR_SUCCESS && lock)
         status = vd_file_lock(file);
     if (status == VD_ERROR_SUCCESS)
         status = vd_file_absolute_path(path, &file->path);
@@ -260,7 +260,7 @@ static uint32_t vd_file_take(vd_file *file, int fd, const char *path)
     return VD_ERROR_SUCCESS;
 }
 
-uint32_t vd_file_open(vd_file *file, const char *path, int writable)
+static uint32_t vd_file_open_locking(vd_file *file, const char *path, int writable, int lock)
 {
     if (file == NULL)
         return VD_ERROR_INVALID_PARAMETER;
@@ -283,7 +283,17 @@ uint32_t vd_file_open(vd_file *file, const char *path, int writable)
             return vd_missing_file_error(path);
         return vd_error_from_errno(errno);
     }
-    return vd_file_take(file, fd, path);
+    return vd_file_take(file, fd, path, lock);
+}
+
+uint32_t vd_file_open(vd_file *file, const char *path, int writable)
+{
+    return vd_file_open_locking(file, path, writable, 1);
+}
+
+uint32_t vd_file_open_unshared_read(vd_file *file, const char *path)
+{
+    return vd_file_open_locking(file, path, 0, 0);
 }
 
 uint32_t vd_file_create(vd_file *file, const char *path)
@@ -305,7 +315,7 @@ uint32_t vd_file_create(vd_file *file, const char *path)
             return VD_ERROR_PATH_NOT_FOUND;   /* a directory on the way is missing */
         return vd_error_from_errno(errno);
     }
-    uint32_t status = vd_file_take(file, fd, path);
+    uint32_t status = vd_file_take(file, fd, path, 1);
     if (status != VD_ERROR_SUCCESS)
         unlink(path);
     return status;

@@ -21,6 +21,12 @@ typedef struct vd_file {
  * SHARING_VIOLATION, UNSUPPORTED_COMPRESSION, FILE_ENCRYPTED, ... */
 uint32_t vd_file_open(vd_file *file, const char *path, int writable);
 
+/* Opens `path` for reading without taking any sharing lock: for looking at
+ * the headers of an image another opener holds, even a writer (the attach
+ * that serves it), as Windows answers questions about an attached disk
+ * whose file its driver holds.  Nothing read this way may be written back. */
+uint32_t vd_file_open_unshared_read(vd_file *file, const char *path);
+
 /* Creates `path` (UTF-8) exclusively, O_CREAT | O_EXCL with mode 0666 minus
  * the umask, and opens it read-write with the writer's lock, as
  * vd_file_open would open it: one descriptor from creation on, so no other

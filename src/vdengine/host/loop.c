@@ -17,6 +17,8 @@
 #include <fcntl.h>
 #include <linux/loop.h>
 #include <sys/ioctl.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "host/io.h"
@@ -161,6 +163,47 @@ int vd_loop_find(const char *path)
     return found;
 }
 
+int vd_loop_bound_to(const char *path, int *numbers, int capacity)
+{
+    DIR *block = opendir("/sys/block");
+    if (block == NULL)
+        return 0;
+    int count = 0;
+    struct dirent *entry;
+    char backing[4096];
+    while (count < capacity && (entry = readdir(block)) != NULL) {
+        int number;
+        char tail;
+        if (sscanf(entry->d_name, "loop%d%c", &number, &tail) != 1)
+            continue;
+        if (vd_loop_backing(number, backing, sizeof backing) && strcmp(backing, path) == 0)
+            numbers[count++] = number;
+    }
+    closedir(block);
+    return count;
+}
+
+int vd_loop_number_of(uint64_t device)
+{
+    /* sysfs names the block device of each major:minor; the minor alone
+     * is not N when loop devices are made with partitions (max_part). */
+    char path[64];
+    char target[256];
+    snprintf(path, sizeof path, "/sys/dev/block/%u:%u", major((dev_t)device),
+             minor((dev_t)device));
+    ssize_t length = readlink(path, target, sizeof target - 1);
+    if (length <= 0)
+        return -1;
+    target[length] = '\0';
+    const char *name = strrchr(target, '/');
+    name = name != NULL ? name + 1 : target;
+    int number;
+    char tail;
+    if (sscanf(name, "loop%d%c", &number, &tail) != 1 || number < 0)
+        return -1;
+    return number;
+}
+
 #else
 
 int vd_loop_privileged(void)
@@ -189,6 +232,18 @@ int vd_loop_find(const char *path)
 int vd_loop_backing(int number, char *backing, size_t size)
 {
     (void)number, (void)backing, (void)size;
+    return 0;
+}
+
+int vd_loop_number_of(uint64_t device)
+{
+    (void)device;
+    return -1;
+}
+
+int vd_loop_bound_to(const char *path, int *numbers, int capacity)
+{
+    (void)path, (void)numbers, (void)capacity;
     return 0;
 }
 

@@ -38,9 +38,18 @@ uint32_t vd_loop_detach(int number);
  * backing file), or -1. */
 int vd_loop_find(const char *path);
 
+/* Every loop device bound to `path` (at most `capacity`, into `numbers`);
+ * returns how many. */
+int vd_loop_bound_to(const char *path, int *numbers, int capacity);
+
 /* The file behind /dev/loopN as sysfs names it (the path the file had
  * when it was bound); 0 when nothing is bound. */
 int vd_loop_backing(int number, char *backing, size_t size);
+
+/* N of /dev/loopN for the block device number `device` (st_rdev of the
+ * node, st_dev of a file on a file system it holds); -1 when it is no
+ * loop device. */
+int vd_loop_number_of(uint64_t device);
 
 /* Whether the caller may set up loop devices and mount file systems. */
 int vd_loop_privileged(void);
