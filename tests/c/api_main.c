@@ -44,6 +44,7 @@
 
 #include "virtdisk_api.h"
 #include "json_print.h"
+#include "wide_path.h"
 #include "base/utf16.h"
 #include "vdengine.h"
 
@@ -70,13 +71,9 @@ static void fail(const char *message)
 
 static WCHAR *wide(const char *text)
 {
-    size_t units = vd_utf8_to_utf16(text, NULL, 0);
-    if (units == 0)
-        fail("path is not UTF-8");
-    WCHAR *out = malloc(units * sizeof *out);
+    WCHAR *out = wide_path(text);
     if (out == NULL)
-        fail("out of memory");
-    vd_utf8_to_utf16(text, out, units);
+        fail("path is not UTF-8, or out of memory");
     return out;
 }
 

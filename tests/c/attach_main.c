@@ -14,6 +14,7 @@
 
 #include "base/utf16.h"
 #include "vdengine.h"
+#include "wide_path.h"
 
 static void print_utf16(const char *key, const WCHAR *text, size_t units)
 {
@@ -64,12 +65,8 @@ static void query(HANDLE handle)
  * DETACH, GET_INFO) only. */
 static DWORD open_utf8(const char *utf8, int writable, HANDLE *handle)
 {
-    WCHAR path[4096];
-    if (vd_utf8_to_utf16(utf8, path, sizeof path / sizeof path[0]) > sizeof path / sizeof path[0])
-        return 206;
-    VIRTUAL_STORAGE_TYPE any = {0};
-    VIRTUAL_DISK_ACCESS_MASK mask = writable ? VIRTUAL_DISK_ACCESS_ALL : VIRTUAL_DISK_ACCESS_READ;
-    return OpenVirtualDisk(&any, path, mask, 0, NULL, handle);
+    return open_path(utf8, writable ? VIRTUAL_DISK_ACCESS_ALL : VIRTUAL_DISK_ACCESS_READ, NULL,
+                     handle);
 }
 
 int main(int argc, char **argv)

@@ -33,6 +33,7 @@
 #include "host/io.h"
 #include "base/vd_errors.h"
 #include "vdengine.h"
+#include "wide_path.h"
 
 static FILE *data_file;
 
@@ -170,21 +171,12 @@ static uint32_t run(vd_disk *disk, const char *line)
 
 static int open_disk(const char *path, int read_only, HANDLE *handle)
 {
-    size_t length = strlen(path);
-    WCHAR *wide = calloc(length + 1, sizeof *wide);
-    if (wide == NULL)
-        return 0;
-    for (size_t i = 0; i < length; i++)
-        wide[i] = (WCHAR)(unsigned char)path[i];    /* test paths are ASCII */
-    VIRTUAL_STORAGE_TYPE type = { VIRTUAL_STORAGE_TYPE_DEVICE_UNKNOWN, { 0 } };
     OPEN_VIRTUAL_DISK_PARAMETERS parameters;
     memset(&parameters, 0, sizeof parameters);
     parameters.Version = OPEN_VIRTUAL_DISK_VERSION_1;
     parameters.Version1.RWDepth = 1;
-    DWORD status = OpenVirtualDisk(&type, wide,
-                                   read_only ? VIRTUAL_DISK_ACCESS_READ : VIRTUAL_DISK_ACCESS_ALL,
-                                   OPEN_VIRTUAL_DISK_FLAG_NONE, &parameters, handle);
-    free(wide);
+    DWORD status = open_path(path, read_only ? VIRTUAL_DISK_ACCESS_READ : VIRTUAL_DISK_ACCESS_ALL,
+                             &parameters, handle);
     printf("open %lu\n", (unsigned long)status);
     return status == VD_ERROR_SUCCESS;
 }

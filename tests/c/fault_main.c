@@ -38,7 +38,7 @@
 #include "host/io.h"
 #include "json_print.h"
 #include "update_harness.h"
-#include "base/utf16.h"
+#include "wide_path.h"
 #include "base/vd_errors.h"
 #include "vdengine.h"
 
@@ -57,15 +57,6 @@ static void print_guid(const GUID *guid)
 {
     vd_guid value = vd_guid_from_api(guid);
     print_guid_value(&value);
-}
-
-static WCHAR *wide(const char *text)
-{
-    size_t units = vd_utf8_to_utf16(text, NULL, 0);
-    WCHAR *out = units ? malloc(units * sizeof *out) : NULL;
-    if (out != NULL)
-        vd_utf8_to_utf16(text, out, units);
-    return out;
 }
 
 static DWORD get_info(HANDLE handle, GET_VIRTUAL_DISK_INFO_VERSION version, GET_VIRTUAL_DISK_INFO *info,
@@ -192,7 +183,7 @@ static int run_op(HANDLE handle, int argc, char **argv, int *i)
         status = SetVirtualDiskInformation(handle, &set);
         *i += 1;
     } else if (strcmp(op, "parent") == 0 && left >= 1) {
-        WCHAR *path = wide(arg[0]);
+        WCHAR *path = wide_path(arg[0]);
         set.Version = SET_VIRTUAL_DISK_INFO_PARENT_PATH;
         set.ParentFilePath = path;
         status = path == NULL ? ERROR_INVALID_PARAMETER : SetVirtualDiskInformation(handle, &set);
@@ -225,7 +216,7 @@ static int create_child(const char *out, const char *parent, int no_copy)
     CREATE_VIRTUAL_DISK_PARAMETERS parameters;
     memset(&parameters, 0, sizeof parameters);
     parameters.Version = CREATE_VIRTUAL_DISK_VERSION_2;
-    WCHAR *path = wide(out), *parent_path = wide(parent);
+    WCHAR *path = wide_path(out), *parent_path = wide_path(parent);
     parameters.Version2.ParentPath = parent_path;
     HANDLE handle = NULL;
     CREATE_VIRTUAL_DISK_FLAG flags = no_copy ? CREATE_VIRTUAL_DISK_FLAG_DO_NOT_COPY_METADATA_FROM_PARENT
@@ -257,7 +248,7 @@ int main(int argc, char **argv)
     memset(&parameters, 0, sizeof parameters);
     parameters.Version = OPEN_VIRTUAL_DISK_VERSION_2;
     parameters.Version2.ReadOnly = read_only;
-    WCHAR *path = wide(argv[1]);
+    WCHAR *path = wide_path(argv[1]);
     HANDLE handle = NULL;
     DWORD status = OpenVirtualDisk(&type, path, VIRTUAL_DISK_ACCESS_NONE, OPEN_VIRTUAL_DISK_FLAG_NONE,
                                    &parameters, &handle);

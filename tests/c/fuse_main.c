@@ -23,22 +23,15 @@
 #include "disk/content.h"
 #include "host/fuse_export.h"
 #include "vdengine.h"
+#include "wide_path.h"
 
 static DWORD open_v2(const char *path, int read_only, HANDLE *handle)
 {
-    WCHAR wide[4096];
-    size_t length = strlen(path);
-    if (length >= sizeof wide / sizeof wide[0])
-        return VD_ERROR_FILENAME_EXCED_RANGE;
-    for (size_t i = 0; i <= length; i++)
-        wide[i] = (WCHAR)(unsigned char)path[i];    /* test paths are ASCII */
-    VIRTUAL_STORAGE_TYPE type = { VIRTUAL_STORAGE_TYPE_DEVICE_UNKNOWN, { 0 } };
     OPEN_VIRTUAL_DISK_PARAMETERS parameters;
     memset(&parameters, 0, sizeof parameters);
     parameters.Version = OPEN_VIRTUAL_DISK_VERSION_2;
     parameters.Version2.ReadOnly = read_only ? TRUE : FALSE;
-    return OpenVirtualDisk(&type, wide, VIRTUAL_DISK_ACCESS_NONE, OPEN_VIRTUAL_DISK_FLAG_NONE,
-                           &parameters, handle);
+    return open_path(path, VIRTUAL_DISK_ACCESS_NONE, &parameters, handle);
 }
 
 int main(int argc, char **argv)

@@ -26,10 +26,10 @@
 
 #include "api/handle.h"
 #include "api/operation.h"
-#include "base/utf16.h"
 #include "base/vd_errors.h"
 #include "virtdisk_api.h"
 #include "vdengine.h"
+#include "wide_path.h"
 
 #define STEP_BYTES 4096u
 #define BODY_CODE 0u
@@ -42,18 +42,8 @@ static void fail(const char *message)
 
 static HANDLE open_disk(const char *path)
 {
-    size_t units = vd_utf8_to_utf16(path, NULL, 0);
-    WCHAR *wide = units != 0 ? malloc(units * sizeof *wide) : NULL;
-    if (wide == NULL)
-        fail("bad path");
-    vd_utf8_to_utf16(path, wide, units);
-    VIRTUAL_STORAGE_TYPE type;
-    memset(&type, 0, sizeof type);
     HANDLE handle = NULL;
-    DWORD status = OpenVirtualDisk(&type, wide, VIRTUAL_DISK_ACCESS_ALL, OPEN_VIRTUAL_DISK_FLAG_NONE,
-                                   NULL, &handle);
-    free(wide);
-    if (status != ERROR_SUCCESS)
+    if (open_path(path, VIRTUAL_DISK_ACCESS_ALL, NULL, &handle) != ERROR_SUCCESS)
         fail("open failed");
     return handle;
 }

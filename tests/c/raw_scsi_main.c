@@ -17,8 +17,8 @@
 #include <string.h>
 
 #include "virtdisk_api.h"
-#include "base/utf16.h"
 #include "vdengine.h"
+#include "wide_path.h"
 
 /* Windows closes the handle with kernel32's CloseHandle; the engine with its own. */
 #define CloseHandle(handle) ((void)vd_engine_close_handle(handle))
@@ -239,11 +239,9 @@ int main(int argc, char **argv)
 {
     if (argc != 2)
         return 2;
-    size_t units = vd_utf8_to_utf16(argv[1], NULL, 0);
-    WCHAR *path = malloc(units * sizeof *path);
+    WCHAR *path = wide_path(argv[1]);
     if (path == NULL)
         return 2;
-    vd_utf8_to_utf16(argv[1], path, units);
     static const UCHAR test_unit_ready[6] = { 0 };
     command c;
     DWORD result;

@@ -11,25 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/utf16.h"
 #include "host/io.h"
 #include "virtdisk_api.h"
 #include "vdengine.h"
+#include "wide_path.h"
 
 static HANDLE open_disk(const char *path)
 {
-    size_t units = vd_utf8_to_utf16(path, NULL, 0);
-    WCHAR *wide = units != 0 ? malloc(units * sizeof *wide) : NULL;
-    if (wide == NULL)
-        return NULL;
-    vd_utf8_to_utf16(path, wide, units);
-    VIRTUAL_STORAGE_TYPE type;
-    memset(&type, 0, sizeof type);
     HANDLE handle = NULL;
-    DWORD status = OpenVirtualDisk(&type, wide, VIRTUAL_DISK_ACCESS_ALL, OPEN_VIRTUAL_DISK_FLAG_NONE, NULL,
-                                   &handle);
-    free(wide);
-    return status == ERROR_SUCCESS ? handle : NULL;
+    return open_path(path, VIRTUAL_DISK_ACCESS_ALL, NULL, &handle) == ERROR_SUCCESS ? handle : NULL;
 }
 
 int main(int argc, char **argv)

@@ -11,8 +11,8 @@
 
 #include "api/handle.h"
 #include "scsi/scsi.h"
-#include "base/utf16.h"
 #include "vdengine.h"
+#include "wide_path.h"
 
 static size_t unhex(const char *text, uint8_t *out, size_t room)
 {
@@ -39,18 +39,10 @@ int main(int argc, char **argv)
 {
     if (argc < 6)
         return 2;
-    size_t units = vd_utf8_to_utf16(argv[1], NULL, 0);
-    WCHAR *path = malloc(units * sizeof *path);
-    if (path == NULL)
-        return 2;
-    vd_utf8_to_utf16(argv[1], path, units);
     int writable = strcmp(argv[2], "rw") == 0;
-    VIRTUAL_STORAGE_TYPE type = {0};
     HANDLE handle = NULL;
-    DWORD open = OpenVirtualDisk(&type, path,
-                                 writable ? VIRTUAL_DISK_ACCESS_ALL : VIRTUAL_DISK_ACCESS_READ,
-                                 0, NULL, &handle);
-    free(path);
+    DWORD open = open_path(argv[1], writable ? VIRTUAL_DISK_ACCESS_ALL : VIRTUAL_DISK_ACCESS_READ,
+                           NULL, &handle);
     if (open != 0) {
         printf("{\"open\": %u}\n", (unsigned)open);
         return 0;
