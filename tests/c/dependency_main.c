@@ -19,16 +19,15 @@
 #include "json_print.h"
 #include "vdengine.h"
 #include "virtdisk_api.h"
+#include "wide_path.h"
 
 #define HEADER offsetof(STORAGE_DEPENDENCY_INFO, Version1Entries)
 
 static WCHAR *wide(const char *text)
 {
-    size_t units = vd_utf8_to_utf16(text, NULL, 0);
-    WCHAR *out = calloc(units + 1, sizeof *out);
-    if (out == NULL || units == 0)
+    WCHAR *out = wide_path(text);
+    if (out == NULL)
         exit(2);
-    vd_utf8_to_utf16(text, out, units);
     return out;
 }
 
