@@ -75,8 +75,6 @@ static int vd_buffer_valid(const void *buffer, const ULONG *size)
     return size != NULL && (buffer != NULL || *size == 0);
 }
 
-}
-
 /* The SDK marks Overlapped _In_ here: a mirror is always asynchronous. */
 DWORD WINAPI MirrorVirtualDisk(HANDLE VirtualDiskHandle, MIRROR_VIRTUAL_DISK_FLAG Flags,
                                PMIRROR_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)
