@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from c_harness import all_engine_sources, compile_harness
@@ -93,3 +95,35 @@ class ContentSession:
             failed = [a for a in answers[1:] if a != "ok"]
             assert not failed, (failed, result.stderr[-2000:])
         return answers
+
+
+def stop_after_each_file_change(fault_harness: Path, pristine: Path, directory: Path,
+                                queue: Callable[[ContentSession], None],
+                                check: Callable[[Path, int, bool], None]) -> int:
+    """Runs one change of `pristine` again and again, each time on a new
+    copy and stopped by fault injection after one more file change (write,
+    flush or size change) than the time before, until it runs through.
+
+    `queue` adds the change's commands to a session on the copy; `check`
+    is given the copy, the number of changes it was allowed and whether the
+    change finished, and asserts what must hold of it.  The copies stay in
+    `directory`.  Returns how many stops there were before it finished,
+    which the caller compares with how many file changes it expects.
+    """
+    stops = 0
+    while True:
+        image = directory / f"stop{stops}{pristine.suffix}"
+        shutil.copyfile(pristine, image)
+        session = ContentSession(fault_harness, image, directory / f"stop{stops}.unused", 0)
+        session.command(f"k {stops}")
+        queue(session)
+        answers = session.run(check=False)
+        assert answers[:2] == ["open 0", "ok"], answers
+        done = answers[2] == "ok"
+        if not done:
+            # The stop answers as an I/O failure of the file would.
+            assert answers[2] == "error 29", (stops, answers)
+        check(image, stops, done)
+        if done:
+            return stops
+        stops += 1

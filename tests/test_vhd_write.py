@@ -30,7 +30,7 @@ import _virtdisk as vd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from c_harness import all_engine_sources, compile_harness  # noqa: E402
-from content_driver import ContentSession, build_content_harness  # noqa: E402
+from content_driver import ContentSession, build_content_harness, stop_after_each_file_change  # noqa: E402
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -351,19 +351,13 @@ def test_interrupted_changes_leave_every_sector_old_or_new(fault_harness: Path, 
         payload = bytes([0xA7]) * length
         command = ""
     new[offset:offset + length] = payload
-    stops = 0
-    while True:
-        image = tmp_path / f"stop{stops}.vhd"
-        shutil.copy(pristine, image)
-        session = ContentSession(fault_harness, image, tmp_path / f"m{stops}.raw", size)
-        session.command(f"k {stops}")
+    def change(session: ContentSession) -> None:
         if command:
             session.command(command)
         else:
             session.write(offset, length, payload)
-        answers = session.run(check=False)
-        assert answers[:2] == ["open 0", "ok"], answers
-        done = answers[2] == "ok"
+
+    def every_sector_old_or_new_and_writable(image: Path, stops: int, done: bool) -> None:
         for read_only in (True, False):
             got = dump(harness, image, tmp_path / f"d{stops}{read_only}.raw", read_only)
             every_sector_old_or_new(got, old, bytes(new), (case, stops))
@@ -376,9 +370,9 @@ def test_interrupted_changes_leave_every_sector_old_or_new(fault_harness: Path, 
         again.run()
         assert dump(harness, image, tmp_path / f"e{stops}.raw")[6 * MiB:6 * MiB + 4096] == b"\x99" * 4096
         check_structure(image)
-        if done:
-            break
-        stops += 1
+
+    stops = stop_after_each_file_change(fault_harness, pristine, tmp_path, change,
+                                        every_sector_old_or_new_and_writable)
     assert stops >= (1 if case == "unmap" else 4), stops
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from content_driver import ContentSession  # noqa: E402
+from content_driver import ContentSession, stop_after_each_file_change  # noqa: E402
 from test_vhdx_write import (ERROR_ACCESS_DENIED, ERROR_BAT_CORRUPT, MiB, bat_offset,  # noqa: E402
                              check_against_mirror, engine_image, have_pyvhdi, make_child, made_image,
                              pyvhdi_child_bytes, qemu_image, run, seven_zip_bytes)
@@ -258,16 +258,7 @@ def test_interrupted_unmap_leaves_every_sector_old_or_new(fault_harness: Path, h
     offset, length = block - 4 * sector, 4 * block + 8 * sector   # end of 0, 1-4, start of 5
     new = bytearray(old)
     new[offset:offset + length] = bytes(length)
-    stops = 0
-    while True:
-        image = tmp_path / f"stop{stops}.vhdx"
-        shutil.copy(pristine, image)
-        session = ContentSession(fault_harness, image, tmp_path / f"m{stops}.raw", size)
-        session.command(f"k {stops}")
-        session.command(f"u {offset} {length}")
-        answers = session.run(check=False)
-        assert answers[:2] == ["open 0", "ok"], answers
-        done = answers[2] == "ok"
+    def every_sector_old_or_new_and_writable(image: Path, stops: int, done: bool) -> None:
         for read_only in (True, False):
             got = dump(harness, image, tmp_path / f"d{stops}{read_only}.raw", read_only)
             every_sector_old_or_new(got, old, bytes(new), sector, (kind, stops))
@@ -280,8 +271,9 @@ def test_interrupted_unmap_leaves_every_sector_old_or_new(fault_harness: Path, h
         again.run()
         assert dump(harness, image, tmp_path / f"e{stops}.raw")[2 * block:2 * block + 4096] == b"\x99" * 4096
         layout(image)      # the write replayed any log the stop left
-        if done:
-            break
-        stops += 1
+
+    stops = stop_after_each_file_change(fault_harness, pristine, tmp_path,
+                                        lambda session: session.command(f"u {offset} {length}"),
+                                        every_sector_old_or_new_and_writable)
     # Fixed: the guid and the zeroing; the others also the log entry.
     assert stops >= (2 if kind == "fixed" else 4), stops

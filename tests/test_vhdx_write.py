@@ -25,7 +25,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from c_harness import compile_harness  # noqa: E402
 from c_harness import all_engine_sources as engine_sources  # noqa: E402
-from content_driver import ContentSession, build_content_harness  # noqa: E402
+from content_driver import ContentSession, build_content_harness, stop_after_each_file_change  # noqa: E402
 from vhdx_builder import BAT_REGION  # noqa: E402
 from vhdx_layout import layout  # noqa: E402
 
@@ -212,32 +212,25 @@ def test_allocating_write_survives_a_stop_after_every_file_change(fault_harness:
     offset = MiB - 4096                       # overwrites block 0, allocates blocks 1 and 2
     new = bytearray(old_mirror.read_bytes())
     new[offset:offset + len(new_payload)] = new_payload
-    stops = 0
-    while True:
-        image = tmp_path / f"stop{stops}.vhdx"
-        shutil.copy(pristine, image)
-        mirror = tmp_path / f"m{stops}.raw"
-        session = ContentSession(fault_harness, image, mirror, 8 * MiB)
-        session.command(f"k {stops}")
-        session.write(offset, len(new_payload), new_payload)
-        answers = session.run(check=False)
-        assert answers[:2] == ["open 0", "ok"], answers
-        done = answers[2] == "ok"
+    old = old_mirror.read_bytes()
+
+    def every_sector_old_or_new(image: Path, stops: int, done: bool) -> None:
         for read_only in (True, False):
             dump = tmp_path / f"d{stops}{read_only}.raw"
             reader = ContentSession(harness, image, tmp_path / "unused.raw", 8 * MiB, read_only=read_only)
             reader.dump(dump)
             reader.run()
             got = dump.read_bytes()
-            old = old_mirror.read_bytes()
             for s in range(0, 8 * MiB, 512):
                 assert got[s:s + 512] in (old[s:s + 512], bytes(new[s:s + 512])), (stops, s)
             if done:
                 assert got == bytes(new)
         run("qemu-img", "check", "-q", "-f", "vhdx", image)
-        if done:
-            break
-        stops += 1
+
+    stops = stop_after_each_file_change(
+        fault_harness, pristine, tmp_path,
+        lambda session: session.write(offset, len(new_payload), new_payload),
+        every_sector_old_or_new)
     assert stops > 5    # data, flush, log entry, BAT, headers were all interrupted
 
 
