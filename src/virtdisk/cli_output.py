@@ -126,6 +126,7 @@ class ProgressBar:
             print(text)
 
     def failure(self, message: str, status: int, winerror: int | None) -> None:
+        """Ends the bar's line, so that the error line starts its own."""
         self.finish()
 
 
@@ -162,8 +163,13 @@ class JsonProgress:
         self._write({"type": "result", "ok": True, **fields})
 
     def failure(self, message: str, status: int, winerror: int | None) -> None:
-        self._write({"type": "result", "ok": False, "error": message, "winerror": winerror,
-                     "exit_status": status})
+        try:
+            self._write({"type": "result", "ok": False, "error": message,
+                         "winerror": winerror, "exit_status": status})
+        except OSError:
+            # Standard output gone (a closed pipe, often the failure
+            # itself): the line on standard error still tells.
+            pass
 
     def _write(self, value: Mapping[str, object]) -> None:
         self._stream.write(json.dumps(value) + "\n")
