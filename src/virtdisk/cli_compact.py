@@ -38,33 +38,39 @@ MODES: Final[dict[str, bool | None]] = {
     "retrim": None,
 }
 
-_MODES_HELP: Final = (
-    "full (default): reads every block and gives back the ones that read zeros, and the "
-    "ones already unused; "
-    "prezeroed: the same flags as full (Windows' full adds a file-system-aware pass on a "
-    "disk attached read-only, which prezeroed does without); "
-    "pretrimmed: NO_ZERO_SCAN, reads no data and gives back only the blocks already unused "
-    "(trimmed or unmapped by the guest); "
-    "quick: NO_ZERO_SCAN as well (Windows' quick reads the volume's free space on a disk "
-    "attached read-only; without that pass it is pretrimmed); "
-    "retrim: refused, since it sends the free space of an attached volume to the host "
-    "storage as trims, which needs a file-system-aware pass over a mounted volume and no "
-    "CompactVirtualDisk flag")
+_MODES_HELP: Final = """\
+modes (Optimize-VHD's, on CompactVirtualDisk's flags):
+  full        the default: reads every block; blocks that read zeros and
+              blocks already unused leave
+  prezeroed   the same flags as full (on Windows, full also runs a
+              file-system-aware pass on a disk attached read-only)
+  pretrimmed  NO_ZERO_SCAN: reads no data; only blocks already unused
+              (trimmed or unmapped by the guest) leave
+  quick       NO_ZERO_SCAN too (on Windows, quick also reads the volume's
+              free space on a disk attached read-only)
+  retrim      refused: it sends the free space of a mounted volume to the
+              host storage as trims, which needs a file-system-aware pass
+              and which no CompactVirtualDisk flag does
+
+The portable engine (Linux, macOS) reads no file system, so there full and
+prezeroed, and quick and pretrimmed, do the same.
+"""
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Registers ``compact`` on the ``virtdisk`` parser."""
     parser = commands.add_parser(
         "compact", help="give back the space of blocks that hold nothing",
-        description="Compact a dynamic or differencing VHD or VHDX: blocks that read the same "
-                    "without their space leave the file, then the last blocks move into the "
-                    "freed space and the file is cut.  The content is unchanged.")
+        description="Compact a dynamic or differencing VHD or VHDX: blocks that read the same\n"
+                    "without their space leave the file, then the last blocks move into the\n"
+                    "freed space and the file is cut.  The content is unchanged.",
+        epilog=_MODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", metavar="PATH", help="the VHD or VHDX image")
     scan = parser.add_mutually_exclusive_group()
     # No default here: argparse lets an exclusive option through when the
     # value given equals the default.
     scan.add_argument("--mode", choices=tuple(MODES),
-                      help=f"Optimize-VHD's mode: {_MODES_HELP}")
+                      help="Optimize-VHD's mode (default: full; see below)")
     scan.add_argument("--no-zero-scan", dest="mode", action="store_const", const="pretrimmed",
                       help="the same as --mode pretrimmed: only blocks already unmapped (VHDX) "
                            "or with an empty sector bitmap (VHD) leave")
