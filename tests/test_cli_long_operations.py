@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pty
 import select
 import shutil
 import signal
@@ -147,6 +146,7 @@ def test_in_a_pipe_only_the_result_is_printed(tmp_path: Path) -> None:
 
 
 def test_on_a_terminal_the_bar_is_drawn_on_standard_error(tmp_path: Path) -> None:
+    pty = pytest.importorskip("pty", reason="needs a pseudo-terminal (POSIX)")
     image = make_chain(tmp_path, "vhdx", 1)[0]
     leader, follower = pty.openpty()
     try:
