@@ -20,6 +20,7 @@
         digest = hashlib.file_digest(disk.content(), "sha256")
 
     virtdisk.convert("disk.img", "disk.vhdx")
+    virtdisk.merge("checkpoint.avhdx", delete=True)   # into its parent
 
 :func:`open` and :func:`create` return a :class:`VirtualDisk`; failures
 raise subclasses of :class:`VirtualDiskError` (an OSError carrying the Win32
@@ -43,6 +44,7 @@ from _virtdisk import (
 
 from . import errors
 from .attach import Attachment, attached, detach
+from .checkpoint import merge
 from .content import DiskContent
 from .convert import convert
 from .create import create
@@ -123,6 +125,8 @@ __all__ = [
     # creating and converting
     "create",
     "convert",
+    # long operations by path
+    "merge",
     "VirtualDiskInfo",
     "features",
     "detect_storage_type",

@@ -13,13 +13,15 @@ as disks of the system (:mod:`virtdisk.cli_attach`); ``virtdisk convert`` and
 :mod:`virtdisk.cli_dump`); ``virtdisk resize PATH --size 20GiB`` changes an
 image's virtual size (:mod:`virtdisk.cli_resize`); ``virtdisk compact PATH``
 gives back the space of blocks that hold nothing (:mod:`virtdisk.cli_compact`);
-``virtdisk merge PATH`` merges a differencing image into its parent
-(:mod:`virtdisk.cli_merge`).  ``python -m virtdisk`` is
-the same command.
+``virtdisk merge PATH [--delete]`` merges a differencing image into its
+parent (:mod:`virtdisk.cli_merge`).  The long ones (convert, dump, resize,
+compact, merge) draw progress as :mod:`virtdisk.cli_output` describes.
+``python -m virtdisk`` is the same command.
 
 Exit status: 0 on success, 1 when the API refuses (the message goes to
-standard error, without a traceback), 2 for a usage error.  Importing this
-module does nothing; :func:`main` runs the command.
+standard error, without a traceback), 2 for a usage error, 130 when
+interrupted (Ctrl-C cancels a long operation and waits for it first).
+Importing this module does nothing; :func:`main` runs the command.
 """
 
 from __future__ import annotations

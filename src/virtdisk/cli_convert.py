@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import argparse
 
-from .cli_output import (
-    EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ProgressBar, fail, os_error_text,
-    size_argument,
-)
+from .cli_output import EXIT_OK, ProgressBar, run_command, size_argument
 from .convert import CONVERT_FORMATS, convert
-from .errors import VirtualDiskError
 
 __all__ = ["add_parser"]
 
@@ -51,28 +47,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _convert_command(arguments: argparse.Namespace) -> int:
     bar = ProgressBar()
-    try:
+
+    def body() -> int:
         convert(arguments.source, arguments.destination, format=arguments.format,
                 type=arguments.type, block_size=arguments.block_size,
                 sector_size=arguments.sector_size, progress=bar if bar.enabled else None)
-    except KeyboardInterrupt:
         bar.finish()
-        return fail("convert", f"interrupted; {arguments.destination!r} was removed",
-                    EXIT_INTERRUPTED)
-    except VirtualDiskError as error:
-        bar.finish()
-        return fail("convert", error)
-    except (TypeError, ValueError) as error:
-        # A rule of the destination format, named before anything was made.
-        bar.finish()
-        return fail("convert", error, EXIT_USAGE)
-    except OSError as error:
-        # The source missing or unreadable, the destination's folder absent...
-        bar.finish()
-        return fail("convert", os_error_text(error))
-    except EOFError as error:
-        # A source that shrank while it was read.
-        bar.finish()
-        return fail("convert", error)
-    bar.finish()
-    return EXIT_OK
+        return EXIT_OK
+
+    # A TypeError or ValueError is a rule of the destination format, named
+    # before anything was made; an EOFError a source that shrank while read.
+    return run_command("convert", body, bar,
+                       interrupted=f"interrupted; {arguments.destination!r} was removed",
+                       usage_errors=(TypeError, ValueError), failures=(EOFError,))

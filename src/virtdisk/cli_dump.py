@@ -19,14 +19,11 @@ import os
 import sys
 from typing import BinaryIO, Final
 
-from .cli_output import (
-    EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ProgressBar, fail, os_error_text,
-)
+from .cli_output import EXIT_OK, EXIT_USAGE, ProgressBar, fail, run_command
 from .convert import convert
 from .detect import detect_storage_type
 from .disk import VirtualDisk
 from .disk import open as open_disk
-from .errors import VirtualDiskError
 
 __all__ = ["add_parser"]
 
@@ -64,34 +61,28 @@ def _dump_command(arguments: argparse.Namespace) -> int:
     if arguments.output is not None and os.path.lexists(arguments.output):
         return fail("dump", f"{arguments.output!r} exists; dump never overwrites a file")
     bar = ProgressBar()
-    try:
+
+    def body() -> int:
         if not os.path.exists(path):
             raise FileNotFoundError(2, os.strerror(2), path)
         if detect_storage_type(path) is None:
             return fail("dump", f"{path!r} is not a VHD, VHDX or ISO image (no known extension "
                                 f"or signature); for a raw copy use cp or dd")
-        if arguments.output is None:
-            with open_disk(path) as disk:
-                _write_content(disk, sys.stdout.buffer)
-        else:
-            convert(path, arguments.output, format="raw", type="dynamic",
-                    progress=bar if bar.enabled else None)
-    except KeyboardInterrupt:
+        try:
+            if arguments.output is None:
+                with open_disk(path) as disk:
+                    _write_content(disk, sys.stdout.buffer)
+            else:
+                convert(path, arguments.output, format="raw", type="dynamic",
+                        progress=bar if bar.enabled else None)
+        except _OutputClosed as error:
+            _silence_stdout()
+            return fail("dump", error)
         bar.finish()
-        return fail("dump", "interrupted", EXIT_INTERRUPTED)
-    except _OutputClosed as error:
-        _silence_stdout()
-        return fail("dump", error)
-    except VirtualDiskError as error:
-        bar.finish()
-        return fail("dump", error)
-    except OSError as error:
-        bar.finish()
-        return fail("dump", os_error_text(error))
-    except EOFError as error:
-        return fail("dump", error)
-    bar.finish()
-    return EXIT_OK
+        return EXIT_OK
+
+    # An EOFError is content that ended before the disk's size.
+    return run_command("dump", body, bar, failures=(EOFError,))
 
 
 def _write_content(disk: VirtualDisk, output: BinaryIO) -> None:

@@ -1,37 +1,39 @@
 """The ``merge`` command of ``virtdisk``.
 
-``virtdisk merge PATH [--depth N]`` merges the differencing image PATH
-(and, with ``--depth N``, the N - 1 images above it) into the image above
-them, the way ``Merge-VHD`` does, and prints the path of that image, which
-now holds the content PATH had.  The merged images are left in place for
-the caller to delete: they no longer open.  Ctrl-C cancels; running the
+``virtdisk merge PATH [--depth N] [--delete] [--json]`` merges the
+differencing image PATH (and, with ``--depth N``, the N - 1 images above
+it) into the image above them, the way ``Merge-VHD`` does, and prints the
+path of that image, which now holds the content PATH had.  The merged
+images stay, and no longer open, unless ``--delete`` deletes them once the
+merge has succeeded.  Progress is drawn as :mod:`virtdisk.cli_output`
+describes.  Ctrl-C cancels (exit status 130, nothing deleted); running the
 command again finishes the merge.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from .disk import open as open_disk
-from .errors import VirtualDiskError
+from .checkpoint import merge, merge_chain
+from .cli_output import EXIT_OK, progress_display, run_command
 
 __all__ = ["add_parsers"]
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Registers ``merge`` on the ``virtdisk`` parser."""
     parser = commands.add_parser(
         "merge", help="merge a differencing image into its parent",
-        description="Write the content of a differencing VHD or VHDX image into its parent "
-                    "(or, with --depth N, into the image N levels up) and print that image's "
-                    "path.  The merged images stay; delete them afterwards.")
+        description="Write the content of a differencing VHD or VHDX image (a checkpoint, "
+                    ".avhdx) into its parent (or, with --depth N, into the image N levels up) "
+                    "and print that image's path.  The merged images stay unless --delete.")
     parser.add_argument("path", metavar="PATH", help="the differencing VHD or VHDX image")
     parser.add_argument("--depth", type=_depth, default=1,
                         help="how many images, PATH first, to merge (default 1: PATH alone)")
+    parser.add_argument("--delete", action="store_true",
+                        help="delete the merged images once the merge has succeeded")
+    parser.add_argument("--json", action="store_true",
+                        help="JSON lines on standard output: progress, then the result")
     parser.set_defaults(command=_merge_command)
 
 
@@ -45,27 +47,16 @@ def _depth(text: str) -> int:
     return value
 
 
-def _target_path(path: str, depth: int) -> str:
-    """The path of the image `depth` levels above `path`, as the API
-    resolves it (each image's parent opened with its chain)."""
-    for _ in range(depth):
-        with open_disk(path) as disk:
-            parents = disk.parent_paths
-        if not parents:
-            # Not differencing, or past the end of the chain: the merge
-            # gives the API's answer for it.
-            return path
-        path = parents[0]
-    return path
-
-
 def _merge_command(arguments: argparse.Namespace) -> int:
-    try:
-        target = _target_path(arguments.path, arguments.depth)
-        with open_disk(arguments.path) as disk:
-            disk.merge(arguments.depth)
-    except VirtualDiskError as error:
-        print(f"virtdisk: error: {error}", file=sys.stderr)
-        return EXIT_FAILURE
-    print(target)
-    return EXIT_OK
+    display = progress_display(arguments.json)
+
+    def body() -> int:
+        merged = merge_chain(arguments.path, arguments.depth)[:-1]
+        target = merge(arguments.path, depth=arguments.depth, delete=arguments.delete,
+                       progress=display)
+        display.result({"target": target, "merged": merged, "deleted": arguments.delete},
+                       target)
+        return EXIT_OK
+
+    return run_command("merge", body, display, interrupted="interrupted; the merge was "
+                       "cancelled and nothing was deleted (run it again to finish it)")

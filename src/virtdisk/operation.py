@@ -41,7 +41,8 @@ __all__ = ["Operation", "Progress", "compact", "expand", "resize", "resize_to_sm
            "start_compact", "start_resize"]
 
 _SUCCESS: Final = 0
-# How often the blocking forms report progress to their callback.
+# How often the blocking forms report progress to their callback and look
+# for a Ctrl-C.
 _PROGRESS_INTERVAL: Final = 0.1
 
 
@@ -166,16 +167,20 @@ def start_resize(disk: VirtualDisk, size: int | str, *, allow_unsafe: bool = Fal
 
 
 def finish(operation: Operation, progress: ProgressCallback | None) -> None:
-    """Waits for `operation`, reporting progress; Ctrl-C cancels it."""
-    if progress is not None:
+    """Waits for `operation`, reporting progress; Ctrl-C (or any exception
+    from `progress`) cancels it and waits for its end before going on, so
+    that the disk is left as the cancel leaves it."""
+    try:
+        # Waiting in short steps lets the interpreter see a Ctrl-C, which a
+        # wait for ever in the extension would hold until the end.
         while not operation.wait(_PROGRESS_INTERVAL):
+            if progress is not None:
+                _, current, total = operation.progress()
+                progress(current, total)
+        if progress is not None:
             _, current, total = operation.progress()
             progress(current, total)
-        _, current, total = operation.progress()
-        progress(current, total)
-    try:
-        operation.wait()
-    except KeyboardInterrupt:
+    except BaseException:
         operation.cancel()
         operation.wait()
         raise
