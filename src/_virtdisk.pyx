@@ -32,7 +32,7 @@ from cpython.unicode cimport (
 )
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memchr, memcpy, memset
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 cimport virtdisk_api as api
 from virtdisk_api cimport (
@@ -462,15 +462,33 @@ cdef int _storage_type_from(object value, VIRTUAL_STORAGE_TYPE *out, str argumen
     return 0
 
 
+# An IntEnum's members by value, looked up instead of calling the enum class
+# (whose __call__ is a Python-level search) for every answer.
+cdef dict _members_by_value(object enum_class):
+    return {int(member): member for member in enum_class}
+
+
+cdef object _member_or_int(dict members, unsigned long value):
+    """The member of `members` for `value`, or the plain int for a value the
+    enum does not name."""
+    cdef object number = value
+    return members.get(number, number)
+
+
+cdef dict _DEVICES = _members_by_value(VirtualStorageTypeDevice)
+cdef dict _PROVIDER_SUBTYPES = _members_by_value(ProviderSubtype)
+
+
 cdef object _storage_type_to(const VIRTUAL_STORAGE_TYPE *value):
-    vendor = _uuid_from_guid(&value.VendorId)
-    if vendor == VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT:
-        vendor = VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT
-    try:
-        device = VirtualStorageTypeDevice(value.DeviceId)
-    except ValueError:
-        device = value.DeviceId
-    return _result2(VirtualStorageType, device, vendor)
+    """The two vendor constants come back as themselves, without building a
+    uuid.UUID to compare."""
+    if memcmp(&value.VendorId, &_VENDOR_MICROSOFT_GUID, sizeof(GUID)) == 0:
+        vendor = _VENDOR_MICROSOFT
+    elif memcmp(&value.VendorId, &_VENDOR_UNKNOWN_GUID, sizeof(GUID)) == 0:
+        vendor = _VENDOR_UNKNOWN
+    else:
+        vendor = _uuid_from_guid(&value.VendorId)
+    return _result2(VirtualStorageType, _member_or_int(_DEVICES, value.DeviceId), vendor)
 
 
 cdef class _SecurityDescriptor:
@@ -1113,18 +1131,6 @@ cdef object _optional_from_wide(const WCHAR *text):
 # ---------------------------------------------------------------------------
 # Information
 
-# ProviderSubtype's members by value, looked up instead of calling the enum
-# class (whose __call__ is a Python-level search) on every answer.
-cdef dict _PROVIDER_SUBTYPES = {int(member): member for member in ProviderSubtype}
-
-
-cdef object _provider_subtype(DWORD value):
-    """The ProviderSubtype member for `value`, or the plain int for a
-    subtype this module does not name."""
-    cdef object number = value
-    return _PROVIDER_SUBTYPES.get(number, number)
-
-
 cdef object _info_value(GET_VIRTUAL_DISK_INFO *info, ULONG size):
     """Converts the union arm `info.Version` selects."""
     cdef GET_VIRTUAL_DISK_INFO_VERSION version = info.Version
@@ -1150,7 +1156,7 @@ cdef object _info_value(GET_VIRTUAL_DISK_INFO *info, ULONG size):
     if version == api.GET_VIRTUAL_DISK_INFO_VIRTUAL_STORAGE_TYPE:
         return _storage_type_to(&info.VirtualStorageType)
     if version == api.GET_VIRTUAL_DISK_INFO_PROVIDER_SUBTYPE:
-        return _provider_subtype(info.ProviderSubtype)
+        return _member_or_int(_PROVIDER_SUBTYPES, info.ProviderSubtype)
     if version == api.GET_VIRTUAL_DISK_INFO_IS_4K_ALIGNED:
         return bool(info.Is4kAligned)
     if version == api.GET_VIRTUAL_DISK_INFO_PHYSICAL_DISK:

@@ -223,13 +223,16 @@ def test_module_attribute_lookups_can_specialize() -> None:
     assert opnames == [opnames[0], opnames[0]], opnames
 
 
-def test_provider_subtype_is_the_enum_member(small_vhdx: Path) -> None:
-    """PROVIDER_SUBTYPE answers the ProviderSubtype member itself (qemu-img's
-    default VHDX is dynamic)."""
+def test_answers_reuse_enum_members_and_vendor_constants(small_vhdx: Path) -> None:
+    """PROVIDER_SUBTYPE and VIRTUAL_STORAGE_TYPE answer the enum members and
+    the vendor constant themselves (qemu-img's default VHDX is dynamic)."""
     version = _virtdisk.GetVirtualDiskInfoVersion
     with _virtdisk.OpenVirtualDisk(UNKNOWN, small_vhdx, 0, 0, 2, read_only=True) as handle:
         subtype = _virtdisk.GetVirtualDiskInformation(handle, version.PROVIDER_SUBTYPE)
+        storage = _virtdisk.GetVirtualDiskInformation(handle, version.VIRTUAL_STORAGE_TYPE)
     assert subtype is _virtdisk.ProviderSubtype.DYNAMIC
+    assert storage.device_id is _virtdisk.VirtualStorageTypeDevice.VHDX
+    assert storage.vendor_id is _virtdisk.VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT
 
 
 def test_guid_arguments_accept_uuid_and_bytes(small_vhdx: Path) -> None:
