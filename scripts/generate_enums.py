@@ -115,11 +115,15 @@ def render_pxi(enums: list[Enum]) -> str:
         lines.append("")
         lines.append("")
     # The C names are C constants inside this module (cimported), so the
-    # Python aliases of the same names go straight into the module dict.
-    lines.append("globals().update({")
-    lines.extend(f'    "{c_name}": {enum.python_name}.{name},'
+    # Python aliases of the same names go straight into the module dict, one
+    # store each: a dict literal this large is built presized, with a keys
+    # table CPython marks as general, and merging it in with update() would
+    # mark the module's own table general too -- and then no attribute
+    # lookup on the module (``_virtdisk.GetVirtualDiskInformation``) gets
+    # the interpreter's specialized, cached path.
+    lines.append("cdef dict _module_dict = globals()")
+    lines.extend(f'_module_dict["{c_name}"] = {enum.python_name}.{name}'
                  for enum in enums for name, c_name, _ in enum.members)
-    lines.append("})")
     lines.append("")
     lines.append("ENUM_CLASSES = (")
     lines.extend(f'    "{enum.python_name}",' for enum in enums)

@@ -32,7 +32,7 @@ from cpython.unicode cimport (
 )
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memchr, memcpy, memset
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 cimport virtdisk_api as api
 from virtdisk_api cimport (
@@ -223,8 +223,11 @@ VHDX_SYSTEM_METADATA_ITEMS = tuple(
 # Errors: one helper on the failure path, the table lives in virtdisk.errors.
 
 cdef object _error_from_code = None
-# Win32 code -> (class, errno, message, code name), from virtdisk.errors'
-# table, for the codes that have failed in this process.
+# Win32 code -> (class, errno, message, attributes), from virtdisk.errors'
+# table, for the codes that have failed in this process.  `attributes` is
+# the instance dict with the per-call items (function, detail) still None:
+# a failing call copies it and fills those two in place, which costs less
+# than building a four-item dict from nothing.
 cdef dict _error_entries = {}
 cdef cython.pymutex _error_lock
 
@@ -244,7 +247,14 @@ cdef object _error_entry(object code):
     known = _TABLE.get(code)
     if known is None:
         return None
-    entry = (known[0], known[1], known[2], _NAMES.get(code))
+    if _WINERROR_IS_SLOT:
+        # Windows' OSError keeps winerror in its struct, not in __dict__.
+        attributes = {"function": None, "code_name": _NAMES.get(code), "detail": None}
+    else:
+        # The order error_from_code sets them in, so that vars() agree too.
+        attributes = {"winerror": code, "function": None, "code_name": _NAMES.get(code),
+                      "detail": None}
+    entry = (known[0], known[1], known[2], attributes)
     _error_entries[code] = entry
     return entry
 
@@ -262,17 +272,14 @@ cdef object _error(DWORD code, str function, object path):
         entry = _error_entry(number)
         if entry is None:
             return _error_from_code(number, function, path, detail)
+    cdef dict attributes = (<dict>(<tuple>entry)[3]).copy()
+    attributes["function"] = function
+    attributes["detail"] = detail
+    error = vd_error_new((<tuple>entry)[0], (<tuple>entry)[1], (<tuple>entry)[2], path,
+                         attributes)
     if _WINERROR_IS_SLOT:
-        # Windows' OSError keeps winerror in its struct, not in __dict__.
-        error = vd_error_new((<tuple>entry)[0], (<tuple>entry)[1], (<tuple>entry)[2], path,
-                             {"function": function, "code_name": (<tuple>entry)[3],
-                              "detail": detail})
         error.winerror = number
-        return error
-    # The order error_from_code sets them in, so that vars() agree too.
-    return vd_error_new((<tuple>entry)[0], (<tuple>entry)[1], (<tuple>entry)[2], path,
-                        {"winerror": number, "function": function,
-                         "code_name": (<tuple>entry)[3], "detail": detail})
+    return error
 
 
 cdef bint _WINERROR_IS_SLOT = hasattr(OSError, "winerror")
@@ -455,15 +462,33 @@ cdef int _storage_type_from(object value, VIRTUAL_STORAGE_TYPE *out, str argumen
     return 0
 
 
+# An IntEnum's members by value, looked up instead of calling the enum class
+# (whose __call__ is a Python-level search) for every answer.
+cdef dict _members_by_value(object enum_class):
+    return {int(member): member for member in enum_class}
+
+
+cdef object _member_or_int(dict members, unsigned long value):
+    """The member of `members` for `value`, or the plain int for a value the
+    enum does not name."""
+    cdef object number = value
+    return members.get(number, number)
+
+
+cdef dict _DEVICES = _members_by_value(VirtualStorageTypeDevice)
+cdef dict _PROVIDER_SUBTYPES = _members_by_value(ProviderSubtype)
+
+
 cdef object _storage_type_to(const VIRTUAL_STORAGE_TYPE *value):
-    vendor = _uuid_from_guid(&value.VendorId)
-    if vendor == VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT:
-        vendor = VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT
-    try:
-        device = VirtualStorageTypeDevice(value.DeviceId)
-    except ValueError:
-        device = value.DeviceId
-    return _result2(VirtualStorageType, device, vendor)
+    """The two vendor constants come back as themselves, without building a
+    uuid.UUID to compare."""
+    if memcmp(&value.VendorId, &_VENDOR_MICROSOFT_GUID, sizeof(GUID)) == 0:
+        vendor = _VENDOR_MICROSOFT
+    elif memcmp(&value.VendorId, &_VENDOR_UNKNOWN_GUID, sizeof(GUID)) == 0:
+        vendor = _VENDOR_UNKNOWN
+    else:
+        vendor = _uuid_from_guid(&value.VendorId)
+    return _result2(VirtualStorageType, _member_or_int(_DEVICES, value.DeviceId), vendor)
 
 
 cdef class _SecurityDescriptor:
@@ -1131,10 +1156,7 @@ cdef object _info_value(GET_VIRTUAL_DISK_INFO *info, ULONG size):
     if version == api.GET_VIRTUAL_DISK_INFO_VIRTUAL_STORAGE_TYPE:
         return _storage_type_to(&info.VirtualStorageType)
     if version == api.GET_VIRTUAL_DISK_INFO_PROVIDER_SUBTYPE:
-        try:
-            return ProviderSubtype(info.ProviderSubtype)
-        except ValueError:
-            return info.ProviderSubtype
+        return _member_or_int(_PROVIDER_SUBTYPES, info.ProviderSubtype)
     if version == api.GET_VIRTUAL_DISK_INFO_IS_4K_ALIGNED:
         return bool(info.Is4kAligned)
     if version == api.GET_VIRTUAL_DISK_INFO_PHYSICAL_DISK:

@@ -198,6 +198,43 @@ def test_every_call_into_c_releases_the_gil() -> None:
     assert calls >= 29
 
 
+def test_module_attribute_lookups_can_specialize() -> None:
+    """``_virtdisk.Name`` takes the interpreter's cached module-attribute path
+    whenever the same lookup on a plain module does: the module's dict keeps
+    string-only keys (a large dict literal merged into it would not)."""
+    import dis
+    import sys
+    import types
+
+    if sys.version_info < (3, 11):
+        pytest.skip("dis shows specialized instructions from Python 3.11 on")
+    plain = types.ModuleType("plain")
+    plain.live_handle_count = _virtdisk.live_handle_count
+
+    def lookups() -> object:
+        return plain.live_handle_count, _virtdisk.live_handle_count
+
+    for _ in range(64):
+        lookups()
+    opnames = [instruction.opname for instruction in dis.get_instructions(lookups, adaptive=True)
+               if instruction.argval == "live_handle_count"]
+    if opnames[0] == "LOAD_ATTR":
+        pytest.skip("this interpreter does not specialize attribute lookups")
+    assert opnames == [opnames[0], opnames[0]], opnames
+
+
+def test_answers_reuse_enum_members_and_vendor_constants(small_vhdx: Path) -> None:
+    """PROVIDER_SUBTYPE and VIRTUAL_STORAGE_TYPE answer the enum members and
+    the vendor constant themselves (qemu-img's default VHDX is dynamic)."""
+    version = _virtdisk.GetVirtualDiskInfoVersion
+    with _virtdisk.OpenVirtualDisk(UNKNOWN, small_vhdx, 0, 0, 2, read_only=True) as handle:
+        subtype = _virtdisk.GetVirtualDiskInformation(handle, version.PROVIDER_SUBTYPE)
+        storage = _virtdisk.GetVirtualDiskInformation(handle, version.VIRTUAL_STORAGE_TYPE)
+    assert subtype is _virtdisk.ProviderSubtype.DYNAMIC
+    assert storage.device_id is _virtdisk.VirtualStorageTypeDevice.VHDX
+    assert storage.vendor_id is _virtdisk.VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT
+
+
 def test_guid_arguments_accept_uuid_and_bytes(small_vhdx: Path) -> None:
     value = uuid.uuid4()
     for guid in (value, value.bytes_le, bytearray(value.bytes_le), None):
