@@ -151,9 +151,11 @@ def test_expand_grows_and_refuses_smaller(tmp_path: Path, name: str, kind: str) 
     compare(path, mirror)
 
 
-def test_vhdx_bat_region_moves_when_it_is_too_small(tmp_path: Path) -> None:
+def test_vhdx_bat_region_grows_when_it_is_too_small(tmp_path: Path) -> None:
     """1 MiB blocks: the 1 MiB BAT region holds 131,072 entries, about
-    128 GiB; a grow past that writes a new region and both region tables."""
+    128 GiB; a grow past that grows the region over the blocks after it,
+    which move (tests/test_resize_bat_growth.py has the details), and
+    rewrites both region tables."""
     path = tmp_path / "small-blocks.vhdx"
     make_image(path, 1 * GiB, "dynamic", block_size=MiB)
     new_size = 200 * GiB
@@ -284,7 +286,7 @@ def call(harness: Path, *args: str | Path) -> dict[str, Any]:
 
 FAULT_CASES = [
     ("x.vhd", "dynamic", 96 * MiB + 1536, 0),   # BAT in its padding
-    ("x.vhd", "dynamic", 1 * GiB, 0),           # a new BAT
+    ("x.vhd", "dynamic", 1 * GiB, 0),           # the BAT grows over moved blocks
     ("x.vhd", "fixed", 96 * MiB, 0),
     ("x.vhdx", "dynamic", 96 * MiB + 1536, 0),
     ("x.vhdx", "fixed", 96 * MiB, 0),
