@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/operation.h"
 #include "base/detail.h"
 #include "base/endian.h"
 #include "base/vd_errors.h"
@@ -135,7 +136,7 @@ static uint32_t vd_vhdx_move_batch(vd_image *image, const vd_vhdx_in_way_list *l
     return status;
 }
 
-uint32_t vd_vhdx_bat_make_room(vd_image *image, uint64_t new_length, int *room)
+uint32_t vd_vhdx_bat_make_room(vd_image *image, uint64_t new_length, const vd_operation *operation, int *room)
 {
     vd_vhdx_state *state = image->format_state;
     uint64_t from = state->bat_offset + state->bat_length, to = state->bat_offset + new_length;
@@ -153,7 +154,8 @@ uint32_t vd_vhdx_bat_make_room(vd_image *image, uint64_t new_length, int *room)
     uint64_t next = (end + VD_VHDX_MIB - 1) / VD_VHDX_MIB * VD_VHDX_MIB;
     for (size_t first = 0; first < list.count && status == VD_ERROR_SUCCESS; first += VD_VHDX_BAT_GROW_BATCH) {
         size_t last = list.count - first < VD_VHDX_BAT_GROW_BATCH ? list.count : first + VD_VHDX_BAT_GROW_BATCH;
-        status = vd_vhdx_move_batch(image, &list, first, last, &next);
+        status = vd_operation_cancelled(operation) ? VD_ERROR_OPERATION_ABORTED
+                                                   : vd_vhdx_move_batch(image, &list, first, last, &next);
     }
     free(list.items);
     if (status == VD_ERROR_SUCCESS && image->file.size < to) {

@@ -24,6 +24,11 @@
 
 #include "disk/image.h"
 
-uint32_t vd_vhdx_bat_make_room(vd_image *image, uint64_t new_length, int *room);
+struct vd_operation;
+
+/* A cancel of `operation` is honoured before each batch of moves
+ * (OPERATION_ABORTED, the old disk). */
+uint32_t vd_vhdx_bat_make_room(vd_image *image, uint64_t new_length, const struct vd_operation *operation,
+                               int *room);
 
 #endif

@@ -30,7 +30,8 @@
  * gives it back).  The BAT region is never made smaller.
  *
  * Cancellation is honoured before the transaction, where nothing live has
- * changed but the place of blocks that made room for the BAT. */
+ * changed but the place of blocks that made room for the BAT, and before
+ * each batch of those moves. */
 #include "disk/driver.h"
 
 #include <stdlib.h>
@@ -169,7 +170,8 @@ static uint32_t vd_vhdx_write_new_bat(vd_image *image, uint64_t entries, uint64_
 /* Room for `entries`: the region grown where it is when only blocks lie
  * after it (vhdx_bat_grow.h), else a new region past the end of the file.
  * Its place in *offset, *length. */
-static uint32_t vd_vhdx_longer_bat(vd_image *image, uint64_t entries, uint64_t *offset, uint64_t *length)
+static uint32_t vd_vhdx_longer_bat(vd_image *image, uint64_t entries, const vd_operation *operation,
+                                   uint64_t *offset, uint64_t *length)
 {
     const vd_vhdx_state *state = image->format_state;
     uint64_t needed = vd_vhdx_resize_up(entries * VD_VHDX_BAT_ENTRY_SIZE, VD_VHDX_ALIGNMENT);
@@ -177,7 +179,7 @@ static uint32_t vd_vhdx_longer_bat(vd_image *image, uint64_t entries, uint64_t *
         return vd_fail(VD_ERROR_VHD_INVALID_SIZE, "a BAT of %" PRIu64 " entries is longer than a region may be",
                        entries);
     int room = 0;
-    uint32_t status = vd_vhdx_bat_make_room(image, needed, &room);
+    uint32_t status = vd_vhdx_bat_make_room(image, needed, operation, &room);
     if (status != VD_ERROR_SUCCESS || !room)
         return status == VD_ERROR_SUCCESS ? vd_vhdx_write_new_bat(image, entries, offset, length) : status;
     *offset = state->bat_offset;
@@ -237,8 +239,9 @@ static uint32_t vd_vhdx_set_entries(vd_image *image, vd_vhdx_sector_set *set, co
 }
 
 /* Everything a grow writes before its transaction, and its entries. */
-static uint32_t vd_vhdx_grow(vd_image *image, vd_vhdx_sector_set *set, uint64_t new_size)
+static uint32_t vd_vhdx_grow(vd_image *image, vd_vhdx_sector_set *set, const vd_resize_request *request)
 {
+    uint64_t new_size = request->new_size;
     vd_vhdx_state *state = image->format_state;
     uint64_t new_entries = vd_vhdx_entries_for(state, new_size);
     vd_vhdx_new_entries plan = { .bat_offset = state->bat_offset, .first = state->bat_entries,
@@ -247,7 +250,7 @@ static uint32_t vd_vhdx_grow(vd_image *image, vd_vhdx_sector_set *set, uint64_t 
     uint64_t bat_length = state->bat_length;
     int longer = new_entries * VD_VHDX_BAT_ENTRY_SIZE > bat_length;
     if (status == VD_ERROR_SUCCESS && longer)
-        status = vd_vhdx_longer_bat(image, new_entries, &plan.bat_offset, &bat_length);
+        status = vd_vhdx_longer_bat(image, new_entries, request->operation, &plan.bat_offset, &bat_length);
     plan.fresh_from = plan.bat_offset + vd_vhdx_resize_up(state->bat_entries * VD_VHDX_BAT_ENTRY_SIZE,
                                                           VD_VHDX_LOG_SECTOR_SIZE);
     if (status == VD_ERROR_SUCCESS && plan.fixed) {
@@ -284,7 +287,7 @@ static uint32_t vd_vhdx_resize_locked(vd_image *image, const vd_resize_request *
         return status;
     vd_vhdx_sector_set set = { 0 };
     if (request->new_size > state->virtual_size) {
-        status = vd_vhdx_grow(image, &set, request->new_size);
+        status = vd_vhdx_grow(image, &set, request);
     } else {
         vd_vhdx_new_entries plan = { .bat_offset = state->bat_offset,
                                      .first = vd_vhdx_entries_for(state, request->new_size),
