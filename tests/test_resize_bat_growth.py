@@ -36,6 +36,7 @@ import virtdisk
 from test_create_vhd import run, tool
 from test_resize import (MiB, GiB, call, check_clean, engine_size, harness, libvhdi_size, qemu_format,
                          qemu_size, resize)
+from vhd_builder import W2KU, Locator, build_sparse
 from vhdx_layout import layout
 from virtdisk.errors import ERROR_VHD_INVALID_TYPE, VirtualDiskError
 
@@ -234,6 +235,28 @@ def test_vhd_table_grows_in_place_over_moved_blocks(tmp_path: Path) -> None:
     with virtdisk.open(path, read_only=False) as disk:
         disk.write(new_size - MiB, b"\x77" * MiB)
     run(tool("qemu-io"), "-f", "vpc", "-c", f"read -P 0x77 {new_size - MiB} 1M", path)
+
+
+def test_vhd_table_followed_by_a_locator_moves_past_the_data(tmp_path: Path) -> None:
+    """Locator data right after the table (tests/vhd_builder.py's layout):
+    the table cannot grow there, so a new one goes where blocks are
+    appended and the header points at it; blocks and locator stay."""
+    rng = random.Random(7)
+    sectors = {sector: rng.randbytes(512) for sector in (0, 1, 4095, 4096, 9000, 16383)}
+    path = tmp_path / "locator.vhd"
+    path.write_bytes(build_sparse(OLD_SIZE, 2 * MiB, sectors, locators=[Locator(W2KU, b"x" * 600)]))
+    mirror = path.with_suffix(".raw")
+    content = bytearray(OLD_SIZE)
+    for sector, data in sectors.items():
+        content[sector * 512:sector * 512 + 512] = data
+    mirror.write_bytes(bytes(content))
+    offset, _ = vhd_table(path)
+    before = os.path.getsize(path)
+    resize(path, 1 << 40)
+    moved, entries = vhd_table(path)
+    assert moved >= before - 512 > offset and entries == (1 << 40) // (2 * MiB)
+    assert qemu_size(path) == 1 << 40 == libvhdi_size(path)
+    same_content(path, mirror)
 
 
 def test_empty_vhd_table_grows_in_place_and_the_footer_moves(tmp_path: Path) -> None:
