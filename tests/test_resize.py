@@ -13,7 +13,7 @@ import os
 import shutil
 import struct
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +284,26 @@ def call(harness: Path, *args: str | Path) -> dict[str, Any]:
     return got
 
 
+def stop_after_every_step(harness: Path, image: Path, arguments: list[str],
+                          check: Callable[[Path, dict[str, Any]], None], *, limit: int) -> int:
+    """Runs the harness on a copy of `image` stopped after 0, 1, 2, ...
+    file changes until a run completes, calls check(copy, answer) on each
+    copy, and returns how many runs were stopped."""
+    for faults in range(limit):
+        copy = image.with_name(f"{faults}{image.suffix}")
+        shutil.copy(image, copy)
+        answer = call(harness, copy, *arguments, str(faults))
+        try:
+            check(copy, answer)
+        except AssertionError as error:
+            raise AssertionError(f"stopped after {faults} file changes: {error}") from error
+        copy.unlink()
+        if not answer["stopped"]:
+            assert answer["status"] == 0
+            return faults
+    pytest.fail("the resize never completed")
+
+
 FAULT_CASES = [
     ("x.vhd", "dynamic", 96 * MiB + 1536, 0),   # BAT in its padding
     ("x.vhd", "dynamic", 1 * GiB, 0),           # the BAT grows over moved blocks
@@ -305,16 +325,14 @@ def test_stop_at_every_step_leaves_old_or_new_size(tmp_path: Path, harness: Path
     shutil.copy(old_mirror, new_mirror)
     os.truncate(new_mirror, new_size)
     seen = set()
-    for faults in range(64):
-        copy = image.with_name(f"{faults}{image.suffix}")
-        shutil.copy(image, copy)
-        answer = call(harness, copy, str(new_size), str(flags), str(faults))
+
+    def check(copy: Path, answer: dict[str, Any]) -> None:
         if copy.suffix == ".vhdx":
             # A stop after the log entry was durable leaves it to replay:
             # qemu's own replay, which qemu's read-only opens demand.
             run(tool("qemu-img"), "check", "-q", "-r", "all", "-f", "vhdx", copy)
         size = engine_size(copy)
-        assert size in (old_size, new_size), (faults, size)
+        assert size in (old_size, new_size), size
         # A VHD's two footers change one after the other: between the two
         # writes qemu (which reads the copy at 0) and the engine (the end
         # one) may each see one of the sizes.
@@ -332,10 +350,6 @@ def test_stop_at_every_step_leaves_old_or_new_size(tmp_path: Path, harness: Path
             os.truncate(shared, min(old_size, new_size))
             assert run("cmp", cut, shared) == ""
         seen.add(size)
-        copy.unlink()
-        if not answer["stopped"]:
-            assert answer["status"] == 0
-            break
-    else:
-        pytest.fail("the resize never completed")
+
+    stop_after_every_step(harness, image, [str(new_size), str(flags)], check, limit=64)
     assert seen == {old_size, new_size}
