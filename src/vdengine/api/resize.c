@@ -12,8 +12,11 @@
  * image, inside the operation (so an OVERLAPPED caller gets it as the
  * operation's status):
  *
- *   - a differencing image: VHD_INVALID_TYPE (the engine resizes fixed and
- *     dynamic images; a child's size must stay its parent's);
+ *   - a differencing image: VHD_INVALID_TYPE, nothing written.  Expand "is
+ *     valid only for fixed and expandable virtual disks"; Hyper-V resizes
+ *     no differencing VHD.  Hyper-V does resize a differencing VHDX, the
+ *     child alone; the engine does not, since its chain requires a child
+ *     of its parent's size (a resized child would no longer open);
  *   - NewSize not a multiple of the logical sector size (512 for VHD): 87;
  *     above the format's limit (2040 GiB VHD, 64 TiB VHDX): VHD_INVALID_SIZE,
  *     what CreateVirtualDisk answers for the same size;

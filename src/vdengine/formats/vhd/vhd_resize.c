@@ -14,8 +14,14 @@
  *   at the old end; every sector of the old content is intact.
  *
  * Dynamic: the BAT needs an entry per block of the new size.
- *   1. when the table's sectors hold them, the entries past Max Table
- *      Entries (padding) are set unallocated; otherwise a new table goes
+ *   0. when the table's sectors do not hold them, the table grows where it
+ *      is if only blocks and free space follow it: the blocks in the way
+ *      move to the end of the file, the end footer after them, before any
+ *      of the steps below (vhd_bat_grow.c; the old disk at every write).
+ *   1. when the table's sectors (or the room step 0 made) hold them, the
+ *      entries past Max Table Entries are set unallocated, up to the end
+ *      of the table's last sector; otherwise (a structure such as a parent
+ *      locator follows the table) a new table goes
  *      where blocks are appended: a copy of the (old) footer past the end,
  *      then the old entries and unallocated ones at the old footer's place,
  *      4 KiB aligned so that blocks appended after it stay aligned.  Until
@@ -28,9 +34,9 @@
  *      its old size: a table longer than the disk needs is valid.
  *   3. the end footer with the new size and geometry (one sector: this
  *      switches the size), then its copy at 0; flush.
- * Cancellation is honoured before step 2, where nothing live has changed.
- * The BAT and blocks never move: a new table leaves the old one behind as
- * unused space. */
+ * Cancellation is honoured before step 2, where nothing live has changed
+ * but the place of blocks step 0 moved.  A new table of step 1 leaves the
+ * old one behind as unused space. */
 #include "disk/driver.h"
 
 #include <stdlib.h>
@@ -96,7 +102,7 @@ static uint32_t vd_vhd_resize_fixed(vd_image *image, uint64_t tail_length, uint8
     return status;
 }
 
-/* What step 1 of a dynamic grow writes, built before the first write. */
+/* What step 1 of a dynamic grow writes, built after step 0. */
 typedef struct vd_vhd_grow {
     uint8_t header[VD_VHD_HEADER_SIZE];
     uint64_t header_offset;
@@ -108,9 +114,9 @@ typedef struct vd_vhd_grow {
 } vd_vhd_grow;
 
 static uint32_t vd_vhd_grow_plan(vd_image *image, const vd_vhd_footer *footer, uint64_t tail_length,
-                                 uint64_t new_size, vd_vhd_grow *grow)
+                                 const uint8_t raw[VD_VHD_FOOTER_SIZE], uint64_t new_size, vd_vhd_grow *grow)
 {
-    const vd_file *file = &image->file;
+    vd_file *file = &image->file;
     memset(grow, 0, sizeof *grow);
     grow->header_offset = footer->data_offset;
     uint32_t status = vd_vhd_read_header(file, grow->header_offset, grow->header);
@@ -126,13 +132,23 @@ static uint32_t vd_vhd_grow_plan(vd_image *image, const vd_vhd_footer *footer, u
     uint64_t room = vd_vhd_resize_up((uint64_t)old_entries * VD_VHD_BAT_ENTRY_SIZE, VD_VHD_SECTOR_SIZE)
                     / VD_VHD_BAT_ENTRY_SIZE;
     uint64_t entries = needed > old_entries ? needed : old_entries;
+    if (needed > room) {
+        int made = 0;
+        uint64_t to = old_offset + vd_vhd_resize_up(needed * VD_VHD_BAT_ENTRY_SIZE, VD_VHD_SECTOR_SIZE);
+        status = vd_vhd_bat_make_room(image, old_offset + room * VD_VHD_BAT_ENTRY_SIZE, to,
+                                      file->size - tail_length, raw, &made);
+        if (status != VD_ERROR_SUCCESS)
+            return status;
+        if (made)
+            room = needed;
+    }
     grow->moves = needed > room;
     /* A new table holds every entry, in whole sectors; in place only the
      * new entries are written, into the old table's padding. */
     uint64_t kept = grow->moves ? old_entries : 0;
     uint64_t first_new = grow->moves ? 0 : old_entries;
-    grow->table_bytes = grow->moves ? vd_vhd_resize_up(entries * VD_VHD_BAT_ENTRY_SIZE, VD_VHD_SECTOR_SIZE)
-                                    : (entries - first_new) * VD_VHD_BAT_ENTRY_SIZE;
+    grow->table_bytes = vd_vhd_resize_up(entries * VD_VHD_BAT_ENTRY_SIZE, VD_VHD_SECTOR_SIZE)
+                        - first_new * VD_VHD_BAT_ENTRY_SIZE;
     grow->table = malloc(grow->table_bytes > 0 ? (size_t)grow->table_bytes : 1);
     if (grow->table == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
@@ -201,7 +217,7 @@ static uint32_t vd_vhd_resize_dynamic(vd_image *image, const vd_vhd_footer *foot
         return vd_fail(VD_ERROR_VHD_DRIVE_FOOTER_CORRUPT,
                        "the VHD's end footer is damaged; the disk is not resized until it is repaired");
     vd_vhd_grow grow;
-    uint32_t status = vd_vhd_grow_plan(image, footer, tail_length, request->new_size, &grow);
+    uint32_t status = vd_vhd_grow_plan(image, footer, tail_length, raw, request->new_size, &grow);
     if (status == VD_ERROR_SUCCESS)
         status = vd_vhd_grow_prepare(file, &grow, raw);
     if (status == VD_ERROR_SUCCESS && vd_operation_cancelled(request->operation))

@@ -8,11 +8,16 @@
  * size (2.5), so existing entries stay where they are and the new ones
  * follow.  When the BAT region holds the new entries, they are made
  * NOT_PRESENT in the same transaction (where they are not already).  When
- * it does not, a new BAT region of whole MiB is written past the end of the
- * file (old entries, then zeros) and flushed: free space until the
- * transaction, which also rewrites both region tables to point at it,
- * commits.  Blocks never move; the old region stays behind as unused
- * space.  A fixed image's new blocks are allocated in the same step
+ * it does not, the region grows where it is, in whole MiB, when only
+ * payload and sector bitmap blocks follow it: those in the way move to the
+ * end of the file first, each batch durable before its entries change
+ * (vhdx_bat_grow.h), and the new entries are written into the space they
+ * left, free until the transaction, which also rewrites both region
+ * tables with the region's new length, commits.  When another region
+ * follows it (a layout the engine does not make), a new BAT region is
+ * written past the end of the file (old entries, then zeros) and flushed,
+ * and the transaction points both region tables at it; the old region
+ * stays behind as unused space.  A fixed image's new blocks are allocated in the same step
  * (FULLY_PRESENT over a file extended with ftruncate: constant time, the
  * file system's holes read zeros).
  *
@@ -25,7 +30,8 @@
  * gives it back).  The BAT region is never made smaller.
  *
  * Cancellation is honoured before the transaction, where nothing live has
- * changed. */
+ * changed but the place of blocks that made room for the BAT, and before
+ * each batch of those moves. */
 #include "disk/driver.h"
 
 #include <stdlib.h>
@@ -36,6 +42,7 @@
 #include "base/detail.h"
 #include "base/endian.h"
 #include "base/vd_errors.h"
+#include "formats/vhdx/vhdx_bat_grow.h"
 #include "formats/vhdx/vhdx_format.h"
 #include "formats/vhdx/vhdx_internal.h"
 #include "formats/vhdx/vhdx_log_write.h"
@@ -102,7 +109,7 @@ static uint32_t vd_vhdx_set_bytes(vd_image *image, vd_vhdx_sector_set *set, uint
 }
 
 /* Both region tables with the BAT region at `offset`, `length` bytes. */
-static uint32_t vd_vhdx_move_bat_region(vd_image *image, vd_vhdx_sector_set *set, uint64_t offset,
+static uint32_t vd_vhdx_set_bat_region(vd_image *image, vd_vhdx_sector_set *set, uint64_t offset,
                                         uint64_t length)
 {
     uint8_t *table = malloc(VD_VHDX_REGION_TABLE_SIZE);
@@ -145,9 +152,6 @@ static uint32_t vd_vhdx_write_new_bat(vd_image *image, uint64_t entries, uint64_
         end = image->file.size;
     *offset = vd_vhdx_resize_up(end, VD_VHDX_ALIGNMENT);
     *length = vd_vhdx_resize_up(entries * VD_VHDX_BAT_ENTRY_SIZE, VD_VHDX_ALIGNMENT);
-    if (*length > UINT32_MAX)
-        return vd_fail(VD_ERROR_VHD_INVALID_SIZE, "a BAT of %" PRIu64 " entries is longer than a region may be",
-                       entries);
     size_t kept = (size_t)(state->bat_entries * VD_VHDX_BAT_ENTRY_SIZE);
     uint8_t *bat = calloc(1, (size_t)*length);
     if (bat == NULL)
@@ -161,6 +165,26 @@ static uint32_t vd_vhdx_write_new_bat(vd_image *image, uint64_t entries, uint64_
     image->file.size = *offset + *length;
     atomic_store(&state->data_size, image->file.size);
     return vd_file_flush(&image->file);
+}
+
+/* Room for `entries`: the region grown where it is when only blocks lie
+ * after it (vhdx_bat_grow.h), else a new region past the end of the file.
+ * Its place in *offset, *length. */
+static uint32_t vd_vhdx_longer_bat(vd_image *image, uint64_t entries, const vd_operation *operation,
+                                   uint64_t *offset, uint64_t *length)
+{
+    const vd_vhdx_state *state = image->format_state;
+    uint64_t needed = vd_vhdx_resize_up(entries * VD_VHDX_BAT_ENTRY_SIZE, VD_VHDX_ALIGNMENT);
+    if (needed > UINT32_MAX)
+        return vd_fail(VD_ERROR_VHD_INVALID_SIZE, "a BAT of %" PRIu64 " entries is longer than a region may be",
+                       entries);
+    int room = 0;
+    uint32_t status = vd_vhdx_bat_make_room(image, needed, operation, &room);
+    if (status != VD_ERROR_SUCCESS || !room)
+        return status == VD_ERROR_SUCCESS ? vd_vhdx_write_new_bat(image, entries, offset, length) : status;
+    *offset = state->bat_offset;
+    *length = needed;
+    return VD_ERROR_SUCCESS;
 }
 
 /* Zeros the bytes of the old last block past the old size, when present. */
@@ -215,17 +239,18 @@ static uint32_t vd_vhdx_set_entries(vd_image *image, vd_vhdx_sector_set *set, co
 }
 
 /* Everything a grow writes before its transaction, and its entries. */
-static uint32_t vd_vhdx_grow(vd_image *image, vd_vhdx_sector_set *set, uint64_t new_size)
+static uint32_t vd_vhdx_grow(vd_image *image, vd_vhdx_sector_set *set, const vd_resize_request *request)
 {
+    uint64_t new_size = request->new_size;
     vd_vhdx_state *state = image->format_state;
     uint64_t new_entries = vd_vhdx_entries_for(state, new_size);
     vd_vhdx_new_entries plan = { .bat_offset = state->bat_offset, .first = state->bat_entries,
                                  .end = new_entries, .fixed = image->subtype == VD_SUBTYPE_FIXED };
     uint32_t status = vd_vhdx_zero_tail(image);
     uint64_t bat_length = state->bat_length;
-    int moved = new_entries * VD_VHDX_BAT_ENTRY_SIZE > bat_length;
-    if (status == VD_ERROR_SUCCESS && moved)
-        status = vd_vhdx_write_new_bat(image, new_entries, &plan.bat_offset, &bat_length);
+    int longer = new_entries * VD_VHDX_BAT_ENTRY_SIZE > bat_length;
+    if (status == VD_ERROR_SUCCESS && longer)
+        status = vd_vhdx_longer_bat(image, new_entries, request->operation, &plan.bat_offset, &bat_length);
     plan.fresh_from = plan.bat_offset + vd_vhdx_resize_up(state->bat_entries * VD_VHDX_BAT_ENTRY_SIZE,
                                                           VD_VHDX_LOG_SECTOR_SIZE);
     if (status == VD_ERROR_SUCCESS && plan.fixed) {
@@ -241,8 +266,8 @@ static uint32_t vd_vhdx_grow(vd_image *image, vd_vhdx_sector_set *set, uint64_t 
     }
     if (status == VD_ERROR_SUCCESS)
         status = vd_vhdx_set_entries(image, set, &plan);
-    if (status == VD_ERROR_SUCCESS && moved)
-        status = vd_vhdx_move_bat_region(image, set, plan.bat_offset, bat_length);
+    if (status == VD_ERROR_SUCCESS && longer)
+        status = vd_vhdx_set_bat_region(image, set, plan.bat_offset, bat_length);
     return status;
 }
 
@@ -262,7 +287,7 @@ static uint32_t vd_vhdx_resize_locked(vd_image *image, const vd_resize_request *
         return status;
     vd_vhdx_sector_set set = { 0 };
     if (request->new_size > state->virtual_size) {
-        status = vd_vhdx_grow(image, &set, request->new_size);
+        status = vd_vhdx_grow(image, &set, request);
     } else {
         vd_vhdx_new_entries plan = { .bat_offset = state->bat_offset,
                                      .first = vd_vhdx_entries_for(state, request->new_size),

@@ -16,7 +16,13 @@ uint32_t vd_vhdx_sectors_get(vd_image *image, vd_vhdx_sector_set *set, uint64_t 
                              vd_vhdx_sector **sector)
 {
     /* Sets stay small (a few BAT sectors, at most a hundred or so bitmap
-     * sectors), so a linear search is the cheapest lookup. */
+     * sectors), so a linear search is the cheapest lookup; a resize that
+     * fills a whole new table asks for the sector it added last, over and
+     * over, which is looked at first. */
+    if (set->count > 0 && set->items[set->count - 1].offset == offset) {
+        *sector = &set->items[set->count - 1];
+        return VD_ERROR_SUCCESS;
+    }
     for (size_t i = 0; i < set->count; i++) {
         if (set->items[i].offset == offset) {
             *sector = &set->items[i];
