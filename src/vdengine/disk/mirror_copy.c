@@ -167,14 +167,15 @@ uint32_t vd_mirror_copy(vd_mirror *mirror, vd_disk *disk, vd_operation *operatio
     const uint64_t size = mirror->target.virtual_size;
     vd_operation_set_total(operation, size);
     for (uint64_t offset = 0; status == VD_ERROR_SUCCESS && offset < size; offset += VD_MIRROR_STEP) {
-        if (vd_operation_checkpoint(operation)) {
-            status = VD_ERROR_OPERATION_ABORTED;
-            break;
-        }
         uint64_t length = size - offset < VD_MIRROR_STEP ? size - offset : VD_MIRROR_STEP;
         status = vd_mirror_copy_step(mirror, disk, &buffers, offset, length);
-        if (status == VD_ERROR_SUCCESS)
-            vd_operation_set_done(operation, offset + length);
+        if (status != VD_ERROR_SUCCESS)
+            break;
+        vd_operation_set_done(operation, offset + length);
+        /* After each step but the last (a cancel then finds the mirrored
+         * state): the test hold stops here with part of the disk copied. */
+        if (offset + length < size && vd_operation_checkpoint(operation))
+            status = VD_ERROR_OPERATION_ABORTED;
     }
     vd_mirror_buffers_free(&buffers);
     if (status == VD_ERROR_SUCCESS && mirror->target.ops->flush != NULL)
@@ -234,12 +235,16 @@ uint32_t vd_mirror_take_target(vd_mirror *mirror, vd_image *target)
 
 /* ---- the data path ------------------------------------------------------- */
 
-/* Waits until [start, end) is clear of the step under way and announces
- * it; whether the target holds any of it already (write to both). */
+/* Waits until [start, end) is clear of the step under way and of every
+ * other write in flight, and announces it; whether the target holds any of
+ * it already (write to both).  Two writes over the same sectors must not
+ * overlap in time: each image would order them by its own timing, and the
+ * two could end up holding different data. */
 static int vd_mirror_io_begin(vd_mirror *mirror, vd_mirror_io *io, uint64_t start, uint64_t end)
 {
     pthread_mutex_lock(&mirror->lock);
-    while (vd_ranges_overlap(start, end, mirror->busy_start, mirror->busy_end))
+    while (vd_ranges_overlap(start, end, mirror->busy_start, mirror->busy_end)
+           || vd_mirror_in_flight_over(mirror, start, end))
         pthread_cond_wait(&mirror->changed, &mirror->lock);
     int both = start < mirror->copied && mirror->failure == VD_ERROR_SUCCESS;
     *io = (vd_mirror_io){ start, end, mirror->in_flight };

@@ -11,9 +11,11 @@
  *     mirror;
  *   - one past `copied` goes to the disk alone, and is in flight until it
  *     is written; a step waits for the writes in flight over its range
- *     before it reads, so it copies them.
- * So no write is lost, whichever of the two comes first, and none waits
- * for more than one step.  Once everything is copied, every write goes to
+ *     before it reads, so it copies them;
+ *   - one over the sectors of another write in flight waits for it, so
+ *     that both images see overlapping writes in the same order.
+ * So no write is lost, whichever of the two comes first, and a write
+ * waits at most for one step and for the writes to the same sectors.  Once everything is copied, every write goes to
  * both: the mirrored state.
  *
  * A write the mirror refuses (a full host, an I/O error) does not fail the
