@@ -649,6 +649,9 @@ UPDATE_ANSWERS_ON_READ_HANDLE = {
     "MergeVirtualDisk": ERROR_ACCESS_DENIED,
     # The handle was opened without CUSTOM_DIFF_CHAIN.
     "AddVirtualDiskParent": ERROR_VHD_INVALID_STATE,
+    # Only version 2 handles mirror; no mirror runs to break.
+    "MirrorVirtualDisk": ERROR_ACCESS_DENIED,
+    "BreakMirrorVirtualDisk": ERROR_VHD_INVALID_STATE,
 }
 
 # The functions the engine does not carry out, with the decided code each

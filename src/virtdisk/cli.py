@@ -14,9 +14,11 @@ as disks of the system (:mod:`virtdisk.cli_attach`); ``virtdisk convert`` and
 image's virtual size (:mod:`virtdisk.cli_resize`); ``virtdisk compact PATH``
 gives back the space of blocks that hold nothing (:mod:`virtdisk.cli_compact`);
 ``virtdisk merge PATH [--delete]`` merges a differencing image into its
-parent (:mod:`virtdisk.cli_merge`).  The long ones (convert, dump, resize,
-compact, merge) draw progress as :mod:`virtdisk.cli_output` describes.
-``python -m virtdisk`` is the same command.
+parent (:mod:`virtdisk.cli_merge`); ``virtdisk mirror SRC DST`` copies an
+image live into a new one (:mod:`virtdisk.cli_mirror`).  The long ones
+(convert, dump, resize, compact, merge, mirror) draw progress as
+:mod:`virtdisk.cli_output` describes.  ``python -m virtdisk`` is the same
+command.
 
 Exit status: 0 on success, 1 when the API refuses (the message goes to
 standard error, without a traceback), 2 for a usage error, 130 when
@@ -40,6 +42,7 @@ from .cli_dump import add_parser as add_dump_parser
 from .cli_output import size_argument
 from .cli_compact import add_parsers as add_compact_parsers
 from .cli_merge import add_parsers as add_merge_parsers
+from .cli_mirror import add_parsers as add_mirror_parsers
 from .cli_resize import add_parsers as add_resize_parsers
 from .create import DISK_TYPES, create
 from .disk import VirtualDisk
@@ -101,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     add_resize_parsers(commands)
     add_compact_parsers(commands)
     add_merge_parsers(commands)
+    add_mirror_parsers(commands)
     return parser
 
 

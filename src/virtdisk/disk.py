@@ -75,6 +75,7 @@ if TYPE_CHECKING:
 
     from .attach import Attachment
     from .content import DiskContent
+    from .mirror import Mirror
     from .operation import Operation
     from .scsi import BlockTarget
 
@@ -223,6 +224,12 @@ def open(  # noqa: A001 - the module's purpose, like io.open
     else:
         handle, read_only = _open_version_1(name, device, read_only, access, rw_depth,
                                             get_info_only, open_flags)
+        disk = _new_disk(VirtualDisk)
+        disk._handle = handle
+        disk._read_only = read_only
+        disk._target = None
+        disk._opened_version_1 = True
+        return disk
 
     disk = _new_disk(VirtualDisk)
     disk._handle = handle
@@ -360,13 +367,16 @@ class VirtualDisk:
     :class:`InvalidHandleError`.
     """
 
-    __slots__ = ("_handle", "_read_only", "_target", "_merge_terms")
+    __slots__ = ("_handle", "_read_only", "_target", "_merge_terms", "_opened_version_1")
 
     _handle: VirtualDiskHandle
     _read_only: bool | None
     _target: BlockTarget | None
     # (version, depth) of the handle virtdisk.merge opened, unset otherwise.
     _merge_terms: tuple[int, int]
+    # True for a handle open() opened with access= (version 1), which a
+    # mirror cannot run on; unset otherwise.
+    _opened_version_1: bool
 
     def __init__(self, handle: VirtualDiskHandle) -> None:
         if not isinstance(handle, VirtualDiskHandle):
@@ -764,6 +774,21 @@ class VirtualDisk:
         from .merge import start_merge
 
         return start_merge(self, depth, source_depth=source_depth, target_depth=target_depth)
+
+    # -- mirroring ----------------------------------------------------------
+
+    def mirror(self, path: str | os.PathLike[str], *, existing: bool = False) -> Mirror:
+        """Starts a live copy of this disk into a new image at `path`
+        (MirrorVirtualDisk) and returns its :class:`~virtdisk.mirror.Mirror`:
+        wait with ``wait_mirrored()``, then ``break_()`` switches this disk
+        to the copy, or ``cancel()`` keeps it on the original.  Writes
+        through this disk reach the copy meanwhile.  `existing` copies into
+        the image already at `path` (same format, virtual size and sector
+        size).  A disk opened with ``access=`` is opened again as version
+        2, which mirroring needs; see :mod:`virtdisk.mirror`."""
+        from .mirror import start_mirror
+
+        return start_mirror(self, path, existing=existing)
 
     # -- changes ------------------------------------------------------------
 

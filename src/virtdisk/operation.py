@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar, overload
 
 from _virtdisk import (
     CancelIoEx,
@@ -139,15 +139,24 @@ def _size(size: int | str) -> int:
     return parse_size(size)
 
 
-def start(disk: VirtualDisk, function: str, call: Callable[[Overlapped], None]) -> Operation:
-    """Runs `call` with a new OVERLAPPED and returns its :class:`Operation`
-    (for the modules of the other long operations)."""
+_Kind = TypeVar("_Kind", bound="Operation")
+
+
+@overload
+def start(disk: VirtualDisk, function: str, call: Callable[[Overlapped], None]) -> Operation: ...
+@overload
+def start(disk: VirtualDisk, function: str, call: Callable[[Overlapped], None],
+          kind: type[_Kind]) -> _Kind: ...
+def start(disk: VirtualDisk, function: str, call: Callable[[Overlapped], None],
+          kind: type[Operation] = Operation) -> Operation:
+    """Runs `call` with a new OVERLAPPED and returns its operation, an
+    instance of `kind` (for the modules of the other long operations)."""
     # Content access holds a SCSI target that knows the old capacity: it
     # is flushed and let go, and attaches again when next used.
     disk._release_target(function)
     overlapped = Overlapped()
     call(overlapped)
-    return Operation(disk, overlapped, function)
+    return kind(disk, overlapped, function)
 
 
 def start_resize(disk: VirtualDisk, size: int | str, *, allow_unsafe: bool = False,

@@ -268,9 +268,16 @@ ULONG vd_engine_open_handle_count(void)
 vd_disk *vd_disk_new(void)
 {
     vd_disk *disk = calloc(1, sizeof *disk);
-    if (disk != NULL && pthread_mutex_init(&disk->lock, NULL) != 0) {
+    if (disk == NULL)
+        return NULL;
+    if (pthread_mutex_init(&disk->lock, NULL) != 0) {
         free(disk);
-        disk = NULL;
+        return NULL;
+    }
+    if (vd_gate_init(&disk->content_gate) != 0) {
+        pthread_mutex_destroy(&disk->lock);
+        free(disk);
+        return NULL;
     }
     return disk;
 }
@@ -285,6 +292,7 @@ void vd_disk_free(vd_disk *disk)
     free(disk->partition_fds);
     vd_chain_close(&disk->chain);
     vd_image_release(&disk->image);
+    vd_gate_destroy(&disk->content_gate);
     pthread_mutex_destroy(&disk->lock);
     free(disk);
 }

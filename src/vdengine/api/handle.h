@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "virtdisk_api.h"
+#include "base/gate.h"
 #include "disk/chain.h"
 #include "disk/image.h"
 
@@ -60,6 +61,13 @@ typedef struct vd_disk {
      * that progress and cancel find it without `lock`, which a running
      * operation may hold for as long as it changes the image. */
     _Atomic(struct vd_operations *) operations;
+    /* Taken shared by every call of the data path (disk/content.c) and
+     * exclusively where the data path changes under it: a mirror installed
+     * or removed, the disk switched to its mirror (api/mirror.c, always
+     * with `lock` held first).  `mirror`, the running mirror of the disk
+     * (disk/mirror_copy.h) or NULL, changes only with both held. */
+    vd_gate content_gate;
+    struct vd_mirror *mirror;
     /* Set for a device handle (vd_engine_open_device, api/device_handle.h):
      * a disk or file system, not an image; the image fields stay empty and
      * vd_handle_acquire refuses it. */

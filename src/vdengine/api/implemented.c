@@ -1,6 +1,6 @@
 /* Which VirtDisk functions the engine carries out (vdengine.h).  Every
  * other entry point checks its arguments and handle as Windows does and
- * then answers ERROR_CALL_NOT_IMPLEMENTED (not_implemented.c).  Keep this
+ * then answers its decided refusal (not_implemented.c).  Keep this
  * list equal to what the engine does: tests/test_engine_api_c.py calls every
  * function and compares. */
 #include "vdengine.h"
@@ -29,6 +29,8 @@ static const char *const vd_implemented[] = {
     "AddVirtualDiskParent",       /* the handle's chain only (add_parent.c) */
     "CompactVirtualDisk",         /* dynamic and differencing VHD and VHDX (vhd_compact.c, vhdx_compact.c) */
     "MergeVirtualDisk",           /* V1 and V2, VHD and VHDX chains (merge.c, disk/merge_copy.c) */
+    "MirrorVirtualDisk",          /* V2 handles, VHD and VHDX (mirror.c, disk/mirror_copy.c) */
+    "BreakMirrorVirtualDisk",
 };
 
 int vd_engine_implements(const char *name)

@@ -1,5 +1,5 @@
-/* The functions of virtdisk_api.h the engine does not carry out: those it
- * has not implemented yet, and those whose answer is a decided refusal.
+/* The functions of virtdisk_api.h the engine does not carry out: each
+ * answers a decided refusal.
  *
  * Each checks its arguments as Windows documents them (the function's page,
  * its Remarks list of ERROR_INVALID_PARAMETER causes, and the SDK header's
@@ -8,8 +8,6 @@
  * 6 it will see once the function exists.
  *
  * The answers (engine README, section 11):
- *   ERROR_CALL_NOT_IMPLEMENTED (120)  MirrorVirtualDisk and
- *       BreakMirrorVirtualDisk, until they are written;
  *   ERROR_VHD_INVALID_TYPE  the four VHD Set functions: their handle "must
  *       be a VHD Set file", and no handle the engine opens is one (the .vhds
  *       format has no public description; OpenVirtualDisk refuses the VHDSET
@@ -52,11 +50,6 @@ static DWORD vd_refuse(int arguments_valid, HANDLE handle, uint32_t answer, cons
     return why != NULL ? vd_fail(answer, "%s", why) : answer;
 }
 
-static DWORD vd_not_implemented(int arguments_valid, HANDLE handle)
-{
-    return vd_refuse(arguments_valid, handle, VD_ERROR_CALL_NOT_IMPLEMENTED, NULL);
-}
-
 #define VD_NO_FORK "the engine does not fork virtual disks"
 #define VD_NOT_A_VHD_SET "the handle is not a VHD Set: the engine opens no .vhds file"
 
@@ -73,23 +66,6 @@ static DWORD vd_not_a_vhd_set_version_1(HANDLE handle, uint32_t flags, uint32_t 
 static int vd_buffer_valid(const void *buffer, const ULONG *size)
 {
     return size != NULL && (buffer != NULL || *size == 0);
-}
-
-/* The SDK marks Overlapped _In_ here: a mirror is always asynchronous. */
-DWORD WINAPI MirrorVirtualDisk(HANDLE VirtualDiskHandle, MIRROR_VIRTUAL_DISK_FLAG Flags,
-                               PMIRROR_VIRTUAL_DISK_PARAMETERS Parameters, LPOVERLAPPED Overlapped)
-{
-    return vd_not_implemented(
-        VD_ALL_BITS_IN(Flags, VD_MIRROR_FLAGS_KNOWN) && Overlapped != NULL
-            && VD_VERSION_IN(Parameters, MIRROR_VIRTUAL_DISK_VERSION_1,
-                             MIRROR_VIRTUAL_DISK_VERSION_1)
-            && Parameters->Version1.MirrorVirtualDiskPath != NULL,
-        VirtualDiskHandle);
-}
-
-DWORD WINAPI BreakMirrorVirtualDisk(HANDLE VirtualDiskHandle)
-{
-    return vd_not_implemented(1, VirtualDiskHandle);
 }
 
 DWORD WINAPI QueryChangesVirtualDisk(HANDLE VirtualDiskHandle, PCWSTR ChangeTrackingId,

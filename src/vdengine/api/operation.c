@@ -41,6 +41,10 @@ struct vd_operation {
     void (*free_context)(void *);
     _Atomic(uint64_t) done, total;
     atomic_int cancel;
+    /* Called, under the block's lock, after each cancel request: a body
+     * that sleeps between steps is woken by it (vd_operation_on_cancel). */
+    void (*wake)(void *);
+    void *wake_argument;
 };
 
 typedef struct vd_operation_record {
@@ -113,6 +117,22 @@ int vd_operation_checkpoint(const vd_operation *operation)
             nanosleep(&pause, NULL);
     }
     return vd_operation_cancelled(operation);
+}
+
+void vd_operation_on_cancel(vd_operation *operation, void (*wake)(void *), void *argument)
+{
+    pthread_mutex_lock(&operation->owner->lock);
+    operation->wake = wake;
+    operation->wake_argument = argument;
+    pthread_mutex_unlock(&operation->owner->lock);
+}
+
+/* With the block's lock held. */
+static void vd_operation_request_cancel(vd_operation *operation)
+{
+    atomic_store(&operation->cancel, 1);
+    if (operation->wake != NULL)
+        operation->wake(operation->wake_argument);
 }
 
 static void vd_operation_record_put(struct vd_operations *operations, const vd_operation *operation,
@@ -277,7 +297,7 @@ uint32_t vd_operation_cancel(vd_disk *disk, const OVERLAPPED *overlapped)
     pthread_mutex_lock(&operations->lock);
     vd_operation *running = operations->running;
     if (running != NULL && (overlapped == NULL || running->overlapped == overlapped)) {
-        atomic_store(&running->cancel, 1);
+        vd_operation_request_cancel(running);
         found = VD_ERROR_SUCCESS;
     }
     pthread_mutex_unlock(&operations->lock);
@@ -291,7 +311,7 @@ void vd_operations_end(vd_disk *disk)
         return;
     pthread_mutex_lock(&operations->lock);
     while (operations->running != NULL) {
-        atomic_store(&operations->running->cancel, 1);
+        vd_operation_request_cancel(operations->running);
         pthread_cond_wait(&operations->changed, &operations->lock);
     }
     vd_operations_join(operations);

@@ -40,6 +40,13 @@ void vd_operation_set_total(vd_operation *operation, uint64_t total);
 void vd_operation_set_done(vd_operation *operation, uint64_t done);
 int vd_operation_cancelled(const vd_operation *operation);
 
+/* For bodies that sleep instead of working in steps (a mirror, waiting to
+ * be broken): `wake(argument)` is called after every cancel request, under
+ * the operations' lock, so it must only signal (take no lock a cancel
+ * caller may hold).  A cancel that came before the call is seen through
+ * vd_operation_cancelled. */
+void vd_operation_on_cancel(vd_operation *operation, void (*wake)(void *), void *argument);
+
 /* For bodies, at a point where stopping leaves the image as it was, called
  * without disk->lock: whether a cancel came.  Tests only: while the
  * environment variable VIRTDISK_TEST_OPERATION_HOLD names a path that

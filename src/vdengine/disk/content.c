@@ -1,8 +1,13 @@
 /* The content of an opened disk, over the format's read/write/unmap/flush
- * (see content.h). */
+ * (see content.h).
+ *
+ * Every call holds the disk's content gate shared (handle.h): while a
+ * mirror runs, writes and unmaps go through it (disk/mirror_copy.h), and
+ * the switch to the mirror happens with no call inside. */
 #include "disk/content.h"
 
 #include "base/vd_errors.h"
+#include "disk/mirror_copy.h"
 
 static uint32_t vd_content_check(const vd_disk *disk, uint64_t offset, uint64_t length)
 {
@@ -17,10 +22,12 @@ static uint32_t vd_content_check(const vd_disk *disk, uint64_t offset, uint64_t 
 
 uint32_t vd_content_read(vd_disk *disk, uint64_t offset, void *buffer, uint64_t length)
 {
+    vd_gate_enter_shared(&disk->content_gate);
     uint32_t status = vd_content_check(disk, offset, length);
-    if (status != VD_ERROR_SUCCESS || length == 0)
-        return status;
-    return vd_chain_read(&disk->image, &disk->chain, offset, buffer, length);
+    if (status == VD_ERROR_SUCCESS && length != 0)
+        status = vd_chain_read(&disk->image, &disk->chain, offset, buffer, length);
+    vd_gate_leave_shared(&disk->content_gate);
+    return status;
 }
 
 static uint32_t vd_content_check_writable(const vd_disk *disk)
@@ -34,29 +41,41 @@ static uint32_t vd_content_check_writable(const vd_disk *disk)
 
 uint32_t vd_content_write(vd_disk *disk, uint64_t offset, const void *buffer, uint64_t length)
 {
+    vd_gate_enter_shared(&disk->content_gate);
     uint32_t status = vd_content_check(disk, offset, length);
     if (status == VD_ERROR_SUCCESS)
         status = vd_content_check_writable(disk);
-    if (status != VD_ERROR_SUCCESS || length == 0)
-        return status;
-    return disk->image.ops->write(&disk->image, offset, buffer, length);
+    if (status == VD_ERROR_SUCCESS && length != 0)
+        status = disk->mirror != NULL
+                     ? vd_mirror_write(disk->mirror, disk, offset, buffer, length)
+                     : disk->image.ops->write(&disk->image, offset, buffer, length);
+    vd_gate_leave_shared(&disk->content_gate);
+    return status;
 }
 
 uint32_t vd_content_unmap(vd_disk *disk, uint64_t offset, uint64_t length)
 {
+    vd_gate_enter_shared(&disk->content_gate);
     uint32_t status = vd_content_check(disk, offset, length);
     if (status == VD_ERROR_SUCCESS)
         status = vd_content_check_writable(disk);
-    if (status != VD_ERROR_SUCCESS || length == 0 || !vd_content_can_unmap(disk))
-        return status;
-    return disk->image.ops->unmap(&disk->image, offset, length);
+    if (status == VD_ERROR_SUCCESS && length != 0 && vd_content_can_unmap(disk))
+        status = disk->mirror != NULL ? vd_mirror_unmap(disk->mirror, disk, offset, length)
+                                      : disk->image.ops->unmap(&disk->image, offset, length);
+    vd_gate_leave_shared(&disk->content_gate);
+    return status;
 }
 
 uint32_t vd_content_flush(vd_disk *disk)
 {
-    if (disk->image.ops == NULL || disk->image.ops->flush == NULL || !disk->image.file.writable)
-        return VD_ERROR_SUCCESS;
-    return disk->image.ops->flush(&disk->image);
+    vd_gate_enter_shared(&disk->content_gate);
+    uint32_t status = VD_ERROR_SUCCESS;
+    if (disk->image.ops != NULL && disk->image.ops->flush != NULL && disk->image.file.writable)
+        status = disk->image.ops->flush(&disk->image);
+    if (disk->mirror != NULL)
+        (void)vd_mirror_flush(disk->mirror);
+    vd_gate_leave_shared(&disk->content_gate);
+    return status;
 }
 
 int vd_content_can_unmap(const vd_disk *disk)

@@ -18,10 +18,10 @@
 #include "disk/merge_copy.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "api/operation.h"
 #include "base/vd_errors.h"
+#include "disk/write_differences.h"
 
 /* 1 MiB: a multiple of every logical sector size, small enough to keep two
  * buffers cheap, large enough that the per-step lock and checkpoint cost
@@ -36,40 +36,14 @@ typedef struct vd_merge_step {
     uint64_t written;
 } vd_merge_step;
 
-/* Writes the runs of sectors of [offset, offset + length) whose two
- * buffers differ. */
-static uint32_t vd_merge_write_differences(vd_merge_step *step, uint64_t offset,
-                                           uint64_t length)
-{
-    const uint64_t sector = step->target->logical_sector_size;
-    uint64_t at = 0;
-    while (at < length) {
-        while (at < length && memcmp(step->merged + at, step->current + at, sector) == 0)
-            at += sector;
-        uint64_t run = at;
-        while (run < length && memcmp(step->merged + run, step->current + run, sector) != 0)
-            run += sector;
-        if (run > at) {
-            uint32_t status = step->target->ops->write(step->target, offset + at,
-                                                       step->merged + at, run - at);
-            if (status != VD_ERROR_SUCCESS)
-                return status;
-            step->written += run - at;
-        }
-        at = run;
-    }
-    return VD_ERROR_SUCCESS;
-}
-
 static uint32_t vd_merge_one_step(vd_merge_step *step, uint64_t offset, uint64_t length)
 {
     vd_image *source = step->request->source;
     uint32_t status = source->ops->read(source, step->request->source_parent, offset,
                                         step->merged, length);
     if (status == VD_ERROR_SUCCESS)
-        status = step->target->ops->read(step->target, NULL, offset, step->current, length);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_merge_write_differences(step, offset, length);
+        status = vd_write_differences(step->target, offset, step->merged, step->current, length,
+                                      &step->written);
     return status;
 }
 

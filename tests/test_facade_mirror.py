@@ -1,0 +1,172 @@
+"""disk.mirror and ``virtdisk mirror``: the facade's Mirror operation, the
+version 2 handle it opens on the caller's behalf, and the command that
+copies, breaks, and cancels on Ctrl-C."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import _virtdisk as vd
+import virtdisk
+from test_mirror import (HOLD_VARIABLE, MIB, SIZE, content, hold, make_child, make_disk,  # noqa: F401
+                         needs_qemu, qemu_compare)
+from virtdisk.cli import main
+from virtdisk.mirror import Mirror
+
+
+def held(mirror: Mirror) -> None:
+    """Until the first step is copied (the hold stops the copy there)."""
+    while mirror.progress().current == 0:
+        mirror.wait(0.001)
+
+
+@pytest.mark.parametrize("fmt", ["vhd", "vhdx"])
+def test_mirror_break_switches_the_disk_to_the_copy(tmp_path: Path, fmt: str) -> None:
+    source = make_disk(tmp_path / f"source.{fmt}", fmt)
+    target = tmp_path / f"copy.{fmt}"
+    with virtdisk.open(source, read_only=False) as disk:
+        mirror = disk.mirror(target)
+        assert isinstance(mirror, Mirror)
+        assert mirror.wait_mirrored()
+        assert mirror.mirrored() and not mirror.done()
+        assert mirror.progress() == (997, SIZE, SIZE)
+        mirror.break_()
+        assert mirror.done()
+        assert mirror.progress() == (0, SIZE, SIZE)
+        disk.write(0, b"M" * 4096)
+    assert content(target)[:4096] == b"M" * 4096
+    assert content(source)[:4096] == b"A" * 4096
+    assert content(target)[4096:] == content(source)[4096:]
+
+
+def test_a_version_1_disk_is_opened_again_as_version_2(tmp_path: Path) -> None:
+    _, child = make_child(tmp_path, "vhdx")
+    expected = content(child)
+    target = tmp_path / "copy.vhdx"
+    with virtdisk.open(child, access=virtdisk.VirtualDiskAccessMask.ALL, rw_depth=1) as disk:
+        mirror = disk.mirror(target)
+        assert mirror.wait_mirrored()
+        mirror.break_()
+        assert disk.read(0, SIZE) == expected
+        assert disk.parent_paths is None
+    assert content(target) == expected
+
+
+def test_wait_mirrored_times_out_and_break_is_refused_while_copying(tmp_path: Path,
+                                                                    hold: Path) -> None:
+    source = make_disk(tmp_path / "source.vhdx", "vhdx")
+    target = tmp_path / "copy.vhdx"
+    with virtdisk.open(source, read_only=False) as disk:
+        mirror = disk.mirror(target)
+        held(mirror)
+        assert mirror.wait_mirrored(timeout=0) is False
+        assert "copying" in repr(mirror)
+        with pytest.raises(virtdisk.InvalidStateError):
+            mirror.break_()
+        hold.unlink()
+        assert mirror.wait_mirrored(timeout=60)
+        assert "mirrored" in repr(mirror)
+        mirror.break_()
+
+
+def test_cancel_keeps_the_original(tmp_path: Path, hold: Path) -> None:
+    source = make_disk(tmp_path / "source.vhdx", "vhdx")
+    target = tmp_path / "copy.vhdx"
+    with virtdisk.open(source, read_only=False) as disk:
+        mirror = disk.mirror(target)
+        held(mirror)
+        assert mirror.cancel() is True
+        with pytest.raises(virtdisk.OperationAbortedError):
+            mirror.result(60)
+        with pytest.raises(virtdisk.OperationAbortedError):
+            mirror.wait_mirrored()
+        assert mirror.cancel() is False
+        disk.write(MIB, b"O" * 4096)
+    assert not target.exists()
+    assert content(source)[MIB:MIB + 4096] == b"O" * 4096
+
+
+def test_existing_copies_into_an_image_already_there(tmp_path: Path) -> None:
+    source = make_disk(tmp_path / "source.vhdx", "vhdx")
+    target = tmp_path / "copy.vhdx"
+    virtdisk.create(target, SIZE, format="vhdx").close()
+    with virtdisk.open(source, read_only=False) as disk:
+        with pytest.raises(FileExistsError):
+            disk.mirror(target)
+        mirror = disk.mirror(target, existing=True)
+        assert mirror.wait_mirrored()
+        mirror.break_()
+    assert content(target) == content(source)
+
+
+def test_mirror_arguments_are_checked(tmp_path: Path) -> None:
+    source = make_disk(tmp_path / "source.vhdx", "vhdx")
+    with virtdisk.open(source, read_only=False) as disk:
+        with pytest.raises(TypeError):
+            disk.mirror(tmp_path / "copy.vhdx", existing=1)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            disk.mirror(b"copy.vhdx")  # type: ignore[arg-type]
+    with pytest.raises(virtdisk.InvalidHandleError):
+        disk.mirror(tmp_path / "copy.vhdx")
+
+
+def test_a_mirror_can_be_awaited_once_broken(tmp_path: Path) -> None:
+    source = make_disk(tmp_path / "source.vhdx", "vhdx")
+    target = tmp_path / "copy.vhdx"
+
+    async def run() -> None:
+        with virtdisk.open(source, read_only=False) as disk:
+            mirror = disk.mirror(target)
+            assert await asyncio.get_running_loop().run_in_executor(None, mirror.wait_mirrored)
+            vd.BreakMirrorVirtualDisk(disk.handle)
+            await mirror
+
+    asyncio.run(run())
+    assert content(target) == content(source)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+@needs_qemu
+def test_cli_mirror_copies_and_prints_the_copy(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    _, child = make_child(tmp_path, "vhdx")
+    chain = tmp_path / "chain.raw"
+    chain.write_bytes(content(child))
+    target = tmp_path / "copy.vhdx"
+    assert main(["mirror", str(child), str(target)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(target)
+    assert captured.err == ""                 # no bar outside a terminal
+    qemu_compare(target, "vhdx", chain, "raw")
+    assert main(["mirror", str(child), str(target)]) == 1
+    assert "ERROR_FILE_EXISTS" in capsys.readouterr().err
+
+
+def test_cli_mirror_interrupted_cancels_and_leaves_the_source(tmp_path: Path,
+                                                              hold: Path) -> None:
+    source = make_disk(tmp_path / "source.vhdx", "vhdx")
+    before = content(source)
+    target = tmp_path / "copy.vhdx"
+    process = subprocess.Popen([sys.executable, "-m", "virtdisk", "mirror", str(source),
+                                str(target)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=dict(os.environ, **{HOLD_VARIABLE: str(hold)}))
+    # The copy file exists once the mirror runs; the hold keeps it copying.
+    while not target.exists() and process.poll() is None:
+        try:
+            process.wait(0.01)
+        except subprocess.TimeoutExpired:
+            pass
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert out == ""
+    assert "interrupted" in err
+    assert not target.exists()
+    assert content(source) == before
