@@ -2,6 +2,7 @@
  * (see content.h). */
 #include "disk/content.h"
 
+#include "api/attach_redirect.h"
 #include "base/vd_errors.h"
 
 static uint32_t vd_content_check(const vd_disk *disk, uint64_t offset, uint64_t length)
@@ -20,6 +21,9 @@ uint32_t vd_content_read(vd_disk *disk, uint64_t offset, void *buffer, uint64_t 
     uint32_t status = vd_content_check(disk, offset, length);
     if (status != VD_ERROR_SUCCESS || length == 0)
         return status;
+    vd_redirect *redirect = vd_redirect_of(disk);
+    if (redirect != NULL)
+        return vd_redirect_read(redirect, offset, buffer, length);
     return vd_chain_read(&disk->image, &disk->chain, offset, buffer, length);
 }
 
@@ -39,6 +43,9 @@ uint32_t vd_content_write(vd_disk *disk, uint64_t offset, const void *buffer, ui
         status = vd_content_check_writable(disk);
     if (status != VD_ERROR_SUCCESS || length == 0)
         return status;
+    vd_redirect *redirect = vd_redirect_of(disk);
+    if (redirect != NULL)
+        return vd_redirect_write(redirect, offset, buffer, length);
     return disk->image.ops->write(&disk->image, offset, buffer, length);
 }
 
@@ -49,11 +56,17 @@ uint32_t vd_content_unmap(vd_disk *disk, uint64_t offset, uint64_t length)
         status = vd_content_check_writable(disk);
     if (status != VD_ERROR_SUCCESS || length == 0 || !vd_content_can_unmap(disk))
         return status;
+    vd_redirect *redirect = vd_redirect_of(disk);
+    if (redirect != NULL)
+        return vd_redirect_unmap(redirect, offset, length);
     return disk->image.ops->unmap(&disk->image, offset, length);
 }
 
 uint32_t vd_content_flush(vd_disk *disk)
 {
+    vd_redirect *redirect = vd_redirect_of(disk);
+    if (redirect != NULL)
+        return vd_redirect_flush(redirect);
     if (disk->image.ops == NULL || disk->image.ops->flush == NULL || !disk->image.file.writable)
         return VD_ERROR_SUCCESS;
     return disk->image.ops->flush(&disk->image);
