@@ -367,7 +367,8 @@ class VirtualDisk:
     :class:`InvalidHandleError`.
     """
 
-    __slots__ = ("_handle", "_read_only", "_target", "_merge_terms", "_opened_version_1")
+    __slots__ = ("_handle", "_read_only", "_target", "_merge_terms", "_opened_version_1",
+                 "_on_device")
 
     _handle: VirtualDiskHandle
     _read_only: bool | None
@@ -377,6 +378,9 @@ class VirtualDisk:
     # True for a handle open() opened with access= (version 1), which a
     # mirror cannot run on; unset otherwise.
     _opened_version_1: bool
+    # True once a permanent attach was made through this handle, whose
+    # device then takes its content commands; unset otherwise.
+    _on_device: bool
 
     def __init__(self, handle: VirtualDiskHandle) -> None:
         if not isinstance(handle, VirtualDiskHandle):
@@ -401,13 +405,21 @@ class VirtualDisk:
         an image attached already raises :class:`DiskInUseError`.  The
         attach content access (:meth:`read`, :meth:`write`) made is
         flushed and ended first; while the device is attached, content
-        access on the disk raises :class:`DiskInUseError`."""
+        access on the disk raises :class:`DiskInUseError`, except after a
+        permanent attach of a disk opened with ``read_only=False``: its
+        content access then goes through the device, as every other user
+        of the device sees it, and once the attach is detached raises
+        :class:`NotAttachedError` (close the disk and open it again)."""
         from .attach import attach
 
         if self._handle.closed:
             raise self._closed_error("attach")
         self._release_target("attach")
-        return attach(self, read_only=read_only, permanent=permanent)
+        attachment = attach(self, read_only=read_only, permanent=permanent)
+        # The engine sends this handle's content I/O to the device of a
+        # permanent attach made on it; no attach of its own is needed.
+        self._on_device = permanent and self.read_only is False
+        return attachment
 
     def close(self) -> None:
         """Closes the disk's handle, first flushing and detaching the
@@ -697,7 +709,8 @@ class VirtualDisk:
             if target is None:
                 from .scsi import BlockTarget
 
-                target = BlockTarget(self._handle, self.path, self._read_only)
+                target = BlockTarget(self._handle, self.path, self._read_only,
+                                     on_device=getattr(self, "_on_device", False))
                 self._target = target
         return target
 

@@ -48,6 +48,7 @@ from .errors import (
     ERROR_DISK_FULL,
     ERROR_INVALID_PARAMETER,
     ERROR_IO_DEVICE,
+    ERROR_NOT_READY,
     ERROR_NOT_SUPPORTED,
     ERROR_READ_FAULT,
     ERROR_SVHDX_RESERVATION_CONFLICT,
@@ -58,6 +59,7 @@ from .errors import (
     ImageIOError,
     InvalidHandleError,
     MediumError,
+    NotAttachedError,
     OutOfRangeError,
     UnsupportedOperationError,
     VirtualDiskError,
@@ -242,6 +244,13 @@ def sense_error(sense: Sense | None, status: int, *, command: str, function: str
         error = AccessDeniedError(ERROR_ACCESS_DENIED, function, path)
         error.strerror = f"{command}{where}: the disk is write-protected ({detail})"
         return error
+    if sense.key == NOT_READY:
+        # The engine's answer once a permanent attach is detached under
+        # the handle that made it: its view of the image is out of date.
+        error = NotAttachedError(ERROR_NOT_READY, function, path)
+        error.strerror = (f"{command}{where}: the disk is no longer attached ({detail}); "
+                          "close it and open the image again")
+        return error
     if sense.key == MEDIUM_ERROR:
         failing = offset
         if sense.information is not None and block_size:
@@ -277,8 +286,10 @@ class BlockTarget:
     Made by :class:`~virtdisk.VirtualDisk` on the first content access:
     the constructor attaches the disk with ``NO_LOCAL_HOST`` (plus
     ``READ_ONLY`` for a disk opened read-only) and asks its capacity and
-    block limits once.  :meth:`close` detaches it.  Offsets here are
-    logical blocks; buffers are whole blocks.
+    block limits once.  :meth:`close` detaches it.  With `on_device` the
+    handle's own device attach (a permanent one) takes the commands and
+    the constructor attaches nothing.  Offsets here are logical blocks;
+    buffers are whole blocks.
     """
 
     __slots__ = ("_handle", "_path", "_read_only", "_attached", "_lock", "block_size",
@@ -296,12 +307,15 @@ class BlockTarget:
     max_unmap_descriptors: int
     optimal_transfer_blocks: int
 
-    def __init__(self, handle: VirtualDiskHandle, path: str, read_only: bool | None) -> None:
+    def __init__(self, handle: VirtualDiskHandle, path: str, read_only: bool | None, *,
+                 on_device: bool = False) -> None:
         self._handle = handle
         self._path = path
         self._lock = threading.Lock()
         self._attached = False
-        self._read_only = self._attach(read_only)
+        # on_device: the handle holds a device attach that takes the
+        # commands already (a permanent one); this target adds none.
+        self._read_only = bool(read_only) if on_device else self._attach(read_only)
         try:
             self._read_capacity()
             self._read_block_limits()

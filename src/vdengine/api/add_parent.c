@@ -22,6 +22,7 @@
 #include <stdlib.h>
 
 #include "api/attach.h"
+#include "api/attach_redirect.h"
 #include "api/handle.h"
 #include "base/detail.h"
 #include "base/vd_errors.h"
@@ -46,6 +47,9 @@ static uint32_t vd_add_parent_to(vd_disk *disk, PCWSTR parent_path)
                        "the disk was not opened with OPEN_VIRTUAL_DISK_FLAG_CUSTOM_DIFF_CHAIN");
     if (vd_attachment_of(disk) != VD_ATTACHMENT_NONE)
         return vd_fail(VD_ERROR_VHD_INVALID_STATE, "the disk is attached: detach it first");
+    uint32_t served = vd_redirect_check_update(disk);
+    if (served != VD_ERROR_SUCCESS)
+        return served;
     char *path = NULL;
     uint32_t status = vd_parent_path_from_api(parent_path, &path);
     if (status == VD_ERROR_SUCCESS)

@@ -46,6 +46,7 @@
  * Overlapped: every attach completes at once; with an OVERLAPPED
  * the call returns ERROR_SUCCESS having done all the work (as create.c). */
 #include "api/attach.h"
+#include "api/attach_redirect.h"
 
 #include <sys/stat.h>
 
@@ -140,7 +141,9 @@ static int vd_attached_remove(vd_disk *disk)
 void vd_attach_release(vd_disk *disk)
 {
     int attachment = vd_attachment_of(disk);
-    if (!vd_attached_remove(disk))
+    int attached = vd_attached_remove(disk);
+    vd_redirect_end(disk);         /* also after a detach: the handle's last use */
+    if (!attached)
         return;
     /* nobody is left to hear a failure */
     if (vd_attachment_on_host(attachment))

@@ -38,6 +38,7 @@
 #include "api/attach.h"
 #include "api/attach_export.h"
 #include "api/attach_partition.h"
+#include "api/attach_redirect.h"
 #include "api/attach_server.h"
 #include "base/detail.h"
 #include "base/vd_errors.h"
@@ -176,9 +177,15 @@ static uint32_t vd_attach_host_locked(vd_disk *disk, const vd_attach_view *view,
     snprintf(record.image_path, sizeof record.image_path, "%s", view->image_path);
     memcpy(record.backing_path, binding.backing_path, sizeof record.backing_path);
     record.server_pid = binding.server_pid;
-    status = vd_attach_record_write(&record);
+    /* A server holds the image now: the handle's content goes through the
+     * device from here on (attach_redirect.h). */
+    if (binding.server_pid > 0)
+        status = vd_redirect_begin(disk, view, &binding);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_attach_record_write(&record);
     if (status != VD_ERROR_SUCCESS) {
         /* Unrecorded, the attach could never be found again: undo it. */
+        vd_redirect_end(disk);
         (void)vd_loop_detach(number);
         if (device_fd >= 0)
             close(device_fd);
@@ -279,8 +286,10 @@ uint32_t vd_detach_on_host(vd_disk *disk)
     long server = vd_attach_records_walk(0, vd_record_of_loop, &record) ? record.server_pid : 0;
     status = vd_detach_loop_locked(disk->loop_number);
     vd_attach_records_unlock(lock);
-    if (status == VD_ERROR_SUCCESS && server > 0)
+    if (status == VD_ERROR_SUCCESS && server > 0) {
+        vd_redirect_detached(disk);
         vd_attach_server_end(server);
+    }
     if (status == VD_ERROR_SUCCESS && disk->loop_fd >= 0) {
         /* The unbind waited for this last opener: closing it completes it. */
         close(disk->loop_fd);

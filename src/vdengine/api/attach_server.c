@@ -8,26 +8,31 @@
  * uses the handle's disk (whose format locks another thread of the parent
  * may hold), only reads plain fields of it, and builds a disk of its own
  * on the very same open file description (the descriptor is inherited),
- * with fresh locks and caches, then opens the parents again.  Its export
+ * with fresh locks and caches, and parses the parents again on the
+ * descriptors of the handle's chain, inherited as well.  Its export
  * threads are created after the fork, in the child.  Forking after the
  * export's setup instead would lose the workers (threads do not survive a
  * fork) and share one set of caches between two processes.
  *
  * Double fork: the child makes a new session and forks the server, then
  * exits, so the server is nobody's child (no zombie in the caller, no
- * controlling terminal).  The server closes every descriptor but the
- * image's and a report pipe (a caller's pipes must see their end of file;
- * the records lock and other exports must not be held), names itself
- * VD_ATTACH_SERVER_NAME, blocks the stop signals in every thread, exports,
- * binds the loop without autoclear and reports the loop, the exported file
- * and its pid through the pipe.  Then it waits for SIGTERM (sent by the
+ * controlling terminal).  The server closes every descriptor but those
+ * of the chain's images and a report pipe (a caller's pipes must see
+ * their end of file; the records lock and other exports must not be
+ * held), names itself VD_ATTACH_SERVER_NAME, blocks the stop signals in
+ * every thread, exports, binds the loop without autoclear and reports the
+ * loop, the exported file and its pid through the pipe.  Then it waits for SIGTERM (sent by the
  * detach once the loop is unbound), stops the export, flushes and exits.
  *
- * The image's sharing lock belongs to the open file description, which the
- * server shares with the attaching handle: it outlives that handle.  The
- * server turns it into a shared (reader's) lock, so that another process
- * can open the image read-only, as DetachVirtualDisk needs, while a writer
- * is still kept out. */
+ * The images' sharing locks belong to the open file descriptions, which
+ * the server shares with the attaching handle: they outlive that handle,
+ * and a parent the handle opened for writing (V1 RWDepth above 1), whose
+ * writer's lock nobody else could take, is the server's all the same.  The
+ * server turns the writers' locks into shared (readers') ones, so that
+ * another process can open the chain read-only, as DetachVirtualDisk
+ * needs, while a writer is still kept out.  The attaching handle's own
+ * content I/O goes through the device from then on
+ * (api/attach_redirect.h). */
 #define _GNU_SOURCE
 #include "api/attach_server.h"
 
@@ -83,25 +88,55 @@ static void vd_server_send(int fd, const vd_server_report *report)
     }
 }
 
-/* Closes every descriptor but `keep_a` and `keep_b` (and 0-2, which point
- * at /dev/null by then). */
-static void vd_server_close_others(int keep_a, int keep_b)
+/* Closes descriptors `first` to `last`. */
+static void vd_server_close_range(int first, int last)
 {
-    int low = keep_a < keep_b ? keep_a : keep_b, high = keep_a < keep_b ? keep_b : keep_a;
-    int bounds[][2] = { { 3, low - 1 }, { low + 1, high - 1 }, { high + 1, INT_MAX } };
-    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++) {
-        if (bounds[i][0] > bounds[i][1])
-            continue;
+    if (first > last)
+        return;
 #if defined(SYS_close_range)
-        if (syscall(SYS_close_range, (unsigned)bounds[i][0], (unsigned)bounds[i][1], 0u) == 0)
-            continue;
+    if (syscall(SYS_close_range, (unsigned)first, (unsigned)last, 0u) == 0)
+        return;
 #endif
-        /* A kernel older than 5.9: one by one, up to the descriptor limit. */
-        long limit = sysconf(_SC_OPEN_MAX);
-        int last = bounds[i][1] < limit ? bounds[i][1] : (int)(limit > 0 ? limit - 1 : 1023);
-        for (int fd = bounds[i][0]; fd <= last; fd++)
-            (void)close(fd);
+    /* A kernel older than 5.9: one by one, up to the descriptor limit. */
+    long limit = sysconf(_SC_OPEN_MAX);
+    int end = last < limit ? last : (int)(limit > 0 ? limit - 1 : 1023);
+    for (int fd = first; fd <= end; fd++)
+        (void)close(fd);
+}
+
+static int vd_server_fd_order(const void *a, const void *b)
+{
+    int left = *(const int *)a, right = *(const int *)b;
+    return (left > right) - (left < right);
+}
+
+/* Closes every descriptor but the `count` in `keep` (sorted here; all
+ * above 2) and 0-2, which point at /dev/null by then. */
+static void vd_server_close_others(int *keep, size_t count)
+{
+    qsort(keep, count, sizeof *keep, vd_server_fd_order);
+    int next = 3;
+    for (size_t i = 0; i < count; i++) {
+        vd_server_close_range(next, keep[i] - 1);
+        if (keep[i] + 1 > next)
+            next = keep[i] + 1;
     }
+    vd_server_close_range(next, INT_MAX);
+}
+
+/* The descriptors the server keeps, in `keep` (room for the deepest
+ * chain and the pipe): the report pipe, the image's and those of the
+ * chain the handle opened (each image of it inherited, so its lock stays
+ * with the open file description).  Returns how many. */
+static size_t vd_server_kept(const vd_disk *original, int report_fd,
+                             int keep[VD_CHAIN_MAX_DEPTH + 1])
+{
+    size_t count = 0;
+    keep[count++] = report_fd;
+    keep[count++] = original->image.file.fd;
+    for (uint32_t i = 0; i < original->chain.count && count < VD_CHAIN_MAX_DEPTH + 1; i++)
+        keep[count++] = original->chain.images[i].file.fd;
+    return count;
 }
 
 static void vd_server_quiet_standard_streams(void)
@@ -129,8 +164,23 @@ static void vd_server_share_lock(int fd)
     (void)flock(fd, LOCK_SH | LOCK_NB);
 }
 
-/* The server's own disk on the handle's open file: same terms, fresh
- * format state and locks, parents opened again. */
+/* Shared locks on every image the server holds for writing: the child,
+ * and the parents a V1 RWDepth above 1 opened read-write, which the
+ * detach's read-only open of the chain must be able to open too. */
+static void vd_server_share_locks(const vd_disk *disk)
+{
+    vd_server_share_lock(disk->image.file.fd);
+    for (uint32_t i = 0; i < disk->chain.count; i++) {
+        if (disk->chain.images[i].file.writable)
+            vd_server_share_lock(disk->chain.images[i].file.fd);
+    }
+}
+
+/* The server's own disk on the handle's open files: same terms, fresh
+ * format state and locks, the parents parsed again on the descriptors of
+ * the chain the handle opened (opening them again would fail on the
+ * locks of parents the handle opened for writing, and could find other
+ * files than the handle did). */
 static uint32_t vd_server_disk(const vd_disk *original, vd_disk **out)
 {
     vd_disk *disk = vd_disk_new();
@@ -156,7 +206,7 @@ static uint32_t vd_server_disk(const vd_disk *original, vd_disk **out)
     disk->read_only = original->read_only;
     disk->may_detach = original->may_detach;
     disk->loop_fd = -1;
-    status = vd_disk_open_parents(disk, &disk->chain);
+    status = vd_chain_open_again(&original->chain, &disk->chain);
     if (status == VD_ERROR_SUCCESS)
         *out = disk;
     return status;
@@ -166,7 +216,8 @@ static uint32_t vd_server_disk(const vd_disk *original, vd_disk **out)
 static void vd_server_run(vd_disk *original, const vd_attach_view *view, int report_fd)
 {
     vd_server_quiet_standard_streams();
-    vd_server_close_others(original->image.file.fd, report_fd);
+    int kept[VD_CHAIN_MAX_DEPTH + 1];
+    vd_server_close_others(kept, vd_server_kept(original, report_fd, kept));
     (void)prctl(PR_SET_NAME, VD_ATTACH_SERVER_NAME, 0, 0, 0);
     sigset_t stop;
     sigemptyset(&stop);
@@ -187,7 +238,7 @@ static void vd_server_run(vd_disk *original, const vd_attach_view *view, int rep
     report.status = vd_server_disk(original, &disk);
     if (report.status == VD_ERROR_SUCCESS) {
         if (!view->read_only)
-            vd_server_share_lock(disk->image.file.fd);
+            vd_server_share_locks(disk);
         report.status = vd_attach_export_serve(disk, view, 0, &export_, &binding);
     }
     if (report.status == VD_ERROR_SUCCESS) {
@@ -229,6 +280,11 @@ static uint32_t vd_server_receive(int fd, vd_server_report *report)
 uint32_t vd_attach_server_start(vd_disk *disk, const vd_attach_view *view,
                                 vd_attach_binding *binding)
 {
+    /* The server parses the image from the file: what the handle wrote
+     * and still caches must be there first. */
+    uint32_t flushed = vd_content_flush(disk);
+    if (flushed != VD_ERROR_SUCCESS)
+        return vd_fail(flushed, "cannot flush the image before its server takes it over");
     int report_pipe[2];
     if (pipe2(report_pipe, O_CLOEXEC) != 0)
         return vd_fail(vd_error_from_errno(errno), "cannot make a pipe for the export's server");

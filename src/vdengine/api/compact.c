@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "api/attach.h"
+#include "api/attach_redirect.h"
 #include "api/flag_masks.h"
 #include "api/handle.h"
 #include "api/operation.h"
@@ -50,7 +51,7 @@ static uint32_t vd_compact_attachment_allows(const vd_disk *disk)
 {
     int attachment = vd_attachment_of(disk);
     if (attachment == VD_ATTACHMENT_NONE || attachment == VD_ATTACHMENT_NO_HOST_READ_ONLY)
-        return VD_ERROR_SUCCESS;
+        return vd_redirect_check_update(disk);
     return vd_fail(VD_ERROR_VHD_INVALID_STATE, "%s",
                    vd_attachment_read_only(attachment)
                        ? "the disk is attached on the host; detach it to compact it"

@@ -52,6 +52,11 @@ typedef struct vd_disk {
     /* The FUSE export the loop of a handle-bound attach reads and writes
      * when the image is not one run of its file (api/attach_export.c). */
     struct vd_fuse_export *export_;
+    /* Set once a permanent export's server holds the image (api/
+     * attach_redirect.h): the handle's content I/O then goes through the
+     * device, never through its own format state.  One atomic load on the
+     * content path; NULL for every other disk. */
+    _Atomic(struct vd_redirect *) redirect;
     /* Held by every call that reads or changes `image` and `chain` after
      * open: SetVirtualDiskInformation and the metadata changes rewrite
      * fields of `image` and may replace `chain`. */

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 
 #include "api/attach.h"
+#include "api/attach_redirect.h"
 #include "api/handle.h"
 #include "api/operation.h"
 #include "base/detail.h"
@@ -73,6 +74,9 @@ static uint32_t vd_merge_admissible(const vd_disk *disk, const vd_merge_range *r
         return VD_ERROR_ACCESS_DENIED;
     if (vd_attachment_on_host(vd_attachment_of(disk)))
         return vd_fail(VD_ERROR_VHD_INVALID_STATE, "the disk is attached as a loop device; detach it first");
+    uint32_t served = vd_redirect_check_update(disk);
+    if (served != VD_ERROR_SUCCESS)
+        return served;
     if (!disk->image.has_parent)
         return vd_fail(VD_ERROR_VHD_INVALID_TYPE, "the disk is not a differencing disk");
     if (range->target - 1u > disk->chain.count)

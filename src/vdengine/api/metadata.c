@@ -19,6 +19,7 @@
 #include "base/detail.h"
 #include "base/guid.h"
 #include "api/handle.h"
+#include "api/attach_redirect.h"
 #include "disk/driver.h"
 #include "base/vd_errors.h"
 
@@ -55,6 +56,8 @@ static uint32_t vd_metadata_begin(HANDLE handle, vd_metadata_right right, vd_met
         status = VD_ERROR_ACCESS_DENIED;
     else if (call->ops == NULL || call->ops->metadata_list == NULL)
         status = VD_ERROR_VHD_INVALID_TYPE;
+    else if (right == VD_METADATA_WRITE)
+        status = vd_redirect_check_update(disk);
     if (status != VD_ERROR_SUCCESS) {
         vd_handle_release(handle);
         return status;

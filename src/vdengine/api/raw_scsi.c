@@ -17,7 +17,9 @@
  *    its opcode needs is received and refused by the target (ILLEGAL
  *    REQUEST), since only the target knows the opcode.
  *  - ERROR_INVALID_HANDLE: a value that is no open handle.
- *  - ERROR_NOT_READY: the handle holds no NO_LOCAL_HOST attach.  On
+ *  - ERROR_NOT_READY: the handle holds no attach (a device attach made
+ *    through it counts: after a permanent export its commands reach the
+ *    device, api/attach_redirect.h).  On
  *    Windows the command reaches a disk only once it is attached that way
  *    ("ATTACH_VIRTUAL_DISK_FLAG_NO_LOCAL_HOST is required for RawIO", the
  *    SDK's raw I/O sample); a disk that is not attached is a device that is

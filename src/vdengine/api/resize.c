@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "api/attach.h"
+#include "api/attach_redirect.h"
 #include "api/flag_masks.h"
 #include "api/handle.h"
 #include "api/operation.h"
@@ -195,6 +196,11 @@ DWORD vd_resize_start(HANDLE handle, const vd_resize_terms *terms, OVERLAPPED *o
     if (attachment == VD_ATTACHMENT_LOOP_READ_WRITE || attachment == VD_ATTACHMENT_LOOP_READ_ONLY) {
         vd_handle_release(handle);
         return vd_fail(VD_ERROR_VHD_INVALID_STATE, "the disk is attached as a loop device; detach it first");
+    }
+    uint32_t served = vd_redirect_check_update(disk);
+    if (served != VD_ERROR_SUCCESS) {
+        vd_handle_release(handle);
+        return served;
     }
     vd_resize_terms *context = malloc(sizeof *context);
     if (context == NULL) {

@@ -61,6 +61,7 @@
 #include "base/detail.h"
 #include "base/guid.h"
 #include "api/handle.h"
+#include "api/attach_redirect.h"
 #include "disk/driver.h"
 #include "disk/parent_paths.h"
 #include "base/utf16.h"
@@ -263,6 +264,9 @@ static uint32_t vd_set_info_on_disk(vd_disk *disk, const SET_VIRTUAL_DISK_INFO *
 {
     if (!vd_disk_has_access(disk, VIRTUAL_DISK_ACCESS_METAOPS) || !disk->image.file.writable)
         return VD_ERROR_ACCESS_DENIED;
+    uint32_t served = vd_redirect_check_update(disk);
+    if (served != VD_ERROR_SUCCESS)
+        return served;
     switch (info->Version) {
     case SET_VIRTUAL_DISK_INFO_PARENT_PATH:
     case SET_VIRTUAL_DISK_INFO_PARENT_PATH_WITH_DEPTH:

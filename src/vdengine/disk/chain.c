@@ -518,6 +518,40 @@ uint32_t vd_chain_open(const vd_image *child, uint32_t writable_depth, vd_chain 
     return status;
 }
 
+uint32_t vd_chain_open_again(const vd_chain *model, vd_chain *chain)
+{
+    chain->images = NULL;
+    chain->links = NULL;
+    chain->count = 0;
+    if (model->count == 0)
+        return VD_ERROR_SUCCESS;
+    chain->images = calloc(model->count, sizeof *chain->images);
+    if (chain->images == NULL)
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    uint32_t status = VD_ERROR_SUCCESS;
+    while (status == VD_ERROR_SUCCESS && chain->count < model->count) {
+        const vd_file *opened = &model->images[chain->count].file;
+        struct stat info;
+        vd_file file = {
+            .fd = opened->fd,
+            .writable = opened->writable,
+            .size = fstat(opened->fd, &info) == 0 ? (uint64_t)info.st_size : opened->size,
+            .path = strdup(opened->path),
+        };
+        status = file.path != NULL ? vd_parent_parse(&file, &chain->images[chain->count])
+                                   : VD_ERROR_NOT_ENOUGH_MEMORY;
+        if (status == VD_ERROR_SUCCESS)
+            chain->count++;
+        else
+            free(file.path);
+    }
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_chain_link_all(chain);
+    if (status != VD_ERROR_SUCCESS)
+        vd_chain_close(chain);
+    return status;
+}
+
 uint32_t vd_chain_read(vd_image *child, vd_chain *chain, uint64_t offset, void *buffer,
                        uint64_t length)
 {

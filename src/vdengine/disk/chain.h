@@ -72,6 +72,16 @@ typedef uint32_t (*vd_parent_check)(const vd_image *parent, const vd_image *chil
 uint32_t vd_chain_add(const vd_image *child, vd_chain *chain, const char *path,
                       vd_parent_check accepts);
 
+/* The ancestors `model` holds, parsed again on the very descriptors its
+ * images have open (the same open file descriptions, so the sharing locks
+ * they hold stay held), each with fresh format state: how a process that
+ * inherited them (a permanent export's server, api/attach_server.c)
+ * builds a chain of its own without taking the locks again.  Only plain
+ * fields of `model` are read.  A parse failure is
+ * VD_ERROR_VHD_DIFFERENCING_CHAIN_ERROR_IN_PARENT; on failure the chain is
+ * empty and the descriptors parsed by then are closed with it. */
+uint32_t vd_chain_open_again(const vd_chain *model, vd_chain *chain);
+
 /* Releases every ancestor; safe on a zeroed or already closed chain. */
 void vd_chain_close(vd_chain *chain);
 

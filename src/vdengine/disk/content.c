@@ -3,9 +3,12 @@
  *
  * Every call holds the disk's content gate shared (handle.h): while a
  * mirror runs, writes and unmaps go through it (disk/mirror_copy.h), and
- * the switch to the mirror happens with no call inside. */
+ * the switch to the mirror happens with no call inside.  After a permanent
+ * export the handle's content goes through the device instead
+ * (api/attach_redirect.h). */
 #include "disk/content.h"
 
+#include "api/attach_redirect.h"
 #include "base/vd_errors.h"
 #include "disk/mirror_copy.h"
 
@@ -24,8 +27,12 @@ uint32_t vd_content_read(vd_disk *disk, uint64_t offset, void *buffer, uint64_t 
 {
     vd_gate_enter_shared(&disk->content_gate);
     uint32_t status = vd_content_check(disk, offset, length);
-    if (status == VD_ERROR_SUCCESS && length != 0)
-        status = vd_chain_read(&disk->image, &disk->chain, offset, buffer, length);
+    if (status == VD_ERROR_SUCCESS && length != 0) {
+        vd_redirect *redirect = vd_redirect_of(disk);
+        status = redirect != NULL
+                     ? vd_redirect_read(redirect, offset, buffer, length)
+                     : vd_chain_read(&disk->image, &disk->chain, offset, buffer, length);
+    }
     vd_gate_leave_shared(&disk->content_gate);
     return status;
 }
@@ -45,10 +52,15 @@ uint32_t vd_content_write(vd_disk *disk, uint64_t offset, const void *buffer, ui
     uint32_t status = vd_content_check(disk, offset, length);
     if (status == VD_ERROR_SUCCESS)
         status = vd_content_check_writable(disk);
-    if (status == VD_ERROR_SUCCESS && length != 0)
-        status = disk->mirror != NULL
-                     ? vd_mirror_write(disk->mirror, disk, offset, buffer, length)
-                     : disk->image.ops->write(&disk->image, offset, buffer, length);
+    if (status == VD_ERROR_SUCCESS && length != 0) {
+        vd_redirect *redirect = vd_redirect_of(disk);
+        if (redirect != NULL)
+            status = vd_redirect_write(redirect, offset, buffer, length);
+        else if (disk->mirror != NULL)
+            status = vd_mirror_write(disk->mirror, disk, offset, buffer, length);
+        else
+            status = disk->image.ops->write(&disk->image, offset, buffer, length);
+    }
     vd_gate_leave_shared(&disk->content_gate);
     return status;
 }
@@ -59,9 +71,15 @@ uint32_t vd_content_unmap(vd_disk *disk, uint64_t offset, uint64_t length)
     uint32_t status = vd_content_check(disk, offset, length);
     if (status == VD_ERROR_SUCCESS)
         status = vd_content_check_writable(disk);
-    if (status == VD_ERROR_SUCCESS && length != 0 && vd_content_can_unmap(disk))
-        status = disk->mirror != NULL ? vd_mirror_unmap(disk->mirror, disk, offset, length)
-                                      : disk->image.ops->unmap(&disk->image, offset, length);
+    if (status == VD_ERROR_SUCCESS && length != 0 && vd_content_can_unmap(disk)) {
+        vd_redirect *redirect = vd_redirect_of(disk);
+        if (redirect != NULL)
+            status = vd_redirect_unmap(redirect, offset, length);
+        else if (disk->mirror != NULL)
+            status = vd_mirror_unmap(disk->mirror, disk, offset, length);
+        else
+            status = disk->image.ops->unmap(&disk->image, offset, length);
+    }
     vd_gate_leave_shared(&disk->content_gate);
     return status;
 }
@@ -70,7 +88,10 @@ uint32_t vd_content_flush(vd_disk *disk)
 {
     vd_gate_enter_shared(&disk->content_gate);
     uint32_t status = VD_ERROR_SUCCESS;
-    if (disk->image.ops != NULL && disk->image.ops->flush != NULL && disk->image.file.writable)
+    vd_redirect *redirect = vd_redirect_of(disk);
+    if (redirect != NULL)
+        status = vd_redirect_flush(redirect);
+    else if (disk->image.ops != NULL && disk->image.ops->flush != NULL && disk->image.file.writable)
         status = disk->image.ops->flush(&disk->image);
     if (disk->mirror != NULL)
         (void)vd_mirror_flush(disk->mirror);

@@ -212,6 +212,8 @@ static void read_write(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r
         { vd_scsi_fail_write(r, error, lba); return; }
     if (error == VD_ERROR_ACCESS_DENIED)
         { vd_scsi_fail(r, SK_DATA_PROTECT, 0x27, 0x00, 0, 0); return; }
+    if (error == VD_ERROR_NOT_READY)     /* detached under the handle */
+        { vd_scsi_fail(r, VD_SK_NOT_READY, VD_ASC_MEDIUM_NOT_PRESENT, 0, 0, 0); return; }
     if (error != VD_ERROR_SUCCESS)
         { vd_scsi_fail(r, SK_MEDIUM_ERROR, 0x11, 0x00, 1, lba); return; }
     r->transferred = (uint32_t)(blocks * size);

@@ -10,7 +10,8 @@
 
 /* Sense keys (SPC-5 table 49) the target answers. */
 enum {
-    VD_SK_NO_SENSE = 0x0, VD_SK_MEDIUM_ERROR = 0x3, VD_SK_ILLEGAL_REQUEST = 0x5,
+    VD_SK_NO_SENSE = 0x0, VD_SK_NOT_READY = 0x2, VD_SK_MEDIUM_ERROR = 0x3,
+    VD_SK_ILLEGAL_REQUEST = 0x5,
     VD_SK_DATA_PROTECT = 0x7
 };
 
@@ -19,7 +20,8 @@ enum {
     VD_ASC_WRITE_ERROR = 0x0C, VD_ASC_READ_ERROR = 0x11,
     VD_ASC_PARAMETER_LIST_LENGTH = 0x1A, VD_ASC_INVALID_OPCODE = 0x20,
     VD_ASC_LBA_OUT_OF_RANGE = 0x21, VD_ASC_INVALID_FIELD_IN_CDB = 0x24,
-    VD_ASC_INVALID_FIELD_IN_PARAMETERS = 0x26, VD_ASC_WRITE_PROTECTED = 0x27
+    VD_ASC_INVALID_FIELD_IN_PARAMETERS = 0x26, VD_ASC_WRITE_PROTECTED = 0x27,
+    VD_ASC_MEDIUM_NOT_PRESENT = 0x3A
 };
 #define VD_ASCQ_SPACE_ALLOCATION_FAILED 0x07u   /* with ASC 0x27 */
 
@@ -35,8 +37,9 @@ enum {
 void vd_scsi_fail(vd_scsi_response *response, uint8_t key, uint8_t asc, uint8_t ascq,
                   int has_information, uint64_t information);
 /* The sense for a content write that failed with Win32 `error` at `lba`:
- * WRITE PROTECTED, SPACE ALLOCATION FAILED for a full host, or a write
- * error naming the LBA. */
+ * WRITE PROTECTED, SPACE ALLOCATION FAILED for a full host, MEDIUM NOT
+ * PRESENT for a disk detached under its handle (ERROR_NOT_READY,
+ * api/attach_redirect.h), or a write error naming the LBA. */
 void vd_scsi_fail_write(vd_scsi_response *response, uint32_t error, uint64_t lba);
 
 uint32_t vd_scsi_block_size(const vd_disk *disk);

@@ -94,6 +94,8 @@ void vd_scsi_fail_write(vd_scsi_response *r, uint32_t error, uint64_t lba)
 {
     if (error == VD_ERROR_ACCESS_DENIED || error == VD_ERROR_NOT_SUPPORTED)
         vd_scsi_fail(r, VD_SK_DATA_PROTECT, VD_ASC_WRITE_PROTECTED, 0, 0, 0);
+    else if (error == VD_ERROR_NOT_READY)
+        vd_scsi_fail(r, VD_SK_NOT_READY, VD_ASC_MEDIUM_NOT_PRESENT, 0, 0, 0);
     else if (is_disk_full(error))
         vd_scsi_fail(r, VD_SK_DATA_PROTECT, VD_ASC_WRITE_PROTECTED,
                      VD_ASCQ_SPACE_ALLOCATION_FAILED, 1, lba);
