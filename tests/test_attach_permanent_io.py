@@ -16,13 +16,13 @@ import os
 import random
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from test_attach import _loop_capable, _tool, bound, run, run_dir
+from test_attach import MiB, _loop_capable, _tool, bound, run, run_dir
 from test_attach_export import (
-    MiB,
     assert_export_gone,
     engine_image,
     leave_nothing,
@@ -87,10 +87,12 @@ def test_handle_and_device_writes_interleave(tmp_path: Path, run_dir: Path) -> N
             assert read_device(device, 0, len(mirror)) == mirror
             # Nothing else the handle does may write the image's structures
             # behind the server (Windows: the disk must be detached).
-            for change in (lambda: disk.set_identifier(uuid.uuid4()),
-                           lambda: disk.metadata.__setitem__(uuid.uuid4(), b"item"),
-                           lambda: disk.resize(64 * MiB),
-                           lambda: disk.compact()):
+            changes: tuple[Callable[[], object], ...] = (
+                lambda: disk.set_identifier(uuid.uuid4()),
+                lambda: disk.metadata.__setitem__(uuid.uuid4(), b"item"),
+                lambda: disk.resize(64 * MiB),
+                lambda: disk.compact())
+            for change in changes:
                 with pytest.raises(virtdisk.VirtualDiskError) as refused:
                     change()
                 assert refused.value.winerror == ERROR_VHD_INVALID_STATE

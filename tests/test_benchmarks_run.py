@@ -96,14 +96,16 @@ def test_bench_ops_quick_prints_its_tables() -> None:
     assert "compact of a 16 MiB dynamic VHDX, half of its blocks zero" in output
     assert "resize of an empty dynamic VHDX from 16 MiB to 2048 GiB" in output
     assert "resize of an empty dynamic VHD from 16 MiB to 2040 GiB" in output
+    assert "mirror of a 16 MiB dynamic VHDX, every block written" in output
     for path in ("cp of the child (limit)", "virtdisk.merge(child)",
                  "MergeVirtualDisk (_virtdisk)", "qemu-img commit -d (qcow2)",
                  "cp of the bytes moved (limit)", "disk.compact()", "qemu-img convert qcow2",
                  "ResizeVirtualDisk (_virtdisk)", "disk.resize()", "qemu-img resize (qcow2)",
-                 "os.pwrite of the BAT growth", "os.pwrite + os.fsync of the BAT growth"):
+                 "os.pwrite of the BAT growth", "os.pwrite + os.fsync of the BAT growth",
+                 "cp of the image (limit)", "disk.mirror() until broken"):
         assert f"\n  {path} " in output
     assert "\ntargets\n" in output
-    # merge by the facade and the extension, compact, and the mirror's slot
+    # merge by the facade and the extension, compact, and mirror
     assert output.count(">= 0.9x of cp") == 4
     assert "under 1 ms apart from the BAT's growth, written and flushed" in output
-    assert "mirror of a disk of --size: >= 0.9x of cp: not measured" in output
+    assert "mirror: disk.mirror() until broken >= 0.9x of cp" in output
