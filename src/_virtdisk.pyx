@@ -1692,17 +1692,18 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
     cdef RAW_SCSI_VIRTUAL_DISK_PARAMETERS parameters
     cdef RAW_SCSI_VIRTUAL_DISK_RESPONSE response
     cdef DWORD scsi_flags = flags
-    cdef bytes command = bytes(cdb)
+    cdef bytes command = cdb if type(cdb) is bytes else bytes(cdb)
     cdef Py_buffer view
     cdef bint have_view = False
-    cdef bytearray sense
+    # The sense bytes land on the stack; a bytes object is made only when
+    # the target returned some (a GOOD command returns none).
+    cdef UCHAR sense[255]
     cdef unsigned long long length
     cdef DWORD code
     if not 0 < len(command) <= 255:
         raise ValueError(f"cdb must be 1 to 255 bytes, not {len(command)}")
     if not 0 <= sense_info_length <= 255:
         raise ValueError("sense_info_length must be 0 to 255")
-    sense = bytearray(sense_info_length)
     memset(&parameters, 0, sizeof(parameters))
     memset(&response, 0, sizeof(response))
     if data is not None:
@@ -1724,7 +1725,7 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
         parameters.Version1.SrbFlags = srb_flags
         parameters.Version1.DataTransferLength = <DWORD>length
         parameters.Version1.DataBuffer = view.buf if have_view and length else NULL
-        parameters.Version1.SenseInfo = <UCHAR *>(<char *>sense) if sense_info_length else NULL
+        parameters.Version1.SenseInfo = sense if sense_info_length else NULL
         parameters.Version1.Cdb = <UCHAR *>PyBytes_AS_STRING(command)
         with nogil:
             code = vd_fn_RawSCSIVirtualDisk(native, &parameters,
@@ -1734,9 +1735,12 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
             PyBuffer_Release(&view)
     if code != api.ERROR_SUCCESS:
         raise _error(code, "RawSCSIVirtualDisk", _path_of(handle))
-    return RawScsiResponse(response.Version1.ScsiStatus,
-                           bytes(sense[:response.Version1.SenseInfoLength]),
-                           response.Version1.DataTransferLength)
+    cdef UCHAR returned = response.Version1.SenseInfoLength
+    if returned > sense_info_length:
+        returned = <UCHAR>sense_info_length
+    return _result3(RawScsiResponse, response.Version1.ScsiStatus,
+                    PyBytes_FromStringAndSize(<char *>sense, returned) if returned else b"",
+                    response.Version1.DataTransferLength)
 
 
 def ForkVirtualDisk(handle, forked_virtual_disk_path, flags=0, version=1, *, overlapped=None):
