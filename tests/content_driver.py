@@ -39,11 +39,12 @@ class ContentSession:
     """
 
     def __init__(self, harness: Path, image: Path, mirror: Path, virtual_size: int,
-                 *, seed: int = 1, read_only: bool = False) -> None:
+                 *, seed: int = 1, read_only: bool = False, version2: bool = False) -> None:
         self.harness = harness
         self.image = image
         self.mirror = mirror
         self.read_only = read_only
+        self.version2 = version2
         self.random = random.Random(seed)
         self.data = image.with_name(image.name + ".data")
         self.data_bytes = bytearray()
@@ -83,6 +84,8 @@ class ContentSession:
         arguments = [str(self.harness), str(self.image), str(self.data)]
         if self.read_only:
             arguments.append("ro")
+        elif self.version2:
+            arguments.append("v2")
         result = subprocess.run(arguments, input="".join(c + "\n" for c in self.commands),
                                 capture_output=True, text=True,
                                 env=dict(os.environ, **(environment or {})))
@@ -99,7 +102,9 @@ class ContentSession:
 
 def stop_after_each_file_change(fault_harness: Path, pristine: Path, directory: Path,
                                 queue: Callable[[ContentSession], None],
-                                check: Callable[[Path, int, bool], None]) -> int:
+                                check: Callable[[Path, int, bool], None],
+                                *, version2: bool = False,
+                                finished: Callable[[list[str]], bool] | None = None) -> int:
     """Runs one change of `pristine` again and again, each time on a new
     copy and stopped by fault injection after one more file change (write,
     flush or size change) than the time before, until it runs through.
@@ -109,18 +114,24 @@ def stop_after_each_file_change(fault_harness: Path, pristine: Path, directory: 
     change finished, and asserts what must hold of it.  The copies stay in
     `directory`.  Returns how many stops there were before it finished,
     which the caller compares with how many file changes it expects.
+
+    The change has finished when its first command answers "ok", or, with
+    `finished`, when that says so of the answers after "k" (for a change
+    of several commands, which queues the harness's `s` last).  `version2`
+    opens the copy with a version 2 handle.
     """
     stops = 0
     while True:
         image = directory / f"stop{stops}{pristine.suffix}"
         shutil.copyfile(pristine, image)
-        session = ContentSession(fault_harness, image, directory / f"stop{stops}.unused", 0)
+        session = ContentSession(fault_harness, image, directory / f"stop{stops}.unused", 0,
+                                 version2=version2)
         session.command(f"k {stops}")
         queue(session)
         answers = session.run(check=False)
         assert answers[:2] == ["open 0", "ok"], answers
-        done = answers[2] == "ok"
-        if not done:
+        done = finished(answers[2:]) if finished is not None else answers[2] == "ok"
+        if not done and finished is None:
             # The stop answers as an I/O failure of the file would.
             assert answers[2] == "error 29", (stops, answers)
         check(image, stops, done)

@@ -1,9 +1,10 @@
 """disk.mirror and ``virtdisk mirror``: the facade's Mirror operation, the
 version 2 handle it opens on the caller's behalf, and the command that
-copies, breaks, and cancels on Ctrl-C."""
+copies, breaks, cancels on Ctrl-C and writes JSON lines with --json."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import _virtdisk as vd
 import virtdisk
 from test_mirror import (HOLD_VARIABLE, MIB, SIZE, content, hold, make_child, make_disk,  # noqa: F401
                          needs_qemu, qemu_compare)
+from test_cli_long_operations import interrupt_at_the_hold
 from virtdisk.cli import main
 from virtdisk.mirror import Mirror
 
@@ -168,5 +170,42 @@ def test_cli_mirror_interrupted_cancels_and_leaves_the_source(tmp_path: Path,
     assert process.returncode == 130, err
     assert out == ""
     assert "interrupted" in err
+    assert not target.exists()
+    assert content(source) == before
+
+
+@needs_qemu
+def test_cli_mirror_json_lines_show_the_copy_then_the_result(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = make_disk(tmp_path / "source.vhd", "vhd")
+    target = tmp_path / "copy.vhd"
+    assert main(["mirror", str(source), str(target), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    steps, result = lines[:-1], lines[-1]
+    assert steps and all(line["type"] == "progress" for line in steps)
+    done = [line["done"] for line in steps]
+    assert done == sorted(done) and steps[-1] == {"type": "progress", "done": SIZE,
+                                                  "total": SIZE}
+    assert result == {"type": "result", "ok": True, "source": str(source),
+                      "destination": str(target)}
+    qemu_compare(target, "vpc", source, "vpc")
+    # The file is there now: the failure is a result line too.
+    assert main(["mirror", str(source), str(target), "--json"]) == 1
+    failure = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert failure["ok"] is False and failure["winerror"] == 80 and failure["exit_status"] == 1
+
+
+def test_cli_mirror_json_interrupted_ends_with_a_failed_result(tmp_path: Path) -> None:
+    if vd.PLATFORM != "engine":
+        pytest.skip("the engine's test hold")
+    source = make_disk(tmp_path / "source.vhdx", "vhdx")
+    before = content(source)
+    target = tmp_path / "copy.vhdx"
+    status, err, lines = interrupt_at_the_hold(tmp_path, "mirror", source, target)
+    assert status == 130
+    assert err == ("virtdisk mirror: error: interrupted; the mirror was cancelled, SRC is as "
+                   "it was and an unfinished DST was removed\n")
+    assert lines[-1] == {"type": "result", "ok": False, "error": err.split("error: ", 1)[1][:-1],
+                         "winerror": None, "exit_status": 130}
     assert not target.exists()
     assert content(source) == before

@@ -296,6 +296,48 @@ def test_cancel_during_the_copy_keeps_the_original_and_removes_the_copy(
     assert content(source)[:4096] == b"S" * 4096
 
 
+SMALL = 4 * MIB   # four copy steps: held after the first, second and third
+
+
+@needs_qemu
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("steps", range(1, SMALL // STEP))
+def test_a_cancel_after_any_step_of_the_copy_keeps_the_source_and_removes_the_copy(
+        tmp_path: Path, fmt: str, steps: int, hold: Path) -> None:
+    """The hold names the progress to stop at (api/operation.h): the copy
+    passes the checkpoints before it and waits at the one after `steps`
+    steps, where the cancel comes."""
+    source = tmp_path / f"source.{fmt}"
+    with virtdisk.create(source, SMALL, format=fmt) as disk:
+        for offset, byte, length in ((0, b"a", 8192), (MIB + MIB // 2, b"b", MIB),
+                                     (SMALL - 4096, b"c", 4096)):
+            disk.write(offset, byte * length)
+        before = disk.read(0, SMALL)
+    raw = tmp_path / "before.raw"
+    raw.write_bytes(before)
+    target = tmp_path / f"mirror.{fmt}"
+    hold.write_text(str(steps * STEP))
+    with virtdisk.open(source, read_only=False) as disk:
+        overlapped = start(disk, target)
+        while progress(disk, overlapped)[1] < steps * STEP:
+            overlapped.wait(0.001)
+        assert progress(disk, overlapped) == (ERROR_IO_PENDING, steps * STEP, SMALL)
+        assert target.exists()
+        vd.CancelIoEx(disk.handle, overlapped)
+        assert overlapped.wait(60)
+        assert progress(disk, overlapped) == (ERROR_OPERATION_ABORTED, steps * STEP, SMALL)
+        assert not target.exists()
+        assert disk.read(0, SMALL) == before
+        disk.write(SMALL // 2, b"S" * 4096)   # still the original, writable
+    after = bytearray(before)
+    after[SMALL // 2:SMALL // 2 + 4096] = b"S" * 4096
+    raw.write_bytes(after)
+    qemu_compare(source, QEMU_FORMAT[fmt], raw, "raw")
+    if fmt == "vhdx":
+        qemu_check(source)
+    assert not target.exists()
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_cancel_when_mirrored_keeps_the_copy(tmp_path: Path, fmt: str) -> None:
     source = make_disk(tmp_path / f"source.{fmt}", fmt)

@@ -1,7 +1,7 @@
 /* Drives an image's content through the public API and the engine's data
  * path (content.h), one command per line on standard input:
  *
- *   content_main IMAGE DATA [ro]
+ *   content_main IMAGE DATA [ro|v2]
  *
  *   w OFFSET LENGTH AT    write LENGTH bytes taken from DATA at AT
  *   u OFFSET LENGTH       unmap
@@ -10,8 +10,18 @@
  *   d OUT                 write the whole virtual content to file OUT
  *   c FLAGS               CompactVirtualDisk V1 with FLAGS (decimal), no
  *                         OVERLAPPED
+ *   m TARGET              MirrorVirtualDisk into the new file TARGET, then
+ *                         wait until it is mirrored: "ok" then, or the
+ *                         operation's code if it ended first
+ *   b                     BreakMirrorVirtualDisk, then wait for the
+ *                         operation's end: its code
+ *   e                     close the handle now (no command may follow but
+ *                         `s`): the close's code
  *   k N                   (VD_FAULT_INJECTION builds) let N more file
  *                         changes succeed, fail every one after them
+ *   s                     (VD_FAULT_INJECTION builds) "ok" while the
+ *                         injected stop has not come: a change is still
+ *                         allowed (or none is counted)
  *   t THREADS ROUNDS      THREADS threads each writing then reading back
  *                         ROUNDS 4 KiB pieces of a stripe of its own
  *
@@ -19,7 +29,8 @@
  * sees the engine's answer for every step.  The image is opened with
  * OpenVirtualDisk version 1, VIRTUAL_DISK_ACCESS_ALL (or READ with "ro"),
  * RWDepth 1: its parents are opened read-only, as a writer of a
- * differencing disk opens them. */
+ * differencing disk opens them.  With "v2" it is opened version 2,
+ * read-write, the handle a mirror needs. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdio.h>
@@ -124,6 +135,53 @@ static uint32_t stripes(vd_disk *disk, unsigned threads, unsigned rounds)
 /* The opened handle, for the commands that go through the public API. */
 static HANDLE opened;
 
+/* The mirror started by `m`, whose OVERLAPPED must outlive the command. */
+static OVERLAPPED mirror_overlapped;
+
+static uint32_t mirror_status(uint64_t *current, uint64_t *completion)
+{
+    VIRTUAL_DISK_PROGRESS progress;
+    memset(&progress, 0, sizeof progress);
+    DWORD asked = GetVirtualDiskOperationProgress(opened, &mirror_overlapped, &progress);
+    *current = progress.CurrentValue;
+    *completion = progress.CompletionValue;
+    return asked != ERROR_SUCCESS ? asked : progress.OperationStatus;
+}
+
+static uint32_t mirror_start(const char *target)
+{
+    WCHAR *path = wide_path(target);
+    if (path == NULL)
+        return VD_ERROR_INVALID_PARAMETER;
+    if (mirror_overlapped.hEvent == NULL)
+        vd_engine_event_create(&mirror_overlapped.hEvent);
+    MIRROR_VIRTUAL_DISK_PARAMETERS parameters;
+    memset(&parameters, 0, sizeof parameters);
+    parameters.Version = MIRROR_VIRTUAL_DISK_VERSION_1;
+    parameters.Version1.MirrorVirtualDiskPath = path;
+    DWORD status = MirrorVirtualDisk(opened, MIRROR_VIRTUAL_DISK_FLAG_NONE, &parameters,
+                                     &mirror_overlapped);
+    free(path);
+    if (status != ERROR_IO_PENDING)
+        return status;
+    /* The mirrored state: still pending, everything copied. */
+    uint64_t current, completion;
+    while ((status = mirror_status(&current, &completion)) == ERROR_IO_PENDING
+           && (completion == 0 || current != completion))
+        vd_engine_event_wait(mirror_overlapped.hEvent, 1);
+    return status == ERROR_IO_PENDING ? VD_ERROR_SUCCESS : status;
+}
+
+static uint32_t mirror_break(void)
+{
+    DWORD status = BreakMirrorVirtualDisk(opened);
+    if (status != ERROR_SUCCESS)
+        return status;
+    vd_engine_event_wait(mirror_overlapped.hEvent, 60000);
+    uint64_t current, completion;
+    return mirror_status(&current, &completion);
+}
+
 static uint32_t run(vd_disk *disk, const char *line)
 {
     unsigned long long offset, length, at;
@@ -157,6 +215,10 @@ static uint32_t run(vd_disk *disk, const char *line)
         return stripes(disk, threads, rounds);
     if (sscanf(line, "c %u", &flags) == 1)
         return CompactVirtualDisk(opened, (COMPACT_VIRTUAL_DISK_FLAG)flags, NULL, NULL);
+    if (sscanf(line, "m %4095s", path) == 1)
+        return mirror_start(path);
+    if (line[0] == 'b')
+        return mirror_break();
     if (line[0] == 'f')
         return vd_content_flush(disk);
 #ifdef VD_FAULT_INJECTION
@@ -165,18 +227,27 @@ static uint32_t run(vd_disk *disk, const char *line)
         vd_fault_writes_left = left;
         return VD_ERROR_SUCCESS;
     }
+    if (line[0] == 's')
+        return vd_fault_writes_left != 0 ? VD_ERROR_SUCCESS : VD_ERROR_WRITE_FAULT;
 #endif
     return VD_ERROR_INVALID_PARAMETER;
 }
 
-static int open_disk(const char *path, int read_only, HANDLE *handle)
+static int open_disk(const char *path, const char *mode, HANDLE *handle)
 {
     OPEN_VIRTUAL_DISK_PARAMETERS parameters;
     memset(&parameters, 0, sizeof parameters);
-    parameters.Version = OPEN_VIRTUAL_DISK_VERSION_1;
-    parameters.Version1.RWDepth = 1;
-    DWORD status = open_path(path, read_only ? VIRTUAL_DISK_ACCESS_READ : VIRTUAL_DISK_ACCESS_ALL,
-                             &parameters, handle);
+    VIRTUAL_DISK_ACCESS_MASK access = VIRTUAL_DISK_ACCESS_ALL;
+    if (strcmp(mode, "v2") == 0) {
+        parameters.Version = OPEN_VIRTUAL_DISK_VERSION_2;
+        access = VIRTUAL_DISK_ACCESS_NONE;
+    } else {
+        parameters.Version = OPEN_VIRTUAL_DISK_VERSION_1;
+        parameters.Version1.RWDepth = 1;
+        if (strcmp(mode, "ro") == 0)
+            access = VIRTUAL_DISK_ACCESS_READ;
+    }
+    DWORD status = open_path(path, access, &parameters, handle);
     printf("open %lu\n", (unsigned long)status);
     return status == VD_ERROR_SUCCESS;
 }
@@ -193,20 +264,35 @@ int main(int argc, char **argv)
         return 2;
     }
     HANDLE handle;
-    if (!open_disk(argv[1], argc > 3 && strcmp(argv[3], "ro") == 0, &handle))
+    if (!open_disk(argv[1], argc > 3 ? argv[3] : "", &handle))
         return 1;
     opened = handle;
     vd_disk *disk = vd_handle_acquire(handle);
+    uint32_t closed = VD_ERROR_SUCCESS;
     char line[8192];
     while (fgets(line, sizeof line, stdin) != NULL) {
-        uint32_t status = run(disk, line);
+        uint32_t status;
+        if (line[0] == 'e' && disk != NULL) {
+            vd_handle_release(handle);
+            disk = NULL;
+            status = closed = vd_engine_close_handle(handle);
+        } else if (disk == NULL && line[0] != 's') {
+            status = VD_ERROR_INVALID_HANDLE;
+        } else {
+            status = run(disk, line);
+        }
         if (status == VD_ERROR_SUCCESS)
             printf("ok\n");
         else
             printf("error %lu\n", (unsigned long)status);
         fflush(stdout);
     }
-    vd_handle_release(handle);
+    if (disk != NULL) {
+        vd_handle_release(handle);
+        closed = vd_engine_close_handle(handle);
+    }
+    if (mirror_overlapped.hEvent != NULL)
+        vd_engine_event_close(mirror_overlapped.hEvent);
     fclose(data_file);
-    return vd_engine_close_handle(handle) == VD_ERROR_SUCCESS ? 0 : 1;
+    return closed == VD_ERROR_SUCCESS ? 0 : 1;
 }

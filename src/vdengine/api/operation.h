@@ -52,7 +52,9 @@ void vd_operation_on_cancel(vd_operation *operation, void (*wake)(void *), void 
  * environment variable VIRTDISK_TEST_OPERATION_HOLD names a path that
  * exists, it first waits there (until the path is gone or a cancel comes),
  * so that a test observes a running operation at a known point, without
- * timing.  Unset, it costs one getenv. */
+ * timing.  A file that holds a decimal number N holds only the checkpoints
+ * reached with N bytes or more done, so that a test stops an operation
+ * after any of its steps.  Unset, it costs one getenv. */
 #define VD_OPERATION_HOLD_VARIABLE "VIRTDISK_TEST_OPERATION_HOLD"
 int vd_operation_checkpoint(const vd_operation *operation);
 
