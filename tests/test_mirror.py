@@ -11,7 +11,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -92,15 +93,31 @@ def progress(disk: virtdisk.VirtualDisk, overlapped: vd.Overlapped) -> tuple[int
     return int(status), int(current), int(total)
 
 
-def wait_mirrored(disk: virtdisk.VirtualDisk, overlapped: vd.Overlapped) -> None:
-    """Until CurrentValue reaches CompletionValue while still pending (the
-    mirrored state: the copy never ends by itself, so this terminates)."""
+# How long a wait for the engine to come somewhere may last before the test
+# fails instead of hanging: a guard against a stuck copy, not a measure of
+# speed (every wait here ends within milliseconds when the code is right).
+STUCK_AFTER = 120.0
+
+
+def until_progress(disk: virtdisk.VirtualDisk, overlapped: vd.Overlapped,
+                   reached: Callable[[int, int], bool], what: str) -> None:
+    """Polls the progress until `reached(current, total)` holds while the
+    operation is pending; fails, rather than hangs, if it never does."""
+    deadline = time.monotonic() + STUCK_AFTER
     while True:
         status, current, total = progress(disk, overlapped)
-        assert status == ERROR_IO_PENDING
-        if total and current == total:
+        assert status == ERROR_IO_PENDING, (what, status, current, total)
+        if reached(current, total):
             return
-        overlapped.wait(0.01)
+        assert time.monotonic() < deadline, f"the copy never came to {what}: at {current} of {total}"
+        overlapped.wait(0.001)
+
+
+def wait_mirrored(disk: virtdisk.VirtualDisk, overlapped: vd.Overlapped) -> None:
+    """Until CurrentValue reaches CompletionValue while still pending (the
+    mirrored state: the copy never ends by itself)."""
+    until_progress(disk, overlapped, lambda current, total: total != 0 and current == total,
+                   "the mirrored state")
 
 
 def break_mirror(disk: virtdisk.VirtualDisk, overlapped: vd.Overlapped) -> None:
@@ -129,8 +146,7 @@ def hold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def start_held(disk: virtdisk.VirtualDisk, target: Path) -> vd.Overlapped:
     """A mirror come as far as the hold: its first step copied."""
     overlapped = start(disk, target)
-    while progress(disk, overlapped)[1] == 0:
-        overlapped.wait(0.001)
+    until_progress(disk, overlapped, lambda current, total: current != 0, "its first step")
     return overlapped
 
 
@@ -319,8 +335,8 @@ def test_a_cancel_after_any_step_of_the_copy_keeps_the_source_and_removes_the_co
     hold.write_text(str(steps * STEP))
     with virtdisk.open(source, read_only=False) as disk:
         overlapped = start(disk, target)
-        while progress(disk, overlapped)[1] < steps * STEP:
-            overlapped.wait(0.001)
+        until_progress(disk, overlapped, lambda current, total: current >= steps * STEP,
+                       f"step {steps}")
         assert progress(disk, overlapped) == (ERROR_IO_PENDING, steps * STEP, SMALL)
         assert target.exists()
         vd.CancelIoEx(disk.handle, overlapped)
