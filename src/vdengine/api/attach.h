@@ -57,6 +57,12 @@ int vd_attach_host_device(const vd_disk *disk, int attachment);
  * ACCESS_DENIED otherwise.  Called once the open's terms are set. */
 uint32_t vd_attach_check_open(const vd_disk *disk);
 
+/* SHARING_VIOLATION, naming the device and its holder, when a record says
+ * the disk's image file is attached as a device by any handle or process;
+ * SUCCESS otherwise.  A NO_LOCAL_HOST attach asks it: the handle's own
+ * parse of the image is out of date while the device's server writes. */
+uint32_t vd_attach_check_unrecorded(const vd_disk *disk);
+
 /* Ends whatever attachment the disk holds; the handle's close calls it
  * before the disk is freed. */
 void vd_attach_release(vd_disk *disk);
