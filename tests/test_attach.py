@@ -415,6 +415,28 @@ def test_detach_by_path_detaches_the_handle_that_attached(tmp_path: Path) -> Non
     assert virtdisk.attached() == []
 
 
+def test_detach_from_another_process_detaches_the_handle_that_attached(tmp_path: Path) -> None:
+    image = fixed_vhd(tmp_path / "elsewhere.vhd", 4 * MiB)
+    with virtdisk.open(image) as disk:
+        _virtdisk.AttachVirtualDisk(disk.handle, Flag.READ_ONLY | Flag.PERMANENT_LIFETIME)
+        device = _virtdisk.GetVirtualDiskPhysicalPath(disk.handle)
+        run(sys.executable, "-m", "virtdisk", "detach", image)
+        assert not bound(device)
+        assert not disk.is_loaded
+        refusal(virtdisk.NotAttachedError, ERROR_NOT_READY,
+                lambda: _virtdisk.GetVirtualDiskPhysicalPath(disk.handle))
+        with virtdisk.open(image) as second, second.attach() as again:
+            assert bound(again.path)
+            assert disk.is_loaded          # the image is attached, by another handle
+            # The handle that attached first holds nothing: its detach
+            # reaches no device, the new one least of all.
+            refusal(virtdisk.DiskInUseError, ERROR_SHARING_VIOLATION,
+                    lambda: _virtdisk.DetachVirtualDisk(disk.handle))
+            assert bound(again.path)
+        refusal(virtdisk.NotAttachedError, ERROR_NOT_READY,
+                lambda: _virtdisk.DetachVirtualDisk(disk.handle))
+
+
 def test_no_local_host_attach_of_a_device_is_refused(tmp_path: Path) -> None:
     image = fixed_vhd(tmp_path / "device.vhd", 4 * MiB)
     with virtdisk.open(image) as disk:

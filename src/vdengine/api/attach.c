@@ -98,6 +98,24 @@ static int vd_same_file(const vd_disk *a, const vd_disk *b)
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+/* Unlinks the disk at *link from the attached list (held locked): it is
+ * attached no more, and content I/O sent to a device answers NOT_READY. */
+static void vd_attached_unlink_locked(vd_disk **link)
+{
+    vd_disk *disk = *link;
+    *link = disk->attached_next;
+    disk->attached_next = NULL;
+    vd_redirect_detached(disk);
+    atomic_store_explicit(&disk->attachment, VD_ATTACHMENT_NONE, memory_order_release);
+}
+
+/* Whether `disk`, on the list, holds a permanent device attach that
+ * another process has detached since. */
+static int vd_attached_gone(const vd_disk *disk)
+{
+    return vd_attachment_on_host(vd_attachment_of(disk)) && vd_attach_host_gone(disk);
+}
+
 /* SHARING_VIOLATION for an attach of `disk` while `holder`, on the list,
  * holds its image, naming the device and the handle. */
 static uint32_t vd_attached_refuse(const vd_disk *disk, const vd_disk *holder)
@@ -122,8 +140,14 @@ static uint32_t vd_attached_add(vd_disk *disk, vd_attach_maker make, uint32_t fl
 {
     uint32_t status = VD_ERROR_SUCCESS;
     pthread_mutex_lock(&vd_attached_mutex);
-    for (vd_disk *other = vd_attached_head; other != NULL; other = other->attached_next) {
-        if (other == disk || vd_same_file(other, disk)) {
+    vd_disk **link = &vd_attached_head;
+    while (*link != NULL) {
+        vd_disk *other = *link;
+        if (other != disk && !vd_same_file(other, disk)) {
+            link = &other->attached_next;
+        } else if (vd_attached_gone(other)) {
+            vd_attached_unlink_locked(link);      /* detached by another process */
+        } else {
             status = vd_attached_refuse(disk, other);
             break;
         }
@@ -158,13 +182,23 @@ static void vd_attached_forget_image(const vd_disk *disk)
         vd_disk *other = *link;
         if (other != disk && vd_attachment_on_host(vd_attachment_of(other))
             && vd_same_file(other, disk)) {
-            *link = other->attached_next;
-            other->attached_next = NULL;
-            vd_redirect_detached(other);
-            atomic_store_explicit(&other->attachment, VD_ATTACHMENT_NONE, memory_order_release);
+            vd_attached_unlink_locked(link);
             continue;
         }
         link = &other->attached_next;
+    }
+    pthread_mutex_unlock(&vd_attached_mutex);
+}
+
+/* Takes `disk` off the attached list, as detached elsewhere. */
+static void vd_attached_forget(vd_disk *disk)
+{
+    pthread_mutex_lock(&vd_attached_mutex);
+    for (vd_disk **link = &vd_attached_head; *link != NULL; link = &(*link)->attached_next) {
+        if (*link == disk) {
+            vd_attached_unlink_locked(link);
+            break;
+        }
     }
     pthread_mutex_unlock(&vd_attached_mutex);
 }
@@ -270,12 +304,17 @@ DWORD WINAPI DetachVirtualDisk(HANDLE VirtualDiskHandle, DETACH_VIRTUAL_DISK_FLA
     int attachment = vd_attachment_of(disk);
     if (!vd_disk_has_access(disk, VIRTUAL_DISK_ACCESS_DETACH))
         status = VD_ERROR_ACCESS_DENIED;
-    else if (attachment == VD_ATTACHMENT_NONE) {
+    else if (attachment == VD_ATTACHMENT_NONE || vd_attached_gone(disk)) {
+        /* A permanent attach this handle made and another process detached
+         * (its loop may be another image's now), or whose server died,
+         * leaves the handle holding no attach: the detach is then that of
+         * a handle without one, which also clears what a dead server
+         * left. */
+        vd_attached_forget(disk);
         status = vd_detach_elsewhere(disk);   /* a permanent attach, or NOT_READY */
         if (status == VD_ERROR_SUCCESS)
             vd_attached_forget_image(disk);
-    }
-    else if (vd_attachment_on_host(attachment)) {
+    } else if (vd_attachment_on_host(attachment)) {
         status = vd_detach_on_host(disk);
         if (status == VD_ERROR_SUCCESS && !vd_attached_remove(disk))
             status = VD_ERROR_NOT_READY;     /* a concurrent detach won */

@@ -374,9 +374,17 @@ void vd_attach_host_release(vd_disk *disk)
     vd_attach_export_release(disk);
 }
 
+int vd_attach_host_gone(const vd_disk *disk)
+{
+    if (disk->loop_fd >= 0)
+        return 0;                 /* handle-bound: this handle holds the device */
+    vd_attach_record record;
+    return !vd_attach_record_of(disk, &record) || record.loop_number != disk->loop_number;
+}
+
 int vd_attach_host_device(const vd_disk *disk, int attachment)
 {
-    if (attachment == VD_ATTACHMENT_LOOP_READ_WRITE || attachment == VD_ATTACHMENT_LOOP_READ_ONLY)
+    if (vd_attachment_on_host(attachment) && !vd_attach_host_gone(disk))
         return disk->loop_number;
     vd_attach_record record;
     return vd_attach_record_of(disk, &record) ? record.loop_number : -1;
