@@ -364,6 +364,112 @@ def test_refusals_with_windows_codes(tmp_path: Path) -> None:
             assert device.path in run("losetup", "-j", image).stdout
 
 
+def test_second_attach_names_the_device_and_its_holder(tmp_path: Path) -> None:
+    image = fixed_vhd(tmp_path / "held.vhd", 4 * MiB)
+    with virtdisk.open(image, read_only=False) as disk:
+        with disk.attach() as device:
+            by_itself = refusal(virtdisk.DiskInUseError, ERROR_SHARING_VIOLATION, disk.attach)
+            assert by_itself.detail == f"this handle has attached the image already, as {device.path}"
+            assert str(by_itself).endswith(f": {by_itself.detail} [ERROR_SHARING_VIOLATION 32]")
+    with virtdisk.open(image) as disk, disk.attach() as device:
+        # Readers share the image; each attach opens a handle of its own.
+        with virtdisk.open(image) as second:
+            other = refusal(virtdisk.DiskInUseError, ERROR_SHARING_VIOLATION, second.attach)
+        assert other.detail == ("another handle of this process has attached the image "
+                                f"already, as {device.path}")
+        assert other.detail in str(other)
+    with virtdisk.open(image) as disk:
+        attachment = disk.attach(permanent=True)
+    try:
+        with virtdisk.open(image) as disk:
+            error = refusal(virtdisk.DiskInUseError, ERROR_SHARING_VIOLATION, disk.attach)
+        assert error.detail == (f"the image is attached already, as {attachment.path}, "
+                                "with permanent lifetime")
+        assert "(null)" not in str(error)
+    finally:
+        attachment.detach()
+
+
+def test_detach_by_path_detaches_the_handle_that_attached(tmp_path: Path) -> None:
+    image = fixed_vhd(tmp_path / "by_path.vhd", 4 * MiB)
+    with virtdisk.open(image) as disk:
+        _virtdisk.AttachVirtualDisk(disk.handle, Flag.READ_ONLY | Flag.PERMANENT_LIFETIME)
+        device = _virtdisk.GetVirtualDiskPhysicalPath(disk.handle)
+        assert disk.is_loaded and bound(device)
+        virtdisk.detach(image)
+        assert not bound(device)
+        assert not disk.is_loaded
+        refusal(virtdisk.NotAttachedError, ERROR_NOT_READY,
+                lambda: _virtdisk.GetVirtualDiskPhysicalPath(disk.handle))
+        refusal(virtdisk.NotAttachedError, ERROR_NOT_READY,
+                lambda: _virtdisk.DetachVirtualDisk(disk.handle))
+        # The image attaches again in this process, through another handle
+        # and through this one.
+        with virtdisk.open(image) as second, second.attach() as again:
+            assert bound(again.path)
+            assert disk.is_loaded          # the image is attached, by another handle
+        assert virtdisk.attached() == []
+        _virtdisk.AttachVirtualDisk(disk.handle, Flag.READ_ONLY)
+        assert read_only_device(_virtdisk.GetVirtualDiskPhysicalPath(disk.handle))
+        _virtdisk.DetachVirtualDisk(disk.handle)
+    assert virtdisk.attached() == []
+
+
+def test_detach_from_another_process_detaches_the_handle_that_attached(tmp_path: Path) -> None:
+    image = fixed_vhd(tmp_path / "elsewhere.vhd", 4 * MiB)
+    with virtdisk.open(image) as disk:
+        _virtdisk.AttachVirtualDisk(disk.handle, Flag.READ_ONLY | Flag.PERMANENT_LIFETIME)
+        device = _virtdisk.GetVirtualDiskPhysicalPath(disk.handle)
+        run(sys.executable, "-m", "virtdisk", "detach", image)
+        assert not bound(device)
+        assert not disk.is_loaded
+        refusal(virtdisk.NotAttachedError, ERROR_NOT_READY,
+                lambda: _virtdisk.GetVirtualDiskPhysicalPath(disk.handle))
+        with virtdisk.open(image) as second, second.attach() as again:
+            assert bound(again.path)
+            assert disk.is_loaded          # the image is attached, by another handle
+            # The handle that attached first holds nothing: its detach
+            # reaches no device, the new one least of all.
+            refusal(virtdisk.DiskInUseError, ERROR_SHARING_VIOLATION,
+                    lambda: _virtdisk.DetachVirtualDisk(disk.handle))
+            assert bound(again.path)
+        refusal(virtdisk.NotAttachedError, ERROR_NOT_READY,
+                lambda: _virtdisk.DetachVirtualDisk(disk.handle))
+
+
+def test_no_local_host_attach_of_a_device_is_refused(tmp_path: Path) -> None:
+    image = fixed_vhd(tmp_path / "device.vhd", 4 * MiB)
+    with virtdisk.open(image) as disk:
+        attachment = disk.attach(permanent=True)
+    try:
+        with virtdisk.open(image) as disk:
+            error = refusal(virtdisk.DiskInUseError, ERROR_SHARING_VIOLATION,
+                            lambda: _virtdisk.AttachVirtualDisk(
+                                disk.handle, Flag.NO_LOCAL_HOST | Flag.READ_ONLY))
+            assert attachment.path in str(error.detail)
+            assert bound(attachment.path)
+            # Content access rests on that attach, so it is refused too.
+            with pytest.raises(virtdisk.DiskInUseError):
+                disk.read(0, 512)
+    finally:
+        attachment.detach()
+    with subprocess.Popen([sys.executable, "-m", "virtdisk", "attach", str(image),
+                           "--read-only"], stdout=subprocess.PIPE, text=True) as holder:
+        try:
+            assert holder.stdout is not None
+            device = holder.stdout.readline().strip()
+            with virtdisk.open(image) as disk:
+                error = refusal(virtdisk.DiskInUseError, ERROR_SHARING_VIOLATION,
+                                lambda: disk.read(0, 512))
+            assert error.detail == (f"the image is attached already, as {device}, by a handle "
+                                    f"of process {holder.pid}")
+        finally:
+            holder.kill()
+            holder.wait()
+    with virtdisk.open(image) as disk:       # detached: content access is back
+        assert disk.read(0, 512) == bytes(512)
+
+
 def test_image_on_a_loop_made_elsewhere_is_refused(tmp_path: Path) -> None:
     image = fixed_vhd(tmp_path / "losetup.vhd", 4 * MiB)
     device = run("losetup", "-f", "--show", "-r", image).stdout.strip()

@@ -117,6 +117,38 @@ def test_handle_and_device_writes_interleave(tmp_path: Path, run_dir: Path) -> N
     run(_tool("qemu-img"), "compare", "-f", "vhdx", "-F", "raw", image, raw)
 
 
+def test_detach_in_this_process_detaches_the_serving_handle(tmp_path: Path,
+                                                          run_dir: Path) -> None:
+    image = engine_image(tmp_path / "here.vhdx", 16 * MiB)
+    with virtdisk.open(image, read_only=False) as disk:
+        attachment = disk.attach(permanent=True)
+        pidfd = os.pidfd_open(server_of(run_dir))
+        assert disk.write(0, b"served") == 6
+        disk.flush()
+        attachment.detach()                 # by the image's path: the attach is permanent
+        assert not bound(attachment.path)
+        assert wait_for_exit(pidfd)
+        assert not disk.is_loaded
+        with pytest.raises(virtdisk.NotAttachedError):
+            _virtdisk.GetVirtualDiskPhysicalPath(disk.handle)
+        with pytest.raises(virtdisk.NotAttachedError):
+            disk.read(0, 512)
+        # This handle's parse of the image is the one from before the
+        # server: it attaches nothing more.
+        with pytest.raises(virtdisk.VirtualDiskError) as refused:
+            disk.attach()
+        assert refused.value.winerror == ERROR_VHD_INVALID_STATE
+        # A handle opened since attaches the image again, in this process.
+        with virtdisk.open(image) as fresh:
+            with fresh.attach() as again:
+                assert bound(again.path)
+                with open(again.path, "rb") as device:
+                    assert device.read(6) == b"served"
+            assert fresh.read(0, 6) == b"served"
+    assert_export_gone(image, run_dir)
+    run(_tool("qemu-img"), "check", "-f", "vhdx", image)
+
+
 def test_restricted_range_outside_the_device_reaches_the_server(tmp_path: Path,
                                                                 run_dir: Path) -> None:
     image = qemu_image(tmp_path / "range.vhdx", 16 * MiB)

@@ -236,8 +236,11 @@ def attached() -> list[Attachment]:
 
 def detach(path: str | os.PathLike[str]) -> None:
     """Detaches the image at `path`, attached with permanent lifetime by
-    any process.  Raises :class:`~virtdisk.errors.NotAttachedError` when
-    it is not attached."""
+    any process; a disk of this process whose handle made the attach is
+    detached with it (its ``is_loaded`` is False, and the image may be
+    attached again).  Raises :class:`~virtdisk.errors.NotAttachedError`
+    when it is not attached, :class:`~virtdisk.errors.DiskInUseError` when
+    its attach belongs to a handle (it ends when that handle closes)."""
     from .disk import open as open_disk
 
     with open_disk(path, access=VirtualDiskAccessMask.DETACH | VirtualDiskAccessMask.GET_INFO,

@@ -547,8 +547,11 @@ class VirtualDisk:
         Raises TypeError for a non-int argument; ValueError for a negative
         length or an offset past the end (the message names the size),
         before anything is sent; :class:`InvalidHandleError` when the disk
-        is closed; :class:`MediumError` (an :class:`ImageIOError`) naming
-        the offset of data the image cannot deliver.
+        is closed; :class:`DiskInUseError` while the image is attached
+        otherwise (a device of any process, a permanent attach, another
+        handle of this process: read the device then), with a ``detail``
+        naming the device; :class:`MediumError` (an :class:`ImageIOError`)
+        naming the offset of data the image cannot deliver.
         """
         if isinstance(length, bool) or not isinstance(length, int):
             raise TypeError(f"length must be an int, not {type(length).__name__}")

@@ -26,10 +26,18 @@
  * the same image file) is refused with ERROR_SHARING_VIOLATION, the code
  * behind the message Windows gives for attaching an attached image ("The
  * process cannot access the file because it is being used by another
- * process", Mount-DiskImage).  DetachVirtualDisk of a handle that holds no
- * attachment detaches a permanent attach of the same image made by another
- * handle or process (attach_host.c), and otherwise answers ERROR_NOT_READY,
- * Windows' answer for a disk that is not attached.
+ * process", Mount-DiskImage), with a detail naming the device and its
+ * holder.  So is a NO_LOCAL_HOST attach of an image another process (or a
+ * permanent attach) has made a device of: the handle's parse of the image
+ * would answer from a state the device's writer has moved past, and
+ * Windows, with one disk per image, refuses any second attach alike.  A
+ * handle a permanent export's server took over attaches nothing more
+ * (ERROR_VHD_INVALID_STATE, attach_redirect.h).  DetachVirtualDisk of a
+ * handle that holds no attachment detaches a permanent attach of the same
+ * image made by another handle or process (attach_host.c), and otherwise
+ * answers ERROR_NOT_READY, Windows' answer for a disk that is not
+ * attached; the handle of this process that made the permanent attach, if
+ * it is still open, is detached with it.
  *
  * Lifetime.  An attach belongs to the handle: closing the handle detaches
  * (vd_attach_release, from the handle's close).  PERMANENT_LIFETIME asks
@@ -90,6 +98,36 @@ static int vd_same_file(const vd_disk *a, const vd_disk *b)
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+/* Unlinks the disk at *link from the attached list (held locked): it is
+ * attached no more, and content I/O sent to a device answers NOT_READY. */
+static void vd_attached_unlink_locked(vd_disk **link)
+{
+    vd_disk *disk = *link;
+    *link = disk->attached_next;
+    disk->attached_next = NULL;
+    vd_redirect_detached(disk);
+    atomic_store_explicit(&disk->attachment, VD_ATTACHMENT_NONE, memory_order_release);
+}
+
+/* Whether `disk`, on the list, holds a permanent device attach that
+ * another process has detached since. */
+static int vd_attached_gone(const vd_disk *disk)
+{
+    return vd_attachment_on_host(vd_attachment_of(disk)) && vd_attach_host_gone(disk);
+}
+
+/* SHARING_VIOLATION for an attach of `disk` while `holder`, on the list,
+ * holds its image, naming the device and the handle. */
+static uint32_t vd_attached_refuse(const vd_disk *disk, const vd_disk *holder)
+{
+    const char *who = holder == disk ? "this handle" : "another handle of this process";
+    if (!vd_attachment_on_host(vd_attachment_of(holder)))
+        return vd_fail(VD_ERROR_SHARING_VIOLATION,
+                       "%s holds an attach of the image without a device (NO_LOCAL_HOST)", who);
+    return vd_fail(VD_ERROR_SHARING_VIOLATION, "%s has attached the image already, as /dev/loop%d",
+                   who, holder->loop_number);
+}
+
 /* Makes an attachment of `disk` and says which in *kind. */
 typedef uint32_t (*vd_attach_maker)(vd_disk *disk, uint32_t flags,
                                     const ATTACH_VIRTUAL_DISK_PARAMETERS *parameters, int *kind);
@@ -102,12 +140,22 @@ static uint32_t vd_attached_add(vd_disk *disk, vd_attach_maker make, uint32_t fl
 {
     uint32_t status = VD_ERROR_SUCCESS;
     pthread_mutex_lock(&vd_attached_mutex);
-    for (vd_disk *other = vd_attached_head; other != NULL; other = other->attached_next) {
-        if (other == disk || vd_same_file(other, disk)) {
-            status = VD_ERROR_SHARING_VIOLATION;
+    vd_disk **link = &vd_attached_head;
+    while (*link != NULL) {
+        vd_disk *other = *link;
+        if (other != disk && !vd_same_file(other, disk)) {
+            link = &other->attached_next;
+        } else if (vd_attached_gone(other)) {
+            vd_attached_unlink_locked(link);      /* detached by another process */
+        } else {
+            status = vd_attached_refuse(disk, other);
             break;
         }
     }
+    /* A handle a permanent export's server took over keeps an out-of-date
+     * parse of the image, which no attach may be made from. */
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_redirect_check_update(disk);
     int kind = VD_ATTACHMENT_NONE;
     if (status == VD_ERROR_SUCCESS)
         status = make(disk, flags, parameters, &kind);
@@ -118,6 +166,41 @@ static uint32_t vd_attached_add(vd_disk *disk, vd_attach_maker make, uint32_t fl
     }
     pthread_mutex_unlock(&vd_attached_mutex);
     return status;
+}
+
+/* After a detach, through `disk`, of a permanent attach of its image: the
+ * handle of this process that made that attach is attached no more, so
+ * it leaves the list (its IS_LOADED, its physical path, an attach of the
+ * image from this process then see the disk detached) and its content
+ * I/O, which went to the device, answers NOT_READY from now on.  Its loop
+ * descriptor is -1: a permanent attach holds none. */
+static void vd_attached_forget_image(const vd_disk *disk)
+{
+    pthread_mutex_lock(&vd_attached_mutex);
+    vd_disk **link = &vd_attached_head;
+    while (*link != NULL) {
+        vd_disk *other = *link;
+        if (other != disk && vd_attachment_on_host(vd_attachment_of(other))
+            && vd_same_file(other, disk)) {
+            vd_attached_unlink_locked(link);
+            continue;
+        }
+        link = &other->attached_next;
+    }
+    pthread_mutex_unlock(&vd_attached_mutex);
+}
+
+/* Takes `disk` off the attached list, as detached elsewhere. */
+static void vd_attached_forget(vd_disk *disk)
+{
+    pthread_mutex_lock(&vd_attached_mutex);
+    for (vd_disk **link = &vd_attached_head; *link != NULL; link = &(*link)->attached_next) {
+        if (*link == disk) {
+            vd_attached_unlink_locked(link);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&vd_attached_mutex);
 }
 
 /* Takes `disk` off the attached list; 0 if it was not on it. */
@@ -170,7 +253,10 @@ static uint32_t vd_attach_check_access(const vd_disk *disk, uint32_t flags)
 static uint32_t vd_attach_without_host(vd_disk *disk, uint32_t flags,
                                        const ATTACH_VIRTUAL_DISK_PARAMETERS *parameters, int *kind)
 {
-    (void)disk, (void)parameters;
+    (void)parameters;
+    uint32_t status = vd_attach_check_unrecorded(disk);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
     *kind = (flags & ATTACH_VIRTUAL_DISK_FLAG_READ_ONLY) ? VD_ATTACHMENT_NO_HOST_READ_ONLY
                                                          : VD_ATTACHMENT_NO_HOST_READ_WRITE;
     return VD_ERROR_SUCCESS;
@@ -218,9 +304,17 @@ DWORD WINAPI DetachVirtualDisk(HANDLE VirtualDiskHandle, DETACH_VIRTUAL_DISK_FLA
     int attachment = vd_attachment_of(disk);
     if (!vd_disk_has_access(disk, VIRTUAL_DISK_ACCESS_DETACH))
         status = VD_ERROR_ACCESS_DENIED;
-    else if (attachment == VD_ATTACHMENT_NONE)
+    else if (attachment == VD_ATTACHMENT_NONE || vd_attached_gone(disk)) {
+        /* A permanent attach this handle made and another process detached
+         * (its loop may be another image's now), or whose server died,
+         * leaves the handle holding no attach: the detach is then that of
+         * a handle without one, which also clears what a dead server
+         * left. */
+        vd_attached_forget(disk);
         status = vd_detach_elsewhere(disk);   /* a permanent attach, or NOT_READY */
-    else if (vd_attachment_on_host(attachment)) {
+        if (status == VD_ERROR_SUCCESS)
+            vd_attached_forget_image(disk);
+    } else if (vd_attachment_on_host(attachment)) {
         status = vd_detach_on_host(disk);
         if (status == VD_ERROR_SUCCESS && !vd_attached_remove(disk))
             status = VD_ERROR_NOT_READY;     /* a concurrent detach won */

@@ -51,11 +51,23 @@ uint32_t vd_detach_elsewhere(vd_disk *disk);
 void vd_attach_host_release(vd_disk *disk);
 int vd_attach_host_device(const vd_disk *disk, int attachment);
 
+/* Whether the permanent attach this handle made (a device attach without
+ * a loop descriptor) has been detached since, by another process: no live
+ * record of its image names its loop any more, which may already be
+ * another image's.  0 for a handle-bound attach, which its handle holds. */
+int vd_attach_host_gone(const vd_disk *disk);
+
 /* OpenVirtualDisk's rule for a disk attached with permanent lifetime (its
  * Remarks): the open must ask for VIRTUAL_DISK_ACCESS_DETACH (V2/V3 opens
  * hold it), and must not write when the attach is read-only;
  * ACCESS_DENIED otherwise.  Called once the open's terms are set. */
 uint32_t vd_attach_check_open(const vd_disk *disk);
+
+/* SHARING_VIOLATION, naming the device and its holder, when a record says
+ * the disk's image file is attached as a device by any handle or process;
+ * SUCCESS otherwise.  A NO_LOCAL_HOST attach asks it: the handle's own
+ * parse of the image is out of date while the device's server writes. */
+uint32_t vd_attach_check_unrecorded(const vd_disk *disk);
 
 /* Ends whatever attachment the disk holds; the handle's close calls it
  * before the disk is freed. */

@@ -106,19 +106,51 @@ static uint32_t vd_attach_flags_supported(uint32_t flags)
     return VD_ERROR_SUCCESS;
 }
 
+/* SHARING_VIOLATION for an image `record` says is attached, naming its
+ * device and what holds it. */
+static uint32_t vd_attach_refuse_recorded(const vd_attach_record *record)
+{
+    if (!record->permanent)
+        return vd_fail(VD_ERROR_SHARING_VIOLATION,
+                       "the image is attached already, as /dev/loop%d, by a handle of process %ld",
+                       record->loop_number, record->pid);
+    if (record->server_pid > 0)
+        return vd_fail(VD_ERROR_SHARING_VIOLATION,
+                       "the image is attached already, as /dev/loop%d, with permanent lifetime "
+                       "(served by process %ld)", record->loop_number, record->server_pid);
+    return vd_fail(VD_ERROR_SHARING_VIOLATION,
+                   "the image is attached already, as /dev/loop%d, with permanent lifetime",
+                   record->loop_number);
+}
+
 /* Refuses an image some process has attached, or a loop device holds. */
 static uint32_t vd_attach_check_free(const struct stat *image, const char *path)
 {
     vd_attach_record record;
     if (vd_attach_record_find(1, (uint64_t)image->st_dev, (uint64_t)image->st_ino, &record))
-        return vd_fail(VD_ERROR_SHARING_VIOLATION, "the image is attached already, as /dev/loop%d",
-                       record.loop_number);
+        return vd_attach_refuse_recorded(&record);
     int bound = vd_loop_find(path);
     if (bound >= 0)
         return vd_fail(VD_ERROR_SHARING_VIOLATION,
                        "the image is bound to /dev/loop%d already (set up outside the engine)",
                        bound);
     return VD_ERROR_SUCCESS;
+}
+
+/* The live record of the disk's image file, read without pruning (no
+ * lock needed); 0 when there is none. */
+static int vd_attach_record_of(const vd_disk *disk, vd_attach_record *record)
+{
+    struct stat image;
+    return fstat(disk->image.file.fd, &image) == 0
+           && vd_attach_record_find(0, (uint64_t)image.st_dev, (uint64_t)image.st_ino, record);
+}
+
+uint32_t vd_attach_check_unrecorded(const vd_disk *disk)
+{
+    vd_attach_record record;
+    return vd_attach_record_of(disk, &record) ? vd_attach_refuse_recorded(&record)
+                                              : VD_ERROR_SUCCESS;
 }
 
 /* Binds the device: straight onto the file, or through the export. */
@@ -342,25 +374,26 @@ void vd_attach_host_release(vd_disk *disk)
     vd_attach_export_release(disk);
 }
 
+int vd_attach_host_gone(const vd_disk *disk)
+{
+    if (disk->loop_fd >= 0)
+        return 0;                 /* handle-bound: this handle holds the device */
+    vd_attach_record record;
+    return !vd_attach_record_of(disk, &record) || record.loop_number != disk->loop_number;
+}
+
 int vd_attach_host_device(const vd_disk *disk, int attachment)
 {
-    if (attachment == VD_ATTACHMENT_LOOP_READ_WRITE || attachment == VD_ATTACHMENT_LOOP_READ_ONLY)
+    if (vd_attachment_on_host(attachment) && !vd_attach_host_gone(disk))
         return disk->loop_number;
-    struct stat image;
     vd_attach_record record;
-    if (fstat(disk->image.file.fd, &image) != 0
-        || !vd_attach_record_find(0, (uint64_t)image.st_dev, (uint64_t)image.st_ino, &record))
-        return -1;
-    return record.loop_number;
+    return vd_attach_record_of(disk, &record) ? record.loop_number : -1;
 }
 
 uint32_t vd_attach_check_open(const vd_disk *disk)
 {
-    struct stat image;
     vd_attach_record record;
-    if (fstat(disk->image.file.fd, &image) != 0
-        || !vd_attach_record_find(0, (uint64_t)image.st_dev, (uint64_t)image.st_ino, &record)
-        || !record.permanent)
+    if (!vd_attach_record_of(disk, &record) || !record.permanent)
         return VD_ERROR_SUCCESS;
     if (!disk->may_detach)
         return vd_fail(VD_ERROR_ACCESS_DENIED,

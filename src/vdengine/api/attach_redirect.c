@@ -94,6 +94,11 @@ void vd_redirect_detached(vd_disk *disk)
         atomic_store_explicit(&redirect->gone, 1, memory_order_release);
 }
 
+int vd_redirect_read_only(const vd_redirect *redirect)
+{
+    return redirect->read_only;
+}
+
 void vd_redirect_end(vd_disk *disk)
 {
     free(atomic_exchange_explicit(&disk->redirect, NULL, memory_order_acq_rel));
@@ -307,6 +312,12 @@ uint32_t vd_redirect_begin(vd_disk *disk, const vd_attach_view *view,
 void vd_redirect_detached(vd_disk *disk)
 {
     (void)disk;
+}
+
+int vd_redirect_read_only(const vd_redirect *redirect)
+{
+    (void)redirect;
+    return 1;
 }
 
 void vd_redirect_end(vd_disk *disk)

@@ -47,6 +47,11 @@ uint32_t vd_redirect_begin(vd_disk *disk, const vd_attach_view *view,
 /* The handle's own detach of the attach: the redirect stays, gone. */
 void vd_redirect_detached(vd_disk *disk);
 
+/* Whether the redirected attach was read-only: a handle whose attach has
+ * been detached keeps its redirect, and its SCSI commands still reach the
+ * target, which answers from it (NOT READY, a flush GOOD). */
+int vd_redirect_read_only(const vd_redirect *redirect);
+
 /* The handle's close: frees the redirect, if any.  No call uses the disk
  * any more. */
 void vd_redirect_end(vd_disk *disk);

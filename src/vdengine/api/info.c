@@ -283,8 +283,10 @@ static void vd_fill_smallest_safe_size(const vd_disk *disk, GET_VIRTUAL_DISK_INF
 static void vd_fill_is_loaded(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)
 {
     int attachment = vd_attachment_of(disk);
-    info->IsLoaded = attachment != VD_ATTACHMENT_NONE || vd_attach_host_device(disk, attachment) >= 0
-                         ? TRUE : FALSE;
+    /* A device attach counts while its device is this image's (a permanent
+     * one may have been detached by another process). */
+    int without_device = attachment != VD_ATTACHMENT_NONE && !vd_attachment_on_host(attachment);
+    info->IsLoaded = without_device || vd_attach_host_device(disk, attachment) >= 0 ? TRUE : FALSE;
 }
 
 static void vd_fill_virtual_disk_id(const vd_disk *disk, GET_VIRTUAL_DISK_INFO *info)

@@ -19,7 +19,10 @@
  *  - ERROR_INVALID_HANDLE: a value that is no open handle.
  *  - ERROR_NOT_READY: the handle holds no attach (a device attach made
  *    through it counts: after a permanent export its commands reach the
- *    device, api/attach_redirect.h).  On
+ *    device, api/attach_redirect.h; once that attach is detached, by this
+ *    handle or another, they still reach the target, whose content calls
+ *    answer NOT READY and whose flush succeeds, as for a detach from
+ *    another process).  On
  *    Windows the command reaches a disk only once it is attached that way
  *    ("ATTACH_VIRTUAL_DISK_FLAG_NO_LOCAL_HOST is required for RawIO", the
  *    SDK's raw I/O sample); a disk that is not attached is a device that is
@@ -32,6 +35,7 @@
 #include <string.h>
 
 #include "api/attach.h"
+#include "api/attach_redirect.h"
 #include "base/detail.h"
 #include "base/vd_errors.h"
 #include "scsi/scsi.h"
@@ -83,10 +87,13 @@ DWORD WINAPI RawSCSIVirtualDisk(HANDLE VirtualDiskHandle,
     if (disk == NULL)
         return VD_ERROR_INVALID_HANDLE;
     int attachment = vd_attachment_of(disk);
-    if (attachment == VD_ATTACHMENT_NONE) {
+    vd_redirect *redirect = vd_redirect_of(disk);
+    if (attachment == VD_ATTACHMENT_NONE && redirect == NULL) {
         vd_handle_release(VirtualDiskHandle);
         return VD_ERROR_NOT_READY;
     }
+    int read_only = attachment != VD_ATTACHMENT_NONE ? vd_attachment_read_only(attachment)
+                                                     : vd_redirect_read_only(redirect);
     /* The SDK declares the parameters const through a typedef'd pointer,
      * which makes the pointer const, not the structure; nothing here
      * writes to them. */
@@ -98,7 +105,7 @@ DWORD WINAPI RawSCSIVirtualDisk(HANDLE VirtualDiskHandle,
         .data_length = in->Version1.DataTransferLength,
         .direction = vd_raw_scsi_direction(in->Version1.DataIn,
                                            in->Version1.DataTransferLength),
-        .read_only = vd_attachment_read_only(attachment),
+        .read_only = read_only,
     };
     vd_scsi_response answer;
     vd_scsi_execute(disk, &request, &answer);
