@@ -243,18 +243,87 @@ def test_ext4_on_a_dynamic_vhdx(tmp_path: Path, run_dir: Path, mount_point: Path
     assert_export_gone(image, run_dir)
 
 
-def test_fio_verify_through_the_export(tmp_path: Path, run_dir: Path) -> None:
+def fio_image(tmp_path: Path, kind: str) -> Path:
+    """A 64 MiB image of `kind`: qemu's dynamic VHD or VHDX, or an engine
+    differencing VHDX over a qemu parent whose first half holds data."""
+    if kind == "differencing VHDX":
+        parent = qemu_image(tmp_path / "fio-parent.vhdx", 64 * MiB)
+        qemu_write(parent, 0x5C, 0, 32 * MiB)
+        return engine_image(tmp_path / "fio-child.vhdx", 0, parent=parent)
+    return qemu_image(tmp_path / ("fio.vhd" if kind == "dynamic VHD" else "fio.vhdx"), 64 * MiB)
+
+
+@pytest.mark.parametrize("kind", ["dynamic VHD", "dynamic VHDX", "differencing VHDX"])
+@pytest.mark.parametrize("pattern", [("randwrite", "4k"), ("write", "1M")],
+                         ids=["random-4k", "sequential-1m"])
+def test_fio_verify_through_the_export(tmp_path: Path, run_dir: Path, kind: str,
+                                       pattern: tuple[str, str]) -> None:
+    """fio writes through the device and verifies what it reads back
+    (crc32c); the image checks clean afterwards, and a differencing child
+    leaves its parent as it was."""
     fio = _tool("fio")
-    image = qemu_image(tmp_path / "fio.vhdx", 64 * MiB)
+    image = fio_image(tmp_path, kind)
+    parent = tmp_path / "fio-parent.vhdx"
+    parent_before = parent.read_bytes() if parent.exists() else None
+    rw, block = pattern
     with virtdisk.open(image, read_only=False) as disk, disk.attach() as device:
-        result = run(fio, "--name=verify", f"--filename={device.path}", "--rw=randwrite",
-                     "--bs=4k", "--size=32M", "--direct=1", "--ioengine=libaio",
-                     "--iodepth=32", "--verify=crc32c", "--verify_fatal=1",
-                     "--verify_state_save=0",
+        result = run(fio, "--name=verify", f"--filename={device.path}", f"--rw={rw}",
+                     f"--bs={block}", "--size=32M", "--offset=16M", "--direct=1",
+                     "--ioengine=libaio", "--iodepth=32", "--verify=crc32c",
+                     "--verify_fatal=1", "--verify_state_save=0",
                      "--output-format=terse", check=False)
         assert result.returncode == 0, result.stdout + result.stderr
-    run(_tool("qemu-img"), "check", "-f", "vhdx", image)
+    if parent_before is None:
+        qemu_check(image)
+    else:
+        # qemu opens no differencing VHDX: libvhdi reads the chain instead,
+        # and must see what the engine sees, the parent's data where fio
+        # wrote nothing.
+        assert parent.read_bytes() == parent_before
+        with virtdisk.open(image) as disk:
+            content = disk.read(0, 64 * MiB)
+        assert content[:16 * MiB] == b"\x5c" * (16 * MiB)
+        if has_pyvhdi():
+            assert pyvhdi_bytes(image, parent) == content
     assert_export_gone(image, run_dir)
+
+
+@pytest.mark.skipif(not has_pyvhdi(), reason="libvhdi (python3-libvhdi) reads the child")
+def test_ext4_on_a_differencing_child_over_a_populated_parent(tmp_path: Path, run_dir: Path,
+                                                             mount_point: Path) -> None:
+    """A file system made on the parent, files added through a child: the
+    parent keeps its bytes, and libvhdi reading the child with its parent
+    set gives a file system that e2fsck finds clean, holding every file."""
+    parent = qemu_image(tmp_path / "parent.vhdx", 96 * MiB)
+    old_files = {f"old{index}.bin": os.urandom(index * 70_000 + 1) for index in range(4)}
+    new_files = {f"new{index}.bin": os.urandom(index * 90_000 + 3) for index in range(4)}
+    with virtdisk.open(parent, read_only=False) as disk, disk.attach() as device:
+        run(_tool("mkfs.ext4"), "-q", "-F", device.path)
+        run("mount", device.path, mount_point)
+        for name, data in old_files.items():
+            (mount_point / name).write_bytes(data)
+        run("umount", mount_point)
+    parent_before = parent.read_bytes()
+    child = engine_image(tmp_path / "child.vhdx", 0, parent=parent)
+    with virtdisk.open(child, read_only=False) as disk, disk.attach() as device:
+        run("mount", device.path, mount_point)
+        for name, data in new_files.items():
+            (mount_point / name).write_bytes(data)
+        (mount_point / "old0.bin").unlink()
+        run("umount", mount_point)
+    assert parent.read_bytes() == parent_before
+    raw = tmp_path / "child.raw"
+    raw.write_bytes(pyvhdi_bytes(child, parent))
+    run(_tool("e2fsck"), "-f", "-n", raw)
+    expected = {**{name: data for name, data in old_files.items() if name != "old0.bin"},
+                **new_files}
+    for name, data in expected.items():
+        dumped = tmp_path / f"dumped-{name}"
+        run(_tool("debugfs"), "-R", f"dump /{name} {dumped}", raw)
+        assert dumped.read_bytes() == data, name
+    listing = run(_tool("debugfs"), "-R", "ls -l /", raw).stdout
+    assert "old0.bin" not in listing
+    assert_export_gone(child, run_dir)
 
 
 # ---------------------------------------------------------------- flags, ranges, lifetimes
