@@ -222,15 +222,25 @@ def test_differencing_child_takes_the_writes(tmp_path: Path, run_dir: Path) -> N
     assert_export_gone(child, run_dir)
 
 
+def put_files(device: str, mount_point: Path, files: dict[str, bytes], *, make: bool = False,
+              remove: tuple[str, ...] = ()) -> None:
+    """Mounts the ext4 on `device` (made first with `make`), writes
+    `files` into its root, removes `remove` and unmounts."""
+    if make:
+        run(_tool("mkfs.ext4"), "-q", "-F", device)
+    run("mount", device, mount_point)
+    for name, data in files.items():
+        (mount_point / name).write_bytes(data)
+    for name in remove:
+        (mount_point / name).unlink()
+    run("umount", mount_point)
+
+
 def test_ext4_on_a_dynamic_vhdx(tmp_path: Path, run_dir: Path, mount_point: Path) -> None:
     image = qemu_image(tmp_path / "ext4.vhdx", 96 * MiB)
     files = {f"file{index}.bin": os.urandom(index * 100_000 + 1) for index in range(6)}
     with virtdisk.open(image, read_only=False) as disk, disk.attach() as device:
-        run(_tool("mkfs.ext4"), "-q", "-F", device.path)
-        run("mount", device.path, mount_point)
-        for name, data in files.items():
-            (mount_point / name).write_bytes(data)
-        run("umount", mount_point)
+        put_files(device.path, mount_point, files, make=True)
         run(_tool("e2fsck"), "-f", "-n", device.path)
     run(_tool("qemu-img"), "check", "-f", "vhdx", image)
     raw = tmp_path / "ext4.raw"
@@ -298,19 +308,11 @@ def test_ext4_on_a_differencing_child_over_a_populated_parent(tmp_path: Path, ru
     old_files = {f"old{index}.bin": os.urandom(index * 70_000 + 1) for index in range(4)}
     new_files = {f"new{index}.bin": os.urandom(index * 90_000 + 3) for index in range(4)}
     with virtdisk.open(parent, read_only=False) as disk, disk.attach() as device:
-        run(_tool("mkfs.ext4"), "-q", "-F", device.path)
-        run("mount", device.path, mount_point)
-        for name, data in old_files.items():
-            (mount_point / name).write_bytes(data)
-        run("umount", mount_point)
+        put_files(device.path, mount_point, old_files, make=True)
     parent_before = parent.read_bytes()
     child = engine_image(tmp_path / "child.vhdx", 0, parent=parent)
     with virtdisk.open(child, read_only=False) as disk, disk.attach() as device:
-        run("mount", device.path, mount_point)
-        for name, data in new_files.items():
-            (mount_point / name).write_bytes(data)
-        (mount_point / "old0.bin").unlink()
-        run("umount", mount_point)
+        put_files(device.path, mount_point, new_files, remove=("old0.bin",))
     assert parent.read_bytes() == parent_before
     raw = tmp_path / "child.raw"
     raw.write_bytes(pyvhdi_bytes(child, parent))
