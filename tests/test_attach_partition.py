@@ -160,3 +160,67 @@ def test_permanent_attach_keeps_its_partition_until_detach(tmp_path: Path) -> No
     finally:
         virtdisk.detach(image)
     assert not bound(first) and not bound(second) and not bound(device.path)
+
+
+# A primary partition, then an extended one holding two logical ones, which
+# sfdisk numbers 5 and 6 as Linux does (each behind an EBR of its own).
+MBR_SCRIPT = ("label: dos\nstart=2048, size=8192, type=83\n"
+              "start=10240, size=100000, type=5\n"
+              "start=12288, size=16384, type=83\nstart=30720, size=20480, type=83\n")
+MBR_PARTITIONS = {1: (2048, 8192), 5: (12288, 16384), 6: (30720, 20480)}
+
+
+def test_logical_partitions_of_an_mbr_are_5_and_on(tmp_path: Path, mount_point: Path) -> None:
+    """sfdisk's table as it lists it (`sfdisk -d`): each partition device
+    sits at the range sfdisk gives, a file system made on logical partition
+    6 is found there in the image's raw content, and the extended container
+    itself is no partition device."""
+    image = dynamic_vhdx(tmp_path / "mbr.vhdx")
+    with virtdisk.open(image, read_only=False) as disk, disk.attach() as device:
+        attach.run_input(tool("sfdisk"), "--no-reread", "--no-tell-kernel", "-q", device.path,
+                         stdin=MBR_SCRIPT)
+        listed = run(tool("sfdisk"), "-d", device.path).stdout
+        for number, (start, sectors) in MBR_PARTITIONS.items():
+            assert f"start={start:>12}, size={sectors:>12}" in listed
+            part = device.partition(number)
+            assert loop_sysfs(part, "backing_file") == device.path
+            assert loop_sysfs(part, "offset") == str(start * SECTOR)
+            assert loop_sysfs(part, "sizelimit") == str(sectors * SECTOR)
+        with pytest.raises(virtdisk.ElementNotFoundError):
+            device.partition(2)
+        with pytest.raises(virtdisk.ElementNotFoundError):
+            device.partition(7)
+        run(tool("mkfs.ext4"), "-q", "-F", "-L", "logical6", device.partition(6))
+    raw = tmp_path / "whole.raw"
+    run(tool("qemu-img"), "convert", "-O", "raw", image, raw)
+    start, sectors = MBR_PARTITIONS[6]
+    part = tmp_path / "partition6.raw"
+    with raw.open("rb") as whole:
+        whole.seek(start * SECTOR)
+        part.write_bytes(whole.read(sectors * SECTOR))
+    run(tool("e2fsck"), "-f", "-n", part)
+    assert "logical6" in run(tool("e2label"), part).stdout
+
+
+def test_single_partition_finds_a_lone_logical_partition(tmp_path: Path) -> None:
+    """An extended partition holding one logical partition: that is the
+    disk's one data partition, and SINGLE_PARTITION shows exactly it."""
+    image = dynamic_vhdx(tmp_path / "lone.vhdx")
+    payload = bytes(range(256)) * 64
+    with virtdisk.open(image, read_only=False) as disk, disk.attach() as device:
+        attach.run_input(tool("sfdisk"), "--no-reread", "--no-tell-kernel", "-q", device.path,
+                         stdin="label: dos\nstart=2048, size=100000, type=5\n"
+                               "start=4096, size=32768, type=83\n")
+        with open(device.path, "r+b") as whole:
+            whole.seek(4096 * SECTOR)
+            whole.write(payload)
+    with virtdisk.open(image) as disk:
+        _virtdisk.AttachVirtualDisk(
+            disk.handle, _virtdisk.AttachVirtualDiskFlag.SINGLE_PARTITION
+            | _virtdisk.AttachVirtualDiskFlag.READ_ONLY)
+        device_path = _virtdisk.GetVirtualDiskPhysicalPath(disk.handle)
+        assert loop_sysfs(device_path, "offset") == str(4096 * SECTOR)
+        assert loop_sysfs(device_path, "sizelimit") == str(32768 * SECTOR)
+        with open(device_path, "rb") as view:
+            assert view.read(len(payload)) == payload
+        _virtdisk.DetachVirtualDisk(disk.handle, 0, 0)

@@ -14,6 +14,10 @@
 #define VD_MBR_ENTRIES 4u
 #define VD_MBR_ENTRY_OFFSET 446u
 #define VD_MBR_TYPE_GPT_PROTECTIVE 0xEEu
+/* Linux numbers the logical partitions of an extended one from 5, in the
+ * order of their EBR chain; a chain longer than this is taken as a loop. */
+#define VD_MBR_FIRST_LOGICAL 5u
+#define VD_MBR_LOGICAL_MAX 256u
 /* GPT entries read at most: 128 KiB, four times what the UEFI minimum
  * (128 entries of 128 bytes) takes. */
 #define VD_GPT_ENTRIES_MAX_BYTES (128u * 1024u)
@@ -103,6 +107,45 @@ static int vd_gpt_count(const vd_partition_source *source, uint64_t disk_sectors
     return 1;
 }
 
+static int vd_mbr_extended(uint8_t type)
+{
+    return type == 0x05 || type == 0x0F || type == 0x85;
+}
+
+/* The logical partitions of the extended partition [start, start +
+ * sectors): a chain of EBRs, each a boot-sector-shaped record whose first
+ * entry is a logical partition (its start relative to the EBR) and whose
+ * second entry points to the next EBR (relative to the extended
+ * partition's start).  The walk ends at the first record that does not
+ * hold together; what it read up to there counts. */
+static void vd_mbr_logical_count(const vd_partition_source *source, uint64_t disk_sectors,
+                                 uint64_t start, uint64_t sectors, vd_partition_count *count)
+{
+    uint32_t sector = source->sector_size;
+    uint8_t *ebr = malloc(sector);
+    if (ebr == NULL)
+        return;
+    uint64_t record = start, end = start + sectors;
+    for (uint32_t index = 0; index < VD_MBR_LOGICAL_MAX && record < end; index++) {
+        if (source->read(source->context, record * sector, ebr, sector) != VD_ERROR_SUCCESS
+            || ebr[510] != 0x55 || ebr[511] != 0xAA)
+            break;
+        const uint8_t *logical = ebr + VD_MBR_ENTRY_OFFSET;
+        const uint8_t *next = logical + 16;
+        uint64_t first = record + vd_load_le32(logical + 8);
+        uint64_t length = vd_load_le32(logical + 12);
+        if (logical[4] != 0 && length > 0 && first < end && length <= end - first
+            && first < disk_sectors && length <= disk_sectors - first)
+            vd_partition_seen(count, VD_MBR_FIRST_LOGICAL + index, 1, first, length);
+        uint64_t following = start + vd_load_le32(next + 8);
+        /* Each EBR must lie past the one before, or the chain could loop. */
+        if (!vd_mbr_extended(next[4]) || following <= record)
+            break;
+        record = following;
+    }
+    free(ebr);
+}
+
 /* Reads the table into `count`; *table names it.  0 when the disk has no
  * MBR signature, and then no table at all. */
 static uint32_t vd_partition_scan(const vd_partition_source *source, vd_partition_count *count,
@@ -126,14 +169,18 @@ static uint32_t vd_partition_scan(const vd_partition_source *source, vd_partitio
     if (protective && vd_gpt_count(source, disk_sectors, count)) {
         *table = "GPT";
     } else {
+        int logical_read = 0;
         for (unsigned i = 0; *has_table && i < VD_MBR_ENTRIES; i++) {
             const uint8_t *entry = mbr + VD_MBR_ENTRY_OFFSET + 16 * i;
             uint8_t type = entry[4];
             uint64_t first = vd_load_le32(entry + 8), sectors = vd_load_le32(entry + 12);
-            int extended = type == 0x05 || type == 0x0F || type == 0x85;
-            if (type != 0 && !extended && sectors > 0 && first < disk_sectors
-                && sectors <= disk_sectors - first)
+            if (type == 0 || sectors == 0 || first >= disk_sectors
+                || sectors > disk_sectors - first)
+                continue;
+            if (!vd_mbr_extended(type))
                 vd_partition_seen(count, i + 1, 1, first, sectors);
+            else if (!logical_read++)   /* one extended partition, as Linux and Windows read */
+                vd_mbr_logical_count(source, disk_sectors, first, sectors, count);
         }
     }
     free(mbr);

@@ -12,7 +12,7 @@
 /* The byte range of the disk's one data partition: with a GPT, the one
  * entry that is not an EFI system, Microsoft reserved or BIOS boot
  * partition; with an MBR, the one primary entry that is neither empty nor
- * extended.  ERROR_NOT_FOUND, with a detail, when the disk has no
+ * extended, or logical partition of the extended one.  ERROR_NOT_FOUND, with a detail, when the disk has no
  * partition table, or no data partition, or several. */
 uint32_t vd_single_data_partition(vd_disk *disk, uint64_t *offset, uint64_t *length);
 
@@ -27,8 +27,9 @@ typedef struct vd_partition_source {
 
 /* The byte range of partition `number` as Linux numbers them: a GPT's
  * entry in slot `number` (1 is the first slot), whatever its type; an
- * MBR's primary entry 1 to 4 that is neither empty nor extended (logical
- * partitions are not read).  ERROR_NOT_FOUND, with a detail, when the disk
+ * MBR's primary entry 1 to 4 that is neither empty nor extended, and from
+ * 5 on the logical partitions of its extended partition in the order of
+ * their EBR chain.  ERROR_NOT_FOUND, with a detail, when the disk
  * has no partition table or no such partition. */
 uint32_t vd_partition_by_number(const vd_partition_source *source, uint32_t number,
                                 uint64_t *offset, uint64_t *length);
