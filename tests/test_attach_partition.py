@@ -194,12 +194,12 @@ def test_logical_partitions_of_an_mbr_are_5_and_on(tmp_path: Path, mount_point: 
     raw = tmp_path / "whole.raw"
     run(tool("qemu-img"), "convert", "-O", "raw", image, raw)
     start, sectors = MBR_PARTITIONS[6]
-    part = tmp_path / "partition6.raw"
+    cut = tmp_path / "partition6.raw"
     with raw.open("rb") as whole:
         whole.seek(start * SECTOR)
-        part.write_bytes(whole.read(sectors * SECTOR))
-    run(tool("e2fsck"), "-f", "-n", part)
-    assert "logical6" in run(tool("e2label"), part).stdout
+        cut.write_bytes(whole.read(sectors * SECTOR))
+    run(tool("e2fsck"), "-f", "-n", cut)
+    assert "logical6" in run(tool("e2label"), cut).stdout
 
 
 def test_single_partition_finds_a_lone_logical_partition(tmp_path: Path) -> None:
