@@ -507,6 +507,13 @@ def report_conversions(where: str, size: int, best: dict[str, dict[str, float]]
 
 # -- main ------------------------------------------------------------------------
 
+def print_targets(targets: Sequence[tuple[str, bool]]) -> None:
+    """The closing list: each target with met or MISSED."""
+    print("\ntargets")
+    for text, met in targets:
+        print(f"  {text}: {'met' if met else 'MISSED'}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny images (a smoke run)")
@@ -559,9 +566,7 @@ def main() -> int:
                 conversions = measure_conversions(directory, size, repeats)
                 targets.extend(report_conversions(where, size, conversions))
 
-    print("\ntargets")
-    for text, met in targets:
-        print(f"  {text}: {'met' if met else 'MISSED'}")
+    print_targets(targets)
     return 0
 
 

@@ -61,7 +61,7 @@ from pathlib import Path
 import _virtdisk
 import virtdisk
 from bench_create import file_system_type  # the script's directory is on sys.path
-from bench_io import parse_size
+from bench_io import parse_size, print_targets
 
 KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 CHUNK = 8 * MiB
@@ -432,9 +432,7 @@ def main() -> int:
         for _, measure in SECTIONS:
             targets.extend(measure(setup))
 
-    print("\ntargets")
-    for text, met in targets:
-        print(f"  {text}: {'met' if met else 'MISSED'}")
+    print_targets(targets)
     return 0
 
 
