@@ -530,16 +530,25 @@ cdef class VirtualDiskHandle:
     several threads closing it one closes it and the others find it closed.
     A call that races with the close either runs on the handle or raises
     the ERROR_INVALID_HANDLE error class.
+
+    ``path`` names the image the handle is on: the path it was opened or
+    created with, and once BreakMirrorVirtualDisk has switched it over to
+    its mirror, the mirror's path as MirrorVirtualDisk was given it.
     """
     # NULL once closed or detached (no open handle is NULL); read with
     # vd_slot_load and emptied with vd_slot_take only, so that one thread
     # alone gets to close it.
     cdef HANDLE _handle
     cdef readonly object path
+    # The path of the mirror MirrorVirtualDisk last started on this handle,
+    # which becomes `path` when BreakMirrorVirtualDisk succeeds; None when
+    # no mirror was started.
+    cdef object _mirror_path
 
     def __cinit__(self):
         self._handle = NULL
         self.path = None
+        self._mirror_path = None
 
     def __init__(self):
         raise TypeError("VirtualDiskHandle objects come from OpenVirtualDisk, CreateVirtualDisk "
@@ -1510,19 +1519,27 @@ def MirrorVirtualDisk(handle, mirror_virtual_disk_path, flags=0, version=1, *, o
     _overlapped_end(overlapped_pointer, code)
     if code != api.ERROR_SUCCESS and code != api.ERROR_IO_PENDING:
         raise _error(code, "MirrorVirtualDisk", _path_of(handle))
+    if isinstance(handle, VirtualDiskHandle):
+        (<VirtualDiskHandle>handle)._mirror_path = mirror_virtual_disk_path
 
 
 def BreakMirrorVirtualDisk(handle):
-    """Ends a mirror started by MirrorVirtualDisk.
+    """Ends a mirror started by MirrorVirtualDisk, switching the handle to
+    the mirror: a VirtualDiskHandle's ``path`` names the mirror from then on.
 
     https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-breakmirrorvirtualdisk
     """
     cdef HANDLE native = _handle_of(handle, "BreakMirrorVirtualDisk")
     cdef DWORD code
+    cdef VirtualDiskHandle switched
     with nogil:
         code = api.BreakMirrorVirtualDisk(native)
     if code != api.ERROR_SUCCESS:
         raise _error(code, "BreakMirrorVirtualDisk", _path_of(handle))
+    if isinstance(handle, VirtualDiskHandle):
+        switched = <VirtualDiskHandle>handle
+        if switched._mirror_path is not None:
+            switched.path, switched._mirror_path = switched._mirror_path, None
 
 
 def AddVirtualDiskParent(handle, parent_path):

@@ -38,13 +38,38 @@ def test_mirror_break_switches_the_disk_to_the_copy(tmp_path: Path, fmt: str) ->
         assert mirror.wait_mirrored()
         assert mirror.mirrored() and not mirror.done()
         assert mirror.progress() == (997, SIZE, SIZE)
+        assert disk.path == str(source)          # mirrored, not yet switched
         mirror.break_()
         assert mirror.done()
         assert mirror.progress() == (0, SIZE, SIZE)
         disk.write(0, b"M" * 4096)
+        # The disk, its handle and the errors of calls on it name the copy.
+        assert disk.path == disk.handle.path == disk.info().path == str(target)
+        assert repr(disk).startswith(f"<VirtualDisk {str(target)!r}")
+        with pytest.raises(virtdisk.InvalidStateError) as again:
+            mirror.break_()                      # no mirror any more
+        assert again.value.filename == str(target)
     assert content(target)[:4096] == b"M" * 4096
     assert content(source)[:4096] == b"A" * 4096
     assert content(target)[4096:] == content(source)[4096:]
+
+
+def test_a_cancelled_mirror_leaves_the_path(tmp_path: Path) -> None:
+    source = make_disk(tmp_path / "source.vhdx", "vhdx")
+    with virtdisk.open(source, read_only=False) as disk:
+        mirror = disk.mirror(tmp_path / "copy.vhdx")
+        assert mirror.wait_mirrored()
+        assert mirror.cancel() is True
+        with pytest.raises(virtdisk.OperationAbortedError):
+            mirror.result(60)
+        with pytest.raises(virtdisk.InvalidStateError):
+            vd.BreakMirrorVirtualDisk(disk.handle)
+        assert disk.path == str(source)
+        # A second mirror, broken, names its own copy.
+        second = disk.mirror(tmp_path / "second.vhdx")
+        assert second.wait_mirrored()
+        second.break_()
+        assert disk.path == str(tmp_path / "second.vhdx")
 
 
 def test_a_version_1_disk_is_opened_again_as_version_2(tmp_path: Path) -> None:

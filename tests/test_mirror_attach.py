@@ -5,6 +5,8 @@ maps its file directly (a fixed image) cannot be mirrored: its writes
 never pass the engine.  Needs root, loop devices and /dev/fuse."""
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,35 @@ def test_a_disk_its_loop_maps_directly_is_refused(tmp_path: Path, run_dir: Path)
         with pytest.raises(virtdisk.InvalidStateError):
             disk.mirror(copy)
     assert not copy.exists()
+
+
+def test_after_the_break_the_attach_names_the_copy(tmp_path: Path, run_dir: Path) -> None:
+    image = qemu_image(tmp_path / "source.vhdx", SIZE)
+    copy = tmp_path / "copy.vhdx"
+    with virtdisk.open(image, read_only=False) as disk, disk.attach() as device:
+        assert _virtdisk.GetAllAttachedVirtualDiskPhysicalPaths() == [str(image)]
+        mirror = disk.mirror(copy)
+        assert mirror.wait_mirrored(timeout=120)
+        mirror.break_()
+        # Every view of the attach: the record other processes read, the
+        # facade's objects, and the dependencies through either handle.
+        assert _virtdisk.GetAllAttachedVirtualDiskPhysicalPaths() == [str(copy)]
+        assert [(found.path, found.image_path) for found in virtdisk.attached()] == [
+            (device.path, str(copy))]
+        assert device.image_path == str(copy)
+        assert str(copy) in repr(device)
+        through_device = virtdisk.storage_dependencies(device.path)
+        assert [entry.image_path for entry in through_device] == [str(copy)]
+        through_disk = disk.storage_dependencies()
+        assert [(entry.image_path, entry.device) for entry in through_disk] == [
+            (str(copy), device.path)]
+        assert not through_disk[0].read_only
+        listed = run(sys.executable, "-m", "virtdisk", "list", "--json").stdout
+        assert [entry["image_path"] for entry in json.loads(listed)] == [str(copy)]
+        # The source is no attached image any more: another handle attaches it.
+        with virtdisk.open(image, read_only=False) as source, source.attach() as again:
+            assert sorted(_virtdisk.GetAllAttachedVirtualDiskPhysicalPaths()) == sorted(
+                [str(copy), str(image)])
+            assert again.image_path == str(image)
+    assert _virtdisk.GetAllAttachedVirtualDiskPhysicalPaths() == []
+    assert not list(run_dir.glob("loop*"))

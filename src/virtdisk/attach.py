@@ -65,7 +65,7 @@ class Attachment:
     """
 
     __slots__ = ("_path", "_image_path", "_read_only", "_permanent", "_handle", "_owns_handle",
-                 "_attached")
+                 "_attached", "_handle_path")
 
     def __init__(self, path: str, image_path: str, read_only: bool | None,
                  permanent: bool | None, handle: VirtualDiskHandle | None = None,
@@ -77,6 +77,9 @@ class Attachment:
         self._handle = handle
         self._owns_handle = owns_handle
         self._attached = True
+        # The attaching handle's path when `image_path` was taken from it:
+        # a mirror's break moves the handle, and the device, to the copy.
+        self._handle_path = None if handle is None else handle.path
 
     @property
     def path(self) -> str:
@@ -85,7 +88,14 @@ class Attachment:
 
     @property
     def image_path(self) -> str:
-        """The image file that is attached."""
+        """The image file that is attached: after a mirror of the disk is
+        broken (:meth:`~virtdisk.mirror.Mirror.break_`), the copy, which
+        the device serves from then on."""
+        handle = self._handle
+        if handle is not None and handle.path is not self._handle_path:
+            self._handle_path = handle.path
+            if handle.path is not None:
+                self._image_path = os.path.abspath(os.fspath(handle.path))
         return self._image_path
 
     @property
@@ -172,7 +182,7 @@ class Attachment:
 
     def __repr__(self) -> str:
         state = "" if self._attached else " detached"
-        return (f"<Attachment {self._path} image={self._image_path!r} "
+        return (f"<Attachment {self._path} image={self.image_path!r} "
                 f"read_only={self._read_only} permanent={self._permanent}{state}>")
 
 

@@ -484,7 +484,9 @@ class VirtualDisk:
 
     @property
     def path(self) -> str:
-        """The path the disk was opened with."""
+        """The path of the image the disk is on: the one it was opened
+        with, and the copy's once :meth:`Mirror.break_
+        <virtdisk.mirror.Mirror.break_>` has switched it over."""
         path = self._handle.path
         if type(path) is str:
             return path

@@ -18,7 +18,11 @@ that never ends by itself:
 
 Mirroring takes a version 2 handle; a disk opened with ``access=`` is
 opened again, keeping whether it was read-only.  The disk's
-:attr:`~virtdisk.disk.VirtualDisk.path` stays the path it was opened with.
+:attr:`~virtdisk.disk.VirtualDisk.path` is the path it was opened with
+until the break, and the copy's path after it (as given to
+:meth:`~virtdisk.disk.VirtualDisk.mirror`); a cancelled mirror leaves it
+the original's.  An :class:`~virtdisk.attach.Attachment` made through the
+disk's handle names the copy as its ``image_path`` after the break too.
 """
 
 from __future__ import annotations
@@ -69,8 +73,9 @@ class Mirror(Operation):
 
     def break_(self) -> None:
         """Switches the disk to the copy and ends the operation
-        (BreakMirrorVirtualDisk); raises :class:`InvalidStateError` before
-        the copy is complete (see :meth:`wait_mirrored`)."""
+        (BreakMirrorVirtualDisk): the disk's ``path`` names the copy from
+        then on.  Raises :class:`InvalidStateError` before the copy is
+        complete (see :meth:`wait_mirrored`)."""
         BreakMirrorVirtualDisk(self._disk.handle)
         self.result()
 

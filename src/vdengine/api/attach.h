@@ -51,6 +51,15 @@ uint32_t vd_detach_elsewhere(vd_disk *disk);
 void vd_attach_host_release(vd_disk *disk);
 int vd_attach_host_device(const vd_disk *disk, int attachment);
 
+/* For a disk about to go on with another image file (a mirror's break,
+ * mirror.c) while the device of a handle-bound attach serves it through
+ * its data path: the attach record names that file, open as `image_fd`
+ * (its path as the kernel names it, its device and inode), so that every
+ * process sees the image the device now serves.  SUCCESS, nothing done,
+ * when the handle holds no device attach; the record write's code, the
+ * record unchanged, when it fails. */
+uint32_t vd_attach_host_retarget(vd_disk *disk, int image_fd);
+
 /* Whether the permanent attach this handle made (a device attach without
  * a loop descriptor) has been detached since, by another process: no live
  * record of its image names its loop any more, which may already be

@@ -81,12 +81,12 @@ static uint32_t vd_attach_range(vd_disk *disk, uint32_t flags,
     return VD_ERROR_SUCCESS;
 }
 
-/* The image's path as the kernel names the open file (what the loop's
- * backing_file will say). */
-static uint32_t vd_attach_image_path(const vd_disk *disk, char *path, size_t size)
+/* The path of the image open as `fd` as the kernel names the open file
+ * (what the loop's backing_file will say). */
+static uint32_t vd_attach_image_path(int fd, char *path, size_t size)
 {
     char link[64];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", disk->image.file.fd);
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     ssize_t length = readlink(link, path, size - 1);
     if (length < 0 || (size_t)length >= size - 1)
         return vd_fail(VD_ERROR_FILENAME_EXCED_RANGE, "cannot name the image file for its device");
@@ -253,7 +253,7 @@ uint32_t vd_attach_on_host(vd_disk *disk, uint32_t flags,
                        "attaching a disk to the host sets up a loop device, which needs "
                        "CAP_SYS_ADMIN (run as root); a NO_LOCAL_HOST attach needs no privilege");
     char path[VD_ATTACH_RECORD_PATH_MAX];
-    status = vd_attach_image_path(disk, path, sizeof path);
+    status = vd_attach_image_path(disk->image.file.fd, path, sizeof path);
     struct stat image;
     if (status == VD_ERROR_SUCCESS && fstat(disk->image.file.fd, &image) != 0)
         status = vd_fail(VD_ERROR_GEN_FAILURE, "cannot stat the image file");
@@ -328,6 +328,31 @@ uint32_t vd_detach_on_host(vd_disk *disk)
         disk->loop_fd = -1;
         vd_attach_export_release(disk);
     }
+    return status;
+}
+
+uint32_t vd_attach_host_retarget(vd_disk *disk, int image_fd)
+{
+    if (!vd_attachment_on_host(vd_attachment_of(disk)) || disk->loop_fd < 0)
+        return VD_ERROR_SUCCESS;
+    char path[VD_ATTACH_RECORD_PATH_MAX];
+    uint32_t status = vd_attach_image_path(image_fd, path, sizeof path);
+    struct stat image;
+    if (status == VD_ERROR_SUCCESS && fstat(image_fd, &image) != 0)
+        status = vd_fail(VD_ERROR_GEN_FAILURE, "cannot stat the image file");
+    if (status != VD_ERROR_SUCCESS)
+        return status;
+    int lock = vd_attach_records_lock(&status);
+    if (lock < 0)
+        return status;
+    vd_attach_record record = { .loop_number = disk->loop_number };
+    if (vd_attach_records_walk(0, vd_record_of_loop, &record)) {
+        record.device = (uint64_t)image.st_dev;
+        record.inode = (uint64_t)image.st_ino;
+        snprintf(record.image_path, sizeof record.image_path, "%s", path);
+        status = vd_attach_record_write(&record);
+    }
+    vd_attach_records_unlock(lock);
     return status;
 }
 

@@ -9,7 +9,10 @@
  *   - BreakMirrorVirtualDisk: the handle goes on with the mirror alone
  *     (reads, writes, GetVirtualDiskInformation) and the operation ends
  *     with ERROR_SUCCESS; the source file stays as it is ("the old files
- *     are not deleted");
+ *     are not deleted"); a device attached through the handle (its FUSE
+ *     export reads the handle's data path) serves the mirror from then
+ *     on, and its attach record names the mirror (attach.h,
+ *     vd_attach_host_retarget);
  *   - CancelIoEx, or closing the handle: the operation ends with
  *     ERROR_OPERATION_ABORTED and the handle stays on the source ("leaving
  *     the original file as the current");
@@ -176,17 +179,23 @@ DWORD WINAPI MirrorVirtualDisk(HANDLE VirtualDiskHandle, MIRROR_VIRTUAL_DISK_FLA
                             vd_mirror_job_free);
 }
 
+/* Whether the disk's mirror may be broken now, under disk->lock. */
+static uint32_t vd_mirror_breakable(const vd_disk *disk)
+{
+    if (disk->mirror == NULL)
+        return vd_fail(VD_ERROR_VHD_INVALID_STATE, "no mirror runs on this handle");
+    if (!vd_mirror_is_mirrored(disk->mirror))
+        return vd_fail(VD_ERROR_VHD_INVALID_STATE,
+                       "the mirror is still copying; break it once CurrentValue reaches "
+                       "CompletionValue");
+    return VD_ERROR_SUCCESS;
+}
+
 /* The disk goes on with the mirror's image alone; the source's image and
  * chain are closed (their files stay). */
 static uint32_t vd_mirror_switch(vd_disk *disk)
 {
     vd_mirror *mirror = disk->mirror;
-    if (mirror == NULL)
-        return vd_fail(VD_ERROR_VHD_INVALID_STATE, "no mirror runs on this handle");
-    if (!vd_mirror_is_mirrored(mirror))
-        return vd_fail(VD_ERROR_VHD_INVALID_STATE,
-                       "the mirror is still copying; break it once CurrentValue reaches "
-                       "CompletionValue");
     vd_gate_enter_alone(&disk->content_gate);
     uint32_t status = VD_ERROR_SUCCESS;
     if (disk->image.ops != NULL && disk->image.ops->flush != NULL && disk->image.file.writable)
@@ -211,7 +220,17 @@ DWORD WINAPI BreakMirrorVirtualDisk(HANDLE VirtualDiskHandle)
     if (disk == NULL)
         return VD_ERROR_INVALID_HANDLE;
     pthread_mutex_lock(&disk->lock);
-    uint32_t status = vd_mirror_switch(disk);
+    uint32_t status = vd_mirror_breakable(disk);
+    /* A device attached through this handle serves the mirror from now
+     * on: its record says so before the switch, and again names the
+     * source should the switch fail. */
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_attach_host_retarget(disk, vd_mirror_target_fd(disk->mirror));
+    if (status == VD_ERROR_SUCCESS) {
+        status = vd_mirror_switch(disk);
+        if (status != VD_ERROR_SUCCESS)
+            (void)vd_attach_host_retarget(disk, disk->image.file.fd);
+    }
     pthread_mutex_unlock(&disk->lock);
     vd_handle_release(VirtualDiskHandle);
     return status;

@@ -217,6 +217,11 @@ uint32_t vd_mirror_wait(vd_mirror *mirror, vd_operation *operation)
     return status;
 }
 
+int vd_mirror_target_fd(const vd_mirror *mirror)
+{
+    return mirror->target.file.fd;
+}
+
 uint32_t vd_mirror_take_target(vd_mirror *mirror, vd_image *target)
 {
     uint32_t status = mirror->target.ops->flush != NULL ? mirror->target.ops->flush(&mirror->target)

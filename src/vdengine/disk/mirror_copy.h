@@ -57,6 +57,10 @@ int vd_mirror_is_mirrored(vd_mirror *mirror);
  * failed (its code). */
 uint32_t vd_mirror_wait(vd_mirror *mirror, struct vd_operation *operation);
 
+/* The descriptor of the target's image file, until vd_mirror_take_target
+ * hands it over. */
+int vd_mirror_target_fd(const vd_mirror *mirror);
+
 /* BreakMirrorVirtualDisk's part: the target, flushed, handed over to the
  * caller (who puts it in the disk's place), and the sleeping operation
  * woken to end with SUCCESS. */
