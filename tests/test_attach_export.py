@@ -57,7 +57,9 @@ VHDX = _virtdisk.VirtualStorageType(_virtdisk.VirtualStorageTypeDevice.VHDX,
 
 @pytest.fixture(autouse=True)
 def leave_nothing(run_dir: Path) -> Iterator[None]:
-    """After a failed test, what its exports left: servers, loops, mounts."""
+    """After a failed test, what its attaches left: servers, the loops of
+    exports and of permanent attaches (and their partition devices),
+    mounts."""
     yield
     for record in run_dir.glob("loop*"):
         fields = dict(line.split(" ", 1) for line in record.read_text().splitlines())
@@ -66,8 +68,13 @@ def leave_nothing(run_dir: Path) -> Iterator[None]:
                 os.kill(int(fields["server"]), signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        if "backing" in fields:
-            run("losetup", "-d", f"/dev/loop{fields['loop']}", check=False)
+        device = f"/dev/loop{fields['loop']}"
+        if ("backing" in fields or fields.get("permanent") == "1") and bound(device) and (
+                loop_sysfs(device, "backing_file") == fields.get("backing", fields["image"])):
+            partitions = run("losetup", "-n", "-O", "NAME", "-j", device, check=False).stdout
+            for partition in partitions.split():
+                run("losetup", "-d", partition, check=False)
+            run("losetup", "-d", device, check=False)
     for line in export_mounts():
         mount_path = line.split()[4]
         if mount_path.startswith(f"{run_dir}/"):

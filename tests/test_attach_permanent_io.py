@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from test_attach import MiB, _loop_capable, _tool, bound, run, run_dir
+from test_attach import MiB, _loop_capable, _tool, bound, fixed_vhd, run, run_dir, run_input
 from test_attach_export import (
     assert_export_gone,
     engine_image,
@@ -210,3 +210,48 @@ def test_differencing_child_with_writable_parents(tmp_path: Path, run_dir: Path)
         assert reopened.read(0, len(mirror)) == mirror
     if has_pyvhdi():
         assert pyvhdi_bytes(child, base) == mirror
+
+
+@pytest.mark.parametrize("detach", ["attachment", "handle"])
+def test_a_fixed_image_detaches_through_its_writable_handle(tmp_path: Path, run_dir: Path,
+                                                             detach: str) -> None:
+    """A loop straight on the image: the writable handle that attached it
+    holds the image's writer lock, so only it can open the way to the
+    detach (Windows lets the attaching handle detach)."""
+    image = fixed_vhd(tmp_path / "fixed.vhd", 16 * MiB)
+    mirror = bytearray(16 * MiB)
+    with virtdisk.open(image, read_only=False) as disk:
+        attachment = disk.attach(permanent=True)
+        assert disk.write(0, b"handle") == 6
+        mirror[0:6] = b"handle"
+        write_through(attachment.path, [(MiB, b"\x5a" * 4096)], mirror)
+        assert disk.read(0, 2 * MiB) == mirror[:2 * MiB]
+        if detach == "attachment":
+            attachment.detach()
+        else:
+            _virtdisk.DetachVirtualDisk(disk.handle)
+        assert not bound(attachment.path)
+        assert not list(run_dir.glob("loop*"))
+        assert not disk.is_loaded
+        with pytest.raises(virtdisk.NotAttachedError):
+            disk.read(0, 512)
+    # The close succeeded, and what both wrote is in the image.
+    with virtdisk.open(image) as reopened:
+        assert reopened.read(0, len(mirror)) == mirror
+    raw = tmp_path / "fixed.raw"
+    raw.write_bytes(mirror)
+    run(_tool("qemu-img"), "compare", "-f", "vpc", "-F", "raw", image, raw)
+
+
+def test_a_fixed_image_makes_partitions_through_its_writable_handle(tmp_path: Path,
+                                                                    run_dir: Path) -> None:
+    image = fixed_vhd(tmp_path / "parted.vhd", 16 * MiB)
+    with virtdisk.open(image, read_only=False) as disk:
+        with disk.attach(permanent=True) as attachment:
+            run_input(_tool("sfdisk"), "--no-reread", "--no-tell-kernel", "-q", attachment.path,
+                      stdin="label: gpt\nstart=2048, size=8192\n")
+            partition = attachment.partition(1)
+            assert bound(partition)
+            with open(partition, "rb") as device:
+                assert len(device.read()) == 8192 * 512
+        assert not bound(attachment.path) and not bound(partition)

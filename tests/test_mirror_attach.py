@@ -61,29 +61,31 @@ def test_after_the_break_the_attach_names_the_copy(tmp_path: Path, run_dir: Path
     image = qemu_image(tmp_path / "source.vhdx", SIZE)
     copy = tmp_path / "copy.vhdx"
     with virtdisk.open(image, read_only=False) as disk, disk.attach() as device:
-        assert _virtdisk.GetAllAttachedVirtualDiskPhysicalPaths() == [str(image)]
+        assert _virtdisk.GetAllAttachedVirtualDiskPhysicalPaths() == [str(image.resolve())]
         mirror = disk.mirror(copy)
         assert mirror.wait_mirrored(timeout=120)
         mirror.break_()
         # Every view of the attach: the record other processes read, the
         # facade's objects, and the dependencies through either handle.
-        assert _virtdisk.GetAllAttachedVirtualDiskPhysicalPaths() == [str(copy)]
+        # The record names the file as the kernel does (links resolved).
+        recorded = str(copy.resolve())
+        assert _virtdisk.GetAllAttachedVirtualDiskPhysicalPaths() == [recorded]
         assert [(found.path, found.image_path) for found in virtdisk.attached()] == [
-            (device.path, str(copy))]
+            (device.path, recorded)]
         assert device.image_path == str(copy)
         assert str(copy) in repr(device)
         through_device = virtdisk.storage_dependencies(device.path)
-        assert [entry.image_path for entry in through_device] == [str(copy)]
+        assert [entry.image_path for entry in through_device] == [recorded]
         through_disk = disk.storage_dependencies()
         assert [(entry.image_path, entry.device) for entry in through_disk] == [
             (str(copy), device.path)]
         assert not through_disk[0].read_only
         listed = run(sys.executable, "-m", "virtdisk", "list", "--json").stdout
-        assert [entry["image_path"] for entry in json.loads(listed)] == [str(copy)]
+        assert [entry["image_path"] for entry in json.loads(listed)] == [recorded]
         # The source is no attached image any more: another handle attaches it.
         with virtdisk.open(image, read_only=False) as source, source.attach() as again:
             assert sorted(_virtdisk.GetAllAttachedVirtualDiskPhysicalPaths()) == sorted(
-                [str(copy), str(image)])
+                [recorded, str(image.resolve())])
             assert again.image_path == str(image)
     assert _virtdisk.GetAllAttachedVirtualDiskPhysicalPaths() == []
     assert not list(run_dir.glob("loop*"))

@@ -61,15 +61,20 @@ class Attachment:
     not say, for attaches listed by :func:`attached` on Windows).  As a
     context manager it detaches at the end of the block.  A handle-bound
     attachment collected while attached warns with a ResourceWarning (its
-    handle detaches when it closes).
+    handle detaches when it closes).  A permanent attachment made through
+    a disk opened with ``read_only=False`` detaches (and makes partition
+    devices) through that disk's handle while it is open, as Windows lets
+    the attaching handle do: the disk holds the image for writing, which
+    keeps every other opener out.
     """
 
     __slots__ = ("_path", "_image_path", "_read_only", "_permanent", "_handle", "_owns_handle",
-                 "_attached", "_handle_path")
+                 "_attached", "_handle_path", "_attaching_handle")
 
     def __init__(self, path: str, image_path: str, read_only: bool | None,
                  permanent: bool | None, handle: VirtualDiskHandle | None = None,
-                 owns_handle: bool = False) -> None:
+                 owns_handle: bool = False,
+                 attaching_handle: VirtualDiskHandle | None = None) -> None:
         self._path = path
         self._image_path = image_path
         self._read_only = read_only
@@ -80,6 +85,9 @@ class Attachment:
         # The attaching handle's path when `image_path` was taken from it:
         # a mirror's break moves the handle, and the device, to the copy.
         self._handle_path = None if handle is None else handle.path
+        # The disk's handle that made a permanent attach (not owned): while
+        # it is open, nothing else can open the image it holds for writing.
+        self._attaching_handle = attaching_handle
 
     @property
     def path(self) -> str:
@@ -121,14 +129,23 @@ class Attachment:
         if not self._attached:
             return
         handle = self._handle
+        attaching = self._open_attaching_handle()
         if handle is not None and not handle.closed:
             DetachVirtualDisk(handle)
             if self._owns_handle:
                 handle.close()
+        elif attaching is not None:
+            DetachVirtualDisk(attaching)
         else:
             detach(self._image_path)
         self._handle = None
+        self._attaching_handle = None
         self._attached = False
+
+    def _open_attaching_handle(self) -> VirtualDiskHandle | None:
+        """The handle that made this permanent attach, if it is open."""
+        attaching = self._attaching_handle
+        return None if attaching is None or attaching.closed else attaching
 
     def partition(self, number: int) -> str:
         """Makes partition `number` of the attached disk a block device of
@@ -149,6 +166,9 @@ class Attachment:
         if not self._attached or not self._permanent:
             raise error_from_code(ERROR_NOT_READY, "partition", self._image_path,
                                   "the disk is not attached through this object's handle")
+        attaching = self._open_attaching_handle()
+        if attaching is not None:
+            return attach_partition(attaching, number)
         from .disk import open as open_disk
 
         # A permanent attach outlives its handle: any handle of the image
@@ -221,8 +241,10 @@ def attach(disk: VirtualDisk, *, read_only: bool | None = None,
         raise
     if permanent and owns_handle:
         handle.close()
-    return Attachment(device, image_path, read_only, permanent,
-                      None if permanent else handle, owns_handle)
+    if permanent:
+        return Attachment(device, image_path, read_only, permanent,
+                          attaching_handle=None if owns_handle else handle)
+    return Attachment(device, image_path, read_only, permanent, handle, owns_handle)
 
 
 def attached() -> list[Attachment]:

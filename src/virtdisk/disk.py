@@ -60,6 +60,7 @@ from .errors import (
     ERROR_VHD_INVALID_TYPE,
     AccessDeniedError,
     InvalidHandleError,
+    NotAttachedError,
     UnsupportedOperationError,
     VirtualDiskError,
 )
@@ -440,7 +441,14 @@ class VirtualDisk:
         self._target = None
         try:
             if not self._handle.closed and not target.read_only:
-                target.synchronize(name)
+                try:
+                    target.synchronize(name)
+                except NotAttachedError:
+                    # The permanent attach the commands went to has been
+                    # detached (a detach through this handle flushed what
+                    # they wrote): there is nothing left to flush through.
+                    if not getattr(self, "_on_device", False):
+                        raise
         finally:
             target.close()
 

@@ -315,7 +315,13 @@ DWORD WINAPI DetachVirtualDisk(HANDLE VirtualDiskHandle, DETACH_VIRTUAL_DISK_FLA
         if (status == VD_ERROR_SUCCESS)
             vd_attached_forget_image(disk);
     } else if (vd_attachment_on_host(attachment)) {
-        status = vd_detach_on_host(disk);
+        /* The handle's own content writes (a loop straight on the image
+         * leaves them to the handle's descriptor) reach the file as the
+         * device's do; a failed flush leaves the disk attached. */
+        int writable = attachment == VD_ATTACHMENT_LOOP_READ_WRITE && disk->image.file.writable;
+        status = writable ? vd_content_flush(disk) : VD_ERROR_SUCCESS;
+        if (status == VD_ERROR_SUCCESS)
+            status = vd_detach_on_host(disk);
         if (status == VD_ERROR_SUCCESS && !vd_attached_remove(disk))
             status = VD_ERROR_NOT_READY;     /* a concurrent detach won */
     } else {
