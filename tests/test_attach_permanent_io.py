@@ -226,6 +226,15 @@ def test_a_fixed_image_detaches_through_its_writable_handle(tmp_path: Path, run_
         mirror[0:6] = b"handle"
         write_through(attachment.path, [(MiB, b"\x5a" * 4096)], mirror)
         assert disk.read(0, 2 * MiB) == mirror[:2 * MiB]
+        # By the image's path the writer lock refuses, and says whose it is.
+        with pytest.raises(virtdisk.SharingViolationError) as refused:
+            virtdisk.detach(image)
+        assert refused.value.detail == "another handle of this process holds the file for writing"
+        elsewhere = run(sys.executable, "-m", "virtdisk", "detach", image, check=False)
+        assert elsewhere.returncode != 0
+        assert f"process {os.getpid()} (" in elsewhere.stderr
+        assert "holds the file for writing [ERROR_SHARING_VIOLATION 32]" in elsewhere.stderr
+        assert bound(attachment.path)
         if detach == "attachment":
             attachment.detach()
         else:
@@ -255,3 +264,25 @@ def test_a_fixed_image_makes_partitions_through_its_writable_handle(tmp_path: Pa
             with open(partition, "rb") as device:
                 assert len(device.read()) == 8192 * 512
         assert not bound(attachment.path) and not bound(partition)
+
+
+def test_a_refused_open_names_the_server_that_holds_the_image(tmp_path: Path,
+                                                              run_dir: Path) -> None:
+    image = engine_image(tmp_path / "served.vhdx", 16 * MiB)
+    with virtdisk.open(image, read_only=False) as disk:
+        attachment = disk.attach(permanent=True)
+    server = server_of(run_dir)
+    pidfd = os.pidfd_open(server)
+    # The server holds the image to read (as a detach's open may): a
+    # writer is refused, naming the server.
+    with pytest.raises(virtdisk.SharingViolationError) as refused:
+        virtdisk.open(image, read_only=False)
+    assert refused.value.winerror == 32
+    assert refused.value.detail == (
+        f"process {server} (virtdisk-serve), the server of a permanent attach of the file, "
+        "holds it until the disk is detached")
+    assert bound(attachment.path)
+    virtdisk.detach(image)
+    assert wait_for_exit(pidfd)
+    with virtdisk.open(image, read_only=False) as free:
+        assert free.read_only is False

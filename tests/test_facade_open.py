@@ -434,6 +434,68 @@ def test_read_write_open_excludes_a_second_writer(images: Images, tmp_path: Path
         assert again.virtual_size == 100 * MiB
 
 
+engine_only = pytest.mark.skipif(_virtdisk.PLATFORM != "engine",
+                                 reason="the engine's details; Windows gives none")
+
+
+def sharing_refusal(path: Path, *, read_only: bool = True) -> virtdisk.SharingViolationError:
+    """The error of an open of `path` refused by another holder."""
+    with pytest.raises(virtdisk.SharingViolationError) as caught:
+        virtdisk.open(path, read_only=read_only)
+    assert caught.value.winerror == virtdisk.errors.ERROR_SHARING_VIOLATION
+    assert caught.value.detail is not None and caught.value.detail in str(caught.value)
+    return caught.value
+
+
+@engine_only
+def test_a_refused_open_names_a_holder_in_this_process(images: Images, tmp_path: Path) -> None:
+    copy = tmp_path / "held.vhdx"
+    shutil.copyfile(images("vhdx-dynamic-100M-block-1M"), copy)
+    with virtdisk.open(copy, read_only=False):
+        for read_only in (True, False):
+            assert sharing_refusal(copy, read_only=read_only).detail == (
+                "another handle of this process holds the file for writing")
+    with virtdisk.open(copy):
+        assert sharing_refusal(copy, read_only=False).detail == (
+            "another handle of this process has the file open to read, and a writer needs it "
+            "alone")
+    # Free again: nothing of the refused opens was left holding it.
+    with virtdisk.open(copy, read_only=False) as again:
+        assert again.read_only is False
+
+
+@engine_only
+def test_a_refused_open_names_the_process_that_holds_it(images: Images, tmp_path: Path) -> None:
+    copy = tmp_path / "elsewhere.vhd"
+    shutil.copyfile(images("vhd-dynamic-64M"), copy)
+    script = ("import sys, virtdisk\n"
+              "disk = virtdisk.open(sys.argv[1], read_only=False)\n"
+              "print('open', flush=True)\n"
+              "sys.stdin.read()\n")
+    with subprocess.Popen([sys.executable, "-c", script, str(copy)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline() == "open\n"
+        try:
+            detail = str(sharing_refusal(copy).detail)
+            name = Path(f"/proc/{holder.pid}/comm").read_text().strip()
+            assert detail == f"process {holder.pid} ({name}) holds the file for writing"
+        finally:
+            holder.stdin.close()
+            holder.wait(30)
+
+
+@engine_only
+def test_a_refused_parent_is_named_with_its_holder(tmp_path: Path) -> None:
+    base = tmp_path / "base.vhdx"
+    child = tmp_path / "child.vhdx"
+    virtdisk.create(base, 4 * MiB, format="vhdx").close()
+    virtdisk.create(child, parent=base).close()
+    with virtdisk.open(base, read_only=False):
+        assert sharing_refusal(child).detail == (
+            f"parent {base}: another handle of this process holds the file for writing")
+
+
 def test_get_info_only_handle_reads_information(images: Images) -> None:
     with virtdisk.open(images("vhd-dynamic-64M"), get_info_only=True) as disk:
         assert disk.read_only is True

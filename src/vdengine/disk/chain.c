@@ -282,6 +282,8 @@ static uint32_t vd_parent_try(const vd_image *child, const char *candidate,
         return VD_ERROR_VHD_PARENT_VHD_NOT_FOUND;   /* gone since the stat */
     if (status == VD_ERROR_ACCESS_DENIED)
         return VD_ERROR_VHD_PARENT_VHD_ACCESS_DENIED;
+    if (status == VD_ERROR_SHARING_VIOLATION && vd_detail_get() != NULL)
+        return vd_detail_wrap(status, "parent %s", candidate);   /* the detail names its holder */
     if (status != VD_ERROR_SUCCESS)
         return status;
 

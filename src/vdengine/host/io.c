@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/vd_errors.h"
+#include "host/lock_holder.h"
 
 /* Largest single pread/pwrite: Linux transfers at most 0x7ffff000 bytes per
  * call anyway, and a bound below SSIZE_MAX keeps the result representable. */
@@ -247,8 +248,11 @@ static uint32_t vd_file_take(vd_file *file, int fd, const char *path, int lock)
 {
     file->fd = fd;
     uint32_t status = vd_file_inspect(file);
-    if (status == VD_ERROR_SUCCESS && lock)
+    if (status == VD_ERROR_SUCCESS && lock) {
         status = vd_file_lock(file);
+        if (status == VD_ERROR_SHARING_VIOLATION)
+            vd_lock_holder_describe(fd, file->writable);
+    }
     if (status == VD_ERROR_SUCCESS)
         status = vd_file_absolute_path(path, &file->path);
     if (status != VD_ERROR_SUCCESS) {
