@@ -14,6 +14,7 @@ import argparse
 import json
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 from .attach import Attachment, attached, detach
@@ -70,24 +71,33 @@ def _attach_command(arguments: argparse.Namespace) -> int:
     try:
         with open_disk(arguments.path, read_only=read_only) as disk:
             attachment = disk.attach(permanent=arguments.permanent)
-            if arguments.json:
-                json.dump(_as_json(attachment), sys.stdout)
-                sys.stdout.write("\n")
+
+            def announce() -> None:
+                if arguments.json:
+                    json.dump(_as_json(attachment), sys.stdout)
+                    sys.stdout.write("\n")
+                else:
+                    print(attachment.path)
+                sys.stdout.flush()
+
+            if arguments.permanent:
+                announce()
             else:
-                print(attachment.path)
-            sys.stdout.flush()
-            if not arguments.permanent:
-                _hold(attachment)
+                _hold(attachment, announce)
     except VirtualDiskError as error:
         print(f"virtdisk: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK
 
 
-def _hold(attachment: Attachment) -> None:
-    """Waits for SIGINT or SIGTERM, then detaches."""
+def _hold(attachment: Attachment, announce: Callable[[], None]) -> None:
+    """Announces the device, waits for SIGINT or SIGTERM, then detaches.
+    The SIGTERM handler comes first: a caller that reads the device and
+    signals at once must find the attach detached, not the process
+    killed."""
     previous = signal.signal(signal.SIGTERM, _interrupted)
     try:
+        announce()
         while True:
             signal.pause()
     except KeyboardInterrupt:
