@@ -100,6 +100,13 @@ class ContentSession:
         return answers
 
 
+def all_answered_ok(commands: int) -> Callable[[list[str]], bool]:
+    """A `finished` for stop_after_each_file_change: the change is `commands`
+    commands (a write and the flush that makes it durable, say), and it has
+    finished when every one of them answered "ok"."""
+    return lambda answers: answers[:commands] == ["ok"] * commands
+
+
 def stop_after_each_file_change(fault_harness: Path, pristine: Path, directory: Path,
                                 queue: Callable[[ContentSession], None],
                                 check: Callable[[Path, int, bool], None],

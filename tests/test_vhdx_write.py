@@ -25,7 +25,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from c_harness import compile_harness  # noqa: E402
 from c_harness import all_engine_sources as engine_sources  # noqa: E402
-from content_driver import ContentSession, build_content_harness, stop_after_each_file_change  # noqa: E402
+from content_driver import (ContentSession, all_answered_ok, build_content_harness,  # noqa: E402
+                            stop_after_each_file_change)
 from vhdx_builder import BAT_REGION  # noqa: E402
 from vhdx_layout import layout  # noqa: E402
 
@@ -227,10 +228,13 @@ def test_allocating_write_survives_a_stop_after_every_file_change(fault_harness:
                 assert got == bytes(new)
         run("qemu-img", "check", "-q", "-f", "vhdx", image)
 
+    def write_and_flush(session: ContentSession) -> None:
+        session.write(offset, len(new_payload), new_payload)
+        session.flush()    # new blocks' entries reach the file at the flush
+
     stops = stop_after_each_file_change(
-        fault_harness, pristine, tmp_path,
-        lambda session: session.write(offset, len(new_payload), new_payload),
-        every_sector_old_or_new)
+        fault_harness, pristine, tmp_path, write_and_flush, every_sector_old_or_new,
+        finished=all_answered_ok(2))
     assert stops > 5    # data, flush, log entry, BAT, headers were all interrupted
 
 

@@ -17,6 +17,9 @@
  *                         operation's end: its code
  *   e                     close the handle now (no command may follow but
  *                         `s`): the close's code
+ *   x                     "ok", then end the process at once, without a
+ *                         close or a flush: a crash, after which the file
+ *                         holds what the engine wrote and nothing more
  *   k N                   (VD_FAULT_INJECTION builds) let N more file
  *                         changes succeed, fail every one after them
  *   s                     (VD_FAULT_INJECTION builds) "ok" while the
@@ -37,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "virtdisk_api.h"
 #include "disk/content.h"
@@ -272,6 +276,11 @@ int main(int argc, char **argv)
     char line[8192];
     while (fgets(line, sizeof line, stdin) != NULL) {
         uint32_t status;
+        if (line[0] == 'x') {
+            printf("ok\n");
+            fflush(stdout);
+            _exit(0);
+        }
         if (line[0] == 'e' && disk != NULL) {
             vd_handle_release(handle);
             disk = NULL;

@@ -87,6 +87,7 @@
 #include "formats/vhdx/vhdx_format.h"
 #include "formats/vhdx/vhdx_internal.h"
 #include "formats/vhdx/vhdx_log.h"
+#include "formats/vhdx/vhdx_pending.h"
 
 /* BAT pages: 64 KiB of entries, read on first use. */
 #define VD_VHDX_BAT_PAGE_ENTRIES 8192u
@@ -1109,6 +1110,7 @@ static void vd_vhdx_release(vd_image *image)
     vd_vhdx_state *state = image->format_state;
     if (state == NULL)
         return;
+    vd_vhdx_pending_release(image);
     vd_vhdx_bat_page *pages = atomic_load_explicit(&state->bat_pages, memory_order_acquire);
     if (pages != NULL) {
         for (size_t i = 0; i < state->bat_page_count; i++)

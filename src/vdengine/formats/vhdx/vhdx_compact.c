@@ -40,6 +40,7 @@
 #include "disk/driver.h"
 #include "formats/vhdx/vhdx_format.h"
 #include "formats/vhdx/vhdx_internal.h"
+#include "formats/vhdx/vhdx_pending.h"
 #include "formats/vhdx/vhdx_sectors.h"
 #include "formats/vhdx/vhdx_write_plan.h"
 
@@ -354,6 +355,9 @@ uint32_t vd_vhdx_compact(vd_image *image, const vd_compact_request *request)
     int moves = (request->flags & COMPACT_VIRTUAL_DISK_FLAG_NO_BLOCK_MOVES) == 0;
     vd_operation_set_total(request->operation, c.total);
     pthread_mutex_lock(&state->allocation_lock);
+    /* Block moves and truncation start from a file that holds every entry. */
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_vhdx_pending_commit(image);
     if (status == VD_ERROR_SUCCESS)
         status = vd_vhdx_compact_scan(&c, !moves);
     if (status == VD_ERROR_SUCCESS && moves)

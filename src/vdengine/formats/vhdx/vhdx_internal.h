@@ -14,6 +14,7 @@
 #include "disk/image_update.h"
 #include "formats/vhdx/vhdx_format.h"
 #include "formats/vhdx/vhdx_log.h"
+#include "formats/vhdx/vhdx_sectors.h"
 
 typedef _Atomic(uint64_t) vd_vhdx_bat_value;
 typedef _Atomic(vd_vhdx_bat_value *) vd_vhdx_bat_page;
@@ -62,6 +63,9 @@ typedef struct vd_vhdx_state {
      * (2.2.2); set when that header is on disk. */
     pthread_mutex_t allocation_lock;
     _Atomic(int) data_write_guid_fresh;
+    /* BAT sectors holding entries of new blocks that are set in memory but
+     * not yet in the file (vhdx_pending.h); under allocation_lock. */
+    vd_vhdx_sector_set pending;
 } vd_vhdx_state;
 
 /* BAT entry `index` as the image sees it (read through the page cache).

@@ -47,6 +47,7 @@
 #include "formats/vhdx/vhdx_internal.h"
 #include "formats/vhdx/vhdx_log_write.h"
 #include "formats/vhdx/vhdx_metadata.h"
+#include "formats/vhdx/vhdx_pending.h"
 #include "formats/vhdx/vhdx_sectors.h"
 
 static const uint8_t vd_vhdx_guid_size[16] = VD_VHDX_GUID_VIRTUAL_DISK_SIZE;
@@ -279,6 +280,10 @@ static uint32_t vd_vhdx_resize_locked(vd_image *image, const vd_resize_request *
         return status;
     if (state->differencing)
         return VD_ERROR_VHD_INVALID_TYPE;
+    /* The BAT may move or grow in place: it starts from the file. */
+    status = vd_vhdx_pending_commit(image);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
     if (request->new_size % state->logical_sector_size != 0)
         return VD_ERROR_INVALID_PARAMETER;
     uint64_t item = 0;

@@ -11,23 +11,30 @@
 #include "formats/vhdx/vhdx_format.h"
 #include "formats/vhdx/vhdx_internal.h"
 #include "formats/vhdx/vhdx_log_write.h"
+#include "formats/vhdx/vhdx_pending.h"
+
+static vd_vhdx_sector *vd_vhdx_sectors_find(const vd_vhdx_sector_set *set, uint64_t offset)
+{
+    for (size_t i = 0; i < set->count; i++)
+        if (set->items[i].offset == offset)
+            return &set->items[i];
+    return NULL;
+}
 
 uint32_t vd_vhdx_sectors_get(vd_image *image, vd_vhdx_sector_set *set, uint64_t offset, int fresh,
                              vd_vhdx_sector **sector)
 {
+    const vd_vhdx_state *state = image->format_state;
     /* Sets stay small (a few BAT sectors, at most a hundred or so bitmap
      * sectors), so a linear search is the cheapest lookup; a resize that
      * fills a whole new table asks for the sector it added last, over and
      * over, which is looked at first. */
-    if (set->count > 0 && set->items[set->count - 1].offset == offset) {
-        *sector = &set->items[set->count - 1];
+    vd_vhdx_sector *found = set->count > 0 && set->items[set->count - 1].offset == offset
+                          ? &set->items[set->count - 1]
+                          : vd_vhdx_sectors_find(set, offset);
+    if (found != NULL) {
+        *sector = found;
         return VD_ERROR_SUCCESS;
-    }
-    for (size_t i = 0; i < set->count; i++) {
-        if (set->items[i].offset == offset) {
-            *sector = &set->items[i];
-            return VD_ERROR_SUCCESS;
-        }
     }
     if (set->count == set->capacity) {
         size_t capacity = set->capacity ? set->capacity * 2 : 8;
@@ -40,7 +47,13 @@ uint32_t vd_vhdx_sectors_get(vd_image *image, vd_vhdx_sector_set *set, uint64_t 
     uint8_t *data = fresh ? calloc(1, VD_VHDX_LOG_SECTOR_SIZE) : malloc(VD_VHDX_LOG_SECTOR_SIZE);
     if (data == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
-    if (!fresh) {
+    /* A live sector with deferred entries is, for every other update, what
+     * the file will hold once they are committed (which happens first). */
+    const vd_vhdx_sector *deferred = !fresh && set != &state->pending
+                                   ? vd_vhdx_sectors_find(&state->pending, offset) : NULL;
+    if (deferred != NULL) {
+        memcpy(data, deferred->data, VD_VHDX_LOG_SECTOR_SIZE);
+    } else if (!fresh) {
         uint32_t status = vd_vhdx_state_read(image, offset, data, VD_VHDX_LOG_SECTOR_SIZE);
         if (status != VD_ERROR_SUCCESS) {
             free(data);
@@ -68,6 +81,12 @@ static int vd_vhdx_sector_order(const void *left, const void *right)
 }
 
 uint32_t vd_vhdx_sectors_commit(vd_image *image, const vd_vhdx_sector_set *set)
+{
+    uint32_t status = vd_vhdx_pending_commit(image);
+    return status == VD_ERROR_SUCCESS ? vd_vhdx_sectors_log(image, set) : status;
+}
+
+uint32_t vd_vhdx_sectors_log(vd_image *image, const vd_vhdx_sector_set *set)
 {
     size_t dirty = vd_vhdx_sectors_dirty(set);
     if (dirty == 0)

@@ -11,7 +11,11 @@
  * writer's "direct" sectors).  Only sectors whose bytes changed are
  * written.  The caller holds the allocation lock for the whole life of a
  * set: the bytes read are the bytes on disk only while no one else
- * changes them. */
+ * changes them.
+ *
+ * The image's deferred BAT sectors (vhdx_pending.h) are part of what every
+ * other set sees: a live sector they hold is loaded from their bytes, and
+ * committing any other set commits them first. */
 #ifndef VDENGINE_VHDX_SECTORS_H
 #define VDENGINE_VHDX_SECTORS_H
 
@@ -40,9 +44,13 @@ uint32_t vd_vhdx_sectors_get(vd_image *image, vd_vhdx_sector_set *set, uint64_t 
 /* Sectors changed so far. */
 size_t vd_vhdx_sectors_dirty(const vd_vhdx_sector_set *set);
 
+/* The image's deferred BAT sectors first (vhdx_pending.h), then the
+ * changed sectors of `set` as vd_vhdx_sectors_log writes them. */
+uint32_t vd_vhdx_sectors_commit(vd_image *image, const vd_vhdx_sector_set *set);
+
 /* The changed sectors in one log transaction: live ones logged, fresh
  * ones direct.  Nothing changed costs nothing. */
-uint32_t vd_vhdx_sectors_commit(vd_image *image, const vd_vhdx_sector_set *set);
+uint32_t vd_vhdx_sectors_log(vd_image *image, const vd_vhdx_sector_set *set);
 
 void vd_vhdx_sectors_free(vd_vhdx_sector_set *set);
 

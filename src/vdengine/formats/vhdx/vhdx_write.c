@@ -8,14 +8,18 @@
  *
  *   1. the file is extended by the new 1 MiB aligned blocks at its end (the
  *      place Windows and qemu put new blocks); the extension reads zeros;
- *   2. the data is written into its blocks, and flushed;
- *   3. the BAT sectors with the new entries and the sector bitmap sectors
- *      with the new bits go through the log, in one transaction
- *      (vhdx_log_write.c, which flushes at each of its steps).  A sector of
- *      a bitmap block allocated by this very write is free space until the
- *      logged entry points at it, and is written directly before the entry.
+ *   2. the data is written into its blocks;
+ *   3. a plan that changes BAT entries only is deferred: the entries are set
+ *      in memory and their sectors wait for the next flush, which flushes
+ *      the data before it logs them (vhdx_pending.h).  A plan that changes
+ *      sector bitmaps flushes the data, and its BAT sectors and bitmap
+ *      sectors go through the log in one transaction (vhdx_log_write.c,
+ *      which flushes at each of its steps), after whatever waits.  A sector
+ *      of a bitmap block allocated by this very write is free space until
+ *      the logged entry points at it, and is written directly before the
+ *      entry.
  *
- * A crash before 3's log entry is durable leaves the old entries and bits:
+ * A crash before the log entry is durable leaves the old entries and bits:
  * new blocks are unreferenced space, and sectors whose bits were clear
  * still read from the parent; afterwards the entry replays and every
  * sector reads its new content.  The spec asks the log for every update of
@@ -45,8 +49,8 @@
  * several threads in one bitmap sector are never lost.
  *
  * The blocks one write touches share one plan (up to 64 blocks, and as many
- * bitmap sectors as fit a small log): one size change, one data flush and
- * one log transaction, not one per block.  Before the first user-visible
+ * bitmap sectors as fit a small log): one size change, and at most one data
+ * flush and one log transaction, not one per block.  Before the first user-visible
  * data change of an open, a header with a new DataWriteGuid (and
  * FileWriteGuid) is written and flushed (2.2.2), so a child whose
  * parent_linkage names the old DataWriteGuid no longer matches a parent
@@ -72,6 +76,7 @@
 #include "formats/vhdx/vhdx_format.h"
 #include "formats/vhdx/vhdx_internal.h"
 #include "formats/vhdx/vhdx_log_write.h"
+#include "formats/vhdx/vhdx_pending.h"
 #include "formats/vhdx/vhdx_sectors.h"
 #include "formats/vhdx/vhdx_write_plan.h"
 
@@ -187,5 +192,9 @@ uint32_t vd_vhdx_flush(vd_image *image)
     vd_vhdx_state *state = image->format_state;
     if (state->replay != NULL || !image->file.writable)
         return VD_ERROR_SUCCESS;
-    return vd_file_flush(&image->file);
+    pthread_mutex_lock(&state->allocation_lock);
+    uint32_t status = vd_vhdx_pending_commit(image);
+    pthread_mutex_unlock(&state->allocation_lock);
+    /* Also what plain writes put into present blocks meanwhile. */
+    return status == VD_ERROR_SUCCESS ? vd_file_flush(&image->file) : status;
 }

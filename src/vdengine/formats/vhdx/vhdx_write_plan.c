@@ -14,6 +14,7 @@
 #include "formats/vhdx/vhdx_bitmap.h"
 #include "formats/vhdx/vhdx_format.h"
 #include "formats/vhdx/vhdx_log_write.h"
+#include "formats/vhdx/vhdx_pending.h"
 #include "formats/vhdx/vhdx_sectors.h"
 
 #define VD_VHDX_PLAN_BLOCKS 64u
@@ -56,13 +57,11 @@ static uint64_t vd_vhdx_round_mib(uint64_t value)
     return (value + VD_VHDX_MIB - 1) / VD_VHDX_MIB * VD_VHDX_MIB;
 }
 
-static uint32_t vd_vhdx_plan_entry_set(vd_image *image, vd_vhdx_state *state, vd_vhdx_plan *plan,
-                                       uint64_t index, uint64_t value)
+/* The entries reach sectors when the plan runs: the sectors they land in
+ * depend on whether the plan is logged or deferred. */
+static void vd_vhdx_plan_entry_set(vd_vhdx_plan *plan, uint64_t index, uint64_t value)
 {
-    uint32_t status = vd_vhdx_sectors_set_entry(image, &plan->sectors, state->bat_offset, index, value);
-    if (status == VD_ERROR_SUCCESS)
-        plan->entries[plan->entry_count++] = (vd_vhdx_plan_entry){ index, value };
-    return status;
+    plan->entries[plan->entry_count++] = (vd_vhdx_plan_entry){ index, value };
 }
 
 /* A new block of `bytes` at the end of the file. */
@@ -112,8 +111,7 @@ static uint32_t vd_vhdx_plan_bitmap(vd_image *image, vd_vhdx_state *state, vd_vh
         if (status == VD_ERROR_SUCCESS) {
             plan->end += VD_VHDX_SECTOR_BITMAP_BLOCK_SIZE;
             fresh = 1;
-            status = vd_vhdx_plan_entry_set(image, state, plan, index,
-                                            offset / VD_VHDX_MIB << VD_VHDX_BAT_OFFSET_SHIFT | VD_VHDX_SB_PRESENT);
+            vd_vhdx_plan_entry_set(plan, index, offset / VD_VHDX_MIB << VD_VHDX_BAT_OFFSET_SHIFT | VD_VHDX_SB_PRESENT);
         }
     } else {
         status = vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT, "sector bitmap BAT entry %" PRIu64 " has the state %u", index, (unsigned)(entry & VD_VHDX_BAT_STATE_MASK));
@@ -149,8 +147,8 @@ static uint32_t vd_vhdx_plan_bits(vd_image *image, vd_vhdx_state *state, vd_vhdx
                                         vd_vhdx_block_bytes(state, block) / sector, &all);
     uint64_t kind = was_present && all ? VD_VHDX_PAYLOAD_FULLY_PRESENT : VD_VHDX_PAYLOAD_PARTIALLY_PRESENT;
     if (status == VD_ERROR_SUCCESS && (!was_present || all))
-        status = vd_vhdx_plan_entry_set(image, state, plan, block + block / state->chunk_ratio,
-                                        payload / VD_VHDX_MIB << VD_VHDX_BAT_OFFSET_SHIFT | kind);
+        vd_vhdx_plan_entry_set(plan, block + block / state->chunk_ratio,
+                               payload / VD_VHDX_MIB << VD_VHDX_BAT_OFFSET_SHIFT | kind);
     return status;
 }
 
@@ -198,9 +196,8 @@ static uint32_t vd_vhdx_plan_one(vd_image *image, vd_vhdx_state *state, vd_vhdx_
         status = vd_vhdx_plan_block(state, plan, &payload);
         if (status == VD_ERROR_SUCCESS) {
             plan->end += state->block_size;
-            status = vd_vhdx_plan_entry_set(image, state, plan, index,
-                                            payload / VD_VHDX_MIB << VD_VHDX_BAT_OFFSET_SHIFT
-                                                | VD_VHDX_PAYLOAD_FULLY_PRESENT);
+            vd_vhdx_plan_entry_set(plan, index,
+                                   payload / VD_VHDX_MIB << VD_VHDX_BAT_OFFSET_SHIFT | VD_VHDX_PAYLOAD_FULLY_PRESENT);
         }
         break;
     default:
@@ -211,26 +208,53 @@ static uint32_t vd_vhdx_plan_one(vd_image *image, vd_vhdx_state *state, vd_vhdx_
     return status;
 }
 
+/* Step 3 of vhdx_write.c for a plan that changes sector bitmaps: its BAT
+ * entries join the bitmap sectors in one transaction. */
+static uint32_t vd_vhdx_plan_log(vd_image *image, vd_vhdx_state *state, vd_vhdx_plan *plan)
+{
+    uint32_t status = VD_ERROR_SUCCESS;
+    for (size_t i = 0; i < plan->entry_count && status == VD_ERROR_SUCCESS; i++)
+        status = vd_vhdx_sectors_set_entry(image, &plan->sectors, state->bat_offset, plan->entries[i].index,
+                                           plan->entries[i].value);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_vhdx_sectors_commit(image, &plan->sectors);
+    for (size_t i = 0; i < plan->entry_count && status == VD_ERROR_SUCCESS; i++)
+        vd_vhdx_bat_set(image, plan->entries[i].index, plan->entries[i].value);
+    return status;
+}
+
+/* Step 3 for a plan that changes BAT entries only: deferred
+ * (vhdx_pending.h), unless that fills the record. */
+static uint32_t vd_vhdx_plan_defer(vd_image *image, vd_vhdx_state *state, vd_vhdx_plan *plan)
+{
+    uint32_t status = VD_ERROR_SUCCESS;
+    for (size_t i = 0; i < plan->entry_count && status == VD_ERROR_SUCCESS; i++)
+        status = vd_vhdx_pending_set(image, state, plan->entries[i].index, plan->entries[i].value);
+    if (status == VD_ERROR_SUCCESS && vd_vhdx_pending_full(state))
+        status = vd_vhdx_pending_commit(image);
+    return status;
+}
+
 /* Steps 1-3 of vhdx_write.c for a plan. */
 static uint32_t vd_vhdx_plan_run(vd_image *image, vd_vhdx_state *state, vd_vhdx_plan *plan)
 {
-    int metadata = vd_vhdx_sectors_dirty(&plan->sectors) > 0;
+    int bitmaps = plan->chunk_count > 0;
+    int metadata = plan->entry_count > 0 || vd_vhdx_sectors_dirty(&plan->sectors) > 0;
     uint32_t status = metadata || plan->grows ? vd_vhdx_update_blocked(image) : VD_ERROR_SUCCESS;
     if (status == VD_ERROR_SUCCESS && plan->grows)
         status = vd_file_set_size(&image->file, plan->end);
     for (size_t i = 0; i < plan->write_count && status == VD_ERROR_SUCCESS; i++)
         status = vd_file_write(&image->file, plan->writes[i].target, plan->writes[i].data,
                                (size_t)plan->writes[i].count);
-    if (status == VD_ERROR_SUCCESS && metadata)
+    if (status == VD_ERROR_SUCCESS && metadata && bitmaps)
         status = vd_file_flush(&image->file);
     if (status != VD_ERROR_SUCCESS)
         return status;   /* ENOSPC is DISK_FULL (io.c); the old entries stand */
     if (plan->grows)
         state->data_size = plan->end;
-    status = vd_vhdx_sectors_commit(image, &plan->sectors);
-    for (size_t i = 0; i < plan->entry_count && status == VD_ERROR_SUCCESS; i++)
-        vd_vhdx_bat_set(image, plan->entries[i].index, plan->entries[i].value);
-    return status;
+    if (!metadata)
+        return VD_ERROR_SUCCESS;
+    return bitmaps ? vd_vhdx_plan_log(image, state, plan) : vd_vhdx_plan_defer(image, state, plan);
 }
 
 uint32_t vd_vhdx_write_planned(vd_image *image, vd_vhdx_state *state, uint64_t offset, const uint8_t *data,

@@ -1,0 +1,153 @@
+"""Deferred BAT entries of new VHDX blocks (formats/vhdx/vhdx_pending.h).
+
+A write that allocates blocks puts its data into the file and its BAT
+entries into memory; the entries reach the file, in one log transaction
+after one flush of the data, at the next flush, when 64 BAT sectors are
+waiting, before any other update, or at close.  What is proven here, with
+qemu reading what the engine left: allocating writes cost no flush until
+the flush; a crash before it leaves the old content and a clean image; a
+crash after it loses nothing; the bound commits on its own.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from content_driver import ContentSession, build_content_harness  # noqa: E402
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None or shutil.which("qemu-io") is None,
+                                reason="qemu-img and qemu-io make and read the images")
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_content_harness(tmp_path_factory.mktemp("vhdx_write_cache"))
+
+
+def qemu_vhdx(path: Path, size: int, block: int) -> None:
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", "-o",
+                    f"subformat=dynamic,block_size={block}", str(path), str(size)], check=True)
+
+
+def qemu_reads(image: Path, offset: int, length: int, pattern: int) -> bool:
+    """Whether qemu reads `length` bytes of `pattern` at `offset`."""
+    result = subprocess.run(["qemu-io", "-f", "vhdx", "-r", "-c",
+                             f"read -P {pattern} {offset} {length}", str(image)],
+                            capture_output=True, text=True)
+    return result.returncode == 0 and "Pattern verification failed" not in result.stdout
+
+
+def qemu_check(image: Path) -> None:
+    subprocess.run(["qemu-img", "check", "-q", "-f", "vhdx", str(image)], check=True)
+
+
+def flushes_of(session: ContentSession, directory: Path) -> int:
+    """Runs the session under strace; the fsync and fdatasync calls made."""
+    trace = directory / "trace.txt"
+    data = session.data
+    data.write_bytes(bytes(session.data_bytes))
+    arguments = ["strace", "-f", "-qq", "-e", "trace=fsync,fdatasync", "-o", str(trace),
+                 str(session.harness), str(session.image), str(data)]
+    result = subprocess.run(arguments, input="".join(c + "\n" for c in session.commands),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = result.stdout.splitlines()
+    assert answers[0] == "open 0" and all(a == "ok" for a in answers[1:]), answers
+    return sum(1 for line in trace.read_text().splitlines() if "sync(" in line)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace counts the flushes")
+def test_allocating_writes_cost_no_flush_until_the_flush(harness: Path, tmp_path: Path) -> None:
+    blocks = 32
+    counts = {}
+    for ending in ("x", "f"):
+        image = tmp_path / f"{ending}.vhdx"
+        qemu_vhdx(image, blocks * MiB, MiB)
+        session = ContentSession(harness, image, tmp_path / f"{ending}.raw", blocks * MiB)
+        for block in range(blocks):       # one allocation per request
+            session.write(block * MiB, MiB, bytes([block + 1]) * MiB)
+        session.command(ending)
+        if ending == "f":
+            session.command("x")
+        counts[ending] = flushes_of(session, tmp_path)
+        qemu_check(image)
+    # The first data change of an open writes a header with a new
+    # DataWriteGuid and flushes it; nothing else flushes before the flush.
+    assert counts["x"] <= 1, counts
+    # The flush: the data once, the log transaction's steps, the file once more.
+    assert counts["f"] - counts["x"] < blocks // 4, counts
+
+
+def test_a_crash_before_the_flush_leaves_the_old_content(harness: Path, tmp_path: Path) -> None:
+    image = tmp_path / "disk.vhdx"
+    qemu_vhdx(image, 8 * MiB, MiB)
+    setup = ContentSession(harness, image, tmp_path / "mirror.raw", 8 * MiB)
+    setup.write(0, MiB, bytes([0x11]) * MiB)       # block 0 present, closed: durable
+    setup.run()
+    session = ContentSession(harness, image, tmp_path / "mirror.raw", 8 * MiB)
+    session.write(0, 4096, bytes([0x22]) * 4096)   # a present block: written in place
+    session.write(2 * MiB, MiB, bytes([0x33]) * MiB)   # a new block
+    session.command("x")
+    assert session.run() == ["open 0", "ok", "ok", "ok"]
+    qemu_check(image)
+    assert qemu_reads(image, 0, 4096, 0x22)        # in place, so in the file
+    assert qemu_reads(image, 4096, MiB - 4096, 0x11)
+    assert qemu_reads(image, 2 * MiB, MiB, 0)      # never flushed: the old zeros
+
+
+def test_a_crash_after_the_flush_loses_nothing(harness: Path, tmp_path: Path) -> None:
+    image = tmp_path / "disk.vhdx"
+    qemu_vhdx(image, 8 * MiB, MiB)
+    session = ContentSession(harness, image, tmp_path / "mirror.raw", 8 * MiB)
+    for block in (1, 3, 5):
+        session.write(block * MiB, MiB, bytes([block]) * MiB)
+    session.flush()
+    session.write(7 * MiB, MiB, bytes([7]) * MiB)  # after the flush: may be lost
+    session.command("x")
+    assert session.run() == ["open 0", "ok", "ok", "ok", "ok", "ok", "ok"]
+    qemu_check(image)
+    for block in (1, 3, 5):
+        assert qemu_reads(image, block * MiB, MiB, block), block
+    for block in (0, 2, 4, 6, 7):
+        assert qemu_reads(image, block * MiB, MiB, 0), block
+
+
+def test_a_close_commits_what_waits(harness: Path, tmp_path: Path) -> None:
+    image = tmp_path / "disk.vhdx"
+    qemu_vhdx(image, 8 * MiB, MiB)
+    session = ContentSession(harness, image, tmp_path / "mirror.raw", 8 * MiB)
+    session.write(4 * MiB, MiB, bytes([0x44]) * MiB)
+    session.command("e")
+    assert session.run() == ["open 0", "ok", "ok"]
+    qemu_check(image)
+    assert qemu_reads(image, 4 * MiB, MiB, 0x44)
+
+
+def test_64_waiting_bat_sectors_commit_on_their_own(harness: Path, tmp_path: Path) -> None:
+    """One 4 KiB BAT sector holds 512 entries: with 1 MiB blocks, writes
+    512 MiB apart each land in a BAT sector of their own.  The 64th such
+    write commits all 64; the ones after it wait, and a crash loses them."""
+    stride, writes = 512 * MiB, 70
+    image = tmp_path / "disk.vhdx"
+    qemu_vhdx(image, writes * stride, MiB)
+    session = ContentSession(harness, image, tmp_path / "unused.raw", 0)
+    session.mirror = tmp_path / "unused.raw"
+    for i in range(writes):
+        session.commands.append(f"w {i * stride} 4096 {len(session.data_bytes)}")
+        session.data_bytes.extend(bytes([i + 1]) * 4096)
+    session.command("x")
+    answers = session.run()
+    assert answers == ["open 0"] + ["ok"] * (writes + 1)
+    qemu_check(image)
+    committed = [qemu_reads(image, i * stride, 4096, i + 1) for i in range(writes)]
+    assert committed == [True] * 64 + [False] * (writes - 64)
+    for i in range(64, writes):
+        assert qemu_reads(image, i * stride, 4096, 0), i
