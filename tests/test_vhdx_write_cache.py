@@ -151,3 +151,83 @@ def test_64_waiting_bat_sectors_commit_on_their_own(harness: Path, tmp_path: Pat
     assert committed == [True] * 64 + [False] * (writes - 64)
     for i in range(64, writes):
         assert qemu_reads(image, i * stride, 4096, 0), i
+
+
+# -- differencing children: sector bitmap bits wait too ----------------------
+
+@pytest.fixture(scope="module")
+def creator(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from c_harness import all_engine_sources, compile_harness
+    return compile_harness(tmp_path_factory.mktemp("vhdx_write_cache_create"), "vhdx_create_main",
+                           all_engine_sources(), sanitize=True)
+
+
+def partial_writes(session: ContentSession, size: int, block: int) -> None:
+    """64 KiB pieces a quarter of a block apart: every write sets bits of
+    a block the child holds only in part, many in blocks it did not hold."""
+    for offset in range(block // 8, size, block // 4):
+        session.write(offset, 64 * 1024)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace counts the flushes")
+def test_partial_child_writes_cost_no_flush_until_the_flush(harness: Path, creator: Path,
+                                                           tmp_path: Path) -> None:
+    from test_vhdx_write import make_child
+    size, block = 16 * MiB, 2 * MiB
+    parent, child, mirror = make_child(harness, creator, tmp_path, "engine", size, block, 512)
+    session = ContentSession(harness, child, mirror, size, seed=9)
+    partial_writes(session, size, block)
+    session.command("x")
+    assert flushes_of(session, tmp_path) <= 1      # the DataWriteGuid header
+
+
+def test_partial_child_writes_lost_before_the_flush_kept_after_it(harness: Path, creator: Path,
+                                                                 tmp_path: Path) -> None:
+    from test_vhdx_write import check_child, make_child
+    from vhdx_layout import layout
+    size, block = 16 * MiB, 2 * MiB
+    parent, child, mirror = make_child(harness, creator, tmp_path, "engine", size, block, 512)
+    parent_bytes, pristine, old = parent.read_bytes(), child.read_bytes(), mirror.read_bytes()
+
+    session = ContentSession(harness, child, mirror, size, seed=9)
+    partial_writes(session, size, block)
+    session.command("x")
+    answers = session.run()
+    assert set(answers[1:]) == {"ok"}
+    new = mirror.read_bytes()
+    assert new != old
+    # A crash before the flush: the child reads its parent everywhere, its
+    # structures sound.  (libvhdi is not asked: it misreads chunks that have
+    # no sector bitmap block, which is all of them here.)
+    assert parent.read_bytes() == parent_bytes
+    layout(child)
+    dump = tmp_path / "after-crash.raw"
+    reader = ContentSession(harness, child, tmp_path / "unused.raw", 0, read_only=True)
+    reader.dump(dump)
+    reader.run()
+    assert dump.read_bytes() == old
+
+    # The same writes, flushed, then a crash: every one of them is there.
+    child.write_bytes(pristine)
+    session = ContentSession(harness, child, mirror, size, seed=9)
+    partial_writes(session, size, block)
+    session.flush()
+    session.command("x")
+    session.run()
+    assert mirror.read_bytes() == new
+    check_child(harness, parent, child, mirror, parent_bytes)
+
+
+def test_reads_see_bits_that_wait(harness: Path, creator: Path, tmp_path: Path) -> None:
+    """Before any flush, the handle that wrote reads child and parent merged
+    sector by sector with the bits it set (the record over the file)."""
+    size, block = 16 * MiB, 2 * MiB
+    from test_vhdx_write import make_child
+    parent, child, mirror = make_child(harness, creator, tmp_path, "engine", size, block, 512)
+    session = ContentSession(harness, child, mirror, size, seed=11)
+    partial_writes(session, size, block)
+    dump = tmp_path / "dump.raw"
+    session.dump(dump)
+    session.command("x")
+    session.run()
+    assert dump.read_bytes() == mirror.read_bytes()

@@ -956,6 +956,7 @@ static uint32_t vd_vhdx_read_parent(vd_image *parent, uint64_t offset, uint8_t *
 }
 
 typedef struct vd_vhdx_bitmap_window {
+    vd_image *image;
     uint64_t file_offset;         /* of the sector bitmap block */
     uint64_t first_byte;          /* bitmap bytes [first_byte, first_byte + count) are loaded */
     size_t count;
@@ -965,16 +966,16 @@ typedef struct vd_vhdx_bitmap_window {
 /* Bit of chunk sector `sector` (LSB first: bit 0 of byte 0 is sector 0;
  * set = in this file, clear = in the parent), loading bitmap bytes as the
  * scan moves forward. */
-static uint32_t vd_vhdx_bitmap_bit(const vd_vhdx_source *source, vd_vhdx_bitmap_window *window,
-                                   uint64_t sector, int *bit)
+static uint32_t vd_vhdx_bitmap_bit(vd_vhdx_bitmap_window *window, uint64_t sector, int *bit)
 {
     uint64_t byte = sector / 8;
     if (window->count == 0 || byte < window->first_byte || byte >= window->first_byte + window->count) {
         uint64_t remaining = VD_VHDX_SECTOR_BITMAP_BLOCK_SIZE - byte;
         window->first_byte = byte;
         window->count = remaining < sizeof window->bytes ? (size_t)remaining : sizeof window->bytes;
-        uint32_t status = vd_vhdx_structure_read(source, "sector bitmap", window->file_offset + byte,
-                                                 window->bytes, window->count);
+        /* With the bits that writes since the last flush set (vhdx_pending.h). */
+        uint32_t status = vd_vhdx_pending_read(window->image, window->file_offset + byte, window->bytes,
+                                               window->count);
         if (status != VD_ERROR_SUCCESS) {
             window->count = 0;
             return status;
@@ -1004,6 +1005,7 @@ static uint32_t vd_vhdx_read_partial(vd_image *image, vd_vhdx_state *state, vd_i
     vd_vhdx_bitmap_window *window = malloc(sizeof *window);
     if (window == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
+    window->image = image;
     window->count = 0;
     status = vd_vhdx_block_offset(state, bitmap_index, bitmap_entry, VD_VHDX_SECTOR_BITMAP_BLOCK_SIZE,
                                   &window->file_offset);
@@ -1015,10 +1017,10 @@ static uint32_t vd_vhdx_read_partial(vd_image *image, vd_vhdx_state *state, vd_i
     while (status == VD_ERROR_SUCCESS && position < end) {
         uint64_t sector = position / sector_size;
         int present, next_present;
-        status = vd_vhdx_bitmap_bit(&source, window, chunk_first_sector + sector, &present);
+        status = vd_vhdx_bitmap_bit(window, chunk_first_sector + sector, &present);
         uint64_t run_end_sector = sector + 1;
         while (status == VD_ERROR_SUCCESS && run_end_sector * sector_size < end) {
-            status = vd_vhdx_bitmap_bit(&source, window, chunk_first_sector + run_end_sector, &next_present);
+            status = vd_vhdx_bitmap_bit(window, chunk_first_sector + run_end_sector, &next_present);
             if (status != VD_ERROR_SUCCESS || next_present != present)
                 break;
             run_end_sector++;

@@ -9,6 +9,7 @@
 #include "base/vd_errors.h"
 #include "formats/vhdx/vhdx_format.h"
 #include "formats/vhdx/vhdx_internal.h"
+#include "formats/vhdx/vhdx_pending.h"
 
 #define VD_VHDX_BITS_PER_SECTOR (UINT64_C(8) * VD_VHDX_LOG_SECTOR_SIZE)
 
@@ -78,7 +79,7 @@ uint32_t vd_vhdx_bitmap_all_set(vd_image *image, vd_vhdx_sector_set *set, uint64
     return vd_vhdx_bitmap_walk(image, set, block, fresh, first, count, -1, all);
 }
 
-uint32_t vd_vhdx_bitmap_file_all_set(const vd_image *image, uint64_t block, uint64_t first, uint64_t count,
+uint32_t vd_vhdx_bitmap_file_all_set(vd_image *image, uint64_t block, uint64_t first, uint64_t count,
                                      int *all)
 {
     uint64_t end = first + count;
@@ -89,7 +90,7 @@ uint32_t vd_vhdx_bitmap_file_all_set(const vd_image *image, uint64_t block, uint
     uint8_t *buffer = bytes <= sizeof small ? small : malloc((size_t)bytes);
     if (buffer == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
-    uint32_t status = vd_vhdx_state_read(image, block + first_byte, buffer, (size_t)bytes);
+    uint32_t status = vd_vhdx_pending_read(image, block + first_byte, buffer, (size_t)bytes);
     *all = status == VD_ERROR_SUCCESS;
     for (uint64_t i = 0; *all && i < bytes; i++) {
         uint8_t mask = vd_vhdx_byte_mask(first_byte + i, first, end);

@@ -5,8 +5,8 @@
  * (BlockSize / LogicalSectorSize).
  *
  * Changes are made in a sector set (vhdx_sectors.h), which the caller
- * commits through the log after the data the new bits describe is
- * durable: a bit set before its sector's data is on disk would, after a
+ * records (vhdx_pending.h) and which reaches the log after the data the new
+ * bits describe is durable: a bit set before its sector's data is on disk would, after a
  * crash, show bytes that are neither the old nor the new content. */
 #ifndef VDENGINE_VHDX_BITMAP_H
 #define VDENGINE_VHDX_BITMAP_H
@@ -26,10 +26,11 @@ uint32_t vd_vhdx_bitmap_assign(vd_image *image, vd_vhdx_sector_set *set, uint64_
 uint32_t vd_vhdx_bitmap_all_set(vd_image *image, vd_vhdx_sector_set *set, uint64_t block, int fresh,
                                 uint64_t first, uint64_t count, int *all);
 
-/* The same question read straight from the file, without the allocation
- * lock: bits only go from 0 to 1 while a block stays PARTIALLY_PRESENT,
- * so a bit seen set stays set (and is in the log or in place already). */
-uint32_t vd_vhdx_bitmap_file_all_set(const vd_image *image, uint64_t block, uint64_t first, uint64_t count,
+/* The same question read from the file (with the recorded bits over it,
+ * vhdx_pending.h), without holding the allocation lock: bits only go from
+ * 0 to 1 while a block stays PARTIALLY_PRESENT, so a bit seen set stays set
+ * (and is recorded, in the log or in place already). */
+uint32_t vd_vhdx_bitmap_file_all_set(vd_image *image, uint64_t block, uint64_t first, uint64_t count,
                                      int *all);
 
 /* An upper bound of the bitmap sectors bits [first, first + count) touch. */

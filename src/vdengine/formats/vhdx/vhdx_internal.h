@@ -63,9 +63,12 @@ typedef struct vd_vhdx_state {
      * (2.2.2); set when that header is on disk. */
     pthread_mutex_t allocation_lock;
     _Atomic(int) data_write_guid_fresh;
-    /* BAT sectors holding entries of new blocks that are set in memory but
-     * not yet in the file (vhdx_pending.h); under allocation_lock. */
+    /* BAT and sector bitmap sectors whose changes are in memory but not
+     * yet in the file (vhdx_pending.h); under allocation_lock.  Readers of
+     * sector bitmaps look at `pending_bitmaps` (how many of them are bitmap
+     * sectors) to know whether they must look at the record too. */
     vd_vhdx_sector_set pending;
+    _Atomic(size_t) pending_bitmaps;
 } vd_vhdx_state;
 
 /* BAT entry `index` as the image sees it (read through the page cache).

@@ -1,9 +1,14 @@
-/* Deferred BAT entries of new blocks (vhdx_pending.h). */
+/* Deferred changes of VHDX structures (vhdx_pending.h). */
 #define _POSIX_C_SOURCE 200809L
 
 #include "formats/vhdx/vhdx_pending.h"
 
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "base/vd_errors.h"
+#include "formats/vhdx/vhdx_log_write.h"
 #include "formats/vhdx/vhdx_sectors.h"
 
 uint32_t vd_vhdx_pending_set(vd_image *image, vd_vhdx_state *state, uint64_t index, uint64_t value)
@@ -14,9 +19,56 @@ uint32_t vd_vhdx_pending_set(vd_image *image, vd_vhdx_state *state, uint64_t ind
     return status;
 }
 
+static vd_vhdx_sector *vd_vhdx_pending_find(const vd_vhdx_state *state, uint64_t offset)
+{
+    for (size_t i = 0; i < state->pending.count; i++)
+        if (state->pending.items[i].offset == offset)
+            return &state->pending.items[i];
+    return NULL;
+}
+
+uint32_t vd_vhdx_pending_take(vd_vhdx_state *state, vd_vhdx_sector_set *sectors)
+{
+    vd_vhdx_sector_set *record = &state->pending;
+    size_t needed = record->count + sectors->count;
+    if (needed > record->capacity) {
+        vd_vhdx_sector *grown = realloc(record->items, needed * sizeof *grown);
+        if (grown == NULL)
+            return VD_ERROR_NOT_ENOUGH_MEMORY;
+        record->items = grown;
+        record->capacity = needed;
+    }
+    size_t bitmaps = 0;
+    for (size_t i = 0; i < sectors->count; i++) {
+        vd_vhdx_sector *sector = &sectors->items[i];
+        vd_vhdx_sector *recorded = sector->dirty ? vd_vhdx_pending_find(state, sector->offset) : NULL;
+        if (!sector->dirty) {
+            free(sector->data);
+        } else if (recorded != NULL) {
+            /* The copy started from the recorded bytes; a fresh sector stays
+             * fresh until the entry that allocated its block is in the file. */
+            free(recorded->data);
+            recorded->data = sector->data;
+        } else {
+            record->items[record->count++] = *sector;
+            bitmaps++;
+        }
+    }
+    free(sectors->items);
+    sectors->items = NULL;
+    sectors->count = sectors->capacity = 0;
+    atomic_fetch_add_explicit(&state->pending_bitmaps, bitmaps, memory_order_release);
+    return VD_ERROR_SUCCESS;
+}
+
 int vd_vhdx_pending_full(const vd_vhdx_state *state)
 {
     return state->pending.count >= VD_VHDX_PENDING_SECTORS;
+}
+
+int vd_vhdx_pending_no_room(const vd_vhdx_state *state, size_t sectors)
+{
+    return state->pending.count + sectors > VD_VHDX_PENDING_LIMIT;
 }
 
 uint32_t vd_vhdx_pending_commit(vd_image *image)
@@ -27,8 +79,29 @@ uint32_t vd_vhdx_pending_commit(vd_image *image)
     uint32_t status = vd_file_flush(&image->file);
     if (status == VD_ERROR_SUCCESS)
         status = vd_vhdx_sectors_log(image, &state->pending);
-    if (status == VD_ERROR_SUCCESS)
+    if (status == VD_ERROR_SUCCESS) {
         vd_vhdx_sectors_free(&state->pending);
+        atomic_store_explicit(&state->pending_bitmaps, 0, memory_order_release);
+    }
+    return status;
+}
+
+uint32_t vd_vhdx_pending_read(vd_image *image, uint64_t offset, void *buffer, size_t length)
+{
+    vd_vhdx_state *state = image->format_state;
+    if (atomic_load_explicit(&state->pending_bitmaps, memory_order_acquire) == 0)
+        return vd_vhdx_state_read(image, offset, buffer, length);
+    pthread_mutex_lock(&state->allocation_lock);
+    uint32_t status = vd_vhdx_state_read(image, offset, buffer, length);
+    for (size_t i = 0; i < state->pending.count && status == VD_ERROR_SUCCESS; i++) {
+        const vd_vhdx_sector *sector = &state->pending.items[i];
+        uint64_t from = sector->offset > offset ? sector->offset : offset;
+        uint64_t sector_end = sector->offset + VD_VHDX_LOG_SECTOR_SIZE, end = offset + length;
+        uint64_t to = sector_end < end ? sector_end : end;
+        if (from < to)
+            memcpy((uint8_t *)buffer + (from - offset), sector->data + (from - sector->offset), (size_t)(to - from));
+    }
+    pthread_mutex_unlock(&state->allocation_lock);
     return status;
 }
 

@@ -9,15 +9,13 @@
  *   1. the file is extended by the new 1 MiB aligned blocks at its end (the
  *      place Windows and qemu put new blocks); the extension reads zeros;
  *   2. the data is written into its blocks;
- *   3. a plan that changes BAT entries only is deferred: the entries are set
- *      in memory and their sectors wait for the next flush, which flushes
- *      the data before it logs them (vhdx_pending.h).  A plan that changes
- *      sector bitmaps flushes the data, and its BAT sectors and bitmap
- *      sectors go through the log in one transaction (vhdx_log_write.c,
- *      which flushes at each of its steps), after whatever waits.  A sector
- *      of a bitmap block allocated by this very write is free space until
- *      the logged entry points at it, and is written directly before the
- *      entry.
+ *   3. the plan's BAT entries and sector bitmap sectors are recorded
+ *      (vhdx_pending.h) and set in memory; at the next flush the data is
+ *      flushed and the recorded sectors go through the log in one
+ *      transaction (vhdx_log_write.c, which flushes at each of its steps).
+ *      A sector of a bitmap block allocated by a recorded write is free
+ *      space until the logged entry points at it, and is written directly
+ *      before the entry.
  *
  * A crash before the log entry is durable leaves the old entries and bits:
  * new blocks are unreferenced space, and sectors whose bits were clear

@@ -208,26 +208,17 @@ static uint32_t vd_vhdx_plan_one(vd_image *image, vd_vhdx_state *state, vd_vhdx_
     return status;
 }
 
-/* Step 3 of vhdx_write.c for a plan that changes sector bitmaps: its BAT
- * entries join the bitmap sectors in one transaction. */
-static uint32_t vd_vhdx_plan_log(vd_image *image, vd_vhdx_state *state, vd_vhdx_plan *plan)
-{
-    uint32_t status = VD_ERROR_SUCCESS;
-    for (size_t i = 0; i < plan->entry_count && status == VD_ERROR_SUCCESS; i++)
-        status = vd_vhdx_sectors_set_entry(image, &plan->sectors, state->bat_offset, plan->entries[i].index,
-                                           plan->entries[i].value);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_vhdx_sectors_commit(image, &plan->sectors);
-    for (size_t i = 0; i < plan->entry_count && status == VD_ERROR_SUCCESS; i++)
-        vd_vhdx_bat_set(image, plan->entries[i].index, plan->entries[i].value);
-    return status;
-}
-
-/* Step 3 for a plan that changes BAT entries only: deferred
- * (vhdx_pending.h), unless that fills the record. */
+/* Step 3 of vhdx_write.c: the plan's sector bitmap sectors and BAT entries
+ * join the record (vhdx_pending.h), bits before the entries that make
+ * them live; the record is committed first when the plan would take it
+ * past its limit, and afterwards when it is full. */
 static uint32_t vd_vhdx_plan_defer(vd_image *image, vd_vhdx_state *state, vd_vhdx_plan *plan)
 {
     uint32_t status = VD_ERROR_SUCCESS;
+    if (vd_vhdx_pending_no_room(state, vd_vhdx_sectors_dirty(&plan->sectors) + plan->entry_count))
+        status = vd_vhdx_pending_commit(image);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_vhdx_pending_take(state, &plan->sectors);
     for (size_t i = 0; i < plan->entry_count && status == VD_ERROR_SUCCESS; i++)
         status = vd_vhdx_pending_set(image, state, plan->entries[i].index, plan->entries[i].value);
     if (status == VD_ERROR_SUCCESS && vd_vhdx_pending_full(state))
@@ -238,7 +229,6 @@ static uint32_t vd_vhdx_plan_defer(vd_image *image, vd_vhdx_state *state, vd_vhd
 /* Steps 1-3 of vhdx_write.c for a plan. */
 static uint32_t vd_vhdx_plan_run(vd_image *image, vd_vhdx_state *state, vd_vhdx_plan *plan)
 {
-    int bitmaps = plan->chunk_count > 0;
     int metadata = plan->entry_count > 0 || vd_vhdx_sectors_dirty(&plan->sectors) > 0;
     uint32_t status = metadata || plan->grows ? vd_vhdx_update_blocked(image) : VD_ERROR_SUCCESS;
     if (status == VD_ERROR_SUCCESS && plan->grows)
@@ -246,15 +236,11 @@ static uint32_t vd_vhdx_plan_run(vd_image *image, vd_vhdx_state *state, vd_vhdx_
     for (size_t i = 0; i < plan->write_count && status == VD_ERROR_SUCCESS; i++)
         status = vd_file_write(&image->file, plan->writes[i].target, plan->writes[i].data,
                                (size_t)plan->writes[i].count);
-    if (status == VD_ERROR_SUCCESS && metadata && bitmaps)
-        status = vd_file_flush(&image->file);
     if (status != VD_ERROR_SUCCESS)
         return status;   /* ENOSPC is DISK_FULL (io.c); the old entries stand */
     if (plan->grows)
         state->data_size = plan->end;
-    if (!metadata)
-        return VD_ERROR_SUCCESS;
-    return bitmaps ? vd_vhdx_plan_log(image, state, plan) : vd_vhdx_plan_defer(image, state, plan);
+    return metadata ? vd_vhdx_plan_defer(image, state, plan) : VD_ERROR_SUCCESS;
 }
 
 uint32_t vd_vhdx_write_planned(vd_image *image, vd_vhdx_state *state, uint64_t offset, const uint8_t *data,
