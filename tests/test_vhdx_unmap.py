@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from content_driver import ContentSession, stop_after_each_file_change  # noqa: E402
+from content_driver import ContentSession, all_answered_ok, stop_after_each_file_change  # noqa: E402
 from test_vhdx_write import (ERROR_ACCESS_DENIED, ERROR_BAT_CORRUPT, MiB, bat_offset,  # noqa: E402
                              check_against_mirror, engine_image, have_pyvhdi, make_child, made_image,
                              pyvhdi_child_bytes, qemu_image, run, seven_zip_bytes)
@@ -272,8 +272,12 @@ def test_interrupted_unmap_leaves_every_sector_old_or_new(fault_harness: Path, h
         assert dump(harness, image, tmp_path / f"e{stops}.raw")[2 * block:2 * block + 4096] == b"\x99" * 4096
         layout(image)      # the write replayed any log the stop left
 
-    stops = stop_after_each_file_change(fault_harness, pristine, tmp_path,
-                                        lambda session: session.command(f"u {offset} {length}"),
-                                        every_sector_old_or_new_and_writable)
+    def unmap_and_flush(session: ContentSession) -> None:
+        session.command(f"u {offset} {length}")
+        session.flush()    # zeros a child writes through its bitmap wait for the flush
+
+    stops = stop_after_each_file_change(fault_harness, pristine, tmp_path, unmap_and_flush,
+                                        every_sector_old_or_new_and_writable,
+                                        finished=all_answered_ok(2))
     # Fixed: the guid and the zeroing; the others also the log entry.
     assert stops >= (2 if kind == "fixed" else 4), stops

@@ -478,6 +478,24 @@ uint32_t vd_file_zero_range(const vd_file *file, uint64_t offset, uint64_t lengt
     return VD_ERROR_SUCCESS;
 }
 
+uint32_t vd_file_reserve(const vd_file *file, uint64_t offset, uint64_t length)
+{
+    if (file == NULL || file->fd < 0)
+        return VD_ERROR_INVALID_HANDLE;
+    if (!vd_range_fits_off_t(offset, length))
+        return VD_ERROR_FILE_SYSTEM_LIMITATION;
+    if (length == 0)
+        return VD_ERROR_SUCCESS;
+    while (fallocate(file->fd, FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length) != 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno == EOPNOTSUPP || errno == ENOSYS)
+            return VD_ERROR_SUCCESS;
+        return vd_error_from_errno(errno);
+    }
+    return VD_ERROR_SUCCESS;
+}
+
 void vd_file_close(vd_file *file)
 {
     if (file == NULL)

@@ -59,6 +59,13 @@ uint32_t vd_file_set_size(vd_file *file, uint64_t size);
  * One change, as a write is, for fault injection. */
 uint32_t vd_file_zero_range(const vd_file *file, uint64_t offset, uint64_t length, int release);
 
+/* Makes the host allocate the space of bytes [offset, offset + length)
+ * now, without changing their content or the file's size, so that a later
+ * write there cannot fail for want of space (DISK_FULL here instead).  A
+ * file system that cannot reserve space succeeds without doing anything.
+ * Changes nothing a read sees, so fault injection does not count it. */
+uint32_t vd_file_reserve(const vd_file *file, uint64_t offset, uint64_t length);
+
 #ifdef VD_FAULT_INJECTION
 /* Test builds only (the fault-injection harness): when this is >= 0, that
  * many more writes, flushes and size changes succeed, and every one after

@@ -69,6 +69,7 @@ typedef struct vd_vhdx_state {
      * sectors) to know whether they must look at the record too. */
     vd_vhdx_sector_set pending;
     _Atomic(size_t) pending_bitmaps;
+    int log_reserved;             /* the log's space is allocated (vhdx_pending.c) */
 } vd_vhdx_state;
 
 /* BAT entry `index` as the image sees it (read through the page cache).

@@ -8,16 +8,9 @@
 #include <string.h>
 
 #include "base/vd_errors.h"
+#include "formats/vhdx/vhdx_format.h"
 #include "formats/vhdx/vhdx_log_write.h"
 #include "formats/vhdx/vhdx_sectors.h"
-
-uint32_t vd_vhdx_pending_set(vd_image *image, vd_vhdx_state *state, uint64_t index, uint64_t value)
-{
-    uint32_t status = vd_vhdx_sectors_set_entry(image, &state->pending, state->bat_offset, index, value);
-    if (status == VD_ERROR_SUCCESS)
-        vd_vhdx_bat_set(image, index, value);
-    return status;
-}
 
 static vd_vhdx_sector *vd_vhdx_pending_find(const vd_vhdx_state *state, uint64_t offset)
 {
@@ -27,9 +20,46 @@ static vd_vhdx_sector *vd_vhdx_pending_find(const vd_vhdx_state *state, uint64_t
     return NULL;
 }
 
-uint32_t vd_vhdx_pending_take(vd_vhdx_state *state, vd_vhdx_sector_set *sectors)
+/* Before a sector joins the record: the space its commit will write is
+ * allocated now -- the sector in place and, once per open, the log (qemu
+ * and sparse copies leave both as holes) -- so that a host that fills up
+ * fails the write that needs the space with DISK_FULL, not the flush or
+ * the close after it. */
+static uint32_t vd_vhdx_pending_reserve(vd_image *image, vd_vhdx_state *state, uint64_t offset)
+{
+    if (!state->log_reserved) {
+        uint32_t status = vd_file_reserve(&image->file, state->log_offset, state->log_length);
+        if (status != VD_ERROR_SUCCESS)
+            return status;
+        state->log_reserved = 1;
+    }
+    return vd_file_reserve(&image->file, offset, VD_VHDX_LOG_SECTOR_SIZE);
+}
+
+uint32_t vd_vhdx_pending_set(vd_image *image, vd_vhdx_state *state, uint64_t index, uint64_t value)
+{
+    uint64_t byte = index * VD_VHDX_BAT_ENTRY_SIZE;
+    uint64_t sector = state->bat_offset + byte / VD_VHDX_LOG_SECTOR_SIZE * VD_VHDX_LOG_SECTOR_SIZE;
+    uint32_t status = vd_vhdx_pending_find(state, sector) != NULL ? VD_ERROR_SUCCESS
+                                                                  : vd_vhdx_pending_reserve(image, state, sector);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_vhdx_sectors_set_entry(image, &state->pending, state->bat_offset, index, value);
+    if (status == VD_ERROR_SUCCESS)
+        vd_vhdx_bat_set(image, index, value);
+    return status;
+}
+
+uint32_t vd_vhdx_pending_take(vd_image *image, vd_vhdx_state *state, vd_vhdx_sector_set *sectors)
 {
     vd_vhdx_sector_set *record = &state->pending;
+    for (size_t i = 0; i < sectors->count; i++) {
+        const vd_vhdx_sector *sector = &sectors->items[i];
+        if (sector->dirty && vd_vhdx_pending_find(state, sector->offset) == NULL) {
+            uint32_t status = vd_vhdx_pending_reserve(image, state, sector->offset);
+            if (status != VD_ERROR_SUCCESS)
+                return status;
+        }
+    }
     size_t needed = record->count + sectors->count;
     if (needed > record->capacity) {
         vd_vhdx_sector *grown = realloc(record->items, needed * sizeof *grown);

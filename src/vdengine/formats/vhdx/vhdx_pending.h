@@ -22,6 +22,10 @@
  *     from the recorded bytes;
  *   - a resize or compact starts, and the image is closed.
  *
+ * The space a commit writes (the recorded sectors in place, the log) is
+ * allocated when a sector joins the record, so a host that fills up fails
+ * that write with DISK_FULL rather than the flush or close after it.
+ *
  * A sector of a sector bitmap block that a recorded entry allocates is free
  * space until the transaction: it stays "fresh" and is written directly
  * before the log entry, as vhdx_log_write.h does for such sectors.
@@ -50,7 +54,7 @@ uint32_t vd_vhdx_pending_set(vd_image *image, vd_vhdx_state *state, uint64_t ind
  * loaded through vd_vhdx_sectors_get, so a copy of a recorded sector holds
  * its recorded bytes) join the record; `sectors` is left empty.  Call it
  * before the entries that make the bits live are set. */
-uint32_t vd_vhdx_pending_take(vd_vhdx_state *state, vd_vhdx_sector_set *sectors);
+uint32_t vd_vhdx_pending_take(vd_image *image, vd_vhdx_state *state, vd_vhdx_sector_set *sectors);
 
 /* Whether a write that changes `sectors` more sectors must commit the
  * record first to stay inside VD_VHDX_PENDING_LIMIT. */

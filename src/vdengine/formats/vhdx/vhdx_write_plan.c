@@ -218,7 +218,7 @@ static uint32_t vd_vhdx_plan_defer(vd_image *image, vd_vhdx_state *state, vd_vhd
     if (vd_vhdx_pending_no_room(state, vd_vhdx_sectors_dirty(&plan->sectors) + plan->entry_count))
         status = vd_vhdx_pending_commit(image);
     if (status == VD_ERROR_SUCCESS)
-        status = vd_vhdx_pending_take(state, &plan->sectors);
+        status = vd_vhdx_pending_take(image, state, &plan->sectors);
     for (size_t i = 0; i < plan->entry_count && status == VD_ERROR_SUCCESS; i++)
         status = vd_vhdx_pending_set(image, state, plan->entries[i].index, plan->entries[i].value);
     if (status == VD_ERROR_SUCCESS && vd_vhdx_pending_full(state))
