@@ -215,3 +215,22 @@ def test_a_stop_after_any_file_change_leaves_the_old_content(harness: Path, faul
         reads_the_old_content)
     # Entries, flushes, copies and the cut: every one was a stopping point.
     assert changes > 10
+
+
+def test_compact_after_unflushed_writes_commits_them_first(harness: Path, tmp_path: Path) -> None:
+    """Writes that allocate leave their BAT entries waiting for a flush;
+    a compact in the same open writes them before it moves blocks, so the
+    process killed right after it (no flush, no close) keeps them."""
+    image, mirror = make(harness, tmp_path)
+    compact(harness, image, 0)
+    session = ContentSession(harness, image, mirror, SIZE, seed=11)
+    session.write(1 * BLOCK, BLOCK)                  # a block the compact gave back
+    session.write(3 * BLOCK + 4 * KiB, 8 * KiB)      # one it kept
+    # Nothing to drop or move: only the commit can write block 1's entry.
+    session.command(f"c {NO_ZERO_SCAN | NO_BLOCK_MOVES}")
+    session.command("x")
+    answers = session.run(check=False)
+    assert answers == ["open 0", "ok", "ok", "ok"], answers
+    assert allocated(image) == sorted(data_blocks() + [1])
+    same_as_mirror(harness, image, mirror)
+    check_structure(image)

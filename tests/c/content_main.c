@@ -17,6 +17,8 @@
  *                         operation's end: its code
  *   e                     close the handle now (no command may follow but
  *                         `s`): the close's code
+ *   x                     end the process at once (SIGKILL), as a crash of
+ *                         the engine would: nothing is closed or flushed
  *   k N                   (VD_FAULT_INJECTION builds) let N more file
  *                         changes succeed, fail every one after them
  *   s                     (VD_FAULT_INJECTION builds) "ok" while the
@@ -33,6 +35,7 @@
  * read-write, the handle a mirror needs. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +224,8 @@ static uint32_t run(vd_disk *disk, const char *line)
         return mirror_break();
     if (line[0] == 'f')
         return vd_content_flush(disk);
+    if (line[0] == 'x')
+        raise(SIGKILL);
 #ifdef VD_FAULT_INJECTION
     long left;
     if (sscanf(line, "k %ld", &left) == 1) {
