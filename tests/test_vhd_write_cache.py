@@ -45,11 +45,11 @@ pytestmark = [
 ]
 
 
-def killed(session: ContentSession, **options: object) -> list[str]:
+def killed(session: ContentSession) -> list[str]:
     """Runs the session's commands, then kills the harness (its `x`): the
     answers of the commands before."""
     session.command("x")
-    answers = session.run(check=False, **options)  # type: ignore[arg-type]
+    answers = session.run(check=False)
     assert answers[:1] == ["open 0"], answers
     return answers[1:]
 
@@ -201,7 +201,7 @@ def test_a_failed_commit_answers_the_flush_and_the_next_flush_does_it(fault_harn
     check_against_mirror(harness, image, mirror)
 
 
-def scsi_transfer(handle: object, opcode: int, offset: int, data: bytearray) -> None:
+def scsi_transfer(handle: vd.VirtualDiskHandle, opcode: int, offset: int, data: bytearray) -> None:
     """One READ (16) or WRITE (16) of `data` at byte `offset`, GOOD."""
     cdb = struct.pack(">BBQIBB", opcode, 0, offset // 512, len(data) // 512, 0, 0)
     answer = vd.RawSCSIVirtualDisk(handle, cdb, data_in=opcode == READ_16, data=memoryview(data))
