@@ -8,7 +8,9 @@ vhdiinfo) after the harness process is killed, as a crash of the engine
 would end it: without a flush the old content and a sound image, with one
 the new content; a first write of many blocks makes no fsync until the
 flush (strace); a failed commit answers the flush and is done again by the
-next one.
+next one; a resize, and an identifier change (stopped after each of its
+file changes too), write the waiting entries before they touch the BAT or
+the footers.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 import shutil
 import struct
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -24,10 +27,11 @@ import pytest
 import _virtdisk as vd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from content_driver import ContentSession  # noqa: E402
+from content_driver import ContentSession, stop_after_each_file_change  # noqa: E402
 # The harnesses are test_vhd_write's fixtures: the same builds serve both.
 from test_vhd_write import (check_against_mirror, check_structure, dump, engine_image,  # noqa: E402
-                            fault_harness, harness, has_pyvhdi, pyvhdi_bytes, run, vhd_layout)
+                            every_sector_old_or_new, fault_harness, harness, has_pyvhdi,
+                            pyvhdi_bytes, run, vhd_layout)
 from vhd_builder import UNALLOCATED, W2KU, Locator, build_sparse  # noqa: E402
 
 KiB = 1 << 10
@@ -241,3 +245,66 @@ def test_a_resize_after_unflushed_writes_keeps_them(tmp_path: Path, new_size: in
     run("vhdiinfo", image)
     if has_pyvhdi():
         assert pyvhdi_bytes(image) == mirror.read_bytes()
+
+
+def footer_identifier(image: Path) -> uuid.UUID:
+    """The end footer's UniqueId (bytes 68-83, RFC 4122 order)."""
+    with open(image, "rb") as handle:
+        handle.seek(-512 + 68, 2)
+        return uuid.UUID(bytes=handle.read(16))
+
+
+def test_an_identifier_change_after_unflushed_writes_keeps_them(harness: Path,
+                                                                tmp_path: Path) -> None:
+    """SetVirtualDiskInformation rewrites the footers: the entries the
+    writes left waiting are committed first, so a writer killed right
+    after it keeps both the writes and the new identifier."""
+    image, _, old = image_with_data(harness, tmp_path, "dynamic")
+    mirror = tmp_path / "mirror.raw"
+    mirror.write_bytes(old)
+    identifier = uuid.UUID("6a1c0e2d-93b4-4f57-8d21-c0ffee000009")
+    session = ContentSession(harness, image, mirror, SIZE, seed=12)
+    session.write(4 * BLOCK, 2 * BLOCK)
+    session.command(f"i {identifier}")
+    assert killed(session) == ["ok", "ok"]
+    assert footer_identifier(image) == identifier
+    check_against_mirror(harness, image, mirror)
+
+
+def test_a_stop_in_an_identifier_change_after_unflushed_writes_leaves_old_or_new(
+        fault_harness: Path, harness: Path, tmp_path: Path) -> None:
+    """The commit the update starts with and the update's own writes, each
+    a stopping point: every sector old or new, the identifier old or new,
+    the image sound; all new once it ran through."""
+    pristine, _, old = image_with_data(harness, tmp_path, "dynamic")
+    before = footer_identifier(pristine)
+    identifier = uuid.UUID("6a1c0e2d-93b4-4f57-8d21-c0ffee00000a")
+    payload = bytes([0x3e]) * (2 * BLOCK)
+    new = bytearray(old)
+    new[4 * BLOCK:6 * BLOCK] = payload
+
+    def write_then_update(session: ContentSession) -> None:
+        session.write(4 * BLOCK, len(payload), payload)
+        session.command(f"i {identifier}")
+
+    def old_or_new(image: Path, stops: int, done: bool) -> None:
+        got = dump(harness, image, tmp_path / f"got{stops}.raw")
+        every_sector_old_or_new(got, old, bytes(new), stops)
+        assert footer_identifier(image) in (before, identifier), stops
+        if done:
+            assert got == bytes(new) and footer_identifier(image) == identifier
+        # Between the update's two footer writes the copy at 0 still has
+        # the old id (open trusts the end footer): they may differ there
+        # and in the checksum, and the blocks are checked as if equal.
+        data = bytearray(image.read_bytes())
+        assert data[:64] == data[-512:-448] and data[84:512] == data[-428:], stops
+        data[:512] = data[-512:]
+        shape = tmp_path / f"shape{stops}.vhd"
+        shape.write_bytes(data)
+        check_structure(shape)
+
+    stops = stop_after_each_file_change(fault_harness, pristine, tmp_path, write_then_update,
+                                        old_or_new, finished=lambda answers: answers == ["ok", "ok"])
+    # The write's footer, bitmaps and data, the commit's flush and BAT
+    # write, the two footers and the flush of the update.
+    assert stops >= 8, stops

@@ -19,6 +19,8 @@
  *                         `s`): the close's code
  *   x                     end the process at once (SIGKILL), as a crash of
  *                         the engine would: nothing is closed or flushed
+ *   i GUID                SetVirtualDiskInformation IDENTIFIER (GUID as
+ *                         xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)
  *   k N                   (VD_FAULT_INJECTION builds) let N more file
  *                         changes succeed, fail every one after them
  *   s                     (VD_FAULT_INJECTION builds) "ok" while the
@@ -185,6 +187,24 @@ static uint32_t mirror_break(void)
     return mirror_status(&current, &completion);
 }
 
+/* `i`: the text's GUID as the disk's identifier. */
+static uint32_t set_identifier(const char *text)
+{
+    unsigned data1, data2, data3, tail[8];
+    if (sscanf(text, " %8x-%4x-%4x-%2x%2x-%2x%2x%2x%2x%2x%2x", &data1, &data2, &data3, &tail[0],
+               &tail[1], &tail[2], &tail[3], &tail[4], &tail[5], &tail[6], &tail[7]) != 11)
+        return VD_ERROR_INVALID_PARAMETER;
+    SET_VIRTUAL_DISK_INFO set;
+    memset(&set, 0, sizeof set);
+    set.Version = SET_VIRTUAL_DISK_INFO_IDENTIFIER;
+    set.UniqueIdentifier.Data1 = data1;
+    set.UniqueIdentifier.Data2 = (unsigned short)data2;
+    set.UniqueIdentifier.Data3 = (unsigned short)data3;
+    for (int i = 0; i < 8; i++)
+        set.UniqueIdentifier.Data4[i] = (unsigned char)tail[i];
+    return SetVirtualDiskInformation(opened, &set);
+}
+
 static uint32_t run(vd_disk *disk, const char *line)
 {
     unsigned long long offset, length, at;
@@ -226,6 +246,8 @@ static uint32_t run(vd_disk *disk, const char *line)
         return vd_content_flush(disk);
     if (line[0] == 'x')
         raise(SIGKILL);
+    if (line[0] == 'i')
+        return set_identifier(line + 1);
 #ifdef VD_FAULT_INJECTION
     long left;
     if (sscanf(line, "k %ld", &left) == 1) {
