@@ -1,6 +1,6 @@
 /* libFuzzer target for the SCSI path: RawSCSIVirtualDisk (raw_scsi.c,
  * scsi.c) on a NO_LOCAL_HOST attach of a VHD, VHDX or ISO image, and the
- * formats' write paths behind it (vhd_write.c, vhdx_write.c, content.c).
+ * formats' write paths behind it (vhd_write.c, vhd_commit.c, vhdx_write.c, content.c).
  *
  *   fuzz/build.sh scsi
  *   build/fuzz/fuzz_scsi -max_len=65536 -max_total_time=60 CORPUS_DIR

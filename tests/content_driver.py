@@ -13,7 +13,7 @@ import os
 import random
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from c_harness import all_engine_sources, compile_harness
@@ -78,10 +78,11 @@ class ContentSession:
         self.commands.append(line)
 
     def run(self, *, environment: dict[str, str] | None = None,
-            check: bool = True) -> list[str]:
-        """Runs the queued commands; the answers, "open N" first."""
+            check: bool = True, prefix: Sequence[str] = ()) -> list[str]:
+        """Runs the queued commands; the answers, "open N" first.  `prefix`
+        goes in front of the harness's command line (a tracer, say)."""
         self.data.write_bytes(bytes(self.data_bytes))
-        arguments = [str(self.harness), str(self.image), str(self.data)]
+        arguments = [*prefix, str(self.harness), str(self.image), str(self.data)]
         if self.read_only:
             arguments.append("ro")
         elif self.version2:
@@ -98,6 +99,16 @@ class ContentSession:
             failed = [a for a in answers[1:] if a != "ok"]
             assert not failed, (failed, result.stderr[-2000:])
         return answers
+
+
+def killed(session: ContentSession, *, prefix: Sequence[str] = ()) -> list[str]:
+    """Runs the session's commands, then kills the harness (its `x`,
+    SIGKILL: nothing is closed or flushed, as in a crash); the answers of
+    the commands before it.  `prefix` as for ContentSession.run."""
+    session.command("x")
+    answers = session.run(check=False, prefix=prefix)
+    assert answers[:1] == ["open 0"], answers
+    return answers[1:]
 
 
 def all_answered_ok(commands: int) -> Callable[[list[str]], bool]:

@@ -81,7 +81,8 @@ def test_bench_io_quick_prints_its_tables() -> None:
         assert f"\n  {path} " in output
     for test in ("parent read", "first write", "overwrite", "random read", "random write"):
         assert test in output
-    for conversion in ("raw -> dynamic VHDX", "raw -> fixed VHD", "dynamic VHDX -> raw"):
+    for conversion in ("raw -> dynamic VHDX", "raw -> dynamic VHD", "raw -> fixed VHD",
+                       "dynamic VHDX -> raw"):
         assert conversion in output
     assert "virtdisk.convert" in output and "qemu-img convert" in output
     assert "\ntargets\n" in output

@@ -25,8 +25,8 @@ import virtdisk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from content_driver import ContentSession, build_content_harness, stop_after_each_file_change  # noqa: E402
-from test_vhd_write import (check_structure, dump, engine_image, has_pyvhdi,  # noqa: E402
-                            pyvhdi_bytes, vhd_layout)
+from test_vhd_write import (check_structure, dump, engine_image, every_sector_old_or_new,  # noqa: E402
+                            has_pyvhdi, pyvhdi_bytes, vhd_layout)
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -215,3 +215,51 @@ def test_a_stop_after_any_file_change_leaves_the_old_content(harness: Path, faul
         reads_the_old_content)
     # Entries, flushes, copies and the cut: every one was a stopping point.
     assert changes > 10
+
+
+def test_compact_after_unflushed_writes_commits_them_first(harness: Path, tmp_path: Path) -> None:
+    """Writes that allocate leave their BAT entries waiting for a flush;
+    a compact in the same open writes them before it moves blocks, so the
+    process killed right after it (no flush, no close) keeps them."""
+    image, mirror = make(harness, tmp_path)
+    compact(harness, image, 0)
+    session = ContentSession(harness, image, mirror, SIZE, seed=11)
+    session.write(1 * BLOCK, BLOCK)                  # a block the compact gave back
+    session.write(3 * BLOCK + 4 * KiB, 8 * KiB)      # one it kept
+    # Nothing to drop or move: only the commit can write block 1's entry.
+    session.command(f"c {NO_ZERO_SCAN | NO_BLOCK_MOVES}")
+    session.command("x")
+    answers = session.run(check=False)
+    assert answers == ["open 0", "ok", "ok", "ok"], answers
+    assert allocated(image) == sorted(data_blocks() + [1])
+    same_as_mirror(harness, image, mirror)
+    check_structure(image)
+
+
+def test_a_stop_in_a_compact_after_unflushed_writes_leaves_old_or_new(harness: Path, fault_harness: Path,
+                                                                     tmp_path: Path) -> None:
+    """The commit the compact starts with (data flushed, then the entries)
+    and the compact's own steps, each a stopping point: every sector reads
+    what it read before the write or what the write put there."""
+    pristine, mirror = make(harness, tmp_path)
+    compact(harness, pristine, 0)
+    old = mirror.read_bytes()
+    payload = bytes([0xC5]) * BLOCK
+    new = bytearray(old)
+    new[BLOCK:2 * BLOCK] = payload
+
+    def write_then_compact(session: ContentSession) -> None:
+        session.write(BLOCK, BLOCK, payload)
+        session.command(f"c {NO_ZERO_SCAN | NO_BLOCK_MOVES}")
+
+    def old_or_new(image: Path, changes: int, done: bool) -> None:
+        got = dump(harness, image, tmp_path / f"got{changes}.raw")
+        every_sector_old_or_new(got, old, bytes(new), changes)
+        if done:
+            assert got == bytes(new)
+        check_structure(image)
+
+    changes = stop_after_each_file_change(fault_harness, pristine, tmp_path, write_then_compact,
+                                          old_or_new, finished=lambda answers: answers == ["ok", "ok"])
+    # The write's footer, bitmap and data, the commit's flush and BAT write.
+    assert changes >= 5, changes

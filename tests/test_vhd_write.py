@@ -12,7 +12,12 @@ every block lies after the BAT, before the footer and clear of the others,
 with its data on a 4 KiB boundary.  (`qemu-img check` has no check for
 VHD, so that structural check stands in for it.)  Fault injection stops
 allocating writes, differencing partial writes and unmaps after each of
-their file changes; every sector must then read old or new.
+their file changes, the flush after them included; every sector must then
+read old or new, and all new once the flush is through.  Allocating writes
+leave their BAT entries waiting for a flush (vhd_commit.c): a process that
+dies after such writes without one leaves the old content, a flushed write
+survives it, a first write of many blocks costs no flush before the
+caller's, and a record grown to its bound commits by itself.
 """
 
 from __future__ import annotations
@@ -356,6 +361,9 @@ def test_interrupted_changes_leave_every_sector_old_or_new(fault_harness: Path, 
             session.command(command)
         else:
             session.write(offset, length, payload)
+        # The flush commits the BAT entries the write left waiting: its
+        # file changes are stops too, and only after it must all be new.
+        session.flush()
 
     def every_sector_old_or_new_and_writable(image: Path, stops: int, done: bool) -> None:
         for read_only in (True, False):
@@ -372,7 +380,8 @@ def test_interrupted_changes_leave_every_sector_old_or_new(fault_harness: Path, 
         check_structure(image)
 
     stops = stop_after_each_file_change(fault_harness, pristine, tmp_path, change,
-                                        every_sector_old_or_new_and_writable)
+                                        every_sector_old_or_new_and_writable,
+                                        finished=lambda answers: answers == ["ok", "ok"])
     assert stops >= (1 if case == "unmap" else 4), stops
 
 

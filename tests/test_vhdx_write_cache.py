@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from content_driver import ContentSession, build_content_harness  # noqa: E402
+from content_driver import ContentSession, build_content_harness, killed  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -50,17 +50,13 @@ def qemu_check(image: Path) -> None:
 
 
 def flushes_of(session: ContentSession, directory: Path) -> int:
-    """Runs the session under strace; the fsync and fdatasync calls made."""
+    """Runs the session under strace, then kills it; the fsync and
+    fdatasync calls it made."""
     trace = directory / "trace.txt"
-    data = session.data
-    data.write_bytes(bytes(session.data_bytes))
-    arguments = ["strace", "-f", "-qq", "-e", "trace=fsync,fdatasync", "-o", str(trace),
-                 str(session.harness), str(session.image), str(data)]
-    result = subprocess.run(arguments, input="".join(c + "\n" for c in session.commands),
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
-    answers = result.stdout.splitlines()
-    assert answers[0] == "open 0" and all(a == "ok" for a in answers[1:]), answers
+    commands = len(session.commands)
+    answers = killed(session, prefix=["strace", "-f", "-qq", "-e", "trace=fsync,fdatasync",
+                                      "-o", str(trace)])
+    assert answers == ["ok"] * commands, answers
     return sum(1 for line in trace.read_text().splitlines() if "sync(" in line)
 
 
@@ -74,9 +70,8 @@ def test_allocating_writes_cost_no_flush_until_the_flush(harness: Path, tmp_path
         session = ContentSession(harness, image, tmp_path / f"{ending}.raw", blocks * MiB)
         for block in range(blocks):       # one allocation per request
             session.write(block * MiB, MiB, bytes([block + 1]) * MiB)
-        session.command(ending)
         if ending == "f":
-            session.command("x")
+            session.flush()
         counts[ending] = flushes_of(session, tmp_path)
         qemu_check(image)
     # The first data change of an open writes a header with a new
@@ -95,8 +90,7 @@ def test_a_crash_before_the_flush_leaves_the_old_content(harness: Path, tmp_path
     session = ContentSession(harness, image, tmp_path / "mirror.raw", 8 * MiB)
     session.write(0, 4096, bytes([0x22]) * 4096)   # a present block: written in place
     session.write(2 * MiB, MiB, bytes([0x33]) * MiB)   # a new block
-    session.command("x")
-    assert session.run() == ["open 0", "ok", "ok", "ok"]
+    assert killed(session) == ["ok", "ok"]
     qemu_check(image)
     assert qemu_reads(image, 0, 4096, 0x22)        # in place, so in the file
     assert qemu_reads(image, 4096, MiB - 4096, 0x11)
@@ -111,8 +105,7 @@ def test_a_crash_after_the_flush_loses_nothing(harness: Path, tmp_path: Path) ->
         session.write(block * MiB, MiB, bytes([block]) * MiB)
     session.flush()
     session.write(7 * MiB, MiB, bytes([7]) * MiB)  # after the flush: may be lost
-    session.command("x")
-    assert session.run() == ["open 0", "ok", "ok", "ok", "ok", "ok", "ok"]
+    assert killed(session) == ["ok"] * 5
     qemu_check(image)
     for block in (1, 3, 5):
         assert qemu_reads(image, block * MiB, MiB, block), block
@@ -143,9 +136,7 @@ def test_64_waiting_bat_sectors_commit_on_their_own(harness: Path, tmp_path: Pat
     for i in range(writes):
         session.commands.append(f"w {i * stride} 4096 {len(session.data_bytes)}")
         session.data_bytes.extend(bytes([i + 1]) * 4096)
-    session.command("x")
-    answers = session.run()
-    assert answers == ["open 0"] + ["ok"] * (writes + 1)
+    assert killed(session) == ["ok"] * writes
     qemu_check(image)
     committed = [qemu_reads(image, i * stride, 4096, i + 1) for i in range(writes)]
     assert committed == [True] * 64 + [False] * (writes - 64)
@@ -177,7 +168,6 @@ def test_partial_child_writes_cost_no_flush_until_the_flush(harness: Path, creat
     parent, child, mirror = make_child(harness, creator, tmp_path, "engine", size, block, 512)
     session = ContentSession(harness, child, mirror, size, seed=9)
     partial_writes(session, size, block)
-    session.command("x")
     assert flushes_of(session, tmp_path) <= 1      # the DataWriteGuid header
 
 
@@ -191,9 +181,7 @@ def test_partial_child_writes_lost_before_the_flush_kept_after_it(harness: Path,
 
     session = ContentSession(harness, child, mirror, size, seed=9)
     partial_writes(session, size, block)
-    session.command("x")
-    answers = session.run()
-    assert set(answers[1:]) == {"ok"}
+    assert set(killed(session)) == {"ok"}
     new = mirror.read_bytes()
     assert new != old
     # A crash before the flush: the child reads its parent everywhere, its
@@ -212,8 +200,7 @@ def test_partial_child_writes_lost_before_the_flush_kept_after_it(harness: Path,
     session = ContentSession(harness, child, mirror, size, seed=9)
     partial_writes(session, size, block)
     session.flush()
-    session.command("x")
-    session.run()
+    assert set(killed(session)) == {"ok"}
     assert mirror.read_bytes() == new
     check_child(harness, parent, child, mirror, parent_bytes)
 
@@ -228,6 +215,5 @@ def test_reads_see_bits_that_wait(harness: Path, creator: Path, tmp_path: Path) 
     partial_writes(session, size, block)
     dump = tmp_path / "dump.raw"
     session.dump(dump)
-    session.command("x")
-    session.run()
+    assert set(killed(session)) == {"ok"}
     assert dump.read_bytes() == mirror.read_bytes()

@@ -689,8 +689,11 @@ class VirtualDisk:
 
     def flush(self) -> None:
         """Makes the content written so far reach the image file
-        (SYNCHRONIZE CACHE).  Does nothing for a disk whose content was not
-        accessed or that is open read-only; :meth:`close` flushes too."""
+        (SYNCHRONIZE CACHE), durably: a crash may lose writes that no flush
+        followed (a dynamic VHD's new blocks, say, wait for it to enter the
+        block table), never flushed ones.  Does nothing for a disk whose
+        content was not accessed or that is open read-only; :meth:`close`
+        flushes too."""
         if self._handle.closed:
             raise self._closed_error("flush")
         target = self._target

@@ -17,9 +17,10 @@
  *                         operation's end: its code
  *   e                     close the handle now (no command may follow but
  *                         `s`): the close's code
- *   x                     "ok", then end the process at once, without a
- *                         close or a flush: a crash, after which the file
- *                         holds what the engine wrote and nothing more
+ *   x                     end the process at once (SIGKILL), as a crash of
+ *                         the engine would: nothing is closed or flushed
+ *   i GUID                SetVirtualDiskInformation IDENTIFIER (GUID as
+ *                         xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)
  *   k N                   (VD_FAULT_INJECTION builds) let N more file
  *                         changes succeed, fail every one after them
  *   s                     (VD_FAULT_INJECTION builds) "ok" while the
@@ -36,11 +37,11 @@
  * read-write, the handle a mirror needs. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
-#include <unistd.h>
 
 #include "virtdisk_api.h"
 #include "disk/content.h"
@@ -186,6 +187,24 @@ static uint32_t mirror_break(void)
     return mirror_status(&current, &completion);
 }
 
+/* `i`: the text's GUID as the disk's identifier. */
+static uint32_t set_identifier(const char *text)
+{
+    unsigned data1, data2, data3, tail[8];
+    if (sscanf(text, " %8x-%4x-%4x-%2x%2x-%2x%2x%2x%2x%2x%2x", &data1, &data2, &data3, &tail[0],
+               &tail[1], &tail[2], &tail[3], &tail[4], &tail[5], &tail[6], &tail[7]) != 11)
+        return VD_ERROR_INVALID_PARAMETER;
+    SET_VIRTUAL_DISK_INFO set;
+    memset(&set, 0, sizeof set);
+    set.Version = SET_VIRTUAL_DISK_INFO_IDENTIFIER;
+    set.UniqueIdentifier.Data1 = data1;
+    set.UniqueIdentifier.Data2 = (unsigned short)data2;
+    set.UniqueIdentifier.Data3 = (unsigned short)data3;
+    for (int i = 0; i < 8; i++)
+        set.UniqueIdentifier.Data4[i] = (unsigned char)tail[i];
+    return SetVirtualDiskInformation(opened, &set);
+}
+
 static uint32_t run(vd_disk *disk, const char *line)
 {
     unsigned long long offset, length, at;
@@ -225,6 +244,10 @@ static uint32_t run(vd_disk *disk, const char *line)
         return mirror_break();
     if (line[0] == 'f')
         return vd_content_flush(disk);
+    if (line[0] == 'x')
+        raise(SIGKILL);
+    if (line[0] == 'i')
+        return set_identifier(line + 1);
 #ifdef VD_FAULT_INJECTION
     long left;
     if (sscanf(line, "k %ld", &left) == 1) {
@@ -276,11 +299,6 @@ int main(int argc, char **argv)
     char line[8192];
     while (fgets(line, sizeof line, stdin) != NULL) {
         uint32_t status;
-        if (line[0] == 'x') {
-            printf("ok\n");
-            fflush(stdout);
-            _exit(0);
-        }
         if (line[0] == 'e' && disk != NULL) {
             vd_handle_release(handle);
             disk = NULL;

@@ -479,6 +479,11 @@ static void vd_vhd_release(vd_image *image)
 {
     vd_vhd_state *state = image->format_state;
     if (state != NULL) {
+        /* What a writer left waiting becomes part of the image at the close;
+         * should that fail, the blocks stay unused space and their sectors
+         * read what they read before the unflushed writes. */
+        if (image->file.writable)
+            (void)vd_vhd_commit(image);
         vd_vhd_write_release(state);
         free(atomic_load_explicit(&state->table, memory_order_relaxed));
     }

@@ -355,6 +355,9 @@ uint32_t vd_vhd_compact(vd_image *image, const vd_compact_request *request)
     vd_operation_set_total(request->operation, c.total);
     pthread_mutex_lock(&state->lock);
     uint8_t footer[VD_VHD_FOOTER_SIZE];
+    /* Blocks move and entries change one by one: none may wait behind. */
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_vhd_commit_locked(image, state);
     if (status == VD_ERROR_SUCCESS)
         status = vd_vhd_data_end(image, footer, &c.data_end);
     if (status == VD_ERROR_SUCCESS)

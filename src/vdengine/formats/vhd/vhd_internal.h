@@ -14,8 +14,17 @@
 
 /* One BAT entry in host order.  Readers load it without a lock while a
  * writer, under the state's lock, stores a new block's sector once the
- * block's data is durable. */
+ * block's bitmap and data are written (the file's BAT follows at the next
+ * commit, vhd_commit.c). */
 typedef _Atomic(uint32_t) vd_vhd_entry;
+
+/* Blocks whose BAT entries may wait for one commit.  A sequential run of
+ * this many has its entries in 8 BAT sectors, one 4 KiB write; with 2 MiB
+ * blocks it is 2 GiB of data per forced data flush, which makes that
+ * flush's cost vanish beside the data's, while a crash without a flush
+ * leaves at most this many blocks as unused space (a compact gives it
+ * back). */
+#define VD_VHD_PENDING_MAX 1024u
 
 typedef struct vd_vhd_state {
     vd_vhd_footer footer;
@@ -43,6 +52,11 @@ typedef struct vd_vhd_state {
      * with `checked`. */
     _Atomic(uint8_t) *present;
     uint8_t *scratch;            /* one sector bitmap, used under `lock` */
+    /* Blocks allocated since the last commit (vhd_commit.c), in the order
+     * they were: `table` names them, the file's BAT does not yet.  Under
+     * `lock`. */
+    uint32_t pending_count;
+    uint32_t pending[VD_VHD_PENDING_MAX];
 } vd_vhd_state;
 
 /* The BAT of a dynamic or differencing image, read on first use (open
@@ -60,6 +74,21 @@ uint32_t vd_vhd_unmap_fixed(vd_image *image, uint64_t offset, uint64_t length);
 uint32_t vd_vhd_write_sparse(vd_image *image, uint64_t offset, const void *buffer, uint64_t length);
 uint32_t vd_vhd_unmap_sparse(vd_image *image, uint64_t offset, uint64_t length);
 uint32_t vd_vhd_flush(vd_image *image);
+
+/* Deferred BAT entries (vhd_commit.c).  The commit flushes the file, so
+ * that the new blocks' bitmaps and data are durable, then writes the BAT
+ * sectors that hold the pending entries and forgets them; a failure keeps
+ * them for the next commit.  _locked: the caller holds state->lock.
+ * vd_vhd_commit is a no-op for fixed disks and images never written. */
+uint32_t vd_vhd_commit_locked(vd_image *image, vd_vhd_state *state);
+uint32_t vd_vhd_commit(vd_image *image);
+/* Whether block `block`'s allocation waits for the commit (state->lock). */
+int vd_vhd_pending_holds(const vd_vhd_state *state, uint32_t block);
+/* Room in the record for `count` more blocks: a commit first when the
+ * record would pass VD_VHD_PENDING_MAX (state->lock). */
+uint32_t vd_vhd_pending_reserve(vd_image *image, vd_vhd_state *state, uint32_t count);
+/* Records block `block` (after vd_vhd_pending_reserve; state->lock). */
+void vd_vhd_pending_add(vd_vhd_state *state, uint32_t block);
 
 /* Bytes of block `block` inside the disk: the last block may be cut short. */
 static inline uint64_t vd_vhd_block_bytes(const vd_image *image, const vd_vhd_state *state,

@@ -17,7 +17,11 @@
 uint32_t vd_vhd_merge(vd_image *image, const vd_merge_request *request)
 {
     uint64_t written = 0;
-    uint32_t status = vd_merge_copy(image, request, &written);
+    /* The target's own waiting entries first (merge_copy's flush commits
+     * what the merge writes). */
+    uint32_t status = vd_vhd_commit(image);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_merge_copy(image, request, &written);
     const vd_update_ops *ops = vd_update_ops_of(image);
     if (status != VD_ERROR_SUCCESS || written == 0 || ops == NULL || ops->set_identifier == NULL)
         return status;

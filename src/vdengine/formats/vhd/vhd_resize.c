@@ -243,7 +243,10 @@ uint32_t vd_vhd_resize(vd_image *image, const vd_resize_request *request)
     vd_vhd_footer footer;
     uint8_t raw[VD_VHD_FOOTER_SIZE];
     uint64_t tail_length;
-    uint32_t status = vd_vhd_find_footer(&image->file, &footer, raw, &tail_length);
+    /* The plan reads the BAT from the file: every entry written first. */
+    uint32_t status = vd_vhd_commit(image);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_vhd_find_footer(&image->file, &footer, raw, &tail_length);
     if (status != VD_ERROR_SUCCESS)
         return status;
     if (request->new_size < footer.current_size)

@@ -6,6 +6,9 @@
  * VHD has no log.  Every change is ordered so that each write, and each
  * prefix of the writes, leaves a file that opens with the old value or the
  * new one; a torn multi-sector write leaves a checksum the open rejects.
+ * Each first commits the BAT entries content writes left waiting
+ * (vhd_commit.c), so that the structures it moves past or rewrites are the
+ * ones the file holds.
  *
  * UniqueId.  Open trusts the footer at the end of the file and uses the
  * copy at offset 0 (dynamic and differencing disks) only when the end one
@@ -50,6 +53,7 @@
 #include "base/endian.h"
 #include "base/vd_errors.h"
 #include "formats/vhd/vhd_format.h"
+#include "formats/vhd/vhd_internal.h"
 
 /* Step between the old footer's place and the new one (see above). */
 #define VD_VHD_APPEND_ALIGNMENT 4096u
@@ -66,7 +70,9 @@ static uint32_t vd_vhd_set_unique_id(vd_image *image, const vd_guid *id)
     vd_vhd_footer footer;
     uint8_t raw[VD_VHD_FOOTER_SIZE];
     uint64_t tail_length;
-    uint32_t status = vd_vhd_find_footer(file, &footer, raw, &tail_length);
+    uint32_t status = vd_vhd_commit(image);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_vhd_find_footer(file, &footer, raw, &tail_length);
     if (status != VD_ERROR_SUCCESS)
         return status;
     vd_vhd_footer_store_unique_id(raw, id);
@@ -203,6 +209,8 @@ static uint32_t vd_vhd_set_parent(vd_image *image, const vd_parent_link *link)
         return VD_ERROR_VHD_INVALID_TYPE;
     vd_vhd_parent_change change;
     uint32_t status = vd_vhd_parent_change_make(image, link, &change);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_vhd_commit(image);
     if (status == VD_ERROR_SUCCESS)
         status = vd_vhd_parent_change_write(&image->file, &change);
     if (status == VD_ERROR_SUCCESS) {

@@ -13,10 +13,12 @@
  *
  * A write into sectors whose bits are clear (an allocated block of a
  * differencing child that holds only some sectors, or a dynamic block a
- * writer left partly marked) writes the data, flushes, then sets the bits
- * that change and writes only the bitmap sectors holding them: a crash
- * before the bitmap write leaves the old content (the parent's, or zeros),
- * after it the new one.
+ * writer left partly marked) writes the data, then sets the bits that
+ * change and writes only the bitmap sectors holding them.  When the file's
+ * BAT names the block, a flush goes in between: a crash before the bitmap
+ * write leaves the old content (the parent's, or zeros), after it the new
+ * one.  A block whose allocation waits for its commit needs none: nothing
+ * on disk names it, and the commit flushes before its entry.
  *
  * A write into a block the file does not hold allocates, under the lock,
  * the blocks one request needs (up to VD_VHD_RUN_BLOCKS) together:
@@ -26,16 +28,30 @@
  *   2. each block's sector bitmap, then the data of this write: the space
  *      between reads zeros (it lies past the old end of the file), so the
  *      sectors the write leaves out read zero;
- *   3. flush: data and bitmaps are durable before anything points at them;
- *   4. the BAT entries, one write (they are consecutive).
+ *   3. the entries go into the in-memory table, which this open's reads
+ *      and writes use from then on, and into the pending record; nothing
+ *      is flushed.
  *
- * The copy of the footer at offset 0 is never written.  A crash before 4
- * leaves the old entries: the new blocks are unused space in front of a
- * valid footer, every sector reads its old content, and the next
- * allocation appends after them.  The order is the spec's (data, BAT,
- * footer) with the footer moved first rather than last: the spec's order
- * leaves the file without an end footer between 2 and its last step, to be
- * recovered from the copy at 0; moving it first keeps both valid.
+ * The BAT entries are written by the commit (vhd_commit.c): a flush, so
+ * that every pending block's bitmap and data are durable, then the BAT
+ * sectors holding them.  It runs in the flush op (which flushes again
+ * after it), when the record would pass VD_VHD_PENDING_MAX blocks, at the
+ * release of a writable image, and before resize, compact, merge and the
+ * update ops.  So a first write of N blocks costs no flush until the
+ * caller's flush, as a disk with a write cache behaves (SCSI SYNCHRONIZE
+ * CACHE, FlushFileBuffers): a write not followed by a flush may be lost,
+ * a flushed one never is.
+ *
+ * The copy of the footer at offset 0 is never written.  A crash before
+ * the commit's BAT write leaves the old entries: the new blocks are unused
+ * space in front of a valid footer, every sector reads its old content,
+ * and the next allocation appends after them.  The order is the spec's
+ * (data, BAT, footer) with the footer moved first rather than last: the
+ * spec's order leaves the file without an end footer between 2 and its
+ * last step, to be recovered from the copy at 0; moving it first keeps
+ * both valid.  Allocations that wait for one commit each move the footer
+ * on past their blocks, so the file ends with a valid footer after each
+ * of their writes too.
  *
  * Layout, as Windows lays out the blocks it appends: a new block starts
  * where the footer was, moved on so that its data (after the sector bitmap,
@@ -79,8 +95,8 @@
 #include "base/vd_errors.h"
 
 #define VD_VHD_DATA_ALIGNMENT 4096u
-/* Blocks one allocation takes at most: one footer move, one flush and one
- * BAT write for a request of up to 128 MiB with 2 MiB blocks. */
+/* Blocks one allocation takes at most: one footer move for a request of
+ * up to 128 MiB with 2 MiB blocks. */
 #define VD_VHD_RUN_BLOCKS 64u
 #define VD_VHD_ZERO_PIECE ((size_t)64 << 10)
 
@@ -149,11 +165,14 @@ uint32_t vd_vhd_unmap_fixed(vd_image *image, uint64_t offset, uint64_t length)
     return vd_vhd_write_fixed(image, offset, NULL, length);
 }
 
+/* The pending BAT entries committed (data flushed, then the entries),
+ * then flushed themselves. */
 uint32_t vd_vhd_flush(vd_image *image)
 {
     if (!image->file.writable)
         return VD_ERROR_SUCCESS;
-    return vd_file_flush(&image->file);
+    uint32_t status = vd_vhd_commit(image);
+    return status == VD_ERROR_SUCCESS ? vd_file_flush(&image->file) : status;
 }
 
 /* ---- sector bitmaps (MSB first: bit 7 of byte 0 is sector 0) */
@@ -334,13 +353,15 @@ typedef struct vd_vhd_piece {
     const uint8_t *data;
 } vd_vhd_piece;
 
-/* Steps 1-4 of the file comment for `n` consecutive unallocated blocks. */
+/* Steps 1-3 of the file comment for `n` consecutive unallocated blocks. */
 static uint32_t vd_vhd_allocate(vd_image *image, vd_vhd_state *state, vd_vhd_entry *table,
                                 const vd_vhd_piece *pieces, size_t n)
 {
     uint8_t footer[VD_VHD_FOOTER_SIZE];
     uint64_t data_end;
-    uint32_t status = vd_vhd_data_end(image, footer, &data_end);
+    uint32_t status = vd_vhd_pending_reserve(image, state, (uint32_t)n);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_vhd_data_end(image, footer, &data_end);
     if (status != VD_ERROR_SUCCESS)
         return status;
     uint64_t starts[VD_VHD_RUN_BLOCKS];
@@ -356,8 +377,7 @@ static uint32_t vd_vhd_allocate(vd_image *image, vd_vhd_state *state, vd_vhd_ent
     /* The front: zeros over the old footer's place up to the first bitmap. */
     size_t front = (size_t)(starts[0] - data_end);
     uint8_t *buffer = malloc(front + state->bitmap_size);
-    uint8_t *entries = malloc(n * VD_VHD_BAT_ENTRY_SIZE);
-    if (buffer == NULL || entries == NULL)
+    if (buffer == NULL)
         status = VD_ERROR_NOT_ENOUGH_MEMORY;
     if (status == VD_ERROR_SUCCESS)
         status = vd_file_write(&image->file, at, footer, VD_VHD_FOOTER_SIZE);
@@ -390,29 +410,24 @@ static uint32_t vd_vhd_allocate(vd_image *image, vd_vhd_state *state, vd_vhd_ent
         if (status == VD_ERROR_SUCCESS && piece->data != NULL)
             status = vd_file_write(&image->file, starts[i] + state->bitmap_size + piece->within,
                                    piece->data, piece->count);
-        vd_store_be32(entries + i * VD_VHD_BAT_ENTRY_SIZE,
-                      (uint32_t)(starts[i] / VD_VHD_SECTOR_SIZE));
     }
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_file_flush(&image->file);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_file_write(&image->file,
-                               state->table_offset + (uint64_t)pieces[0].block * VD_VHD_BAT_ENTRY_SIZE,
-                               entries, n * VD_VHD_BAT_ENTRY_SIZE);
+    /* The blocks are this open's now; the file's BAT names them at the
+     * next commit (vhd_commit.c). */
     for (size_t i = 0; i < n && status == VD_ERROR_SUCCESS; i++) {
         uint32_t sectors = (uint32_t)(vd_vhd_block_bytes(image, state, pieces[i].block) / VD_VHD_SECTOR_SIZE);
         int whole = !differencing || (pieces[i].within == 0 && pieces[i].count == sectors * VD_VHD_SECTOR_SIZE);
         atomic_store_explicit(&state->present[pieces[i].block], (uint8_t)whole, memory_order_release);
         atomic_store_explicit(&table[pieces[i].block], (uint32_t)(starts[i] / VD_VHD_SECTOR_SIZE),
                               memory_order_release);
+        vd_vhd_pending_add(state, pieces[i].block);
     }
     free(buffer);
-    free(entries);
     return status;
 }
 
 /* A write into an allocated block whose sectors may not all be marked:
- * the data, then (flushed first) the bits that change. */
+ * the data, then the bits that change, flushed in between when the file's
+ * BAT names the block. */
 static uint32_t vd_vhd_write_marking(vd_image *image, vd_vhd_state *state, uint32_t entry,
                                      const vd_vhd_piece *piece)
 {
@@ -432,7 +447,10 @@ static uint32_t vd_vhd_write_marking(vd_image *image, vd_vhd_state *state, uint3
         vd_vhd_bits_mark(bitmap, first, end, &low, &high);
         uint64_t from = low / VD_VHD_SECTOR_SIZE * VD_VHD_SECTOR_SIZE;
         uint64_t to = vd_vhd_up(high, VD_VHD_SECTOR_SIZE);
-        status = vd_file_flush(&image->file);
+        /* A block still waiting for its commit is named by nothing on
+         * disk: the commit's flush puts data and bits before its entry. */
+        if (!vd_vhd_pending_holds(state, piece->block))
+            status = vd_file_flush(&image->file);
         if (status == VD_ERROR_SUCCESS)
             status = vd_file_write(&image->file, bitmap_offset + from, bitmap + from,
                                    (size_t)(to - from));
