@@ -24,6 +24,8 @@
  * handle opened: INVALID_PARAMETER; ISO: NOT_SUPPORTED; a read-only or
  * GetInfoOnly handle, a V1 handle without METAOPS, or a V1 target beyond
  * RWDepth: ACCESS_DENIED; a disk that is not differencing: VHD_INVALID_TYPE;
+ * a source of another size than the target (a resized VHDX child):
+ * VHD_CHILD_PARENT_SIZE_MISMATCH;
  * attached as a device: VHD_INVALID_STATE ("requires that the affected
  * disks be detached"). */
 #include <stdlib.h>
@@ -63,6 +65,27 @@ static int vd_merge_range_of(MERGE_VIRTUAL_DISK_FLAG flags,
     }
 }
 
+static uint64_t vd_merge_size_at(const vd_disk *disk, uint32_t depth)
+{
+    return depth == 1u ? disk->image.virtual_size : disk->chain.images[depth - 2u].virtual_size;
+}
+
+/* Whether every source has the target's size.  A resized VHDX child may
+ * differ (chain.c); a merge of it would cut off or leave out sectors, so
+ * it is refused until the target is resized to the child's size. */
+static uint32_t vd_merge_sizes_match(const vd_disk *disk, const vd_merge_range *range)
+{
+    uint64_t target = vd_merge_size_at(disk, range->target);
+    for (uint32_t depth = range->source; depth < range->target; depth++) {
+        uint64_t size = vd_merge_size_at(disk, depth);
+        if (size != target)
+            return vd_fail(VD_ERROR_VHD_CHILD_PARENT_SIZE_MISMATCH,
+                           "the disk at depth %u is %" PRIu64 " bytes, the merge target %" PRIu64
+                           "; resize the target to the child's size first", depth, size, target);
+    }
+    return VD_ERROR_SUCCESS;
+}
+
 /* What the handle allows, before anything runs. */
 static uint32_t vd_merge_admissible(const vd_disk *disk, const vd_merge_range *range,
                                     uint32_t version)
@@ -87,7 +110,7 @@ static uint32_t vd_merge_admissible(const vd_disk *disk, const vd_merge_range *r
         return vd_fail(VD_ERROR_ACCESS_DENIED,
                        "MergeDepth %u needs RWDepth %u or more; the disk was opened with %u",
                        range->target - 1u, range->target, disk->writable_depth);
-    return VD_ERROR_SUCCESS;
+    return vd_merge_sizes_match(disk, range);
 }
 
 /* Opens the handle's chain again with the images down to `target`

@@ -12,11 +12,15 @@
  * image, inside the operation (so an OVERLAPPED caller gets it as the
  * operation's status):
  *
- *   - a differencing image: VHD_INVALID_TYPE, nothing written.  Expand "is
- *     valid only for fixed and expandable virtual disks"; Hyper-V resizes
- *     no differencing VHD.  Hyper-V does resize a differencing VHDX, the
- *     child alone; the engine does not, since its chain requires a child
- *     of its parent's size (a resized child would no longer open);
+ *   - a differencing image through ExpandVirtualDisk, or a differencing
+ *     VHD: VHD_INVALID_TYPE, nothing written.  Expand "is valid only for
+ *     fixed and expandable virtual disks"; Hyper-V resizes no differencing
+ *     VHD.  A differencing VHDX is resized alone, as Hyper-V does (the
+ *     WMI ResizeVirtualHardDisk page): the parent is not touched, the
+ *     child's sectors past the parent's end read zeros, and the chain
+ *     accepts a VHDX child of another size than its parent (chain.c).
+ *     "Safe" for a child is what the chain reads: the partition table its
+ *     content shows, the parent's where the child holds no sectors of it;
  *   - NewSize not a multiple of the logical sector size (512 for VHD): 87;
  *     above the format's limit (2040 GiB VHD, 64 TiB VHDX): VHD_INVALID_SIZE,
  *     what CreateVirtualDisk answers for the same size;
@@ -139,7 +143,9 @@ static uint32_t vd_resize_plan(vd_disk *disk, vd_operation *operation, const vd_
                                uint64_t *target)
 {
     const vd_format_driver *driver = vd_image_driver(&disk->image);
-    if (driver == NULL || driver->resize == NULL || disk->image.subtype == VD_SUBTYPE_DIFFERENCING)
+    if (driver == NULL || driver->resize == NULL)
+        return VD_ERROR_VHD_INVALID_TYPE;
+    if (disk->image.subtype == VD_SUBTYPE_DIFFERENCING && (terms->grow_only || !driver->resizes_children))
         return VD_ERROR_VHD_INVALID_TYPE;
     uint32_t status = vd_resize_target(disk, driver, terms, target);
     if (status == VD_ERROR_SUCCESS)

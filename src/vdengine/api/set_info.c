@@ -15,7 +15,8 @@
  *                               supplied path") and be the parent the child
  *                               records: same identifier, else
  *                               VHD_CHILD_PARENT_ID_MISMATCH, same virtual
- *                               size, else VHD_CHILD_PARENT_SIZE_MISMATCH.
+ *                               size (a VHDX child may differ, chain.c),
+ *                               else VHD_CHILD_PARENT_SIZE_MISMATCH.
  *                               The child's parent GUID and time stamp are
  *                               rewritten from the new parent (Remarks).
  *   IDENTIFIER (2)              VHD UniqueId / VHDX DataWriteGuid: the GUID

@@ -23,7 +23,9 @@
  * identity does not stop the search: a later location may name the right
  * file (a stale relative path next to a correct absolute one); if none
  * matches, the answer is VHD_CHILD_PARENT_ID_MISMATCH.  The parent's virtual
- * size must equal the child's, since the child's reads fall through to it.
+ * size must equal the child's, since the child's reads fall through to it,
+ * except for a VHDX child, which ResizeVirtualDisk resizes alone (as
+ * Hyper-V does): its reads past the parent's end are zeros.
  * The VHD parent time stamp is not enforced: Windows writers leave it 0 in
  * places and it changes with copies that keep the identity.
  *
@@ -262,6 +264,14 @@ static int vd_parent_matches(const vd_image *child, const vd_image *parent)
     return child->has_parent_identifier2
            && memcmp(parent->identifier.bytes, child->parent_identifier2.bytes, size) == 0;
 }
+/* Whether `child` may differ in size from its parent: a format whose
+ * resize takes children reads zeros past the parent's end (driver.h). */
+static int vd_child_size_free(const vd_image *child)
+{
+    const vd_format_driver *driver = vd_image_driver(child);
+    return driver != NULL && driver->resizes_children;
+}
+
 static uint32_t vd_parent_try(const vd_image *child, const char *candidate,
                               vd_link_context *context, vd_image *parent,
                               vd_file_identity *identity)
@@ -309,7 +319,7 @@ static uint32_t vd_parent_try(const vd_image *child, const char *candidate,
         vd_image_release(parent);
         return VD_ERROR_VHD_CHILD_PARENT_ID_MISMATCH;
     }
-    if (parent->virtual_size != child->virtual_size) {
+    if (parent->virtual_size != child->virtual_size && !vd_child_size_free(child)) {
         uint64_t size = parent->virtual_size;
         vd_image_release(parent);
         return vd_fail(VD_ERROR_VHD_CHILD_PARENT_SIZE_MISMATCH,

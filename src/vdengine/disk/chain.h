@@ -42,7 +42,9 @@ typedef struct vd_chain {
  *   VHD_PARENT_VHD_ACCESS_DENIED     a parent exists but cannot be opened;
  *   VHD_CHILD_PARENT_ID_MISMATCH     files were found, none with the identity
  *                                    the child records for its parent;
- *   VHD_CHILD_PARENT_SIZE_MISMATCH   the parent's virtual size differs;
+ *   VHD_CHILD_PARENT_SIZE_MISMATCH   the parent's virtual size differs (a
+ *                                    VHDX child may differ: driver.h's
+ *                                    resizes_children);
  *   VHD_DIFFERENCING_CHAIN_CYCLE_DETECTED  a file occurs twice in the chain;
  *   VHD_DIFFERENCING_CHAIN_ERROR_IN_PARENT the parent file was opened but is
  *                                    no image its parsers accept, or reading

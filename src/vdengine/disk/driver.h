@@ -102,6 +102,10 @@ typedef struct vd_format_driver {
      * the largest virtual size the format holds. */
     int can_shrink;
     uint64_t max_virtual_size;
+    /* Whether resize takes a differencing image of this format, which may
+     * then differ in size from its parent: its reads past the parent's end
+     * are zeros (VHDX, as Hyper-V resizes a child alone; VHD no). */
+    int resizes_children;
     uint32_t (*compact)(vd_image *image, const vd_compact_request *request);
     /* Whether CompactVirtualDisk accepts a fixed image of this format, as
      * a call that changes nothing (VHDX); otherwise it is refused with

@@ -24,6 +24,7 @@ const vd_format_driver vd_vhdx_driver = {
     .merge = vd_vhdx_merge,
     .can_shrink = 1,
     .max_virtual_size = VD_VHDX_MAX_VIRTUAL_SIZE,
+    .resizes_children = 1,
     .compact = vd_vhdx_compact,
     .compacts_fixed = 1,
 };

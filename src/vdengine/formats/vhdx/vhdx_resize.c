@@ -58,11 +58,26 @@ static uint64_t vd_vhdx_resize_up(uint64_t value, uint64_t unit)
     return (value + unit - 1) / unit * unit;
 }
 
-/* BAT entries of a non-differencing image of `size` bytes (2.5). */
+/* Payload blocks of an image of `size` bytes. */
+static uint64_t vd_vhdx_blocks_for(const vd_vhdx_state *state, uint64_t size)
+{
+    return (size + state->block_size - 1) / state->block_size;
+}
+
+/* BAT entries of an image of `size` bytes (2.5): a differencing image has
+ * its last chunk's entries whole, sector bitmap entry included. */
 static uint64_t vd_vhdx_entries_for(const vd_vhdx_state *state, uint64_t size)
 {
-    uint64_t blocks = (size + state->block_size - 1) / state->block_size;
+    uint64_t blocks = vd_vhdx_blocks_for(state, size);
+    if (state->differencing)
+        return (blocks + state->chunk_ratio - 1) / state->chunk_ratio * ((uint64_t)state->chunk_ratio + 1);
     return blocks + (blocks - 1) / state->chunk_ratio;
+}
+
+/* The BAT index of payload block `block` (2.5). */
+static uint64_t vd_vhdx_payload_index(const vd_vhdx_state *state, uint64_t block)
+{
+    return block + block / state->chunk_ratio;
 }
 
 /* The file offset of the Virtual Disk Size item. */
@@ -188,7 +203,9 @@ static uint32_t vd_vhdx_longer_bat(vd_image *image, uint64_t entries, const vd_o
     return VD_ERROR_SUCCESS;
 }
 
-/* Zeros the bytes of the old last block past the old size, when present. */
+/* Zeros the bytes of the old last block past the old size, where the file
+ * holds them (a differencing child's PARTIALLY_PRESENT block holds those
+ * whose bitmap bits are set; zeroing the rest of its payload is harmless). */
 static uint32_t vd_vhdx_zero_tail(vd_image *image)
 {
     vd_vhdx_state *state = image->format_state;
@@ -197,8 +214,10 @@ static uint32_t vd_vhdx_zero_tail(vd_image *image)
         return VD_ERROR_SUCCESS;
     uint64_t block = state->virtual_size / state->block_size;
     uint64_t entry;
-    uint32_t status = vd_vhdx_bat_get(image, block + block / state->chunk_ratio, &entry);
-    if (status != VD_ERROR_SUCCESS || (entry & VD_VHDX_BAT_STATE_MASK) != VD_VHDX_PAYLOAD_FULLY_PRESENT)
+    uint32_t status = vd_vhdx_bat_get(image, vd_vhdx_payload_index(state, block), &entry);
+    uint64_t kind = entry & VD_VHDX_BAT_STATE_MASK;
+    if (status != VD_ERROR_SUCCESS
+        || (kind != VD_VHDX_PAYLOAD_FULLY_PRESENT && kind != VD_VHDX_PAYLOAD_PARTIALLY_PRESENT))
         return status;
     uint64_t start = (entry >> VD_VHDX_BAT_OFFSET_SHIFT) * VD_VHDX_MIB + within;
     uint64_t length = state->block_size - within;
@@ -213,6 +232,8 @@ static uint32_t vd_vhdx_zero_tail(vd_image *image)
 typedef struct vd_vhdx_new_entries {
     uint64_t bat_offset;
     uint64_t first, end;          /* BAT indexes */
+    uint64_t bitmaps_from;        /* sector bitmap entries below stay: their chunk is in use */
+    uint64_t payload_state;       /* what a new payload entry says (not fixed) */
     uint64_t fresh_from;          /* file offset: sectors past the live entries */
     int fixed;                    /* payload entries FULLY_PRESENT from fixed_base on */
     uint64_t fixed_base;          /* file offset of payload block first_block */
@@ -226,10 +247,15 @@ static uint32_t vd_vhdx_set_entries(vd_image *image, vd_vhdx_sector_set *set, co
     for (uint64_t index = plan->first; index < plan->end; index++) {
         uint8_t raw[VD_VHDX_BAT_ENTRY_SIZE] = { 0 };
         /* Every chunk_ratio + 1-th entry is a sector bitmap's: NOT_PRESENT. */
-        if (plan->fixed && (index + 1) % group != 0) {
+        int bitmap = (index + 1) % group == 0;
+        if (bitmap && index < plan->bitmaps_from)
+            continue;
+        if (plan->fixed && !bitmap) {
             uint64_t block = index - index / group;
             uint64_t offset = plan->fixed_base + (block - plan->first_block) * state->block_size;
             vd_store_le64(raw, (offset / VD_VHDX_MIB) << VD_VHDX_BAT_OFFSET_SHIFT | VD_VHDX_PAYLOAD_FULLY_PRESENT);
+        } else if (!bitmap) {
+            vd_store_le64(raw, plan->payload_state);
         }
         uint32_t status = vd_vhdx_set_bytes(image, set, plan->bat_offset + index * VD_VHDX_BAT_ENTRY_SIZE, raw,
                                             sizeof raw, plan->fresh_from);
@@ -245,8 +271,16 @@ static uint32_t vd_vhdx_grow(vd_image *image, vd_vhdx_sector_set *set, const vd_
     uint64_t new_size = request->new_size;
     vd_vhdx_state *state = image->format_state;
     uint64_t new_entries = vd_vhdx_entries_for(state, new_size);
-    vd_vhdx_new_entries plan = { .bat_offset = state->bat_offset, .first = state->bat_entries,
-                                 .end = new_entries, .fixed = image->subtype == VD_SUBTYPE_FIXED };
+    /* A child's new blocks are ZERO, not NOT_PRESENT: the grown part reads
+     * zeros even where a parent larger than the old size has data.  Its
+     * last chunk holds entries past the old size already. */
+    uint64_t first_new = vd_vhdx_payload_index(state, vd_vhdx_blocks_for(state, state->virtual_size));
+    vd_vhdx_new_entries plan = {
+        .bat_offset = state->bat_offset,
+        .first = first_new < state->bat_entries ? first_new : state->bat_entries,
+        .end = new_entries, .bitmaps_from = state->bat_entries,
+        .payload_state = state->differencing ? VD_VHDX_PAYLOAD_ZERO : VD_VHDX_PAYLOAD_NOT_PRESENT,
+        .fixed = image->subtype == VD_SUBTYPE_FIXED };
     uint32_t status = vd_vhdx_zero_tail(image);
     uint64_t bat_length = state->bat_length;
     int longer = new_entries * VD_VHDX_BAT_ENTRY_SIZE > bat_length;
@@ -257,7 +291,7 @@ static uint32_t vd_vhdx_grow(vd_image *image, vd_vhdx_sector_set *set, const vd_
     if (status == VD_ERROR_SUCCESS && plan.fixed) {
         uint64_t end = atomic_load(&state->data_size);
         plan.fixed_base = vd_vhdx_resize_up(end > image->file.size ? end : image->file.size, VD_VHDX_ALIGNMENT);
-        plan.first_block = (state->virtual_size + state->block_size - 1) / state->block_size;
+        plan.first_block = vd_vhdx_blocks_for(state, state->virtual_size);
         uint64_t blocks = (new_size + state->block_size - 1) / state->block_size - plan.first_block;
         status = vd_file_set_size(&image->file, plan.fixed_base + blocks * state->block_size);
         if (status == VD_ERROR_SUCCESS) {
@@ -278,8 +312,6 @@ static uint32_t vd_vhdx_resize_locked(vd_image *image, const vd_resize_request *
     uint32_t status = vd_vhdx_update_blocked(image);
     if (status != VD_ERROR_SUCCESS)
         return status;
-    if (state->differencing)
-        return VD_ERROR_VHD_INVALID_TYPE;
     /* The BAT may move or grow in place: it starts from the file. */
     status = vd_vhdx_pending_commit(image);
     if (status != VD_ERROR_SUCCESS)
@@ -294,9 +326,13 @@ static uint32_t vd_vhdx_resize_locked(vd_image *image, const vd_resize_request *
     if (request->new_size > state->virtual_size) {
         status = vd_vhdx_grow(image, &set, request);
     } else {
-        vd_vhdx_new_entries plan = { .bat_offset = state->bat_offset,
-                                     .first = vd_vhdx_entries_for(state, request->new_size),
-                                     .end = state->bat_entries, .fresh_from = UINT64_MAX };
+        /* The blocks past the new size go; a child keeps its last chunk's
+         * sector bitmap entry while a block of that chunk remains. */
+        vd_vhdx_new_entries plan = {
+            .bat_offset = state->bat_offset,
+            .first = vd_vhdx_payload_index(state, vd_vhdx_blocks_for(state, request->new_size)),
+            .end = state->bat_entries, .bitmaps_from = vd_vhdx_entries_for(state, request->new_size),
+            .payload_state = VD_VHDX_PAYLOAD_NOT_PRESENT, .fresh_from = UINT64_MAX };
         status = vd_vhdx_set_entries(image, &set, &plan);
     }
     uint8_t size[8];

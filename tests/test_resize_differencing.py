@@ -1,0 +1,241 @@
+"""ResizeVirtualDisk of a differencing VHDX: the child alone changes size
+(as Hyper-V's ResizeVirtualHardDisk does), its parent stays byte for byte
+what it was, the grown part reads zeros (past the parent's end, and where a
+shrink cut the child short of a parent that has data there), the shrink
+rules take the partition table the chain reads, and a stop at every file
+change of a grow leaves the old size or the new one.  Read back through the
+engine and through libvhdi (pyvhdi, with the parent set; libvhdi cannot
+read a parent past its end, so it is asked only for what the child holds
+and what lies inside the parent)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import _virtdisk as vd
+import virtdisk
+from test_create_vhd import run, tool
+from test_resize import (
+    call,
+    code_of,
+    engine_size,
+    harness,  # noqa: F401 - the module's fixture
+    libvhdi_size,
+    resize,
+    stop_after_every_step,
+    write_mbr,
+)
+from test_vhdx_write import have_pyvhdi
+from virtdisk.cli import main
+from virtdisk.errors import (
+    ERROR_VHD_CHILD_PARENT_SIZE_MISMATCH,
+    ERROR_VHD_COULD_NOT_COMPUTE_MINIMUM_VIRTUAL_SIZE,
+    ERROR_VHD_INVALID_TYPE,
+    ERROR_VHD_RESIZE_WOULD_TRUNCATE_DATA,
+    VirtualDiskError,
+)
+
+MiB = 1 << 20
+GiB = 1 << 30
+Resize = vd.ResizeVirtualDiskFlag
+PARENT_SIZE = 64 * MiB
+
+pytestmark = pytest.mark.skipif(vd.PLATFORM != "engine", reason="the portable engine's files")
+
+
+def make_parent(path: Path, maker: str) -> bytearray:
+    """A dynamic VHDX parent, made by qemu-img or the engine, with data
+    written by qemu-io at its start, its middle and its last MiB; returns
+    its content."""
+    fmt = {".vhd": "vpc", ".vhdx": "vhdx"}[path.suffix]
+    if maker == "qemu":
+        run(tool("qemu-img"), "create", "-q", "-f", fmt, "-o", "subformat=dynamic", path, str(PARENT_SIZE))
+    else:
+        with virtdisk.create(path, PARENT_SIZE, type="dynamic"):
+            pass
+    content = bytearray(PARENT_SIZE)
+    args: list[str] = []
+    for offset, length, byte in ((0, MiB, 0x5A), (PARENT_SIZE // 2, 64 * 1024, 0xA5),
+                                 (PARENT_SIZE - MiB, MiB, 0x3C)):
+        args += ["-c", f"write -P {byte:#x} {offset} {length}"]
+        content[offset:offset + length] = bytes([byte]) * length
+    run(tool("qemu-io"), "-f", fmt, *args, path)
+    return content
+
+
+def make_child(directory: Path, maker: str = "engine", suffix: str = ".vhdx") -> tuple[Path, Path, bytearray]:
+    """A parent (see make_parent) and an empty engine-made child beside it."""
+    parent, child = directory / f"base{suffix}", directory / f"child{suffix}"
+    content = make_parent(parent, maker)
+    with virtdisk.create(child, parent=parent):
+        pass
+    return parent, child, content
+
+
+def engine_bytes(path: Path) -> bytes:
+    with virtdisk.open(path) as disk:
+        return disk.read(0, engine_size(path))
+
+
+def pyvhdi_ranges(child: Path, parent: Path, ranges: list[tuple[int, int]]) -> list[bytes]:
+    """The child's bytes in `ranges` as libvhdi reads them with the parent set."""
+    code = ("import pyvhdi,sys; c=pyvhdi.file(); p=pyvhdi.file(); c.open(sys.argv[1]); "
+            "p.open(sys.argv[2]); c.set_parent(p); "
+            "[sys.stdout.buffer.write(c.read_buffer_at_offset(int(n), int(o))) "
+            "for o, n in (r.split(':') for r in sys.argv[3:])]")
+    out = subprocess.run(["/usr/bin/python3", "-c", code, str(child), str(parent),
+                          *(f"{offset}:{length}" for offset, length in ranges)],
+                         check=True, capture_output=True).stdout
+    pieces, at = [], 0
+    for _, length in ranges:
+        pieces.append(out[at:at + length])
+        at += length
+    return pieces
+
+
+# --------------------------------------------------------------------------- grow
+
+@pytest.mark.parametrize("maker", ["qemu", "engine"])
+def test_grown_child_reads_its_writes_and_zeros_past_the_parent(tmp_path: Path, maker: str) -> None:
+    parent, child, expected = make_child(tmp_path, maker)
+    parent_before = parent.read_bytes()
+    new_size = 96 * MiB + 3 * 512
+    expected[0:4096] = b"\x11" * 4096
+    with virtdisk.open(child, read_only=False) as disk:
+        disk.write(0, b"\x11" * 4096)
+        disk.resize(new_size)
+        # Past the old end: a partial write into a new block, and the last
+        # sectors, which end inside a block.
+        disk.write(PARENT_SIZE + 8192, b"\x22" * 4096)
+        disk.write(new_size - 1536, b"\x33" * 1536)
+    expected.extend(bytes(new_size - PARENT_SIZE))
+    expected[PARENT_SIZE + 8192:PARENT_SIZE + 12288] = b"\x22" * 4096
+    expected[new_size - 1536:] = b"\x33" * 1536
+
+    assert parent.read_bytes() == parent_before
+    assert engine_size(child) == new_size
+    assert engine_bytes(child) == bytes(expected)
+    assert libvhdi_size(child) == new_size
+    if have_pyvhdi():
+        ranges = [(0, PARENT_SIZE), (PARENT_SIZE, 2 * MiB), (new_size - 1536, 1536)]
+        for (offset, length), got in zip(ranges, pyvhdi_ranges(child, parent, ranges)):
+            assert got == bytes(expected[offset:offset + length]), offset
+
+
+def test_grow_after_shrink_reads_zeros_not_the_parent(tmp_path: Path) -> None:
+    """A child shrunk below its parent's data and grown back reads zeros
+    there, as any grown disk does, not the parent's data again."""
+    parent, child, expected = make_child(tmp_path)
+    with virtdisk.open(child, read_only=False) as disk:
+        disk.resize(16 * MiB + 512, allow_unsafe=True)
+        disk.resize(PARENT_SIZE)
+    expected[16 * MiB + 512:] = bytes(PARENT_SIZE - 16 * MiB - 512)
+    assert engine_bytes(child) == bytes(expected)
+
+
+def test_cli_resizes_a_child(tmp_path: Path) -> None:
+    parent, child, expected = make_child(tmp_path)
+    before = parent.read_bytes()
+    assert main(["resize", str(child), "--size", "80MiB"]) == 0
+    assert engine_size(child) == 80 * MiB
+    assert engine_bytes(child) == bytes(expected) + bytes(16 * MiB)
+    assert parent.read_bytes() == before
+
+
+# --------------------------------------------------------------------------- refusals
+
+def test_child_shrink_rules_take_the_chain_s_partition_table(tmp_path: Path) -> None:
+    parent, child, expected = make_child(tmp_path)
+    # No partition table in the chain: the smallest safe size is the size.
+    with pytest.raises(VirtualDiskError) as error:
+        resize(child, 32 * MiB)
+    assert code_of(error) == ERROR_VHD_RESIZE_WOULD_TRUNCATE_DATA
+    with pytest.raises(VirtualDiskError) as error:
+        resize(child, 0, Resize.RESIZE_TO_SMALLEST_SAFE_VIRTUAL_SIZE)
+    assert code_of(error) == ERROR_VHD_COULD_NOT_COMPUTE_MINIMUM_VIRTUAL_SIZE
+
+    # The partition table lies in the parent; the child holds none of it.
+    shutil.copy(parent, tmp_path / "parent.keep")
+    write_mbr(parent, 2048, 40 * 2048)            # ends at 41 MiB
+    child.unlink()
+    with virtdisk.create(child, parent=parent):
+        pass
+    before = parent.read_bytes()
+    with virtdisk.open(parent) as disk:
+        expected = bytearray(disk.read(0, PARENT_SIZE))
+    with pytest.raises(VirtualDiskError) as error:
+        resize(child, 40 * MiB)
+    assert code_of(error) == ERROR_VHD_RESIZE_WOULD_TRUNCATE_DATA
+    resize(child, 0, Resize.RESIZE_TO_SMALLEST_SAFE_VIRTUAL_SIZE)
+    assert engine_size(child) == 41 * MiB
+    assert engine_bytes(child) == bytes(expected[:41 * MiB])
+    resize(child, 8 * MiB, Resize.ALLOW_UNSAFE_VIRTUAL_SIZE)
+    assert engine_bytes(child) == bytes(expected[:8 * MiB])
+    assert libvhdi_size(child) == 8 * MiB
+    assert parent.read_bytes() == before
+
+
+def test_expand_of_a_child_and_resize_of_a_vhd_child_stay_refused(tmp_path: Path) -> None:
+    _, child, _ = make_child(tmp_path)
+    before = child.read_bytes()
+    with virtdisk.open(child, read_only=False) as disk, pytest.raises(VirtualDiskError) as error:
+        vd.ExpandVirtualDisk(disk.handle, 128 * MiB)
+    assert code_of(error) == ERROR_VHD_INVALID_TYPE
+    assert child.read_bytes() == before
+
+    vhd_dir = tmp_path / "vhd"
+    vhd_dir.mkdir()
+    _, vhd_child, _ = make_child(vhd_dir, suffix=".vhd")
+    with pytest.raises(VirtualDiskError) as error:
+        resize(vhd_child, 128 * MiB)
+    assert code_of(error) == ERROR_VHD_INVALID_TYPE
+
+
+def test_merge_of_a_resized_child_is_refused_with_nothing_written(tmp_path: Path) -> None:
+    parent, child, _ = make_child(tmp_path)
+    resize(child, 96 * MiB)
+    parent_before, child_before = parent.read_bytes(), child.read_bytes()
+    with virtdisk.open(child, read_only=False) as disk, pytest.raises(VirtualDiskError) as error:
+        disk.merge()
+    assert code_of(error) == ERROR_VHD_CHILD_PARENT_SIZE_MISMATCH
+    assert parent.read_bytes() == parent_before
+    assert child.read_bytes() == child_before
+
+
+# --------------------------------------------------------------------------- fault injection
+
+@pytest.mark.parametrize("new_size", [96 * MiB + 1536, 40 * GiB])
+def test_stop_at_every_step_of_a_child_grow(tmp_path: Path, harness: Path,  # noqa: F811
+                                            new_size: int) -> None:
+    """Stopped after every file change (the log entry, its replay, the BAT
+    region's growth over moved blocks for 40 GiB of 2 MiB blocks): the
+    child opens with its old size or its new one, reads its content, and
+    the parent never changes."""
+    parent, child, expected = make_child(tmp_path)
+    with virtdisk.open(child, read_only=False) as disk:
+        disk.write(MiB, b"\x44" * 3 * MiB)
+    expected[MiB:4 * MiB] = b"\x44" * 3 * MiB
+    parent_before = parent.read_bytes()
+    seen = set()
+
+    def check(copy: Path, answer: dict[str, Any]) -> None:
+        # The copy's relative parent locator names base.vhdx beside it.
+        size = engine_size(copy)
+        assert size in (PARENT_SIZE, new_size), size
+        with virtdisk.open(copy) as disk:
+            assert disk.read(0, PARENT_SIZE) == bytes(expected)
+            if size == new_size:
+                assert disk.read(new_size - MiB, MiB) == bytes(MiB)
+        assert parent.read_bytes() == parent_before
+        seen.add(size)
+
+    stopped = stop_after_every_step(harness, child, [str(new_size), "0"], check, limit=96)
+    assert stopped > 0
+    assert seen == {PARENT_SIZE, new_size}
+    assert call(harness, child, str(new_size), "0", "-1")["status"] == 0
+    assert engine_size(child) == new_size
