@@ -37,7 +37,7 @@ from test_resize import (MiB, GiB, check_clean, engine_size, harness, libvhdi_si
                          resize, stop_after_every_step)
 from vhd_builder import W2KU, Locator, build_sparse
 from vhdx_layout import layout
-from virtdisk.errors import ERROR_VHD_INVALID_TYPE, VirtualDiskError
+from virtdisk.errors import ERROR_OPERATION_ABORTED, ERROR_VHD_INVALID_TYPE, VirtualDiskError
 
 __all__ = ["harness"]   # the fault-injection harness fixture, shared with test_resize
 
@@ -277,22 +277,87 @@ def test_empty_vhd_table_grows_in_place_and_the_footer_moves(tmp_path: Path) -> 
 @pytest.mark.parametrize("suffix", [".vhd", ".vhdx"])
 def test_differencing_disks_are_refused_and_left_alone(tmp_path: Path, suffix: str) -> None:
     """ExpandVirtualDisk "is valid only for fixed and expandable virtual
-    disks"; ResizeVirtualDisk of a child would leave it at another size
-    than its parent, which the chain refuses: VHD_INVALID_TYPE for both,
-    nothing written to the child or its parent."""
+    disks", and Hyper-V resizes no differencing VHD: VHD_INVALID_TYPE,
+    nothing written to the child or its parent.  (A differencing VHDX is
+    resized alone: tests/test_resize_differencing.py.)"""
     parent, _ = make(tmp_path, "base" + suffix)
     child = tmp_path / ("child" + suffix)
     with virtdisk.create(child, parent=parent):
         pass
     before = child.read_bytes(), parent.read_bytes()
+    codes = []
     with virtdisk.open(child, read_only=False) as disk:
-        with pytest.raises(VirtualDiskError) as resized:
-            vd.ResizeVirtualDisk(disk.handle, 16 * MiB)
+        if suffix == ".vhd":
+            with pytest.raises(VirtualDiskError) as resized:
+                vd.ResizeVirtualDisk(disk.handle, 16 * MiB)
+            codes.append(int(resized.value.winerror))
         with pytest.raises(VirtualDiskError) as expanded:
             vd.ExpandVirtualDisk(disk.handle, 16 * MiB)
-    assert int(resized.value.winerror) == int(expanded.value.winerror) == ERROR_VHD_INVALID_TYPE
+        codes.append(int(expanded.value.winerror))
+    assert set(codes) == {ERROR_VHD_INVALID_TYPE}
     assert (child.read_bytes(), parent.read_bytes()) == before
     assert engine_size(child) == OLD_SIZE
+
+
+# --------------------------------------------------------------------------- cancellation
+
+def vhd_entries(path: Path) -> list[int]:
+    """The BAT entries (sectors) of a dynamic VHD, Max Table Entries of them."""
+    offset, entries = vhd_table(path)
+    with open(path, "rb") as image:
+        image.seek(offset)
+        return list(struct.unpack(f">{entries}I", image.read(4 * entries)))
+
+
+def test_vhd_cancel_during_the_block_moves_ends_within_one_move(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """512 KiB blocks grown to 2000 GiB need a 16 MiB table: every block
+    of the 8 MiB disk is in its way.  The test hold, given the bytes of two
+    moves, stops the resize before the third block's copy; a cancel there
+    ends it with 995 at once, after two copies (the progress), with no
+    entry changed and the old disk's footer at the file's end; the handle
+    reads the old disk, and then grows it to the end."""
+    path = tmp_path / "small-blocks.vhd"
+    with virtdisk.create(path, OLD_SIZE, type="dynamic", block_size=512 * 1024):
+        pass
+    mirror = path.with_suffix(".raw")
+    write_random(path, mirror, OLD_SIZE, seed=7)
+    before = vhd_entries(path)
+    allocated = [sector for sector in before if sector != 0xFFFFFFFF]
+    assert len(allocated) > 3
+    span = 512 + 512 * 1024                       # sector bitmap + data
+    hold = tmp_path / "hold"
+    hold.write_text(str(2 * span))
+    monkeypatch.setenv("VIRTDISK_TEST_OPERATION_HOLD", str(hold))
+    new_size = 2000 * GiB
+    with virtdisk.open(path, read_only=False) as disk:
+        overlapped = vd.Overlapped()
+        vd.ResizeVirtualDisk(disk.handle, new_size, overlapped=overlapped)
+        while vd.GetVirtualDiskOperationProgress(disk.handle, overlapped).current_value < 2 * span:
+            if overlapped.wait(0):
+                break
+        assert not overlapped.wait(0), "the resize did not stop at the hold during its block moves"
+        vd.CancelIoEx(disk.handle, overlapped)
+        assert overlapped.wait(10)
+        progress = vd.GetVirtualDiskOperationProgress(disk.handle, overlapped)
+        assert progress.operation_status == ERROR_OPERATION_ABORTED
+        assert progress.current_value == 2 * span
+        assert disk.read(0, OLD_SIZE) == mirror.read_bytes()
+        # The copies go first and the entries only once every block is
+        # copied: after two copies no entry has changed.
+        assert vhd_entries(path) == before
+        assert vd_size_of(disk) == OLD_SIZE
+        with open(path, "rb") as image:
+            image.seek(-512, os.SEEK_END)
+            assert vhd_footer_size(image.read(512)) == OLD_SIZE
+        hold.unlink()
+        vd.ResizeVirtualDisk(disk.handle, new_size)
+    assert engine_size(path) == new_size == qemu_size(path) == libvhdi_size(path)
+    same_content(path, mirror)
+
+
+def vd_size_of(disk: virtdisk.VirtualDisk) -> int:
+    return int(vd.GetVirtualDiskInformation(disk.handle, vd.GetVirtualDiskInfoVersion.SIZE).virtual_size)
 
 
 # --------------------------------------------------------------------------- fault injection

@@ -22,13 +22,23 @@
  * places and perhaps the old footer's sector); the caller writes the new
  * entries there before the header that names them.  The image's view of
  * the table follows each entry, so writes through the same handle find the
- * moved blocks even when a later step fails. */
+ * moved blocks even when a later step fails.
+ *
+ * Cancellation is honoured before each block's copy in step 1, so that a
+ * cancel ends within one block move (OPERATION_ABORTED): what step 1 wrote
+ * is flushed, no entry has changed, and the image is the old disk with its
+ * end footer at the new end of the file.  Progress counts the bytes moved
+ * (the operation clamps it to its total, the new size); the checkpoint
+ * before each copy is also where the engine's test hold stops a resize
+ * after a given number of moved bytes.  It runs under the disk's lock,
+ * which neither a cancel nor GetVirtualDiskOperationProgress takes. */
 #include "formats/vhd/vhd_internal.h"
 
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "api/operation.h"
 #include "base/detail.h"
 #include "base/endian.h"
 #include "base/vd_errors.h"
@@ -80,10 +90,12 @@ static uint32_t vd_vhd_blocks_in_way(const vd_vhd_state *state, const vd_vhd_ent
 }
 
 /* Step 1: the blocks' bytes from `next` on, then the footer copy after
- * them; their new sectors in `sectors`. */
+ * them; their new sectors in `sectors`.  A cancel before a block's copy
+ * stops the copies; what was written is flushed all the same. */
 static uint32_t vd_vhd_copy_blocks(vd_image *image, const vd_vhd_state *state, const vd_vhd_entry *table,
                                    const uint32_t *moved, size_t count, uint64_t next,
-                                   const uint8_t footer[VD_VHD_FOOTER_SIZE], uint32_t *sectors)
+                                   const uint8_t footer[VD_VHD_FOOTER_SIZE], uint32_t *sectors,
+                                   vd_operation *operation)
 {
     uint64_t span = (uint64_t)state->bitmap_size + state->block_size;
     for (size_t i = 0; i < count; i++) {
@@ -98,10 +110,20 @@ static uint32_t vd_vhd_copy_blocks(vd_image *image, const vd_vhd_state *state, c
     if (status != VD_ERROR_SUCCESS)
         return status;
     image->file.size = next + VD_VHD_FOOTER_SIZE;
-    for (size_t i = 0; i < count && status == VD_ERROR_SUCCESS; i++)
+    for (size_t i = 0; i < count && status == VD_ERROR_SUCCESS; i++) {
+        if (vd_operation_checkpoint(operation)) {
+            status = VD_ERROR_OPERATION_ABORTED;
+            break;
+        }
         status = vd_file_copy_range(&image->file, (uint64_t)atomic_load(&table[moved[i]]) * VD_VHD_SECTOR_SIZE,
                                     (uint64_t)sectors[i] * VD_VHD_SECTOR_SIZE, span);
-    return status == VD_ERROR_SUCCESS ? vd_file_flush(&image->file) : status;
+        if (status == VD_ERROR_SUCCESS)
+            vd_operation_set_done(operation, (uint64_t)(i + 1) * span);
+    }
+    if (status != VD_ERROR_SUCCESS && status != VD_ERROR_OPERATION_ABORTED)
+        return status;
+    uint32_t flushed = vd_file_flush(&image->file);
+    return flushed != VD_ERROR_SUCCESS ? flushed : status;
 }
 
 /* Step 2. */
@@ -121,7 +143,7 @@ static uint32_t vd_vhd_point_blocks(vd_image *image, vd_vhd_state *state, vd_vhd
 }
 
 uint32_t vd_vhd_bat_make_room(vd_image *image, uint64_t from, uint64_t to, uint64_t data_end,
-                              const uint8_t footer[VD_VHD_FOOTER_SIZE], int *room)
+                              const uint8_t footer[VD_VHD_FOOTER_SIZE], vd_operation *operation, int *room)
 {
     vd_vhd_state *state = image->format_state;
     vd_vhd_entry *table = NULL;
@@ -142,8 +164,11 @@ uint32_t vd_vhd_bat_make_room(vd_image *image, uint64_t from, uint64_t to, uint6
                                  : vd_vhd_copy_blocks(image, state, table, moved, count,
                                                       vd_vhd_grow_up(data_end > to ? data_end : to,
                                                                      VD_VHD_SECTOR_SIZE),
-                                                      footer, sectors);
-        if (status == VD_ERROR_SUCCESS)
+                                                      footer, sectors, operation);
+        /* The end footer is at the file's new end once its copy is
+         * written, whether or not the moves finished: appended blocks go
+         * after it. */
+        if (image->file.size > atomic_load(&state->file_end))
             atomic_store(&state->file_end, image->file.size);
         if (status == VD_ERROR_SUCCESS)
             status = vd_vhd_point_blocks(image, state, table, moved, sectors, count);

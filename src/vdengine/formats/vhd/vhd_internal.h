@@ -129,9 +129,12 @@ uint32_t vd_vhd_resize(vd_image *image, const struct vd_resize_request *request)
 /* Room for a dynamic VHD's BAT to grow in place over [from, to), the
  * blocks there moved past `data_end` and `to`, the end footer (`footer`,
  * the old one) after them; *room 0 when a structure lies there and nothing
- * was written (vhd_bat_grow.c). */
+ * was written (vhd_bat_grow.c).  `operation` gets progress
+ * and is cancelled between block moves (OPERATION_ABORTED, the old disk). */
+struct vd_operation;
 uint32_t vd_vhd_bat_make_room(vd_image *image, uint64_t from, uint64_t to, uint64_t data_end,
-                              const uint8_t footer[VD_VHD_FOOTER_SIZE], int *room);
+                              const uint8_t footer[VD_VHD_FOOTER_SIZE], struct vd_operation *operation,
+                              int *room);
 
 /* Compact (driver.h) of a dynamic or differencing VHD (vhd_compact.c). */
 struct vd_compact_request;

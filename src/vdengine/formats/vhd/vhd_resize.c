@@ -114,7 +114,8 @@ typedef struct vd_vhd_grow {
 } vd_vhd_grow;
 
 static uint32_t vd_vhd_grow_plan(vd_image *image, const vd_vhd_footer *footer, uint64_t tail_length,
-                                 const uint8_t raw[VD_VHD_FOOTER_SIZE], uint64_t new_size, vd_vhd_grow *grow)
+                                 const uint8_t raw[VD_VHD_FOOTER_SIZE], uint64_t new_size,
+                                 struct vd_operation *operation, vd_vhd_grow *grow)
 {
     vd_file *file = &image->file;
     memset(grow, 0, sizeof *grow);
@@ -136,7 +137,7 @@ static uint32_t vd_vhd_grow_plan(vd_image *image, const vd_vhd_footer *footer, u
         int made = 0;
         uint64_t to = old_offset + vd_vhd_resize_up(needed * VD_VHD_BAT_ENTRY_SIZE, VD_VHD_SECTOR_SIZE);
         status = vd_vhd_bat_make_room(image, old_offset + room * VD_VHD_BAT_ENTRY_SIZE, to,
-                                      file->size - tail_length, raw, &made);
+                                      file->size - tail_length, raw, operation, &made);
         if (status != VD_ERROR_SUCCESS)
             return status;
         if (made)
@@ -217,7 +218,8 @@ static uint32_t vd_vhd_resize_dynamic(vd_image *image, const vd_vhd_footer *foot
         return vd_fail(VD_ERROR_VHD_DRIVE_FOOTER_CORRUPT,
                        "the VHD's end footer is damaged; the disk is not resized until it is repaired");
     vd_vhd_grow grow;
-    uint32_t status = vd_vhd_grow_plan(image, footer, tail_length, raw, request->new_size, &grow);
+    uint32_t status = vd_vhd_grow_plan(image, footer, tail_length, raw, request->new_size, request->operation,
+                                       &grow);
     if (status == VD_ERROR_SUCCESS)
         status = vd_vhd_grow_prepare(file, &grow, raw);
     if (status == VD_ERROR_SUCCESS && vd_operation_cancelled(request->operation))
