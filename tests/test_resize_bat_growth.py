@@ -356,6 +356,47 @@ def test_vhd_cancel_during_the_block_moves_ends_within_one_move(tmp_path: Path,
     same_content(path, mirror)
 
 
+def test_vhdx_cancel_during_the_block_moves_ends_within_one_move(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 8 blocks of 1 MiB after an engine-made VHDX's 1 MiB BAT region
+    are in the way of its growth to 2 TiB (17 MiB of region).  The test
+    hold, given two blocks' bytes, stops the resize before the third
+    block's copy; a cancel there ends it with 995, after two copies (the
+    progress), which have moved (their entries committed); the region has
+    its old length, the content is the old disk, the image checks clean,
+    and a second resize grows it to the end."""
+    path, mirror = make(tmp_path, "cancel.vhdx")
+    offset, length = bat_region(path)
+    before = layout(path)
+    hold = tmp_path / "hold"
+    hold.write_text(str(2 * MiB))
+    monkeypatch.setenv("VIRTDISK_TEST_OPERATION_HOLD", str(hold))
+    new_size = 2 << 40
+    with virtdisk.open(path, read_only=False) as disk:
+        overlapped = vd.Overlapped()
+        vd.ResizeVirtualDisk(disk.handle, new_size, overlapped=overlapped)
+        while vd.GetVirtualDiskOperationProgress(disk.handle, overlapped).current_value < 2 * MiB:
+            if overlapped.wait(0):
+                break
+        assert not overlapped.wait(0), "the resize did not stop at the hold during its block moves"
+        vd.CancelIoEx(disk.handle, overlapped)
+        assert overlapped.wait(10)
+        progress = vd.GetVirtualDiskOperationProgress(disk.handle, overlapped)
+        assert progress.operation_status == ERROR_OPERATION_ABORTED
+        assert progress.current_value == 2 * MiB
+        assert disk.read(0, OLD_SIZE) == mirror.read_bytes()
+        assert vd_size_of(disk) == OLD_SIZE
+        assert bat_region(path) == (offset, length)
+    check_clean(path)
+    assert layout(path)["fully present"] == before["fully present"]
+    hold.unlink()
+    resize(path, new_size)
+    assert bat_region(path) == (offset, 17 * MiB)
+    assert qemu_size(path) == new_size == libvhdi_size(path)
+    check_clean(path)
+    same_content(path, mirror)
+
+
 def vd_size_of(disk: virtdisk.VirtualDisk) -> int:
     return int(vd.GetVirtualDiskInformation(disk.handle, vd.GetVirtualDiskInfoVersion.SIZE).virtual_size)
 

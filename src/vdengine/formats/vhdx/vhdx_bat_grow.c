@@ -98,45 +98,59 @@ static uint32_t vd_vhdx_blocks_in_way(vd_image *image, uint64_t from, uint64_t t
 }
 
 /* Blocks [first, end) of the list copied to *next on, flushed, then their
- * entries through the log and into the page cache. */
+ * entries through the log and into the page cache.  A cancel is honoured
+ * before each block's copy: the blocks copied until then move all the
+ * same (their entries commit), so a cancel ends within one block's copy
+ * and leaves the old disk with some blocks elsewhere.  *moved counts the
+ * bytes copied, for the progress. */
 static uint32_t vd_vhdx_move_batch(vd_image *image, const vd_vhdx_in_way_list *list, size_t first, size_t end,
-                                   uint64_t *next)
+                                   vd_operation *operation, uint64_t *next, uint64_t *moved)
 {
     vd_vhdx_state *state = image->format_state;
     uint64_t values[VD_VHDX_BAT_GROW_BATCH];
     uint64_t to = *next;
-    uint32_t status = VD_ERROR_SUCCESS;
-    for (size_t i = first; i < end && status == VD_ERROR_SUCCESS; i++) {
-        const vd_vhdx_in_way *block = &list->items[i];
+    uint32_t status = VD_ERROR_SUCCESS, stopped = VD_ERROR_SUCCESS;
+    size_t copied = first;
+    for (; copied < end && status == VD_ERROR_SUCCESS; copied++) {
+        if (vd_operation_checkpoint(operation)) {
+            stopped = VD_ERROR_OPERATION_ABORTED;
+            break;
+        }
+        const vd_vhdx_in_way *block = &list->items[copied];
         /* A last block of a file cut short after its data has fewer bytes. */
         uint64_t bytes = block->start >= image->file.size ? 0
                          : block->length < image->file.size - block->start ? block->length
                          : image->file.size - block->start;
         status = vd_file_copy_range(&image->file, block->start, to, bytes);
-        values[i - first] = (to / VD_VHDX_MIB) << VD_VHDX_BAT_OFFSET_SHIFT
-                            | (block->entry & (VD_VHDX_BAT_STATE_MASK | VD_VHDX_BAT_RESERVED_MASK));
+        values[copied - first] = (to / VD_VHDX_MIB) << VD_VHDX_BAT_OFFSET_SHIFT
+                                 | (block->entry & (VD_VHDX_BAT_STATE_MASK | VD_VHDX_BAT_RESERVED_MASK));
         to += block->length;
+        if (status == VD_ERROR_SUCCESS) {
+            *moved += block->length;
+            vd_operation_set_done(operation, *moved);
+        }
     }
-    if (status == VD_ERROR_SUCCESS)
+    if (status == VD_ERROR_SUCCESS && copied > first) {
         status = vd_file_set_size(&image->file, to);
-    if (status == VD_ERROR_SUCCESS) {
-        atomic_store(&state->data_size, to);
-        status = vd_file_flush(&image->file);
+        if (status == VD_ERROR_SUCCESS) {
+            atomic_store(&state->data_size, to);
+            status = vd_file_flush(&image->file);
+        }
     }
     vd_vhdx_sector_set set = { 0 };
-    for (size_t i = first; i < end && status == VD_ERROR_SUCCESS; i++)
+    for (size_t i = first; i < copied && status == VD_ERROR_SUCCESS; i++)
         status = vd_vhdx_sectors_set_entry(image, &set, state->bat_offset, list->items[i].index,
                                            values[i - first]);
     if (status == VD_ERROR_SUCCESS)
         status = vd_vhdx_sectors_commit(image, &set);
-    for (size_t i = first; i < end && status == VD_ERROR_SUCCESS; i++)
+    for (size_t i = first; i < copied && status == VD_ERROR_SUCCESS; i++)
         vd_vhdx_bat_set(image, list->items[i].index, values[i - first]);
     vd_vhdx_sectors_free(&set);
     *next = to;
-    return status;
+    return status != VD_ERROR_SUCCESS ? status : stopped;
 }
 
-uint32_t vd_vhdx_bat_make_room(vd_image *image, uint64_t new_length, const vd_operation *operation, int *room)
+uint32_t vd_vhdx_bat_make_room(vd_image *image, uint64_t new_length, vd_operation *operation, int *room)
 {
     vd_vhdx_state *state = image->format_state;
     uint64_t from = state->bat_offset + state->bat_length, to = state->bat_offset + new_length;
@@ -151,11 +165,10 @@ uint32_t vd_vhdx_bat_make_room(vd_image *image, uint64_t new_length, const vd_op
     uint64_t end = atomic_load(&state->data_size);
     end = end > image->file.size ? end : image->file.size;
     end = end > to ? end : to;
-    uint64_t next = (end + VD_VHDX_MIB - 1) / VD_VHDX_MIB * VD_VHDX_MIB;
+    uint64_t next = (end + VD_VHDX_MIB - 1) / VD_VHDX_MIB * VD_VHDX_MIB, moved = 0;
     for (size_t first = 0; first < list.count && status == VD_ERROR_SUCCESS; first += VD_VHDX_BAT_GROW_BATCH) {
         size_t last = list.count - first < VD_VHDX_BAT_GROW_BATCH ? list.count : first + VD_VHDX_BAT_GROW_BATCH;
-        status = vd_operation_cancelled(operation) ? VD_ERROR_OPERATION_ABORTED
-                                                   : vd_vhdx_move_batch(image, &list, first, last, &next);
+        status = vd_vhdx_move_batch(image, &list, first, last, operation, &next, &moved);
     }
     free(list.items);
     if (status == VD_ERROR_SUCCESS && image->file.size < to) {

@@ -26,9 +26,11 @@
 
 struct vd_operation;
 
-/* A cancel of `operation` is honoured before each batch of moves
- * (OPERATION_ABORTED, the old disk). */
-uint32_t vd_vhdx_bat_make_room(vd_image *image, uint64_t new_length, const struct vd_operation *operation,
+/* A cancel of `operation` is honoured before each block's copy
+ * (OPERATION_ABORTED, the old disk with the blocks copied so far moved);
+ * its progress counts the bytes moved, and its checkpoint before each copy
+ * is where the engine's test hold stops a resize after a number of them. */
+uint32_t vd_vhdx_bat_make_room(vd_image *image, uint64_t new_length, struct vd_operation *operation,
                                int *room);
 
 #endif

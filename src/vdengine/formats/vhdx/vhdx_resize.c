@@ -186,7 +186,7 @@ static uint32_t vd_vhdx_write_new_bat(vd_image *image, uint64_t entries, uint64_
 /* Room for `entries`: the region grown where it is when only blocks lie
  * after it (vhdx_bat_grow.h), else a new region past the end of the file.
  * Its place in *offset, *length. */
-static uint32_t vd_vhdx_longer_bat(vd_image *image, uint64_t entries, const vd_operation *operation,
+static uint32_t vd_vhdx_longer_bat(vd_image *image, uint64_t entries, vd_operation *operation,
                                    uint64_t *offset, uint64_t *length)
 {
     const vd_vhdx_state *state = image->format_state;
