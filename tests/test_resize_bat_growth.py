@@ -309,6 +309,23 @@ def vhd_entries(path: Path) -> list[int]:
         return list(struct.unpack(f">{entries}I", image.read(4 * entries)))
 
 
+def cancel_at_the_hold(disk: virtdisk.VirtualDisk, new_size: int, held: int) -> None:
+    """Starts a resize of `disk` to `new_size`, waits until it stands at
+    the test hold (set to `held` bytes) during its block moves, cancels it
+    there and checks that it ended with 995 after exactly `held` bytes."""
+    overlapped = vd.Overlapped()
+    vd.ResizeVirtualDisk(disk.handle, new_size, overlapped=overlapped)
+    while vd.GetVirtualDiskOperationProgress(disk.handle, overlapped).current_value < held:
+        if overlapped.wait(0):
+            break
+    assert not overlapped.wait(0), "the resize did not stop at the hold during its block moves"
+    vd.CancelIoEx(disk.handle, overlapped)
+    assert overlapped.wait(10)
+    progress = vd.GetVirtualDiskOperationProgress(disk.handle, overlapped)
+    assert progress.operation_status == ERROR_OPERATION_ABORTED
+    assert progress.current_value == held
+
+
 def test_vhd_cancel_during_the_block_moves_ends_within_one_move(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """512 KiB blocks grown to 2000 GiB need a 16 MiB table: every block
@@ -331,17 +348,7 @@ def test_vhd_cancel_during_the_block_moves_ends_within_one_move(tmp_path: Path,
     monkeypatch.setenv("VIRTDISK_TEST_OPERATION_HOLD", str(hold))
     new_size = 2000 * GiB
     with virtdisk.open(path, read_only=False) as disk:
-        overlapped = vd.Overlapped()
-        vd.ResizeVirtualDisk(disk.handle, new_size, overlapped=overlapped)
-        while vd.GetVirtualDiskOperationProgress(disk.handle, overlapped).current_value < 2 * span:
-            if overlapped.wait(0):
-                break
-        assert not overlapped.wait(0), "the resize did not stop at the hold during its block moves"
-        vd.CancelIoEx(disk.handle, overlapped)
-        assert overlapped.wait(10)
-        progress = vd.GetVirtualDiskOperationProgress(disk.handle, overlapped)
-        assert progress.operation_status == ERROR_OPERATION_ABORTED
-        assert progress.current_value == 2 * span
+        cancel_at_the_hold(disk, new_size, 2 * span)
         assert disk.read(0, OLD_SIZE) == mirror.read_bytes()
         # The copies go first and the entries only once every block is
         # copied: after two copies no entry has changed.
@@ -373,17 +380,7 @@ def test_vhdx_cancel_during_the_block_moves_ends_within_one_move(tmp_path: Path,
     monkeypatch.setenv("VIRTDISK_TEST_OPERATION_HOLD", str(hold))
     new_size = 2 << 40
     with virtdisk.open(path, read_only=False) as disk:
-        overlapped = vd.Overlapped()
-        vd.ResizeVirtualDisk(disk.handle, new_size, overlapped=overlapped)
-        while vd.GetVirtualDiskOperationProgress(disk.handle, overlapped).current_value < 2 * MiB:
-            if overlapped.wait(0):
-                break
-        assert not overlapped.wait(0), "the resize did not stop at the hold during its block moves"
-        vd.CancelIoEx(disk.handle, overlapped)
-        assert overlapped.wait(10)
-        progress = vd.GetVirtualDiskOperationProgress(disk.handle, overlapped)
-        assert progress.operation_status == ERROR_OPERATION_ABORTED
-        assert progress.current_value == 2 * MiB
+        cancel_at_the_hold(disk, new_size, 2 * MiB)
         assert disk.read(0, OLD_SIZE) == mirror.read_bytes()
         assert vd_size_of(disk) == OLD_SIZE
         assert bat_region(path) == (offset, length)
