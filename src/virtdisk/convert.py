@@ -102,7 +102,8 @@ def convert(
     ``(done_bytes, total_bytes)`` at the start, after each chunk, and at
     the end.  `durable` True makes the destination reach stable storage
     before the call returns (fsync), as a flush of an open disk does; by
-    default it is left to the system's write-back, as ``cp`` leaves it.
+    default it is left to the system's write-back, as ``cp`` leaves it
+    (a VHD or VHDX source's copy in the provider syncs in any case).
 
     Writing a VHD or VHDX from a raw source or an ISO image goes through
     the content path, which on Windows attaches the new disk and needs
