@@ -63,12 +63,16 @@ _FORMAT_NAMES: Final = {_VHD: "vhd", _VHDX: "vhdx"}
 
 _MIB: Final = 1 << 20
 _SECTOR: Final = 512
-# Read and write in chunks this large: the engine's SCSI target moves at
-# most 8 MiB per command (its VPD Block Limits page says so), so a chunk is
-# one command there; smaller chunks pay more per-call overhead.
-_CHUNK: Final = 8 * _MIB
+# Into an image, content moves in pieces this large (or the disk's block,
+# when smaller): a piece read from the source is still in the CPU's cache
+# when it is written, where a whole 32 MiB VHDX block went out to memory
+# between the two copies (256 MiB raw -> dynamic VHDX, ext4: 113 ms in
+# block-sized chunks, 89 ms in 512 KiB pieces).  Allocation stays by
+# block: a block is written, and so allocated, when any of its pieces holds
+# data, and a new block reads zeros where no piece was written.
+_PIECE: Final = 512 * 1024
 # A raw destination's holes need not match any block size: 1 MiB pieces
-# keep small runs of data from filling large holes.
+# keep small runs of data from filling large holes, and fit the cache too.
 _RAW_PIECE: Final = _MIB
 
 _Format = Literal["vhd", "vhdx", "raw"]
@@ -282,11 +286,10 @@ def _content_to_image(read: Callable[[int, memoryview], int], size: int, destina
             if not durable:
                 _leave_to_write_back(disk)
             # A new disk reads as zeros, so a piece of zeros is left out; a
-            # piece is the disk's block, so a block of zeros stays
+            # piece lies within one block, so a block of zeros stays
             # unallocated in a dynamic disk.
-            piece = disk.block_size or _CHUNK
-            chunk = max(_CHUNK, piece)
-            _copy(read, size, disk.write, min(piece, chunk), chunk, progress, ranges=ranges)
+            piece = min(_PIECE, disk.block_size or _PIECE)
+            _copy(read, size, disk.write, piece, piece, progress, ranges=ranges)
     except BaseException:
         _remove(destination)
         raise
@@ -307,7 +310,7 @@ def _image_to_raw(disk: VirtualDisk, destination: str, sparse: bool, durable: bo
     size = disk.virtual_size
     _report(progress, 0, size)
     with _RawDestination(destination, size, sparse, durable) as raw:
-        _copy(disk.readinto, size, raw.write, _RAW_PIECE, _CHUNK, progress,
+        _copy(disk.readinto, size, raw.write, _RAW_PIECE, _RAW_PIECE, progress,
               skip_zeros=sparse)
 
 
@@ -317,7 +320,7 @@ def _raw_to_raw(source: str, destination: str, sparse: bool, durable: bool,
         size = raw_source.size
         _report(progress, 0, size)
         with _RawDestination(destination, size, sparse, durable) as raw:
-            _copy(raw_source.readinto, size, raw.write, _RAW_PIECE, _CHUNK, progress,
+            _copy(raw_source.readinto, size, raw.write, _RAW_PIECE, _RAW_PIECE, progress,
                   skip_zeros=sparse, ranges=raw_source.data_ranges() if sparse else None)
 
 
