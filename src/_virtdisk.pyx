@@ -57,7 +57,7 @@ from virtdisk_api cimport (
     STORAGE_DEPENDENCY_INFO, STORAGE_DEPENDENCY_INFO_TYPE_1, STORAGE_DEPENDENCY_INFO_TYPE_2,
     STORAGE_DEPENDENCY_INFO_VERSION, TAKE_SNAPSHOT_VHDSET_FLAG, TAKE_SNAPSHOT_VHDSET_PARAMETERS,
     TAKE_SNAPSHOT_VHDSET_VERSION, VIRTUAL_DISK_ACCESS_MASK, VIRTUAL_DISK_PROGRESS,
-    vd_close_handle, vd_open_device, vd_attach_partition, vd_dispatch_implements, vd_dispatch_init, vd_overlapped_init, vd_overlapped_release,
+    vd_close_handle, vd_open_device, vd_attach_partition, vd_skip_sync, vd_dispatch_implements, vd_dispatch_init, vd_overlapped_init, vd_overlapped_release,
     vd_overlapped_wait, vd_overlapped_fd, vd_overlapped_arm, vd_cancel_io,
     vd_fn_GetAllAttachedVirtualDiskPhysicalPaths, vd_fn_QueryChangesVirtualDisk,
     vd_fn_TakeSnapshotVhdSet, vd_fn_DeleteSnapshotVhdSet, vd_fn_ModifyVhdSet,
@@ -1080,6 +1080,24 @@ def attach_partition(handle, number):
     return f"/dev/loop{device}"
 
 
+def skip_sync(handle):
+    """Makes the flushes of the image `handle` writes (not its parents)
+    stop waiting for stable storage: the writes and their crash-safe order
+    stay, fsync goes, so a killed process leaves what it would and only a
+    power loss before the system writes the file back can lose it.  For a
+    new image written whole before it is read (a conversion's destination,
+    which cp and qemu-img convert do not sync either).  The engine's:
+    Windows has no such switch and answers the api.ERROR_NOT_SUPPORTED
+    error class; a handle open read-only answers api.ERROR_ACCESS_DENIED's.
+    """
+    cdef HANDLE native = _handle_of(handle, "skip_sync")
+    cdef DWORD code
+    with nogil:
+        code = vd_skip_sync(native)
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "skip_sync", _path_of(handle))
+
+
 def GetStorageDependencyInformation(handle, flags, version=2):
     """The virtual disks a volume or disk depends on (or, with
     GetStorageDependencyFlag.HOST_VOLUMES on a disk handle, its parents).
@@ -1816,7 +1834,7 @@ __all__ = [
     "ParentLocation", "PhysicalDisk", "ChangeTrackingState", "StorageDependencyInfo",
     "VirtualDiskProgress", "ChangedRanges", "RawScsiResponse",
     "VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN", "VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT",
-    "CloseHandle", "open_device", "attach_partition", "features", "live_handle_count",
+    "CloseHandle", "open_device", "attach_partition", "skip_sync", "features", "live_handle_count",
     "last_error_detail", "PLATFORM",
     "VHD_FOOTER_COOKIE", "VHD_FOOTER_SIZE", "VHD_MAXIMUM_SIZE", "VHDX_FILE_SIGNATURE",
     "VHDX_MAXIMUM_SIZE", "VHDX_MINIMUM_BLOCK_SIZE", "VHDX_MAXIMUM_BLOCK_SIZE",

@@ -79,6 +79,13 @@ static DWORD vd_attach_partition(HANDLE handle, ULONG number, ULONG *device_numb
     return ERROR_NOT_SUPPORTED;
 }
 
+/* VirtDisk has no switch for the durability of a handle's flushes. */
+static DWORD vd_skip_sync(HANDLE handle)
+{
+    (void)handle;
+    return ERROR_NOT_SUPPORTED;
+}
+
 /* An OVERLAPPED for the long operations: Windows signals completion
  * through a manual-reset event.  It starts set, as no operation runs, so
  * that a wait on an unused OVERLAPPED returns; vd_overlapped_arm resets it
@@ -176,6 +183,11 @@ static DWORD vd_open_device(PCWSTR path, HANDLE *handle)
 static DWORD vd_attach_partition(HANDLE handle, ULONG number, ULONG *device_number)
 {
     return vd_engine_attach_partition(handle, number, device_number);
+}
+
+static DWORD vd_skip_sync(HANDLE handle)
+{
+    return vd_engine_skip_sync(handle);
 }
 
 /* An OVERLAPPED for the long operations: the engine's manual-reset event

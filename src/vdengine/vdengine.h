@@ -48,6 +48,16 @@ DWORD vd_engine_open_device(PCWSTR path, HANDLE *handle);
  * disk is not attached to the host, NOT_FOUND without such a partition. */
 DWORD vd_engine_attach_partition(HANDLE handle, ULONG number, ULONG *device_number);
 
+/* Makes the flushes of the image this handle writes (its own file, not
+ * its parents') skip the wait for stable storage: the crash-safe order of
+ * every update stays in the page cache, fsync is not called.  For a new
+ * image written whole before anyone reads it, such as a conversion's
+ * destination, which cp and qemu-img convert do not sync either; a power
+ * loss before the system writes it back can lose it.  Windows has no such
+ * switch.  INVALID_HANDLE for a value that is no open handle,
+ * ACCESS_DENIED for a handle open read-only. */
+DWORD vd_engine_skip_sync(HANDLE handle);
+
 /* Number of handles currently open, for leak checks in tests. */
 ULONG vd_engine_open_handle_count(void);
 

@@ -22,6 +22,12 @@ fixed VHD a whole number of MiB (what Azure requires of an uploaded VHD).
 
 The destination is never overwritten, and a conversion that fails or is
 interrupted (KeyboardInterrupt included) removes what it wrote.
+
+Like ``cp`` and ``qemu-img convert``, a conversion leaves its destination
+in the system's page cache for the kernel to write back, unless asked to be
+`durable`: a new file is written whole before anyone reads it, so the
+engine's flushes keep their order but do not wait for the disk (on the
+portable engine; Windows keeps its own behaviour).
 """
 
 from __future__ import annotations
@@ -32,13 +38,13 @@ import stat
 from collections.abc import Callable
 from typing import Final, Literal
 
-from _virtdisk import VirtualStorageTypeDevice
+from _virtdisk import VirtualStorageTypeDevice, skip_sync
 
 from .create import MAXIMUM_SIZES, _path_text, create
 from .detect import detect_storage_type, parse_storage_type
 from .disk import VirtualDisk
 from .disk import open as open_disk
-from .errors import ERROR_FILE_EXISTS, ImageExistsError
+from .errors import ERROR_FILE_EXISTS, ImageExistsError, UnsupportedOperationError
 from .sizes import format_size
 
 __all__ = ["convert", "CONVERT_FORMATS", "Progress"]
@@ -57,12 +63,16 @@ _FORMAT_NAMES: Final = {_VHD: "vhd", _VHDX: "vhdx"}
 
 _MIB: Final = 1 << 20
 _SECTOR: Final = 512
-# Read and write in chunks this large: the engine's SCSI target moves at
-# most 8 MiB per command (its VPD Block Limits page says so), so a chunk is
-# one command there; smaller chunks pay more per-call overhead.
-_CHUNK: Final = 8 * _MIB
+# Into an image, content moves in pieces this large (or the disk's block,
+# when smaller): a piece read from the source is still in the CPU's cache
+# when it is written, where a whole 32 MiB VHDX block went out to memory
+# between the two copies (256 MiB raw -> dynamic VHDX, ext4: 113 ms in
+# block-sized chunks, 89 ms in 512 KiB pieces).  Allocation stays by
+# block: a block is written, and so allocated, when any of its pieces holds
+# data, and a new block reads zeros where no piece was written.
+_PIECE: Final = 512 * 1024
 # A raw destination's holes need not match any block size: 1 MiB pieces
-# keep small runs of data from filling large holes.
+# keep small runs of data from filling large holes, and fit the cache too.
 _RAW_PIECE: Final = _MIB
 
 _Format = Literal["vhd", "vhdx", "raw"]
@@ -77,6 +87,7 @@ def convert(
     block_size: int | str | None = None,
     sector_size: int | None = None,
     progress: Progress | None = None,
+    durable: bool = False,
 ) -> None:
     """Copies the content of `source` into a new image at `destination`.
 
@@ -93,7 +104,10 @@ def convert(
     `sector_size` apply to a VHD or VHDX destination as in
     :func:`virtdisk.create`.  `progress`, if given, is called with
     ``(done_bytes, total_bytes)`` at the start, after each chunk, and at
-    the end.
+    the end.  `durable` True makes the destination reach stable storage
+    before the call returns (fsync), as a flush of an open disk does; by
+    default it is left to the system's write-back, as ``cp`` leaves it
+    (a VHD or VHDX source's copy in the provider syncs in any case).
 
     Writing a VHD or VHDX from a raw source or an ISO image goes through
     the content path, which on Windows attaches the new disk and needs
@@ -115,6 +129,8 @@ def convert(
     if target == "raw" and (block_size is not None or sector_size is not None):
         raise ValueError("block_size and sector_size apply to a VHD or VHDX destination, not "
                          "to a raw image")
+    if not isinstance(durable, bool):
+        raise TypeError(f"durable must be a bool, not {durable.__class__.__name__}")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable, not {progress.__class__.__name__}")
     if os.path.lexists(destination_name):
@@ -125,10 +141,10 @@ def convert(
 
     if target == "raw":
         if kind is None:
-            _raw_to_raw(source_name, destination_name, type == "dynamic", progress)
+            _raw_to_raw(source_name, destination_name, type == "dynamic", durable, progress)
         else:
             with open_disk(source_name) as disk:
-                _image_to_raw(disk, destination_name, type == "dynamic", progress)
+                _image_to_raw(disk, destination_name, type == "dynamic", durable, progress)
         return
     device = _VHD if target == "vhd" else _VHDX
     if kind in (_VHD, _VHDX):
@@ -139,7 +155,7 @@ def convert(
             size = disk.virtual_size
             _check_size(size, device, type, sector_size, source_name, raw=False)
             _content_to_image(disk.readinto, size, destination_name, device, type, block_size,
-                              sector_size, progress)
+                              sector_size, durable, progress)
     else:
         with _RawSource(source_name) as raw:
             _check_size(raw.size, device, type, sector_size, source_name, raw=True)
@@ -152,7 +168,8 @@ def convert(
                                block_size, sector_size, progress)
             else:
                 _content_to_image(raw.readinto, raw.size, destination_name, device, type,
-                                  block_size, sector_size, progress, raw.data_ranges())
+                                  block_size, sector_size, durable, progress,
+                                  raw.data_ranges())
 
 
 # --------------------------------------------------------------------------- checks
@@ -255,7 +272,7 @@ def _provider_copy(source: str, size: int, destination: str, device: VirtualStor
 
 def _content_to_image(read: Callable[[int, memoryview], int], size: int, destination: str,
                       device: VirtualStorageTypeDevice, disk_type: str,
-                      block_size: int | str | None, sector_size: int | None,
+                      block_size: int | str | None, sector_size: int | None, durable: bool,
                       progress: Progress | None,
                       ranges: list[tuple[int, int]] | None = None) -> None:
     """Creates an empty disk of `size` bytes and writes into it what `read`
@@ -266,33 +283,44 @@ def _content_to_image(read: Callable[[int, memoryview], int], size: int, destina
                   else "dynamic", block_size=block_size, sector_size=sector_size)
     try:
         with disk:
+            if not durable:
+                _leave_to_write_back(disk)
             # A new disk reads as zeros, so a piece of zeros is left out; a
-            # piece is the disk's block, so a block of zeros stays
+            # piece lies within one block, so a block of zeros stays
             # unallocated in a dynamic disk.
-            piece = disk.block_size or _CHUNK
-            chunk = max(_CHUNK, piece)
-            _copy(read, size, disk.write, min(piece, chunk), chunk, progress, ranges=ranges)
+            piece = min(_PIECE, disk.block_size or _PIECE)
+            _copy(read, size, disk.write, piece, piece, progress, ranges=ranges)
     except BaseException:
         _remove(destination)
         raise
 
 
-def _image_to_raw(disk: VirtualDisk, destination: str, sparse: bool,
+def _leave_to_write_back(disk: VirtualDisk) -> None:
+    """Makes the new `disk`'s flushes (the one at its close, and those the
+    engine runs when its write caches fill) keep their order but skip the
+    wait for the disk.  Windows has no such switch and keeps its own."""
+    try:
+        skip_sync(disk.handle)
+    except UnsupportedOperationError:
+        pass
+
+
+def _image_to_raw(disk: VirtualDisk, destination: str, sparse: bool, durable: bool,
                   progress: Progress | None) -> None:
     size = disk.virtual_size
     _report(progress, 0, size)
-    with _RawDestination(destination, size, sparse) as raw:
-        _copy(disk.readinto, size, raw.write, _RAW_PIECE, _CHUNK, progress,
+    with _RawDestination(destination, size, sparse, durable) as raw:
+        _copy(disk.readinto, size, raw.write, _RAW_PIECE, _RAW_PIECE, progress,
               skip_zeros=sparse)
 
 
-def _raw_to_raw(source: str, destination: str, sparse: bool,
+def _raw_to_raw(source: str, destination: str, sparse: bool, durable: bool,
                 progress: Progress | None) -> None:
     with _RawSource(source) as raw_source:
         size = raw_source.size
         _report(progress, 0, size)
-        with _RawDestination(destination, size, sparse) as raw:
-            _copy(raw_source.readinto, size, raw.write, _RAW_PIECE, _CHUNK, progress,
+        with _RawDestination(destination, size, sparse, durable) as raw:
+            _copy(raw_source.readinto, size, raw.write, _RAW_PIECE, _RAW_PIECE, progress,
                   skip_zeros=sparse, ranges=raw_source.data_ranges() if sparse else None)
 
 
@@ -441,12 +469,14 @@ class _RawSource:
 
 class _RawDestination:
     """A new raw file (never an existing one) of `size` bytes, removed
-    again when the block it is used in raises."""
+    again when the block it is used in raises; with `durable`, on stable
+    storage when the block ends."""
 
-    def __init__(self, path: str, size: int, sparse: bool) -> None:
+    def __init__(self, path: str, size: int, sparse: bool, durable: bool) -> None:
         self._path = path
         self._size = size
         self._sparse = sparse
+        self._durable = durable
         self._file = open(path, "xb", buffering=0)  # noqa: SIM115 - closed by __exit__
 
     def write(self, offset: int, view: memoryview) -> int:
@@ -464,6 +494,8 @@ class _RawDestination:
             if exc_type is None:
                 # Holes at the end: the file's length is the disk's size.
                 self._file.truncate(self._size)
+                if self._durable:
+                    os.fsync(self._file.fileno())
         finally:
             self._file.close()
             if exc_type is not None:

@@ -13,6 +13,12 @@ typedef struct vd_file {
     int writable;
     uint64_t size;        /* bytes, as the file system reported at open */
     char *path;           /* absolute host path, UTF-8, owned */
+    /* Nonzero: vd_file_flush returns without fsync.  For a file being built
+     * whose whole content is written before anyone reads it (a conversion's
+     * destination): the writes keep their order in the page cache, so a
+     * killed process leaves what it would, and only the wait for the disk
+     * goes, as with cp. */
+    int skip_sync;
 } vd_file;
 
 /* Opens `path` (UTF-8) read-only or read-write and takes the sharing lock
@@ -44,7 +50,8 @@ uint32_t vd_file_read(const vd_file *file, uint64_t offset, void *buffer, size_t
 uint32_t vd_file_write(const vd_file *file, uint64_t offset, const void *buffer, size_t length);
 
 /* Waits until every write so far is on stable storage (fsync).  Updates that
- * must survive a crash in a known order put one between their steps. */
+ * must survive a crash in a known order put one between their steps.
+ * Succeeds at once for a file with `skip_sync` set. */
 uint32_t vd_file_flush(const vd_file *file);
 
 /* Grows or shrinks the file to `size` bytes (ftruncate) and records it in
