@@ -57,7 +57,17 @@ _FLAGS = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-g", "-pthread",
           f"-I{ENGINE}", f"-I{ROOT / 'src' / 'include'}"]
 _SANITIZERS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 _libraries: dict[tuple[str, ...], Path] = {}
+_harnesses: dict[tuple[str, ...], Path] = {}
 _library_area: list[Path] = []
+
+
+def _session_directory() -> Path:
+    """A new directory in the session's build area, removed at exit."""
+    if not _library_area:
+        area = Path(tempfile.mkdtemp(prefix="vd-engine-lib-"))
+        atexit.register(shutil.rmtree, area, True)
+        _library_area.append(area)
+    return Path(tempfile.mkdtemp(dir=_library_area[0]))
 
 
 def _engine_library(compiler: str, flags: Sequence[str]) -> Path:
@@ -68,11 +78,7 @@ def _engine_library(compiler: str, flags: Sequence[str]) -> Path:
     key = tuple(flags)
     if key in _libraries:
         return _libraries[key]
-    if not _library_area:
-        area = Path(tempfile.mkdtemp(prefix="vd-engine-lib-"))
-        atexit.register(shutil.rmtree, area, True)
-        _library_area.append(area)
-    directory = Path(tempfile.mkdtemp(dir=_library_area[0]))
+    directory = _session_directory()
 
     def build(source: Path) -> Path:
         name = source.relative_to(ENGINE).with_suffix(".o").as_posix().replace("/", "_")
@@ -108,17 +114,30 @@ def compile_harness(directory: Path, harness: str, engine_sources: Sequence[str 
     binary = directory / harness
     sources = [str(source if isinstance(source, Path) else engine_source(source))
                for source in engine_sources]
+    # The sources do not change during a session: a harness built once with
+    # the same sources and flags is copied, not built again (most test
+    # files build the same few harnesses).
+    key = (harness, *sources, "--", *defines, "sanitize" if sanitize else "plain")
+    if key in _harnesses:
+        shutil.copy2(_harnesses[key], binary)
+        return binary
 
     def build(flags: list[str]) -> subprocess.CompletedProcess[bytes]:
         library = _engine_library(compiler, flags)
         return subprocess.run([compiler, *flags, str(HARNESSES / f"{harness}.c"), *sources,
                                str(library), "-o", str(binary)], capture_output=True)
 
+    def remember() -> Path:
+        kept = _session_directory() / harness
+        shutil.copy2(binary, kept)
+        _harnesses[key] = kept
+        return binary
+
     flags = [*_FLAGS, *defines]
     if sanitize:
         try:
             if build(flags + _SANITIZERS).returncode == 0:
-                return binary
+                return remember()
         except subprocess.CalledProcessError:
             pass   # no sanitizer runtime here: the plain build below
     result = build(flags)
@@ -126,7 +145,7 @@ def compile_harness(directory: Path, harness: str, engine_sources: Sequence[str 
         sys.stderr.write(result.stderr.decode(errors="replace"))
         raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout,
                                             result.stderr.decode(errors="replace"))
-    return binary
+    return remember()
 
 
 def drop_to_nobody() -> None:
