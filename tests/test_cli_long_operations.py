@@ -35,10 +35,19 @@ needs_qemu = pytest.mark.skipif(shutil.which("qemu-img") is None or shutil.which
 needs_hold = pytest.mark.skipif(vd.PLATFORM != "engine", reason="the engine's test hold")
 
 
+def interruptible() -> None:
+    """In a child before it runs the command: SIGINT back to its default, as
+    in a terminal's foreground job.  A test session started in the
+    background of a shell inherits SIGINT ignored, and Python then installs
+    no KeyboardInterrupt for it, so the Ctrl-C tests would wait for ever."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def command(*arguments: object, env: dict[str, str] | None = None,
             stdout: int | None = None, stderr: int | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "virtdisk", *map(str, arguments)],
-                            env={**os.environ, **(env or {})}, stdout=stdout, stderr=stderr)
+                            env={**os.environ, **(env or {})}, stdout=stdout, stderr=stderr,
+                            preexec_fn=interruptible)
 
 
 def json_lines(text: str) -> list[dict[str, object]]:

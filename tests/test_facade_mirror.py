@@ -17,7 +17,7 @@ import _virtdisk as vd
 import virtdisk
 from test_mirror import (HOLD_VARIABLE, MIB, SIZE, content, hold, make_child, make_disk,  # noqa: F401
                          needs_qemu, qemu_compare)
-from test_cli_long_operations import interrupt_at_the_hold
+from test_cli_long_operations import interrupt_at_the_hold, interruptible
 from virtdisk.cli import main
 from virtdisk.mirror import Mirror
 
@@ -183,7 +183,8 @@ def test_cli_mirror_interrupted_cancels_and_leaves_the_source(tmp_path: Path,
     target = tmp_path / "copy.vhdx"
     process = subprocess.Popen([sys.executable, "-m", "virtdisk", "mirror", str(source),
                                 str(target)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=dict(os.environ, **{HOLD_VARIABLE: str(hold)}))
+                               text=True, env=dict(os.environ, **{HOLD_VARIABLE: str(hold)}),
+                               preexec_fn=interruptible)
     # The copy file exists once the mirror runs; the hold keeps it copying.
     while not target.exists() and process.poll() is None:
         try:
