@@ -1050,7 +1050,7 @@ static uint32_t vd_vhdx_read(vd_image *image, vd_image *parent, uint64_t offset,
         uint64_t block = offset / state->block_size;
         uint64_t within = offset % state->block_size;
         uint64_t count = state->block_size - within < length ? state->block_size - within : length;
-        uint64_t entry, index = block + block / state->chunk_ratio;
+        uint64_t entry, index = vd_vhdx_payload_index(state, block);
         uint32_t status = vd_vhdx_bat_entry(image, state, index, &entry);
         if (status != VD_ERROR_SUCCESS)
             return status;

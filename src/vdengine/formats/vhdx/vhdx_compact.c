@@ -187,7 +187,7 @@ static uint32_t vd_vhdx_compact_scan(vd_vhdx_compact_run *c, int punch)
             status = VD_ERROR_OPERATION_ABORTED;
             break;
         }
-        uint64_t index = block + block / state->chunk_ratio, entry, value = 0;
+        uint64_t index = vd_vhdx_payload_index(state, block), entry, value = 0;
         int drop = 0;
         vd_extent freed;
         status = vd_vhdx_compact_entry(c, index, &entry);

@@ -23,7 +23,7 @@ static uint32_t vd_vhdx_payload_run(vd_image *image, vd_vhdx_state *state, int *
     uint64_t first = 0;
     for (uint64_t block = 0; block < blocks; block++) {
         uint64_t entry, place;
-        uint32_t status = vd_vhdx_bat_get(image, block + block / state->chunk_ratio, &entry);
+        uint32_t status = vd_vhdx_bat_get(image, vd_vhdx_payload_index(state, block), &entry);
         if (status != VD_ERROR_SUCCESS)
             return status;
         if ((entry & VD_VHDX_BAT_STATE_MASK) != VD_VHDX_PAYLOAD_FULLY_PRESENT)

@@ -72,6 +72,13 @@ typedef struct vd_vhdx_state {
     int log_reserved;             /* the log's space is allocated (vhdx_pending.c) */
 } vd_vhdx_state;
 
+/* The BAT index of payload block `block` (2.5): a sector bitmap entry
+ * follows every chunk_ratio payload entries. */
+static inline uint64_t vd_vhdx_payload_index(const vd_vhdx_state *state, uint64_t block)
+{
+    return block + block / state->chunk_ratio;
+}
+
 /* BAT entry `index` as the image sees it (read through the page cache).
  * vd_vhdx_bat_set replaces the cached value after the entry's new value is
  * durable; the caller holds allocation_lock and has read the entry with

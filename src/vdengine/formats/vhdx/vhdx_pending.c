@@ -12,14 +12,6 @@
 #include "formats/vhdx/vhdx_log_write.h"
 #include "formats/vhdx/vhdx_sectors.h"
 
-static vd_vhdx_sector *vd_vhdx_pending_find(const vd_vhdx_state *state, uint64_t offset)
-{
-    for (size_t i = 0; i < state->pending.count; i++)
-        if (state->pending.items[i].offset == offset)
-            return &state->pending.items[i];
-    return NULL;
-}
-
 /* Before a sector joins the record: the space its commit will write is
  * allocated now -- the sector in place and, once per open, the log (qemu
  * and sparse copies leave both as holes) -- so that a host that fills up
@@ -38,9 +30,8 @@ static uint32_t vd_vhdx_pending_reserve(vd_image *image, vd_vhdx_state *state, u
 
 uint32_t vd_vhdx_pending_set(vd_image *image, vd_vhdx_state *state, uint64_t index, uint64_t value)
 {
-    uint64_t byte = index * VD_VHDX_BAT_ENTRY_SIZE;
-    uint64_t sector = state->bat_offset + byte / VD_VHDX_LOG_SECTOR_SIZE * VD_VHDX_LOG_SECTOR_SIZE;
-    uint32_t status = vd_vhdx_pending_find(state, sector) != NULL ? VD_ERROR_SUCCESS
+    uint64_t sector = vd_vhdx_bat_sector(state->bat_offset, index);
+    uint32_t status = vd_vhdx_sectors_find(&state->pending, sector) != NULL ? VD_ERROR_SUCCESS
                                                                   : vd_vhdx_pending_reserve(image, state, sector);
     if (status == VD_ERROR_SUCCESS)
         status = vd_vhdx_sectors_set_entry(image, &state->pending, state->bat_offset, index, value);
@@ -54,7 +45,7 @@ uint32_t vd_vhdx_pending_take(vd_image *image, vd_vhdx_state *state, vd_vhdx_sec
     vd_vhdx_sector_set *record = &state->pending;
     for (size_t i = 0; i < sectors->count; i++) {
         const vd_vhdx_sector *sector = &sectors->items[i];
-        if (sector->dirty && vd_vhdx_pending_find(state, sector->offset) == NULL) {
+        if (sector->dirty && vd_vhdx_sectors_find(&state->pending, sector->offset) == NULL) {
             uint32_t status = vd_vhdx_pending_reserve(image, state, sector->offset);
             if (status != VD_ERROR_SUCCESS)
                 return status;
@@ -71,7 +62,7 @@ uint32_t vd_vhdx_pending_take(vd_image *image, vd_vhdx_state *state, vd_vhdx_sec
     size_t bitmaps = 0;
     for (size_t i = 0; i < sectors->count; i++) {
         vd_vhdx_sector *sector = &sectors->items[i];
-        vd_vhdx_sector *recorded = sector->dirty ? vd_vhdx_pending_find(state, sector->offset) : NULL;
+        vd_vhdx_sector *recorded = sector->dirty ? vd_vhdx_sectors_find(&state->pending, sector->offset) : NULL;
         if (!sector->dirty) {
             free(sector->data);
         } else if (recorded != NULL) {

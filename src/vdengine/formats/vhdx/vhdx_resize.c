@@ -74,12 +74,6 @@ static uint64_t vd_vhdx_entries_for(const vd_vhdx_state *state, uint64_t size)
     return blocks + (blocks - 1) / state->chunk_ratio;
 }
 
-/* The BAT index of payload block `block` (2.5). */
-static uint64_t vd_vhdx_payload_index(const vd_vhdx_state *state, uint64_t block)
-{
-    return block + block / state->chunk_ratio;
-}
-
 /* The file offset of the Virtual Disk Size item. */
 static uint32_t vd_vhdx_size_item_offset(vd_image *image, uint64_t *offset)
 {

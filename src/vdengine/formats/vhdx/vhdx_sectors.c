@@ -13,7 +13,7 @@
 #include "formats/vhdx/vhdx_log_write.h"
 #include "formats/vhdx/vhdx_pending.h"
 
-static vd_vhdx_sector *vd_vhdx_sectors_find(const vd_vhdx_sector_set *set, uint64_t offset)
+vd_vhdx_sector *vd_vhdx_sectors_find(const vd_vhdx_sector_set *set, uint64_t offset)
 {
     for (size_t i = 0; i < set->count; i++)
         if (set->items[i].offset == offset)
@@ -125,13 +125,11 @@ void vd_vhdx_sectors_free(vd_vhdx_sector_set *set)
 uint32_t vd_vhdx_sectors_set_entry(vd_image *image, vd_vhdx_sector_set *set, uint64_t bat_offset,
                                    uint64_t index, uint64_t entry)
 {
-    uint64_t byte = index * VD_VHDX_BAT_ENTRY_SIZE;
     vd_vhdx_sector *sector;
-    uint32_t status = vd_vhdx_sectors_get(image, set, bat_offset + byte / VD_VHDX_LOG_SECTOR_SIZE
-                                                                  * VD_VHDX_LOG_SECTOR_SIZE, 0, &sector);
+    uint32_t status = vd_vhdx_sectors_get(image, set, vd_vhdx_bat_sector(bat_offset, index), 0, &sector);
     if (status != VD_ERROR_SUCCESS)
         return status;
-    vd_store_le64(sector->data + byte % VD_VHDX_LOG_SECTOR_SIZE, entry);
+    vd_store_le64(sector->data + index * VD_VHDX_BAT_ENTRY_SIZE % VD_VHDX_LOG_SECTOR_SIZE, entry);
     sector->dirty = 1;
     return VD_ERROR_SUCCESS;
 }

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "disk/image.h"
+#include "formats/vhdx/vhdx_format.h"
 
 typedef struct vd_vhdx_sector {
     uint64_t offset;              /* file offset, 4 KiB aligned */
@@ -40,6 +41,15 @@ typedef struct vd_vhdx_sector_set {
  * through the image's view of the file, or zeros when `fresh`. */
 uint32_t vd_vhdx_sectors_get(vd_image *image, vd_vhdx_sector_set *set, uint64_t offset, int fresh,
                              vd_vhdx_sector **sector);
+
+/* The set's copy of the sector at `offset`, NULL when it has none. */
+vd_vhdx_sector *vd_vhdx_sectors_find(const vd_vhdx_sector_set *set, uint64_t offset);
+
+/* The file offset of the 4 KiB BAT sector that holds entry `index`. */
+static inline uint64_t vd_vhdx_bat_sector(uint64_t bat_offset, uint64_t index)
+{
+    return bat_offset + index * VD_VHDX_BAT_ENTRY_SIZE / VD_VHDX_LOG_SECTOR_SIZE * VD_VHDX_LOG_SECTOR_SIZE;
+}
 
 /* Sectors changed so far. */
 size_t vd_vhdx_sectors_dirty(const vd_vhdx_sector_set *set);

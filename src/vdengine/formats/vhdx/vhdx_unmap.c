@@ -127,7 +127,7 @@ static uint32_t vd_vhdx_unmap_locked(vd_image *image, vd_vhdx_state *state, uint
         uint64_t count = state->block_size - within < length - position ? state->block_size - within
                                                                         : length - position;
         uint64_t bytes = vd_vhdx_block_bytes(state, block);
-        uint64_t index = block + block / state->chunk_ratio, entry, payload = 0, new_kind = 0;
+        uint64_t index = vd_vhdx_payload_index(state, block), entry, payload = 0, new_kind = 0;
         int action = VD_VHDX_UNMAP_NOTHING;
         status = vd_vhdx_bat_get(image, index, &entry);
         if (status == VD_ERROR_SUCCESS && (entry & VD_VHDX_BAT_RESERVED_MASK) != 0)

@@ -165,7 +165,7 @@ uint32_t vd_vhdx_write(vd_image *image, uint64_t offset, const void *buffer, uin
         uint64_t within = offset % state->block_size;
         uint64_t count = state->block_size - within < length ? state->block_size - within : length;
         uint64_t entry, target;
-        uint32_t status = vd_vhdx_bat_get(image, block + block / state->chunk_ratio, &entry);
+        uint32_t status = vd_vhdx_bat_get(image, vd_vhdx_payload_index(state, block), &entry);
         if (status != VD_ERROR_SUCCESS)
             return status;
         if (vd_vhdx_plain_write(image, state, block, entry, within, count, &target)) {

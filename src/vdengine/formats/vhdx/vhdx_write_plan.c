@@ -147,7 +147,7 @@ static uint32_t vd_vhdx_plan_bits(vd_image *image, vd_vhdx_state *state, vd_vhdx
                                         vd_vhdx_block_bytes(state, block) / sector, &all);
     uint64_t kind = was_present && all ? VD_VHDX_PAYLOAD_FULLY_PRESENT : VD_VHDX_PAYLOAD_PARTIALLY_PRESENT;
     if (status == VD_ERROR_SUCCESS && (!was_present || all))
-        vd_vhdx_plan_entry_set(plan, block + block / state->chunk_ratio,
+        vd_vhdx_plan_entry_set(plan, vd_vhdx_payload_index(state, block),
                                payload / VD_VHDX_MIB << VD_VHDX_BAT_OFFSET_SHIFT | kind);
     return status;
 }
@@ -156,7 +156,7 @@ static uint32_t vd_vhdx_plan_bits(vd_image *image, vd_vhdx_state *state, vd_vhdx
 static uint32_t vd_vhdx_plan_one(vd_image *image, vd_vhdx_state *state, vd_vhdx_plan *plan, uint64_t block,
                                  uint64_t within, uint64_t count, const uint8_t *data)
 {
-    uint64_t index = block + block / state->chunk_ratio, entry, payload;
+    uint64_t index = vd_vhdx_payload_index(state, block), entry, payload;
     uint64_t bytes = vd_vhdx_block_bytes(state, block);
     uint32_t status = vd_vhdx_bat_get(image, index, &entry);
     if (status == VD_ERROR_SUCCESS && (entry & VD_VHDX_BAT_RESERVED_MASK) != 0)
