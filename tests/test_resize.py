@@ -221,16 +221,22 @@ def write_mbr(path: Path, first_lba: int, sectors: int) -> None:
         disk.write(0, bytes(sector))
 
 
-def test_vhdx_shrink_rules(tmp_path: Path) -> None:
-    path = tmp_path / "shrink.vhdx"
-    make_image(path, 64 * MiB, "dynamic")
-    # No partition table: the smallest safe size is the size itself.
+def shrinks_refused_without_a_partition_table(path: Path, smaller: int) -> None:
+    """With no partition table the smallest safe size is the size itself: a
+    shrink to `smaller` would truncate data, and the smallest safe size
+    cannot be computed."""
     with pytest.raises(VirtualDiskError) as error:
-        resize(path, 32 * MiB)
+        resize(path, smaller)
     assert code_of(error) == ERROR_VHD_RESIZE_WOULD_TRUNCATE_DATA
     with pytest.raises(VirtualDiskError) as error:
         resize(path, 0, Resize.RESIZE_TO_SMALLEST_SAFE_VIRTUAL_SIZE)
     assert code_of(error) == ERROR_VHD_COULD_NOT_COMPUTE_MINIMUM_VIRTUAL_SIZE
+
+
+def test_vhdx_shrink_rules(tmp_path: Path) -> None:
+    path = tmp_path / "shrink.vhdx"
+    make_image(path, 64 * MiB, "dynamic")
+    shrinks_refused_without_a_partition_table(path, 32 * MiB)
 
     write_mbr(path, 2048, 40 * 2048)          # ends at 41 MiB
     end = 41 * MiB
