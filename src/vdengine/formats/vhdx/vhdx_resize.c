@@ -210,7 +210,7 @@ static uint32_t vd_vhdx_longer_bat(vd_image *image, uint64_t entries, vd_operati
  * bits are set, so that once the size includes them they read zeros, not
  * the parent's bytes (a parent larger than the child, after a shrink, has
  * data there).  Past the end they show nowhere until then, so the
- * DataWriteGuid stays (a resize changes it nowhere).  They are made
+ * DataWriteGuid stays, as in every other resize.  They are made
  * durable, the data and then the log, before the grow's own transaction:
  * a crash leaves the old size, or the new one reading zeros there. */
 static uint32_t vd_vhdx_own_tail(vd_image *image, uint64_t from, uint64_t to)
