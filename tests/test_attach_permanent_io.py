@@ -274,13 +274,13 @@ def test_a_refused_open_names_the_server_that_holds_the_image(tmp_path: Path,
     server = server_of(run_dir)
     pidfd = os.pidfd_open(server)
     # The server holds the image to read (as a detach's open may): a
-    # writer is refused, naming the server.
+    # writer is refused, naming the server and its device.
     with pytest.raises(virtdisk.SharingViolationError) as refused:
         virtdisk.open(image, read_only=False)
     assert refused.value.winerror == 32
     assert refused.value.detail == (
-        f"process {server} (virtdisk-serve), the server of a permanent attach of the file, "
-        "holds it until the disk is detached")
+        f"process {server} (virtdisk-serve), the server of a permanent attach of the file as "
+        f"{attachment.path}, holds it until the disk is detached")
     assert bound(attachment.path)
     virtdisk.detach(image)
     assert wait_for_exit(pidfd)

@@ -54,6 +54,48 @@ def test_mirror_break_switches_the_disk_to_the_copy(tmp_path: Path, fmt: str) ->
     assert content(target)[4096:] == content(source)[4096:]
 
 
+# Run in a process of its own: the content is read while the mirror runs
+# (the SCSI target then made names the source), and after the break a file
+# size limit (RLIMIT_FSIZE, SIGXFSZ ignored) of 1 MiB makes a write past
+# that offset of the copy fail, and so the SCSI write: an error of that
+# target.
+_FAILED_WRITE_AFTER_BREAK = """
+import resource, signal, sys
+import virtdisk
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+source, copy, offset = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with virtdisk.open(source, read_only=False) as disk:
+    mirror = disk.mirror(copy)
+    assert mirror.wait_mirrored()
+    disk.read(0, 512)
+    mirror.break_()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
+    try:
+        disk.write(offset, b"N" * 4096)
+    except virtdisk.VirtualDiskError as error:
+        print(type(error).__name__, error.filename, sep="\\t")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+"""
+
+
+@pytest.mark.parametrize("fmt", ["vhd", "vhdx"])
+def test_content_errors_after_a_break_name_the_copy(tmp_path: Path, fmt: str) -> None:
+    """The SCSI target made for the disk's content while it was mirrored
+    names the copy in its errors once the break has switched the disk to
+    it."""
+    source = make_disk(tmp_path / f"source.{fmt}", fmt)
+    target = tmp_path / f"copy.{fmt}"
+    unallocated = 12 * MIB
+    out = subprocess.run([sys.executable, "-c", _FAILED_WRITE_AFTER_BREAK, str(source),
+                          str(target), str(unallocated)],
+                         check=True, capture_output=True, text=True).stdout
+    kind, _, filename = out.strip().partition("\t")
+    assert kind, "the write past the file size limit succeeded"
+    assert filename == str(target), kind
+
+
 def test_a_cancelled_mirror_leaves_the_path(tmp_path: Path) -> None:
     source = make_disk(tmp_path / "source.vhdx", "vhdx")
     with virtdisk.open(source, read_only=False) as disk:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,54 @@ def test_grow_after_shrink_reads_zeros_not_the_parent(tmp_path: Path) -> None:
     assert engine_bytes(child) == bytes(expected)
 
 
+# A size inside the 2 MiB block [32 MiB, 34 MiB), whose first 64 KiB the
+# parent holds: the shrink keeps 8 KiB of them, the rest lies past the end.
+INSIDE_A_BLOCK = PARENT_SIZE // 2 + 8192
+
+
+def shrink_inside_a_block(child: Path, expected: bytearray, child_writes: bool) -> None:
+    """The child shrunk to INSIDE_A_BLOCK; with `child_writes`, it holds
+    sectors of that block before the new end and past it first (a
+    PARTIALLY_PRESENT block), else none (NOT_PRESENT).  `expected` becomes
+    what the disk reads grown back to PARENT_SIZE."""
+    with virtdisk.open(child, read_only=False) as disk:
+        if child_writes:
+            disk.write(PARENT_SIZE // 2 + 4096, b"\x66" * 1024)
+            disk.write(PARENT_SIZE // 2 + 16384, b"\x77" * 4096)
+            expected[PARENT_SIZE // 2 + 4096:PARENT_SIZE // 2 + 5120] = b"\x66" * 1024
+        disk.resize(INSIDE_A_BLOCK, allow_unsafe=True)
+    expected[INSIDE_A_BLOCK:] = bytes(PARENT_SIZE - INSIDE_A_BLOCK)
+
+
+@pytest.mark.parametrize("child_writes", [False, True], ids=["not-present", "partially-present"])
+def test_grow_after_shrink_inside_a_block_reads_zeros_in_that_block(tmp_path: Path,
+                                                                    child_writes: bool) -> None:
+    """The block the shrink ended inside reads zeros past the old end after
+    a grow, where the parent has data there and the child held none of it
+    (or what the shrink cut off), through the engine and libvhdi."""
+    parent, child, expected = make_child(tmp_path)
+    parent_before = parent.read_bytes()
+    shrink_inside_a_block(child, expected, child_writes)
+    grandchild = tmp_path / "grandchild.vhdx"
+    with virtdisk.create(grandchild, parent=child):
+        pass
+    resize(child, PARENT_SIZE)
+    # The zeros lay past the end: the child's DataWriteGuid, which its own
+    # child names, stays.
+    with virtdisk.open(grandchild) as disk:
+        assert disk.read(0, INSIDE_A_BLOCK) == bytes(expected[:INSIDE_A_BLOCK])
+    got = engine_bytes(child)
+    tail = slice(INSIDE_A_BLOCK, PARENT_SIZE // 2 + 2 * MiB)
+    assert got[tail] == bytes(expected[tail])
+    assert got == bytes(expected)
+    assert parent.read_bytes() == parent_before
+    if have_pyvhdi():
+        # Up to that block's end: libvhdi reads a child's ZERO blocks, the
+        # grow's entries past it, from the parent.
+        (start,) = pyvhdi_ranges(child, parent, [(0, tail.stop)])
+        assert start == bytes(expected[:tail.stop])
+
+
 def test_cli_resizes_a_child(tmp_path: Path) -> None:
     parent, child, expected = make_child(tmp_path)
     before = parent.read_bytes()
@@ -204,6 +253,28 @@ def test_merge_of_a_resized_child_is_refused_with_nothing_written(tmp_path: Path
 
 # --------------------------------------------------------------------------- fault injection
 
+def stop_a_child_grow(harness: Path, parent: Path, child: Path, old_size: int, new_size: int,
+                      check_content: Callable[[Path, int], None]) -> None:
+    """stop_after_every_step on the grow of `child` from `old_size` to
+    `new_size`: every stopped copy opens with one of the two sizes and
+    check_content(copy, size) holds of it, the parent never changes, and
+    both sizes are seen."""
+    parent_before = parent.read_bytes()
+    seen = set()
+
+    def check(copy: Path, answer: dict[str, Any]) -> None:
+        # The copy's relative parent locator names base.vhdx beside it.
+        size = engine_size(copy)
+        assert size in (old_size, new_size), size
+        check_content(copy, size)
+        assert parent.read_bytes() == parent_before
+        seen.add(size)
+
+    stopped = stop_after_every_step(harness, child, [str(new_size), "0"], check, limit=96)
+    assert stopped > 0
+    assert seen == {old_size, new_size}
+
+
 @pytest.mark.parametrize("new_size", [96 * MiB + 1536, 40 * GiB])
 def test_stop_at_every_step_of_a_child_grow(tmp_path: Path, harness: Path,  # noqa: F811
                                             new_size: int) -> None:
@@ -215,22 +286,32 @@ def test_stop_at_every_step_of_a_child_grow(tmp_path: Path, harness: Path,  # no
     with virtdisk.open(child, read_only=False) as disk:
         disk.write(MiB, b"\x44" * 3 * MiB)
     expected[MiB:4 * MiB] = b"\x44" * 3 * MiB
-    parent_before = parent.read_bytes()
-    seen = set()
 
-    def check(copy: Path, answer: dict[str, Any]) -> None:
-        # The copy's relative parent locator names base.vhdx beside it.
-        size = engine_size(copy)
-        assert size in (PARENT_SIZE, new_size), size
+    def check_content(copy: Path, size: int) -> None:
         with virtdisk.open(copy) as disk:
             assert disk.read(0, PARENT_SIZE) == bytes(expected)
             if size == new_size:
                 assert disk.read(new_size - MiB, MiB) == bytes(MiB)
-        assert parent.read_bytes() == parent_before
-        seen.add(size)
 
-    stopped = stop_after_every_step(harness, child, [str(new_size), "0"], check, limit=96)
-    assert stopped > 0
-    assert seen == {PARENT_SIZE, new_size}
+    stop_a_child_grow(harness, parent, child, PARENT_SIZE, new_size, check_content)
     assert call(harness, child, str(new_size), "0", "-1")["status"] == 0
     assert engine_size(child) == new_size
+
+
+def test_stop_at_every_step_of_a_grow_after_shrink_inside_a_block(tmp_path: Path,
+                                                                   harness: Path) -> None:  # noqa: F811
+    """The grow's zeros in the block the shrink ended inside, stopped after
+    every file change: the child opens with its old size and content or its
+    new size reading zeros past the old end, and a grow run to its end on
+    the stopped copy reads zeros there too."""
+    parent, child, expected = make_child(tmp_path)
+    shrink_inside_a_block(child, expected, child_writes=True)
+
+    def check_content(copy: Path, size: int) -> None:
+        with virtdisk.open(copy) as disk:
+            assert disk.read(0, size) == bytes(expected[:size])
+        if size == INSIDE_A_BLOCK:
+            resize(copy, PARENT_SIZE)
+            assert engine_bytes(copy) == bytes(expected)
+
+    stop_a_child_grow(harness, parent, child, INSIDE_A_BLOCK, PARENT_SIZE, check_content)

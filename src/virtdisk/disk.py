@@ -52,6 +52,7 @@ from . import dependency as _dependency
 from .dependency import StorageDependency
 from .detect import EXTENSIONS as _EXTENSIONS
 from .detect import parse_storage_type, storage_type_from_signature
+from .handle_path import handle_path
 from .errors import (
     ERROR_ACCESS_DENIED,
     ERROR_INVALID_HANDLE,
@@ -495,10 +496,7 @@ class VirtualDisk:
         """The path of the image the disk is on: the one it was opened
         with, and the copy's once :meth:`Mirror.break_
         <virtdisk.mirror.Mirror.break_>` has switched it over."""
-        path = self._handle.path
-        if type(path) is str:
-            return path
-        return "" if path is None else os.fspath(path)
+        return handle_path(self._handle)
 
     @property
     def read_only(self) -> bool | None:
@@ -725,7 +723,7 @@ class VirtualDisk:
             if target is None:
                 from .scsi import BlockTarget
 
-                target = BlockTarget(self._handle, self.path, self._read_only,
+                target = BlockTarget(self._handle, self._read_only,
                                      on_device=getattr(self, "_on_device", False))
                 self._target = target
         return target

@@ -20,8 +20,8 @@ Mirroring takes a version 2 handle; a disk opened with ``access=`` is
 opened again, keeping whether it was read-only.  The disk's
 :attr:`~virtdisk.disk.VirtualDisk.path` is the path it was opened with
 until the break, and the copy's path after it (as given to
-:meth:`~virtdisk.disk.VirtualDisk.mirror`); a cancelled mirror leaves it
-the original's.  An :class:`~virtdisk.attach.Attachment` made through the
+:meth:`~virtdisk.disk.VirtualDisk.mirror`), in the errors of its content
+calls too; a cancelled mirror leaves it the original's.  An :class:`~virtdisk.attach.Attachment` made through the
 disk's handle names the copy as its ``image_path`` after the break too.
 """
 

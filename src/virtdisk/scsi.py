@@ -64,6 +64,7 @@ from .errors import (
     UnsupportedOperationError,
     VirtualDiskError,
 )
+from .handle_path import handle_path
 
 __all__ = ["BlockTarget", "Sense", "parse_sense", "sense_error"]
 
@@ -292,7 +293,7 @@ class BlockTarget:
     buffers are whole blocks.
     """
 
-    __slots__ = ("_handle", "_path", "_read_only", "_attached", "_lock", "block_size",
+    __slots__ = ("_handle", "_read_only", "_attached", "_lock", "block_size",
                  "block_count", "physical_block_exponent", "thin", "zeroes_after_unmap",
                  "max_transfer_blocks", "max_unmap_blocks", "max_unmap_descriptors",
                  "optimal_transfer_blocks", "__weakref__")
@@ -307,10 +308,9 @@ class BlockTarget:
     max_unmap_descriptors: int
     optimal_transfer_blocks: int
 
-    def __init__(self, handle: VirtualDiskHandle, path: str, read_only: bool | None, *,
+    def __init__(self, handle: VirtualDiskHandle, read_only: bool | None, *,
                  on_device: bool = False) -> None:
         self._handle = handle
-        self._path = path
         self._lock = threading.Lock()
         self._attached = False
         # on_device: the handle holds a device attach that takes the
@@ -327,6 +327,13 @@ class BlockTarget:
     def capacity(self) -> int:
         """The disk's size in bytes, as READ CAPACITY(16) reported it."""
         return self.block_count * self.block_size
+
+    @property
+    def _path(self) -> str:
+        """The image its errors name: the handle's, asked anew, so a
+        mirror's break that switched the handle to the copy names the copy
+        (the target outlives the break)."""
+        return handle_path(self._handle)
 
     @property
     def read_only(self) -> bool:

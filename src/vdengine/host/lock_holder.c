@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "base/detail.h"
-#include "host/attach_record.h"   /* VD_ATTACH_SERVER_NAME only: io.c links no attach code */
+#include "host/attach_record.h"
 
 /* The strongest lock /proc/PID/fdinfo/FD shows on its open file. */
 enum vd_lock_kind { VD_LOCK_NONE = 0, VD_LOCK_READ = 1, VD_LOCK_WRITE = 2 };
@@ -151,11 +151,29 @@ static const char *vd_holder_lock_words(enum vd_lock_kind kind)
                                  : "has the file open to read, and a writer needs it alone";
 }
 
-static void vd_describe_process(const vd_holder *holder)
+/* The loop device of the permanent attach of the file (device, inode)
+ * that process `server` serves, as its attach record has it; -1 when no
+ * live record says so.  The records are read, not pruned: that needs the
+ * records' lock, which an open does not take. */
+static int vd_served_loop(long server, dev_t device, ino_t inode)
+{
+    vd_attach_record record;
+    if (!vd_attach_record_find(0, (uint64_t)device, (uint64_t)inode, &record)
+        || !record.permanent || record.server_pid != server)
+        return -1;
+    return record.loop_number;
+}
+
+static void vd_describe_process(const vd_holder *holder, dev_t device, ino_t inode)
 {
     char comm[32];
     vd_process_name(holder->pid, comm, sizeof comm);
-    if (strcmp(comm, VD_ATTACH_SERVER_NAME) == 0)
+    int server = strcmp(comm, VD_ATTACH_SERVER_NAME) == 0;
+    int loop = server ? vd_served_loop(holder->pid, device, inode) : -1;
+    if (loop >= 0)
+        vd_detail_set("process %ld (%s), the server of a permanent attach of the file as "
+                      "/dev/loop%d, holds it until the disk is detached", holder->pid, comm, loop);
+    else if (server)
         vd_detail_set("process %ld (%s), the server of a permanent attach of the file, holds it "
                       "until the disk is detached", holder->pid, comm);
     else if (comm[0] != '\0')
@@ -177,7 +195,7 @@ void vd_lock_holder_describe(int fd, int writable)
     }
     vd_holder holder = { 0, VD_LOCK_NONE };
     if (vd_other_holder(file.st_dev, file.st_ino, writable, &holder))
-        vd_describe_process(&holder);
+        vd_describe_process(&holder, file.st_dev, file.st_ino);
 }
 
 #else

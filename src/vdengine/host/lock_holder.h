@@ -20,7 +20,8 @@
  * sharing lock refused (`writable`: the open wanted to write), naming
  * what holds the lock where the host shows it: another handle of this
  * process, a permanent attach's server process (VD_ATTACH_SERVER_NAME;
- * its pid), or another process (pid and name).  Leaves the detail unset when no
+ * its pid, and its /dev/loopN where the attach record, host/attach_record.h,
+ * names it), or another process (pid and name).  Leaves the detail unset when no
  * holder can be seen (a process of another user, no /proc). */
 void vd_lock_holder_describe(int fd, int writable);
 

@@ -24,14 +24,17 @@
  * Where the old size ends inside a present block, the bytes past it are
  * zeroed first (the disk never showed them, and after a shrink they hold
  * what the shrink cut off): the grown disk reads zeros past the old end.
+ * A differencing child's sectors of that block which it does not hold
+ * would read the parent there; they are written as zeros through the
+ * write path first, so the child holds them.
  *
  * Shrink.  The entries past the new size are set NOT_PRESENT in the same
  * transaction; the blocks they named become unused space (CompactVirtualDisk
  * gives it back).  The BAT region is never made smaller.
  *
  * Cancellation is honoured before the transaction, where nothing live has
- * changed but the place of blocks that made room for the BAT, and before
- * each batch of those moves. */
+ * changed but the place of blocks that made room for the BAT and the
+ * bytes past the old end, and before each batch of those moves. */
 #include "disk/driver.h"
 
 #include <stdlib.h>
@@ -49,6 +52,7 @@
 #include "formats/vhdx/vhdx_metadata.h"
 #include "formats/vhdx/vhdx_pending.h"
 #include "formats/vhdx/vhdx_sectors.h"
+#include "formats/vhdx/vhdx_write_plan.h"
 
 static const uint8_t vd_vhdx_guid_size[16] = VD_VHDX_GUID_VIRTUAL_DISK_SIZE;
 static const uint8_t vd_vhdx_guid_bat[16] = VD_VHDX_GUID_BAT_REGION;
@@ -197,9 +201,40 @@ static uint32_t vd_vhdx_longer_bat(vd_image *image, uint64_t entries, vd_operati
     return VD_ERROR_SUCCESS;
 }
 
-/* Zeros the bytes of the old last block past the old size, where the file
- * holds them (a differencing child's PARTIALLY_PRESENT block holds those
- * whose bitmap bits are set; zeroing the rest of its payload is harmless). */
+/* Bytes of zeros a child's tail is written with at a time. */
+#define VD_VHDX_TAIL_PIECE (UINT32_C(1) << 20)
+
+/* A differencing child's bytes [from, to) of its old last block, past the
+ * old size, written as zeros through the write path (vhdx_write_plan.h):
+ * the block is allocated where it is NOT_PRESENT and the sectors' bitmap
+ * bits are set, so that once the size includes them they read zeros, not
+ * the parent's bytes (a parent larger than the child, after a shrink, has
+ * data there).  Past the end they show nowhere until then, so the
+ * DataWriteGuid stays, as in every other resize.  They are made
+ * durable, the data and then the log, before the grow's own transaction:
+ * a crash leaves the old size, or the new one reading zeros there. */
+static uint32_t vd_vhdx_own_tail(vd_image *image, uint64_t from, uint64_t to)
+{
+    vd_vhdx_state *state = image->format_state;
+    uint8_t *zeros = calloc(1, VD_VHDX_TAIL_PIECE);
+    if (zeros == NULL)
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    uint32_t status = VD_ERROR_SUCCESS;
+    while (from < to && status == VD_ERROR_SUCCESS) {
+        uint64_t done = 0;
+        uint64_t piece = to - from < VD_VHDX_TAIL_PIECE ? to - from : VD_VHDX_TAIL_PIECE;
+        status = vd_vhdx_write_planned(image, state, from, zeros, piece, 0, &done);
+        from += done;
+    }
+    free(zeros);
+    return status == VD_ERROR_SUCCESS ? vd_vhdx_pending_commit(image) : status;
+}
+
+/* The old last block past the old size reads zeros after the grow: its
+ * bytes in the file are zeroed where it is present (the disk never showed
+ * them, and after a shrink they hold what the shrink cut off), and a
+ * child's sectors there that it does not hold, which would read the
+ * parent, become its own (vd_vhdx_own_tail). */
 static uint32_t vd_vhdx_zero_tail(vd_image *image)
 {
     vd_vhdx_state *state = image->format_state;
@@ -207,18 +242,22 @@ static uint32_t vd_vhdx_zero_tail(vd_image *image)
     if (within == 0)
         return VD_ERROR_SUCCESS;
     uint64_t block = state->virtual_size / state->block_size;
-    uint64_t entry;
+    uint64_t entry, start = 0;
     uint32_t status = vd_vhdx_bat_get(image, vd_vhdx_payload_index(state, block), &entry);
     uint64_t kind = entry & VD_VHDX_BAT_STATE_MASK;
-    if (status != VD_ERROR_SUCCESS
-        || (kind != VD_VHDX_PAYLOAD_FULLY_PRESENT && kind != VD_VHDX_PAYLOAD_PARTIALLY_PRESENT))
+    int present = kind == VD_VHDX_PAYLOAD_FULLY_PRESENT || kind == VD_VHDX_PAYLOAD_PARTIALLY_PRESENT;
+    if (status != VD_ERROR_SUCCESS || (!present && kind != VD_VHDX_PAYLOAD_NOT_PRESENT))
         return status;
-    uint64_t start = (entry >> VD_VHDX_BAT_OFFSET_SHIFT) * VD_VHDX_MIB + within;
-    uint64_t length = state->block_size - within;
-    if (start + length > image->file.size)
-        return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
-                       "payload block %" PRIu64 " ends past the end of the file", block);
-    status = vd_file_zero_range(&image->file, start, length, 0);
+    if (present)
+        status = vd_vhdx_payload_place(state, entry, state->block_size, &start);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
+    /* The write path zeros the payload of a child's partial block too. */
+    if (state->differencing && kind != VD_VHDX_PAYLOAD_FULLY_PRESENT)
+        return vd_vhdx_own_tail(image, state->virtual_size, (block + 1) * state->block_size);
+    if (!present)
+        return VD_ERROR_SUCCESS;
+    status = vd_file_zero_range(&image->file, start + within, state->block_size - within, 0);
     return status == VD_ERROR_SUCCESS ? vd_file_flush(&image->file) : status;
 }
 

@@ -173,7 +173,7 @@ uint32_t vd_vhdx_write(vd_image *image, uint64_t offset, const void *buffer, uin
             status = vd_file_write(&image->file, target, in, (size_t)count);
         } else {
             pthread_mutex_lock(&state->allocation_lock);
-            status = vd_vhdx_write_planned(image, state, offset, in, length, &count);
+            status = vd_vhdx_write_planned(image, state, offset, in, length, 1, &count);
             pthread_mutex_unlock(&state->allocation_lock);
         }
         if (status != VD_ERROR_SUCCESS)

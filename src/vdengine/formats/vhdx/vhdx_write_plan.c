@@ -244,7 +244,7 @@ static uint32_t vd_vhdx_plan_run(vd_image *image, vd_vhdx_state *state, vd_vhdx_
 }
 
 uint32_t vd_vhdx_write_planned(vd_image *image, vd_vhdx_state *state, uint64_t offset, const uint8_t *data,
-                               uint64_t length, uint64_t *done)
+                               uint64_t length, int visible, uint64_t *done)
 {
     vd_vhdx_plan *plan = calloc(1, sizeof *plan);
     if (plan == NULL)
@@ -275,7 +275,7 @@ uint32_t vd_vhdx_write_planned(vd_image *image, vd_vhdx_state *state, uint64_t o
      * damage anywhere in the plan's reach leaves the file as it was, the
      * header included. */
     if (status == VD_ERROR_SUCCESS && plan->write_count > 0) {
-        status = vd_vhdx_data_write_guid(image, state);
+        status = visible ? vd_vhdx_data_write_guid(image, state) : VD_ERROR_SUCCESS;
         if (status == VD_ERROR_SUCCESS)
             status = vd_vhdx_plan_run(image, state, plan);
     }

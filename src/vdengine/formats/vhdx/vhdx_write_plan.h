@@ -31,8 +31,11 @@ static inline uint64_t vd_vhdx_chunk_bit(const vd_vhdx_state *state, uint64_t bl
 /* The write of [offset, offset + length) from the first block on, as far
  * as one plan reaches (64 blocks, a bounded number of bitmap sectors);
  * *done = the bytes handled.  Damage in any block the plan reaches is
- * refused with nothing written.  The caller holds the allocation lock. */
+ * refused with nothing written.  `visible`: the bytes are user-visible
+ * data, so the DataWriteGuid changes first (not for bytes past the
+ * virtual size, which a grow's own zeros are).  The caller holds the
+ * allocation lock. */
 uint32_t vd_vhdx_write_planned(vd_image *image, vd_vhdx_state *state, uint64_t offset, const uint8_t *data,
-                               uint64_t length, uint64_t *done);
+                               uint64_t length, int visible, uint64_t *done);
 
 #endif
