@@ -172,13 +172,11 @@ static uint32_t vd_vhd_compact_judge(vd_vhd_compact_run *c, uint32_t block, uint
         return VD_ERROR_SUCCESS;
     }
     uint8_t *data = c->buffer + state->bitmap_size;
+    if (c->image->subtype != VD_SUBTYPE_DIFFERENCING)
+        return vd_file_range_zero(&c->image->file, at + state->bitmap_size, bytes, data, drop);
     status = vd_file_read(&c->image->file, at + state->bitmap_size, data, (size_t)bytes);
     if (status != VD_ERROR_SUCCESS)
         return status;
-    if (c->image->subtype != VD_SUBTYPE_DIFFERENCING) {
-        *drop = vd_bytes_zero(data, (size_t)bytes);
-        return VD_ERROR_SUCCESS;
-    }
     return vd_vhd_compact_child_zero(c, block, sectors, drop);
 }
 

@@ -102,7 +102,7 @@ static uint32_t vd_vhdx_compact_add(vd_vhdx_compact_run *c, vd_vhdx_compact_batc
 }
 
 /* Whether a PARTIALLY_PRESENT block may become ZERO: its file bytes are
- * zero (read into c->buffer already) and the parent reads zeros. */
+ * zero (found already) and the parent reads zeros. */
 static uint32_t vd_vhdx_parent_zero(vd_vhdx_compact_run *c, uint64_t block, uint64_t bytes, int *zero)
 {
     vd_image *parent = c->request->parent;
@@ -148,12 +148,12 @@ static uint32_t vd_vhdx_compact_judge(vd_vhdx_compact_run *c, uint64_t block, ui
     default:
         return VD_ERROR_SUCCESS;
     }
+    int zero = 0;
     status = vd_vhdx_payload_place(state, entry, bytes, &payload);
     if (status == VD_ERROR_SUCCESS)
-        status = vd_file_read(&c->image->file, payload, c->buffer, (size_t)bytes);
-    if (status != VD_ERROR_SUCCESS || !vd_bytes_zero(c->buffer, (size_t)bytes))
+        status = vd_file_range_zero(&c->image->file, payload, bytes, c->buffer, &zero);
+    if (status != VD_ERROR_SUCCESS || !zero)
         return status;
-    int zero = 1;
     if (kind == VD_VHDX_PAYLOAD_PARTIALLY_PRESENT)
         status = vd_vhdx_parent_zero(c, block, bytes, &zero);
     if (status == VD_ERROR_SUCCESS && zero) {
