@@ -5,7 +5,9 @@
   into its empty parent, by ``virtdisk.merge(child)`` (the checkpoint form:
   it finds the chain, opens, merges, closes) and by ``_virtdisk``'s
   MergeVirtualDisk on a handle opened beforehand; against ``cp`` of the
-  child file (the same allocated bytes: the limit) and ``qemu-img commit
+  child file (the same allocated bytes: the limit), ``cp`` followed by an
+  ``fsync`` of the copy (a copy as durable as a merge, which flushes its
+  target at the end: the disk's share of the time) and ``qemu-img commit
   -d`` of a qcow2 child of the same content into its empty qcow2 parent
   (the field's reference: qemu cannot merge VHDX).
 * **compact**: a dynamic VHDX of --size whose blocks alternate random data
@@ -30,7 +32,8 @@
   ``disk.mirror(path)`` on a disk opened beforehand, timed until the copy
   is mirrored (``wait_mirrored()``) and broken (``break_()``), the handle
   then on the copy; against ``cp`` of the image (the same allocated bytes:
-  the limit).  qemu's reference would be a ``blockdev-mirror`` job of a
+  the limit) and ``cp`` with an ``fsync`` of the copy (the mirror flushes
+  its copy before the break).  qemu's reference would be a ``blockdev-mirror`` job of a
   running qemu, which no qemu-img command runs, so it has no row.
 
 Every image is made anew, untimed, for each timed run; everything goes
@@ -104,6 +107,17 @@ def cp(source: Path, target: Path) -> None:
     run("cp", str(source), str(target))
 
 
+def durable_cp(source: Path, target: Path) -> None:
+    """cp, then an fsync of the copy: what a copy that must survive a crash
+    costs, as a merge or a mirror must (they flush the target at the end)."""
+    cp(source, target)
+    descriptor = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def chunk_of(setup: Setup, index: int) -> bytes:
     """The content's chunk `index`: the random unit with its index in
     front, so that no two chunks are equal."""
@@ -166,10 +180,11 @@ def measure_merge(setup: Setup) -> list[Target]:
     raw_twin(raw, setup, everything)
     ours, extension, cp_limit, qemu = ("virtdisk.merge(child)", "MergeVirtualDisk (_virtdisk)",
                                        "cp of the child (limit)", "qemu-img commit -d (qcow2)")
+    durable = "cp + fsync of the child"
     rows: dict[str, float] = {}
     child_bytes = 0
     for repeat in range(setup.repeats):
-        for index, name in enumerate((cp_limit, ours, extension, qemu)):
+        for index, name in enumerate((cp_limit, durable, ours, extension, qemu)):
             place = directory / f"merge-{repeat}-{index}"
             place.mkdir()
             if name == qemu:
@@ -188,6 +203,8 @@ def measure_merge(setup: Setup) -> list[Target]:
                 child_bytes = child.stat().st_blocks * 512
                 if name == cp_limit:
                     best(rows, name, timed(lambda: cp(child, place / "copy.vhdx")))
+                elif name == durable:
+                    best(rows, name, timed(lambda: durable_cp(child, place / "copy.vhdx")))
                 elif name == ours:
                     best(rows, name, timed(lambda: virtdisk.merge(child)))
                 else:
@@ -383,6 +400,8 @@ def measure_mirror(setup: Setup) -> list[Target]:
         write_content(source, setup, everything)
         read_through(source)
         best(rows, cp_limit, timed(lambda: cp(source, place / "copy.vhdx")))
+        best(rows, "cp + fsync of the image", timed(lambda: durable_cp(source,
+                                                                    place / "durable.vhdx")))
         with virtdisk.open(source, read_only=False) as disk:
             def mirror_and_break() -> None:
                 mirror = disk.mirror(place / "mirror.vhdx")

@@ -3,6 +3,7 @@ the content equals a raw mirror (qemu-img compare), qemu-img check is clean
 and the file shrinks by the zero blocks it held."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -168,3 +169,44 @@ def test_a_stop_after_any_file_change_leaves_the_old_content(fault_harness: Path
     # Every log transaction writes and flushes several times; the moves
     # add copies, more transactions and the cut.
     assert changes > (10 if flags == 0 else 4)
+
+
+@pytest.mark.parametrize("fmt, suffix, options", [("vhdx", ".vhdx", "subformat=dynamic,block_size=8M"),
+                                                  ("vpc", ".vhd", "subformat=dynamic")])
+def test_data_past_the_first_scan_piece_keeps_its_block(tmp_path: Path, fmt: str, suffix: str,
+                                                        options: str) -> None:
+    # The zero scan reads a block 1 MiB at a time and stops at the first
+    # piece that holds data: blocks whose only data lies in a later piece,
+    # or in their last sector, must stay, and only the all-zero one go.
+    image, raw = tmp_path / f"a{suffix}", tmp_path / "a.raw"
+    subprocess.run(["qemu-img", "create", "-q", "-f", fmt, "-o", options, str(image), "32M"],
+                   check=True)
+    raw.write_bytes(b"")
+    os.truncate(raw, 32 * MIB)
+    block = 8 * MIB if fmt == "vhdx" else 2 * MIB
+    commands = ["-c", f"write -P 0 0 {3 * block}",                       # three blocks allocated
+                "-c", f"write -P 0x5a {block - 512} 512",                # the first: its last sector
+                "-c", f"write -P 0xa5 {2 * block + MIB + 4096} 4096"]    # the third: its second MiB
+    for image_format, path in ((fmt, image), ("raw", raw)):
+        subprocess.run(["qemu-io", "-f", image_format, *commands, str(path)], check=True,
+                       stdout=subprocess.DEVNULL)
+    before = image.stat().st_size
+    with virtdisk.open(image, read_only=False) as disk:
+        disk.compact()
+    if fmt == "vhdx":
+        # qemu's VHDX driver maps every block as data; the last block moves
+        # into the freed one and the file is cut by one block, no more.
+        assert before - 2 * block < image.stat().st_size <= before - block
+    else:
+        # qemu's VHD blocks leave no 4 KiB-aligned gap to move into: the
+        # file keeps its size, and qemu-img map shows which blocks remain.
+        mapped = json.loads(subprocess.run(["qemu-img", "map", "-f", fmt, "--output=json",
+                                            str(image)], capture_output=True, text=True,
+                                           check=True).stdout)
+        held = {index for extent in mapped if extent["data"]
+                for index in range(extent["start"] // block,
+                                   (extent["start"] + extent["length"] - 1) // block + 1)}
+        assert held == {0, 2}, mapped
+    compared = subprocess.run(["qemu-img", "compare", "-f", fmt, "-F", "raw", str(image), str(raw)],
+                              capture_output=True, text=True)
+    assert compared.returncode == 0, compared.stdout + compared.stderr

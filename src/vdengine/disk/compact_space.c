@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/vd_errors.h"
+
 static int vd_extent_order(const void *a, const void *b)
 {
     uint64_t x = ((const vd_extent *)a)->start, y = ((const vd_extent *)b)->start;
@@ -65,4 +67,22 @@ int vd_bytes_zero(const uint8_t *bytes, size_t length)
     if (length == 0)
         return 1;
     return bytes[0] == 0 && memcmp(bytes, bytes + 1, length - 1) == 0;
+}
+
+uint32_t vd_file_range_zero(const vd_file *file, uint64_t offset, uint64_t length,
+                            uint8_t *buffer, int *zero)
+{
+    *zero = 1;
+    for (uint64_t done = 0; done < length; done += VD_FILE_ZERO_PIECE) {
+        size_t piece = (size_t)(length - done < VD_FILE_ZERO_PIECE ? length - done
+                                                                   : VD_FILE_ZERO_PIECE);
+        uint32_t status = vd_file_read(file, offset + done, buffer, piece);
+        if (status != VD_ERROR_SUCCESS)
+            return status;
+        if (!vd_bytes_zero(buffer, piece)) {
+            *zero = 0;
+            break;
+        }
+    }
+    return VD_ERROR_SUCCESS;
 }

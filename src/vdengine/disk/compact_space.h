@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "host/io.h"
+
 typedef struct vd_extent {
     uint64_t start, end;
 } vd_extent;
@@ -29,5 +31,14 @@ uint64_t vd_extents_end(const vd_extent *extents, size_t count, uint64_t floor);
 
 /* Whether `length` bytes are all zero. */
 int vd_bytes_zero(const uint8_t *bytes, size_t length);
+
+/* Whether the file's bytes [offset, offset + length) are all zero, read in
+ * pieces of VD_FILE_ZERO_PIECE into `buffer` (at least that long, or
+ * `length` when shorter): a piece read stays in the CPU cache for its test,
+ * and a block of data is told apart by its first piece, not read whole.
+ * *zero is set on success; the buffer's content is left unspecified. */
+#define VD_FILE_ZERO_PIECE ((uint64_t)1 << 20)
+uint32_t vd_file_range_zero(const vd_file *file, uint64_t offset, uint64_t length,
+                            uint8_t *buffer, int *zero);
 
 #endif

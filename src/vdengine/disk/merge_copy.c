@@ -22,6 +22,7 @@
 #include "api/operation.h"
 #include "base/vd_errors.h"
 #include "disk/write_differences.h"
+#include "host/io.h"
 
 /* 1 MiB: a multiple of every logical sector size, small enough to keep two
  * buffers cheap, large enough that the per-step lock and checkpoint cost
@@ -34,6 +35,7 @@ typedef struct vd_merge_step {
     uint8_t *merged;   /* what the range reads */
     uint8_t *current;  /* what the target reads */
     uint64_t written;
+    uint64_t unstarted;  /* written since the target's writeback last started */
 } vd_merge_step;
 
 static uint32_t vd_merge_one_step(vd_merge_step *step, uint64_t offset, uint64_t length)
@@ -52,17 +54,21 @@ uint32_t vd_merge_copy(vd_image *target, const vd_merge_request *request, uint64
     *written = 0;
     if (target->ops == NULL || target->ops->write == NULL || target->ops->read == NULL)
         return VD_ERROR_NOT_SUPPORTED;
-    vd_merge_step step = { target, request, malloc(VD_MERGE_STEP), malloc(VD_MERGE_STEP), 0 };
+    vd_merge_step step = { target, request, malloc(VD_MERGE_STEP), malloc(VD_MERGE_STEP), 0, 0 };
     uint32_t status = step.merged != NULL && step.current != NULL ? VD_ERROR_SUCCESS
                                                                  : VD_ERROR_NOT_ENOUGH_MEMORY;
     const uint64_t size = target->virtual_size;
     vd_operation_set_total(request->operation, size);
     for (uint64_t offset = 0; status == VD_ERROR_SUCCESS && offset < size; offset += VD_MERGE_STEP) {
         uint64_t length = size - offset < VD_MERGE_STEP ? size - offset : VD_MERGE_STEP;
+        uint64_t written_before = step.written;
         status = vd_merge_one_step(&step, offset, length);
         if (status != VD_ERROR_SUCCESS)
             break;
         vd_operation_set_done(request->operation, offset + length);
+        /* The disk writes while the merge goes on: the closing flush waits
+         * for the last steps only. */
+        vd_file_pace_writeback(&target->file, &step.unstarted, step.written - written_before);
         /* Progress and cancel take the lock; the handle runs one long
          * operation at a time, so nothing else changes the chain meanwhile. */
         pthread_mutex_unlock(request->lock);

@@ -18,6 +18,7 @@
 #include "base/vd_errors.h"
 #include "disk/chain.h"
 #include "disk/write_differences.h"
+#include "host/io.h"
 
 /* 1 MiB, as a merge's step: a multiple of every logical sector size, the
  * longest a write that meets the copy waits for. */
@@ -165,6 +166,7 @@ uint32_t vd_mirror_copy(vd_mirror *mirror, vd_disk *disk, vd_operation *operatio
     vd_mirror_buffers buffers;
     uint32_t status = vd_mirror_buffers_new(&buffers);
     const uint64_t size = mirror->target.virtual_size;
+    uint64_t unstarted = 0;  /* copied since the target's writeback last started */
     vd_operation_set_total(operation, size);
     for (uint64_t offset = 0; status == VD_ERROR_SUCCESS && offset < size; offset += VD_MIRROR_STEP) {
         uint64_t length = size - offset < VD_MIRROR_STEP ? size - offset : VD_MIRROR_STEP;
@@ -172,6 +174,9 @@ uint32_t vd_mirror_copy(vd_mirror *mirror, vd_disk *disk, vd_operation *operatio
         if (status != VD_ERROR_SUCCESS)
             break;
         vd_operation_set_done(operation, offset + length);
+        /* The disk writes the copy as it goes: the flush at its end (and a
+         * break's) waits for the last steps only. */
+        vd_file_pace_writeback(&mirror->target.file, &unstarted, length);
         /* After each step but the last (a cancel then finds the mirrored
          * state): the test hold stops here with part of the disk copied. */
         if (offset + length < size && vd_operation_checkpoint(operation))

@@ -421,6 +421,24 @@ uint32_t vd_file_flush(const vd_file *file)
     return VD_ERROR_SUCCESS;
 }
 
+void vd_file_start_writeback(const vd_file *file)
+{
+    if (file == NULL || file->fd < 0 || file->skip_sync)
+        return;
+#ifdef __linux__
+    (void)sync_file_range(file->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
+}
+
+void vd_file_pace_writeback(const vd_file *file, uint64_t *unstarted, uint64_t written)
+{
+    *unstarted += written;
+    if (*unstarted >= VD_FILE_WRITEBACK_PACE) {
+        vd_file_start_writeback(file);
+        *unstarted = 0;
+    }
+}
+
 uint32_t vd_file_set_size(vd_file *file, uint64_t size)
 {
     if (file == NULL || file->fd < 0)

@@ -54,6 +54,21 @@ uint32_t vd_file_write(const vd_file *file, uint64_t offset, const void *buffer,
  * Succeeds at once for a file with `skip_sync` set. */
 uint32_t vd_file_flush(const vd_file *file);
 
+/* Asks the host to start writing the file's dirty pages to storage now,
+ * without waiting for them (sync_file_range SYNC_FILE_RANGE_WRITE on Linux;
+ * nothing elsewhere).  A long copy that ends in a flush calls it as it goes,
+ * so the disk writes while the copy runs and the final fsync waits only for
+ * the tail.  Durability still comes from vd_file_flush alone.  Does nothing
+ * for a file with `skip_sync` set; changes nothing a read sees, so fault
+ * injection does not count it; errors are ignored (it is a hint). */
+void vd_file_start_writeback(const vd_file *file);
+
+/* For a long copy: counts `written` more bytes into *unstarted and, once it
+ * reaches VD_FILE_WRITEBACK_PACE, starts the file's writeback and sets it
+ * back to 0. */
+#define VD_FILE_WRITEBACK_PACE ((uint64_t)32 << 20)
+void vd_file_pace_writeback(const vd_file *file, uint64_t *unstarted, uint64_t written);
+
 /* Grows or shrinks the file to `size` bytes (ftruncate) and records it in
  * file->size. */
 uint32_t vd_file_set_size(vd_file *file, uint64_t size);

@@ -60,6 +60,7 @@ typedef struct vd_vhd_compact_run {
     uint8_t *parent_buffer;       /* the parent's bytes of one block */
     uint64_t data_end;            /* where blocks end: the end footer */
     uint64_t done, total;
+    uint64_t unstarted;           /* moved since the writeback last started */
 } vd_vhd_compact_run;
 
 /* BAT changes waiting for one flush. */
@@ -171,13 +172,11 @@ static uint32_t vd_vhd_compact_judge(vd_vhd_compact_run *c, uint32_t block, uint
         return VD_ERROR_SUCCESS;
     }
     uint8_t *data = c->buffer + state->bitmap_size;
+    if (c->image->subtype != VD_SUBTYPE_DIFFERENCING)
+        return vd_file_range_zero(&c->image->file, at + state->bitmap_size, bytes, data, drop);
     status = vd_file_read(&c->image->file, at + state->bitmap_size, data, (size_t)bytes);
     if (status != VD_ERROR_SUCCESS)
         return status;
-    if (c->image->subtype != VD_SUBTYPE_DIFFERENCING) {
-        *drop = vd_bytes_zero(data, (size_t)bytes);
-        return VD_ERROR_SUCCESS;
-    }
     return vd_vhd_compact_child_zero(c, block, sectors, drop);
 }
 
@@ -269,6 +268,10 @@ static uint32_t vd_vhd_compact_copy(vd_vhd_compact_run *c, uint64_t from, uint64
     uint32_t status = vd_file_read(&c->image->file, from, c->buffer, (size_t)length);
     if (status == VD_ERROR_SUCCESS)
         status = vd_file_write(&c->image->file, to, c->buffer, (size_t)length);
+    /* The moved blocks reach the disk while later ones are copied, so the
+     * batch's flush waits for little. */
+    if (status == VD_ERROR_SUCCESS)
+        vd_file_pace_writeback(&c->image->file, &c->unstarted, length);
     return status;
 }
 
@@ -347,7 +350,7 @@ uint32_t vd_vhd_compact(vd_image *image, const vd_compact_request *request)
     vd_vhd_compact_run c = { image, state, request,
                              atomic_load_explicit(&state->table, memory_order_acquire),
                              malloc((size_t)state->bitmap_size + state->block_size),
-                             malloc(state->block_size), 0, 0, image->virtual_size };
+                             malloc(state->block_size), 0, 0, image->virtual_size, 0 };
     vd_vhd_compact_batch *batch = calloc(1, sizeof *batch);
     if (c.buffer == NULL || c.parent_buffer == NULL || batch == NULL)
         status = VD_ERROR_NOT_ENOUGH_MEMORY;

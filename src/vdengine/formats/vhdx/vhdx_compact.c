@@ -54,6 +54,7 @@ typedef struct vd_vhdx_compact_run {
     uint8_t *buffer;              /* one payload block */
     uint8_t *parent_buffer;       /* the parent's bytes of one block */
     uint64_t done, total;
+    uint64_t unstarted;           /* moved since the writeback last started */
 } vd_vhdx_compact_run;
 
 typedef struct vd_vhdx_compact_batch {
@@ -101,7 +102,7 @@ static uint32_t vd_vhdx_compact_add(vd_vhdx_compact_run *c, vd_vhdx_compact_batc
 }
 
 /* Whether a PARTIALLY_PRESENT block may become ZERO: its file bytes are
- * zero (read into c->buffer already) and the parent reads zeros. */
+ * zero (found already) and the parent reads zeros. */
 static uint32_t vd_vhdx_parent_zero(vd_vhdx_compact_run *c, uint64_t block, uint64_t bytes, int *zero)
 {
     vd_image *parent = c->request->parent;
@@ -147,12 +148,12 @@ static uint32_t vd_vhdx_compact_judge(vd_vhdx_compact_run *c, uint64_t block, ui
     default:
         return VD_ERROR_SUCCESS;
     }
+    int zero = 0;
     status = vd_vhdx_payload_place(state, entry, bytes, &payload);
     if (status == VD_ERROR_SUCCESS)
-        status = vd_file_read(&c->image->file, payload, c->buffer, (size_t)bytes);
-    if (status != VD_ERROR_SUCCESS || !vd_bytes_zero(c->buffer, (size_t)bytes))
+        status = vd_file_range_zero(&c->image->file, payload, bytes, c->buffer, &zero);
+    if (status != VD_ERROR_SUCCESS || !zero)
         return status;
-    int zero = 1;
     if (kind == VD_VHDX_PAYLOAD_PARTIALLY_PRESENT)
         status = vd_vhdx_parent_zero(c, block, bytes, &zero);
     if (status == VD_ERROR_SUCCESS && zero) {
@@ -277,6 +278,10 @@ static uint32_t vd_vhdx_copy(vd_vhdx_compact_run *c, uint64_t from, uint64_t to)
     uint32_t status = vd_file_read(&c->image->file, from, c->buffer, (size_t)length);
     if (status == VD_ERROR_SUCCESS)
         status = vd_file_write(&c->image->file, to, c->buffer, (size_t)length);
+    /* The moved blocks reach the disk while later ones are copied, so the
+     * batch's flush waits for little. */
+    if (status == VD_ERROR_SUCCESS)
+        vd_file_pace_writeback(&c->image->file, &c->unstarted, length);
     return status;
 }
 
@@ -350,7 +355,7 @@ uint32_t vd_vhdx_compact(vd_image *image, const vd_compact_request *request)
     if (state->update_failure != VD_ERROR_SUCCESS)
         return state->update_failure;
     vd_vhdx_compact_run c = { image, state, request, malloc(state->block_size), malloc(state->block_size), 0,
-                          vd_vhdx_payload_blocks(state) * state->block_size };
+                          vd_vhdx_payload_blocks(state) * state->block_size, 0 };
     uint32_t status = c.buffer != NULL && c.parent_buffer != NULL ? VD_ERROR_SUCCESS : VD_ERROR_NOT_ENOUGH_MEMORY;
     int moves = (request->flags & COMPACT_VIRTUAL_DISK_FLAG_NO_BLOCK_MOVES) == 0;
     vd_operation_set_total(request->operation, c.total);
