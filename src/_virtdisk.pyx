@@ -544,11 +544,21 @@ cdef class VirtualDiskHandle:
     # which becomes `path` when BreakMirrorVirtualDisk succeeds; None when
     # no mirror was started.
     cdef object _mirror_path
+    # The last SIZE answer on this handle and the sizes it holds.  While the
+    # disk's sizes stay the same, GetVirtualDiskInformation(SIZE) returns
+    # that answer again instead of building four ints and a tuple: it is
+    # immutable, so callers can share it.  None until the first SIZE answer.
+    cdef object _last_size
+    cdef ULONG64 _last_virtual_size
+    cdef ULONG64 _last_physical_size
+    cdef ULONG _last_block_size
+    cdef ULONG _last_sector_size
 
     def __cinit__(self):
         self._handle = NULL
         self.path = None
         self._mirror_path = None
+        self._last_size = None
 
     def __init__(self):
         raise TypeError("VirtualDiskHandle objects come from OpenVirtualDisk, CreateVirtualDisk "
@@ -569,6 +579,26 @@ cdef class VirtualDiskHandle:
         if handle == NULL:
             raise _error(api.ERROR_INVALID_HANDLE, function, self.path)
         return handle
+
+    cdef object _size_answer(self, GET_VIRTUAL_DISK_INFO *info):
+        """The VirtualDiskSize for `info.Size`: the last one answered on this
+        handle when every size is unchanged, else a new one (kept as the last).
+        The critical section keeps the answer and its sizes in step when
+        threads share the handle on a free-threaded CPython."""
+        with cython.critical_section(self):
+            if (self._last_size is None
+                    or self._last_virtual_size != info.Size.VirtualSize
+                    or self._last_physical_size != info.Size.PhysicalSize
+                    or self._last_block_size != info.Size.BlockSize
+                    or self._last_sector_size != info.Size.SectorSize):
+                self._last_size = _result4(
+                    VirtualDiskSize, info.Size.VirtualSize, info.Size.PhysicalSize,
+                    info.Size.BlockSize, info.Size.SectorSize)
+                self._last_virtual_size = info.Size.VirtualSize
+                self._last_physical_size = info.Size.PhysicalSize
+                self._last_block_size = info.Size.BlockSize
+                self._last_sector_size = info.Size.SectorSize
+            return self._last_size
 
     cdef HANDLE _take(self) noexcept:
         """Empties the slot: the HANDLE for the one caller that gets it,
@@ -1214,6 +1244,8 @@ def GetVirtualDiskInformation(handle, version):
     VirtualDiskSize, uuid.UUID, ParentLocation, int, bool, VirtualStorageType,
     PhysicalDisk or ChangeTrackingState according to `version`.  Variable-size
     answers are fetched with the api.ERROR_INSUFFICIENT_BUFFER protocol.
+    Asked of a VirtualDiskHandle, SIZE answers with the same VirtualDiskSize
+    object as last time while none of its sizes has changed.
 
     https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-getvirtualdiskinformation
     """
@@ -1229,6 +1261,8 @@ def GetVirtualDiskInformation(handle, version):
     with nogil:
         code = api.GetVirtualDiskInformation(native, &size, info, &used)
     if code == api.ERROR_SUCCESS:
+        if requested == api.GET_VIRTUAL_DISK_INFO_SIZE and isinstance(handle, VirtualDiskHandle):
+            return (<VirtualDiskHandle>handle)._size_answer(info)
         return _info_value(info, used if used else size)
     info = NULL
     try:
