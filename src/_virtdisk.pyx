@@ -171,6 +171,15 @@ cdef inline object _result4(object cls, object first, object second, object thir
     return result
 
 
+cdef inline object _kept_or_new(object last, Py_ssize_t index, ULONG64 last_value,
+                                ULONG64 value):
+    """Item `index` of the previous answer `last` when it was answered for
+    `value` (that int is reused, not built again), else a new int."""
+    if last is not None and last_value == value:
+        return (<tuple>last)[index]
+    return value
+
+
 VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN = uuid.UUID(int=0)
 VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT = uuid.UUID("ec984aec-a0f9-47e9-901f-71415a66345b")
 
@@ -582,22 +591,28 @@ cdef class VirtualDiskHandle:
 
     cdef object _size_answer(self, GET_VIRTUAL_DISK_INFO *info):
         """The VirtualDiskSize for `info.Size`: the last one answered on this
-        handle when every size is unchanged, else a new one (kept as the last).
+        handle when every size is unchanged, else a new one (kept as the
+        last) that reuses the last one's ints for the sizes that stayed.
         The critical section keeps the answer and its sizes in step when
         threads share the handle on a free-threaded CPython."""
         with cython.critical_section(self):
-            if (self._last_size is None
-                    or self._last_virtual_size != info.Size.VirtualSize
-                    or self._last_physical_size != info.Size.PhysicalSize
-                    or self._last_block_size != info.Size.BlockSize
-                    or self._last_sector_size != info.Size.SectorSize):
-                self._last_size = _result4(
-                    VirtualDiskSize, info.Size.VirtualSize, info.Size.PhysicalSize,
-                    info.Size.BlockSize, info.Size.SectorSize)
-                self._last_virtual_size = info.Size.VirtualSize
-                self._last_physical_size = info.Size.PhysicalSize
-                self._last_block_size = info.Size.BlockSize
-                self._last_sector_size = info.Size.SectorSize
+            last = self._last_size
+            if (last is not None
+                    and self._last_virtual_size == info.Size.VirtualSize
+                    and self._last_physical_size == info.Size.PhysicalSize
+                    and self._last_block_size == info.Size.BlockSize
+                    and self._last_sector_size == info.Size.SectorSize):
+                return last
+            self._last_size = _result4(
+                VirtualDiskSize,
+                _kept_or_new(last, 0, self._last_virtual_size, info.Size.VirtualSize),
+                _kept_or_new(last, 1, self._last_physical_size, info.Size.PhysicalSize),
+                _kept_or_new(last, 2, self._last_block_size, info.Size.BlockSize),
+                _kept_or_new(last, 3, self._last_sector_size, info.Size.SectorSize))
+            self._last_virtual_size = info.Size.VirtualSize
+            self._last_physical_size = info.Size.PhysicalSize
+            self._last_block_size = info.Size.BlockSize
+            self._last_sector_size = info.Size.SectorSize
             return self._last_size
 
     cdef HANDLE _take(self) noexcept:

@@ -291,5 +291,7 @@ def test_size_answer_is_shared_while_the_sizes_hold(tmp_path: Path) -> None:
         _virtdisk.ResizeVirtualDisk(handle, 128 << 20)
         grown = _virtdisk.GetVirtualDiskInformation(handle, version.SIZE)
         assert grown.virtual_size == 128 << 20
+        # The sizes that stayed keep their ints; only the new one is built.
+        assert grown.block_size is first.block_size and grown.sector_size is first.sector_size
         assert _virtdisk.GetVirtualDiskInformation(handle, version.SIZE) is grown
     assert first.virtual_size == 64 << 20
