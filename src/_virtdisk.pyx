@@ -171,6 +171,15 @@ cdef inline object _result4(object cls, object first, object second, object thir
     return result
 
 
+cdef inline object _kept_or_new(object last, Py_ssize_t index, ULONG64 last_value,
+                                ULONG64 value):
+    """Item `index` of the previous answer `last` when it was answered for
+    `value` (that int is reused, not built again), else a new int."""
+    if last is not None and last_value == value:
+        return (<tuple>last)[index]
+    return value
+
+
 VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN = uuid.UUID(int=0)
 VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT = uuid.UUID("ec984aec-a0f9-47e9-901f-71415a66345b")
 
@@ -544,11 +553,21 @@ cdef class VirtualDiskHandle:
     # which becomes `path` when BreakMirrorVirtualDisk succeeds; None when
     # no mirror was started.
     cdef object _mirror_path
+    # The last SIZE answer on this handle and the sizes it holds.  While the
+    # disk's sizes stay the same, GetVirtualDiskInformation(SIZE) returns
+    # that answer again instead of building four ints and a tuple: it is
+    # immutable, so callers can share it.  None until the first SIZE answer.
+    cdef object _last_size
+    cdef ULONG64 _last_virtual_size
+    cdef ULONG64 _last_physical_size
+    cdef ULONG _last_block_size
+    cdef ULONG _last_sector_size
 
     def __cinit__(self):
         self._handle = NULL
         self.path = None
         self._mirror_path = None
+        self._last_size = None
 
     def __init__(self):
         raise TypeError("VirtualDiskHandle objects come from OpenVirtualDisk, CreateVirtualDisk "
@@ -569,6 +588,32 @@ cdef class VirtualDiskHandle:
         if handle == NULL:
             raise _error(api.ERROR_INVALID_HANDLE, function, self.path)
         return handle
+
+    cdef object _size_answer(self, GET_VIRTUAL_DISK_INFO *info):
+        """The VirtualDiskSize for `info.Size`: the last one answered on this
+        handle when every size is unchanged, else a new one (kept as the
+        last) that reuses the last one's ints for the sizes that stayed.
+        The critical section keeps the answer and its sizes in step when
+        threads share the handle on a free-threaded CPython."""
+        with cython.critical_section(self):
+            last = self._last_size
+            if (last is not None
+                    and self._last_virtual_size == info.Size.VirtualSize
+                    and self._last_physical_size == info.Size.PhysicalSize
+                    and self._last_block_size == info.Size.BlockSize
+                    and self._last_sector_size == info.Size.SectorSize):
+                return last
+            self._last_size = _result4(
+                VirtualDiskSize,
+                _kept_or_new(last, 0, self._last_virtual_size, info.Size.VirtualSize),
+                _kept_or_new(last, 1, self._last_physical_size, info.Size.PhysicalSize),
+                _kept_or_new(last, 2, self._last_block_size, info.Size.BlockSize),
+                _kept_or_new(last, 3, self._last_sector_size, info.Size.SectorSize))
+            self._last_virtual_size = info.Size.VirtualSize
+            self._last_physical_size = info.Size.PhysicalSize
+            self._last_block_size = info.Size.BlockSize
+            self._last_sector_size = info.Size.SectorSize
+            return self._last_size
 
     cdef HANDLE _take(self) noexcept:
         """Empties the slot: the HANDLE for the one caller that gets it,
@@ -1209,11 +1254,18 @@ cdef object _info_value(GET_VIRTUAL_DISK_INFO *info, ULONG size):
     raise ValueError(f"GetVirtualDiskInformation returned unknown version {<int>version}")
 
 
+# A plain builtin rather than a Cython function object: the interpreter's
+# call of a builtin is the shorter path, and this is the call made in loops.
+# The clinic-format signature keeps it introspectable (inspect, stubtest).
+@cython.binding(False)
+@cython.embedsignature.format("clinic")
 def GetVirtualDiskInformation(handle, version):
     """One GET_VIRTUAL_DISK_INFO item, converted to a Python value: a
     VirtualDiskSize, uuid.UUID, ParentLocation, int, bool, VirtualStorageType,
     PhysicalDisk or ChangeTrackingState according to `version`.  Variable-size
     answers are fetched with the api.ERROR_INSUFFICIENT_BUFFER protocol.
+    Asked of a VirtualDiskHandle, SIZE answers with the same VirtualDiskSize
+    object as last time while none of its sizes has changed.
 
     https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-getvirtualdiskinformation
     """
@@ -1229,6 +1281,8 @@ def GetVirtualDiskInformation(handle, version):
     with nogil:
         code = api.GetVirtualDiskInformation(native, &size, info, &used)
     if code == api.ERROR_SUCCESS:
+        if requested == api.GET_VIRTUAL_DISK_INFO_SIZE and isinstance(handle, VirtualDiskHandle):
+            return (<VirtualDiskHandle>handle)._size_answer(info)
         return _info_value(info, used if used else size)
     info = NULL
     try:

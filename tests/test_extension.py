@@ -7,6 +7,7 @@ import ast
 import gc
 import os
 import re
+import shutil
 import uuid
 from pathlib import Path
 
@@ -76,6 +77,9 @@ def test_signatures_are_introspectable() -> None:
     signature = inspect.signature(_virtdisk.OpenVirtualDisk)
     assert list(signature.parameters)[:5] == [
         "virtual_storage_type", "path", "access_mask", "flags", "version"]
+    # A plain builtin (the fastest call), which still shows its signature.
+    query = inspect.signature(_virtdisk.GetVirtualDiskInformation)
+    assert list(query.parameters) == ["handle", "version"]
 
 
 def test_features_names_every_function() -> None:
@@ -269,3 +273,28 @@ def test_answers_are_named_tuples(small_vhdx: Path) -> None:
     assert len(host) == 3 and host.is_remote is False
     # Built in place, the answer still shows its items to the garbage collector.
     assert set(gc.get_referents(size)) >= {virtual, sector}
+
+
+def test_size_answer_is_shared_while_the_sizes_hold(tmp_path: Path) -> None:
+    """A handle answers SIZE with its last VirtualDiskSize while no size has
+    changed, and with a new one once one has; a raw handle value gets an
+    answer of its own, equal to it."""
+    import subprocess
+
+    if shutil.which("qemu-img") is None:
+        pytest.skip("qemu-img is not installed")
+    path = tmp_path / "grows.vhdx"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", str(path), "64M"], check=True)
+    version = _virtdisk.GetVirtualDiskInfoVersion
+    with _virtdisk.OpenVirtualDisk(UNKNOWN, path, 0, 0, 2) as handle:
+        first = _virtdisk.GetVirtualDiskInformation(handle, version.SIZE)
+        assert _virtdisk.GetVirtualDiskInformation(handle, version.SIZE) is first
+        by_value = _virtdisk.GetVirtualDiskInformation(handle.value, version.SIZE)
+        assert by_value == first and by_value is not first
+        _virtdisk.ResizeVirtualDisk(handle, 128 << 20)
+        grown = _virtdisk.GetVirtualDiskInformation(handle, version.SIZE)
+        assert grown.virtual_size == 128 << 20
+        # The sizes that stayed keep their ints; only the new one is built.
+        assert grown.block_size is first.block_size and grown.sector_size is first.sector_size
+        assert _virtdisk.GetVirtualDiskInformation(handle, version.SIZE) is grown
+    assert first.virtual_size == 64 << 20
