@@ -11,9 +11,13 @@ or type:
   content path (:meth:`VirtualDisk.write`), in large aligned chunks, with
   all-zero pieces skipped, so they stay unallocated in a dynamic disk (a new
   disk reads as zeros, fixed or dynamic);
-* any image (ISO too) to a raw file: the content read through
-  :meth:`VirtualDisk.readinto`; all-zero pieces become holes of a sparse
-  file unless ``type="fixed"``.
+* any image (ISO too) to a raw file: on the portable engine, a sparse
+  destination is written by the engine (``_virtdisk.copy_to_file``), which
+  copies each run of data an image file holds straight from that file in
+  the kernel (copy_file_range, as ``cp`` does) and leaves runs the disk
+  does not hold as holes; otherwise (Windows, or ``type="fixed"``) the
+  content is read through :meth:`VirtualDisk.readinto`, all-zero pieces
+  becoming holes unless ``type="fixed"``.
 
 A raw source must fit the target's rules, checked before anything is
 created: a size that is a whole number of 512-byte sectors (and of
@@ -38,7 +42,7 @@ import stat
 from collections.abc import Callable
 from typing import Final, Literal
 
-from _virtdisk import VirtualStorageTypeDevice, skip_sync
+from _virtdisk import VirtualStorageTypeDevice, copy_to_file, skip_sync
 
 from .create import MAXIMUM_SIZES, _path_text, create
 from .detect import detect_storage_type, parse_storage_type
@@ -74,6 +78,10 @@ _PIECE: Final = 512 * 1024
 # A raw destination's holes need not match any block size: 1 MiB pieces
 # keep small runs of data from filling large holes, and fit the cache too.
 _RAW_PIECE: Final = _MIB
+# An image goes to a sparse raw file in the engine (copy_to_file), this
+# much per call: progress and Ctrl-C are seen between calls (about 20 ms
+# each at page-cache speed), and the calls' own cost does not show.
+_ENGINE_CHUNK: Final = 64 * _MIB
 
 _Format = Literal["vhd", "vhdx", "raw"]
 
@@ -106,8 +114,8 @@ def convert(
     ``(done_bytes, total_bytes)`` at the start, after each chunk, and at
     the end.  `durable` True makes the destination reach stable storage
     before the call returns (fsync), as a flush of an open disk does; by
-    default it is left to the system's write-back, as ``cp`` leaves it
-    (a VHD or VHDX source's copy in the provider syncs in any case).
+    default it is left to the system's write-back, as ``cp`` leaves it,
+    whatever the source.
 
     Writing a VHD or VHDX from a raw source or an ISO image goes through
     the content path, which on Windows attaches the new disk and needs
@@ -149,7 +157,7 @@ def convert(
     device = _VHD if target == "vhd" else _VHDX
     if kind in (_VHD, _VHDX):
         _image_to_image(source_name, destination_name, device, type, block_size, sector_size,
-                        progress)
+                        durable, progress)
     elif kind is _ISO:
         with open_disk(source_name) as disk:
             size = disk.virtual_size
@@ -165,7 +173,7 @@ def convert(
                 # provider, skipping zeros itself.
                 raw.close()
                 _provider_copy(source_name, raw.size, destination_name, device, type,
-                               block_size, sector_size, progress)
+                               block_size, sector_size, durable, progress)
             else:
                 _content_to_image(raw.readinto, raw.size, destination_name, device, type,
                                   block_size, sector_size, durable, progress,
@@ -242,20 +250,22 @@ def _report(progress: Progress | None, done: int, total: int) -> None:
 
 def _image_to_image(source: str, destination: str, device: VirtualStorageTypeDevice,
                     disk_type: str, block_size: int | str | None, sector_size: int | None,
-                    progress: Progress | None) -> None:
+                    durable: bool, progress: Progress | None) -> None:
     """A VHD or VHDX (its whole chain's content) into a new image."""
     with open_disk(source) as disk:
         size = disk.virtual_size
     _check_size(size, device, disk_type, sector_size, source, raw=False)
     _provider_copy(source, size, destination, device, disk_type, block_size, sector_size,
-                   progress)
+                   durable, progress)
 
 
 def _provider_copy(source: str, size: int, destination: str, device: VirtualStorageTypeDevice,
                    disk_type: str, block_size: int | str | None, sector_size: int | None,
-                   progress: Progress | None) -> None:
+                   durable: bool, progress: Progress | None) -> None:
     """The provider's copy: CreateVirtualDisk with a SourcePath, which reads
-    the source in one call and writes only the blocks that hold data."""
+    the source in one call and writes only the blocks that hold data.  It
+    leaves the new file to the system's write-back (the engine's creators
+    never wait for the disk); `durable` syncs it once it is closed."""
     _report(progress, 0, size)
     made = False
     try:
@@ -263,6 +273,8 @@ def _provider_copy(source: str, size: int, destination: str, device: VirtualStor
                     else "dynamic", source=source, block_size=block_size,
                     sector_size=sector_size):
             made = True
+        if durable:
+            _sync_file(destination)
         _report(progress, size, size)
     except BaseException:
         if made:
@@ -295,6 +307,12 @@ def _content_to_image(read: Callable[[int, memoryview], int], size: int, destina
         raise
 
 
+def _sync_file(path: str) -> None:
+    """Waits until the file at `path` is on stable storage."""
+    with open(path, "rb+", buffering=0) as file:
+        os.fsync(file.fileno())
+
+
 def _leave_to_write_back(disk: VirtualDisk) -> None:
     """Makes the new `disk`'s flushes (the one at its close, and those the
     engine runs when its write caches fill) keep their order but skip the
@@ -310,8 +328,30 @@ def _image_to_raw(disk: VirtualDisk, destination: str, sparse: bool, durable: bo
     size = disk.virtual_size
     _report(progress, 0, size)
     with _RawDestination(destination, size, sparse, durable) as raw:
-        _copy(disk.readinto, size, raw.write, _RAW_PIECE, _RAW_PIECE, progress,
-              skip_zeros=sparse)
+        if not sparse or not _engine_copy(disk, raw, size, progress):
+            _copy(disk.readinto, size, raw.write, _RAW_PIECE, _RAW_PIECE, progress,
+                  skip_zeros=sparse)
+
+
+def _engine_copy(disk: VirtualDisk, raw: _RawDestination, size: int,
+                 progress: Progress | None) -> bool:
+    """Copies the content of `disk` into the sparse `raw` destination in
+    the engine: runs the image files hold go from file to file in the
+    kernel, runs the disk holds nothing in stay holes.  False, with nothing
+    written, where the platform has no such copy (Windows)."""
+    raw.size_now()
+    offset = 0
+    while offset < size:
+        length = min(_ENGINE_CHUNK, size - offset)
+        try:
+            copy_to_file(disk.handle, offset, length, raw.fileno())
+        except UnsupportedOperationError:
+            if offset == 0:
+                return False
+            raise
+        offset += length
+        _report(progress, offset, size)
+    return True
 
 
 def _raw_to_raw(source: str, destination: str, sparse: bool, durable: bool,
@@ -478,6 +518,14 @@ class _RawDestination:
         self._sparse = sparse
         self._durable = durable
         self._file = open(path, "xb", buffering=0)  # noqa: SIM115 - closed by __exit__
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def size_now(self) -> None:
+        """Gives the file its final size before it is written (it reads
+        zeros where nothing is written then)."""
+        self._file.truncate(self._size)
 
     def write(self, offset: int, view: memoryview) -> int:
         self._file.seek(offset)
