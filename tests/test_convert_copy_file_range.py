@@ -141,6 +141,19 @@ def test_an_image_to_raw_goes_through_copy_file_range(tmp_path: Path, fmt: str,
 
 @needs_strace
 @pytest.mark.parametrize("fmt", ["vhd", "vhdx"])
+def test_a_fixed_raw_destination_is_reserved_then_copied(tmp_path: Path, fmt: str) -> None:
+    reference = raw_source(tmp_path / "reference.img")
+    source = qemu_made(reference, tmp_path / f"source.{fmt}", fmt, "dynamic")
+    target = tmp_path / "copy.img"
+    calls = traced_conversion(source, target, tmp_path / "trace", type="fixed")
+    assert target.read_bytes() == reference.read_bytes()
+    assert calls["copy_file_range"], "no copy_file_range call"
+    assert copied_bytes(calls["pwrite64"]) == 0, calls["pwrite64"][:5]
+    assert os.stat(target).st_blocks * 512 >= SIZE
+
+
+@needs_strace
+@pytest.mark.parametrize("fmt", ["vhd", "vhdx"])
 def test_a_differencing_source_merges_run_by_run(tmp_path: Path, fmt: str) -> None:
     """Sectors the child holds come from the child's file, the rest from the
     parent's; the copy reads like the disk."""

@@ -11,13 +11,14 @@ or type:
   content path (:meth:`VirtualDisk.write`), in large aligned chunks, with
   all-zero pieces skipped, so they stay unallocated in a dynamic disk (a new
   disk reads as zeros, fixed or dynamic);
-* any image (ISO too) to a raw file: on the portable engine, a sparse
-  destination is written by the engine (``_virtdisk.copy_to_file``), which
-  copies each run of data an image file holds straight from that file in
-  the kernel (copy_file_range, as ``cp`` does) and leaves runs the disk
-  does not hold as holes; otherwise (Windows, or ``type="fixed"``) the
-  content is read through :meth:`VirtualDisk.readinto`, all-zero pieces
-  becoming holes unless ``type="fixed"``.
+* any image (ISO too) to a raw file: on the portable engine, the engine
+  writes it (``_virtdisk.copy_to_file``), copying each run of data an
+  image file holds straight from that file in the kernel (copy_file_range,
+  as ``cp`` does) and leaving runs the disk does not hold as holes, or for
+  ``type="fixed"`` as space reserved beforehand (posix_fallocate);
+  elsewhere (Windows) the content is read through
+  :meth:`VirtualDisk.readinto`, all-zero pieces becoming holes unless
+  ``type="fixed"``.
 
 A raw source must fit the target's rules, checked before anything is
 created: a size that is a whole number of 512-byte sectors (and of
@@ -328,18 +329,22 @@ def _image_to_raw(disk: VirtualDisk, destination: str, sparse: bool, durable: bo
     size = disk.virtual_size
     _report(progress, 0, size)
     with _RawDestination(destination, size, sparse, durable) as raw:
-        if not sparse or not _engine_copy(disk, raw, size, progress):
+        if not _engine_copy(disk, raw, size, progress):
             _copy(disk.readinto, size, raw.write, _RAW_PIECE, _RAW_PIECE, progress,
                   skip_zeros=sparse)
 
 
 def _engine_copy(disk: VirtualDisk, raw: _RawDestination, size: int,
                  progress: Progress | None) -> bool:
-    """Copies the content of `disk` into the sparse `raw` destination in
-    the engine: runs the image files hold go from file to file in the
-    kernel, runs the disk holds nothing in stay holes.  False, with nothing
-    written, where the platform has no such copy (Windows)."""
+    """Copies the content of `disk` into the `raw` destination in the
+    engine: runs the image files hold go from file to file in the kernel,
+    runs the disk holds nothing in are not written (holes of a sparse
+    destination; a fixed one has all its space reserved first, reading
+    zeros).  False, with nothing written, where the platform has no such
+    copy (Windows) or cannot reserve the space."""
     raw.size_now()
+    if not raw.sparse and not raw.reserve():
+        return False
     offset = 0
     while offset < size:
         length = min(_ENGINE_CHUNK, size - offset)
@@ -522,10 +527,28 @@ class _RawDestination:
     def fileno(self) -> int:
         return self._file.fileno()
 
+    @property
+    def sparse(self) -> bool:
+        return self._sparse
+
     def size_now(self) -> None:
         """Gives the file its final size before it is written (it reads
         zeros where nothing is written then)."""
         self._file.truncate(self._size)
+
+    def reserve(self) -> bool:
+        """Allocates the whole file's space now (it still reads zeros), as
+        a fixed destination needs; False where the system cannot."""
+        allocate = getattr(os, "posix_fallocate", None)
+        if allocate is None:
+            return False
+        try:
+            allocate(self._file.fileno(), 0, self._size)
+        except OSError as error:
+            if error.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                return False
+            raise
+        return True
 
     def write(self, offset: int, view: memoryview) -> int:
         self._file.seek(offset)
