@@ -86,13 +86,24 @@ static DWORD vd_skip_sync(HANDLE handle)
     return ERROR_NOT_SUPPORTED;
 }
 
-/* Nor a copy of a disk's content into a file: the facade reads it. */
+/* Nor copies between a disk's content and a file: the facade moves it. */
 static DWORD vd_copy_to_file(HANDLE handle, ULONGLONG offset, ULONGLONG length, int fd)
 {
     (void)handle;
     (void)offset;
     (void)length;
     (void)fd;
+    return ERROR_NOT_SUPPORTED;
+}
+
+static DWORD vd_copy_from_file(HANDLE handle, int fd, ULONGLONG offset, ULONGLONG length,
+                               ULONG piece)
+{
+    (void)handle;
+    (void)fd;
+    (void)offset;
+    (void)length;
+    (void)piece;
     return ERROR_NOT_SUPPORTED;
 }
 
@@ -203,6 +214,12 @@ static DWORD vd_skip_sync(HANDLE handle)
 static DWORD vd_copy_to_file(HANDLE handle, ULONGLONG offset, ULONGLONG length, int fd)
 {
     return vd_engine_copy_to_file(handle, offset, length, fd);
+}
+
+static DWORD vd_copy_from_file(HANDLE handle, int fd, ULONGLONG offset, ULONGLONG length,
+                               ULONG piece)
+{
+    return vd_engine_copy_from_file(handle, fd, offset, length, piece);
 }
 
 /* An OVERLAPPED for the long operations: the engine's manual-reset event

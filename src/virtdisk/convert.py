@@ -43,13 +43,15 @@ import stat
 from collections.abc import Callable
 from typing import Final, Literal
 
-from _virtdisk import VirtualStorageTypeDevice, copy_to_file, skip_sync
+from _virtdisk import VirtualStorageTypeDevice, copy_from_file, copy_to_file, skip_sync
 
 from .create import MAXIMUM_SIZES, _path_text, create
 from .detect import detect_storage_type, parse_storage_type
 from .disk import VirtualDisk
 from .disk import open as open_disk
-from .errors import ERROR_FILE_EXISTS, ImageExistsError, UnsupportedOperationError
+from .errors import (
+    ERROR_FILE_EXISTS, ERROR_HANDLE_EOF, ImageExistsError, UnsupportedOperationError,
+    VirtualDiskError)
 from .sizes import format_size
 
 __all__ = ["convert", "CONVERT_FORMATS", "Progress"]
@@ -79,10 +81,10 @@ _PIECE: Final = 512 * 1024
 # A raw destination's holes need not match any block size: 1 MiB pieces
 # keep small runs of data from filling large holes, and fit the cache too.
 _RAW_PIECE: Final = _MIB
-# An image goes to a sparse raw file in the engine (copy_to_file), this
-# much per call: progress and Ctrl-C are seen between calls (about 20 ms
-# each at page-cache speed), and the calls' own cost does not show.
-_ENGINE_CHUNK: Final = 64 * _MIB
+# Copies the engine makes (copy_to_file, copy_from_file) take this much
+# per call: progress and Ctrl-C are seen between calls (a few ms each at
+# page-cache speed), and the calls' own cost does not show.
+_ENGINE_CHUNK: Final = 8 * _MIB
 
 _Format = Literal["vhd", "vhdx", "raw"]
 
@@ -178,7 +180,7 @@ def convert(
             else:
                 _content_to_image(raw.readinto, raw.size, destination_name, device, type,
                                   block_size, sector_size, durable, progress,
-                                  raw.data_ranges())
+                                  raw.data_ranges(), raw.fileno())
 
 
 # --------------------------------------------------------------------------- checks
@@ -287,10 +289,13 @@ def _content_to_image(read: Callable[[int, memoryview], int], size: int, destina
                       device: VirtualStorageTypeDevice, disk_type: str,
                       block_size: int | str | None, sector_size: int | None, durable: bool,
                       progress: Progress | None,
-                      ranges: list[tuple[int, int]] | None = None) -> None:
+                      ranges: list[tuple[int, int]] | None = None,
+                      source_fd: int | None = None) -> None:
     """Creates an empty disk of `size` bytes and writes into it what `read`
     (``read(offset, view) -> count``) gives, skipping all-zero pieces and,
-    when `ranges` is given, everything outside those (start, end) ranges."""
+    when `ranges` is given, everything outside those (start, end) ranges.
+    With `source_fd`, the file those bytes are read from, the engine moves
+    them itself where it can (``copy_from_file``)."""
     _report(progress, 0, size)
     disk = create(destination, size, format=device, type="fixed" if disk_type == "fixed"
                   else "dynamic", block_size=block_size, sector_size=sector_size)
@@ -302,10 +307,46 @@ def _content_to_image(read: Callable[[int, memoryview], int], size: int, destina
             # piece lies within one block, so a block of zeros stays
             # unallocated in a dynamic disk.
             piece = min(_PIECE, disk.block_size or _PIECE)
-            _copy(read, size, disk.write, piece, piece, progress, ranges=ranges)
+            spans = [(0, size)] if ranges is None else _widened(ranges, piece, size)
+            if source_fd is None or not _engine_fill(disk, source_fd, size, spans, piece,
+                                                     progress):
+                _copy(read, size, disk.write, piece, piece, progress, ranges=ranges)
+        if durable:
+            # The engine's writes leave no flush to the facade's close, and
+            # a fixed disk's close has nothing of its own to commit.
+            _sync_file(destination)
     except BaseException:
         _remove(destination)
         raise
+
+
+def _engine_fill(disk: VirtualDisk, source_fd: int, size: int, spans: list[tuple[int, int]],
+                 piece: int, progress: Progress | None) -> bool:
+    """Writes the `spans` of the file at `source_fd` into the new `disk`
+    in the engine, all-zero pieces left out, in steps of _ENGINE_CHUNK (a
+    multiple of `piece`, which the spans start at) for progress and
+    Ctrl-C.  False, with nothing written, where the platform has no such
+    copy (Windows)."""
+    for span_start, span_end in spans:
+        offset = span_start
+        while offset < span_end:
+            length = min(_ENGINE_CHUNK, span_end - offset)
+            try:
+                copy_from_file(disk.handle, source_fd, offset, length, piece)
+            except UnsupportedOperationError:
+                if offset == spans[0][0]:
+                    return False
+                raise
+            except VirtualDiskError as error:
+                if error.winerror != ERROR_HANDLE_EOF:
+                    raise
+                ended = os.fstat(source_fd).st_size
+                raise EOFError(f"the source ended at {ended} bytes, before its size of "
+                               f"{size}") from None
+            offset += length
+            _report(progress, offset, size)
+    _report(progress, size, size)
+    return True
 
 
 def _sync_file(path: str) -> None:
@@ -498,6 +539,9 @@ class _RawSource:
 
     def close(self) -> None:
         self._file.close()
+
+    def fileno(self) -> int:
+        return self._file.fileno()
 
     def readinto(self, offset: int, view: memoryview) -> int:
         # seek + readinto rather than os.preadv, which Windows lacks; the

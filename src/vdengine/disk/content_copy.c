@@ -12,6 +12,8 @@
 /* Runs that must be read go through a buffer this large; a piece of it
  * that reads all zeros is not written. */
 #define VD_CONTENT_COPY_PIECE ((uint64_t)1 << 20)
+/* The largest piece a copy from a file takes (its buffer's size). */
+#define VD_CONTENT_COPY_MAX_PIECE ((uint64_t)64 << 20)
 
 /* The run of content at `offset` as the chain has it: the first image
  * whose map answers anything but PARENT (zeros past an ancestor's end, or
@@ -145,5 +147,33 @@ uint32_t vd_content_copy_to_file(vd_disk *disk, uint64_t offset, uint64_t length
         vd_file_transfer_end(&transfer);
     }
     vd_gate_leave_shared(&disk->content_gate);
+    return status;
+}
+
+uint32_t vd_content_copy_from_file(vd_disk *disk, int fd, uint64_t offset, uint64_t length,
+                                   uint32_t piece)
+{
+    uint64_t sector = disk->image.logical_sector_size;
+    if (fd < 0 || piece == 0 || sector == 0 || piece % sector != 0
+        || piece > VD_CONTENT_COPY_MAX_PIECE
+        || (disk->image.block_size != 0 && disk->image.block_size % piece != 0))
+        return VD_ERROR_INVALID_PARAMETER;
+    uint32_t status = vd_content_check(disk, offset, length);
+    if (status != VD_ERROR_SUCCESS || length == 0)
+        return status;
+    uint8_t *buffer = malloc(piece);
+    if (buffer == NULL)
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    vd_file source = { .fd = fd };
+    uint64_t end = offset + length;
+    while (offset < end && status == VD_ERROR_SUCCESS) {
+        uint64_t piece_end = (offset / piece + 1) * piece;
+        size_t count = (size_t)((piece_end < end ? piece_end : end) - offset);
+        status = vd_file_read(&source, offset, buffer, count);
+        if (status == VD_ERROR_SUCCESS && !vd_content_copy_is_zero(buffer, count))
+            status = vd_content_write(disk, offset, buffer, count);
+        offset += count;
+    }
+    free(buffer);
     return status;
 }
