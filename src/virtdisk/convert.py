@@ -81,10 +81,15 @@ _PIECE: Final = 512 * 1024
 # A raw destination's holes need not match any block size: 1 MiB pieces
 # keep small runs of data from filling large holes, and fit the cache too.
 _RAW_PIECE: Final = _MIB
-# Copies the engine makes (copy_to_file, copy_from_file) take this much
-# per call: progress and Ctrl-C are seen between calls (a few ms each at
-# page-cache speed), and the calls' own cost does not show.
-_ENGINE_CHUNK: Final = 8 * _MIB
+# Copies the engine makes take this much per call: progress, Ctrl-C and a
+# source that ends early are seen between calls.  Into a raw file
+# (copy_to_file) 64 MiB, about 25 ms at page-cache speed: each call looks
+# for the holes of the image file from where it starts, which on tmpfs
+# walks the file's pages up to the next hole (256 MiB VHDX -> raw on tmpfs:
+# 92 ms in 64 MiB calls, 114 ms in 8 MiB ones).  From a raw file
+# (copy_from_file) 8 MiB, a few ms: its calls cost nothing of the kind.
+_TO_FILE_CHUNK: Final = 64 * _MIB
+_FROM_FILE_CHUNK: Final = 8 * _MIB
 
 _Format = Literal["vhd", "vhdx", "raw"]
 
@@ -323,14 +328,14 @@ def _content_to_image(read: Callable[[int, memoryview], int], size: int, destina
 def _engine_fill(disk: VirtualDisk, source_fd: int, size: int, spans: list[tuple[int, int]],
                  piece: int, progress: Progress | None) -> bool:
     """Writes the `spans` of the file at `source_fd` into the new `disk`
-    in the engine, all-zero pieces left out, in steps of _ENGINE_CHUNK (a
+    in the engine, all-zero pieces left out, in steps of _FROM_FILE_CHUNK (a
     multiple of `piece`, which the spans start at) for progress and
     Ctrl-C.  False, with nothing written, where the platform has no such
     copy (Windows)."""
     for span_start, span_end in spans:
         offset = span_start
         while offset < span_end:
-            length = min(_ENGINE_CHUNK, span_end - offset)
+            length = min(_FROM_FILE_CHUNK, span_end - offset)
             try:
                 copy_from_file(disk.handle, source_fd, offset, length, piece)
             except UnsupportedOperationError:
@@ -388,7 +393,7 @@ def _engine_copy(disk: VirtualDisk, raw: _RawDestination, size: int,
         return False
     offset = 0
     while offset < size:
-        length = min(_ENGINE_CHUNK, size - offset)
+        length = min(_TO_FILE_CHUNK, size - offset)
         try:
             copy_to_file(disk.handle, offset, length, raw.fileno())
         except UnsupportedOperationError:

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -106,9 +107,23 @@ static uint32_t vd_file_transfer_data(vd_file_transfer *transfer, const vd_file 
                                            length - copied);
 }
 
+/* Whether `file` may have holes: fewer bytes allocated than its size.  A
+ * file without any (most images) is copied without looking for them, and
+ * that matters: SEEK_HOLE walks the file's pages up to the next hole, on
+ * tmpfs all the way to the end of a file that has none. */
+static int vd_file_transfer_may_have_holes(const vd_file *file)
+{
+    struct stat info;
+    if (fstat(file->fd, &info) != 0)
+        return 1;
+    return (uint64_t)info.st_blocks * 512u < (uint64_t)info.st_size;
+}
+
 uint32_t vd_file_transfer_copy(vd_file_transfer *transfer, const vd_file *source, uint64_t from,
                                uint64_t to, uint64_t length)
 {
+    if (!vd_file_transfer_may_have_holes(source))
+        return vd_file_transfer_data(transfer, source, from, to, length);
     uint64_t end = from + length;
     uint64_t position = from;
     while (position < end) {
