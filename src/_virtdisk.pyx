@@ -57,7 +57,7 @@ from virtdisk_api cimport (
     STORAGE_DEPENDENCY_INFO, STORAGE_DEPENDENCY_INFO_TYPE_1, STORAGE_DEPENDENCY_INFO_TYPE_2,
     STORAGE_DEPENDENCY_INFO_VERSION, TAKE_SNAPSHOT_VHDSET_FLAG, TAKE_SNAPSHOT_VHDSET_PARAMETERS,
     TAKE_SNAPSHOT_VHDSET_VERSION, VIRTUAL_DISK_ACCESS_MASK, VIRTUAL_DISK_PROGRESS,
-    vd_close_handle, vd_open_device, vd_attach_partition, vd_skip_sync, vd_dispatch_implements, vd_dispatch_init, vd_overlapped_init, vd_overlapped_release,
+    vd_close_handle, vd_open_device, vd_attach_partition, vd_skip_sync, vd_copy_to_file, vd_copy_from_file, vd_dispatch_implements, vd_dispatch_init, vd_overlapped_init, vd_overlapped_release,
     vd_overlapped_wait, vd_overlapped_fd, vd_overlapped_arm, vd_cancel_io,
     vd_fn_GetAllAttachedVirtualDiskPhysicalPaths, vd_fn_QueryChangesVirtualDisk,
     vd_fn_TakeSnapshotVhdSet, vd_fn_DeleteSnapshotVhdSet, vd_fn_ModifyVhdSet,
@@ -1143,6 +1143,53 @@ def skip_sync(handle):
         raise _error(code, "skip_sync", _path_of(handle))
 
 
+def copy_to_file(handle, offset, length, fd):
+    """Writes bytes [`offset`, `offset` + `length`) of the disk's content
+    into the file open for writing at descriptor `fd`, at the same
+    offsets: for a conversion to a raw image.  Runs that read zeros are not
+    written (a new file sized beforehand keeps them as holes); runs an
+    image file holds as they are go from file to file in the kernel
+    (copy_file_range) where the host can.  The range must be whole sectors
+    inside the disk (the api.ERROR_INVALID_PARAMETER error class
+    otherwise).  The engine's: Windows has no such call and answers the
+    api.ERROR_NOT_SUPPORTED error class.  The GIL is released while it
+    runs.
+    """
+    cdef HANDLE native = _handle_of(handle, "copy_to_file")
+    cdef unsigned long long start = offset
+    cdef unsigned long long count = length
+    cdef int descriptor = fd
+    cdef DWORD code
+    with nogil:
+        code = vd_copy_to_file(native, start, count, descriptor)
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "copy_to_file", _path_of(handle))
+
+
+def copy_from_file(handle, fd, offset, length, piece):
+    """Writes bytes [`offset`, `offset` + `length`) of the file open for
+    reading at descriptor `fd` into the disk at the same offsets, through
+    its data path, except the pieces that are all zeros: `piece` bytes
+    each, aligned to multiples of `piece`, a whole number of sectors that
+    divides the disk's block size (at most 64 MiB), so a block of zeros
+    stays unallocated in a new dynamic disk.  For a conversion from a raw
+    image.  The api.ERROR_HANDLE_EOF error class when the file ends first,
+    api.ERROR_INVALID_PARAMETER's for a bad range or piece.  The engine's:
+    Windows has no such call and answers the api.ERROR_NOT_SUPPORTED error
+    class.  The GIL is released while it runs.
+    """
+    cdef HANDLE native = _handle_of(handle, "copy_from_file")
+    cdef int descriptor = fd
+    cdef unsigned long long start = offset
+    cdef unsigned long long count = length
+    cdef unsigned long size = piece
+    cdef DWORD code
+    with nogil:
+        code = vd_copy_from_file(native, descriptor, start, count, size)
+    if code != api.ERROR_SUCCESS:
+        raise _error(code, "copy_from_file", _path_of(handle))
+
+
 def GetStorageDependencyInformation(handle, flags, version=2):
     """The virtual disks a volume or disk depends on (or, with
     GetStorageDependencyFlag.HOST_VOLUMES on a disk handle, its parents).
@@ -1888,7 +1935,7 @@ __all__ = [
     "ParentLocation", "PhysicalDisk", "ChangeTrackingState", "StorageDependencyInfo",
     "VirtualDiskProgress", "ChangedRanges", "RawScsiResponse",
     "VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN", "VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT",
-    "CloseHandle", "open_device", "attach_partition", "skip_sync", "features", "live_handle_count",
+    "CloseHandle", "open_device", "attach_partition", "skip_sync", "copy_to_file", "copy_from_file", "features", "live_handle_count",
     "last_error_detail", "PLATFORM",
     "VHD_FOOTER_COOKIE", "VHD_FOOTER_SIZE", "VHD_MAXIMUM_SIZE", "VHDX_FILE_SIGNATURE",
     "VHDX_MAXIMUM_SIZE", "VHDX_MINIMUM_BLOCK_SIZE", "VHDX_MAXIMUM_BLOCK_SIZE",

@@ -602,6 +602,8 @@ cdef extern from "virtdisk_dispatch.h" nogil:
     DWORD vd_open_device(PCWSTR path, HANDLE *handle)
     DWORD vd_attach_partition(HANDLE handle, ULONG number, ULONG *device_number)
     DWORD vd_skip_sync(HANDLE handle)
+    DWORD vd_copy_to_file(HANDLE handle, ULONGLONG offset, ULONGLONG length, int fd)
+    DWORD vd_copy_from_file(HANDLE handle, int fd, ULONGLONG offset, ULONGLONG length, ULONG piece)
     VIRTDISK_FN_GetAllAttachedVirtualDiskPhysicalPaths *vd_fn_GetAllAttachedVirtualDiskPhysicalPaths
     VIRTDISK_FN_QueryChangesVirtualDisk *vd_fn_QueryChangesVirtualDisk
     VIRTDISK_FN_TakeSnapshotVhdSet *vd_fn_TakeSnapshotVhdSet

@@ -28,12 +28,12 @@ import pytest
 import virtdisk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conversion_sources import QEMU_FORMAT, qemu_made, written_child  # noqa: E402
 from loop_devices import attached  # noqa: E402
 from vhdx_layout import layout  # noqa: E402
 
 MIB = 1 << 20
 SIZE = 72 * MIB
-QEMU_FORMAT = {"vhd": "vpc", "vhdx": "vhdx", "img": "raw"}
 # Data at the start, across VHD block boundaries (2 MiB) inside the first
 # VHDX block (32 MiB), across a VHD boundary in the third VHDX block, and
 # in the last sector; the second VHDX block and most VHD blocks are zeros.
@@ -252,14 +252,6 @@ def test_a_raw_size_that_is_not_whole_sectors_is_refused(tmp_path: Path) -> None
 
 # ------------------------------------------------------------------ images to images
 
-def qemu_made(source: Path, path: Path, fmt: str, kind: str) -> Path:
-    options = f"subformat={kind}" + (",force_size=on" if fmt == "vhd" else "")
-    result = run("qemu-img", "convert", "-f", "raw", "-O", QEMU_FORMAT[fmt], "-o", options,
-                 source, path)
-    assert result.returncode == 0, result.stderr
-    return path
-
-
 IMAGE_CASES = [(source_fmt, source_kind, fmt, kind)
                for source_fmt in ("vhd", "vhdx") for source_kind in ("dynamic", "fixed")
                for fmt in ("vhd", "vhdx") for kind in ("dynamic", "fixed")]
@@ -308,17 +300,9 @@ def test_a_differencing_source_gives_its_full_content(tmp_path: Path, fmt: str) 
     """A child and its parent read as one disk: the copy holds both."""
     reference = raw_source(tmp_path / "reference.img")
     parent = qemu_made(reference, tmp_path / f"parent.{fmt}", fmt, "dynamic")
-    child = tmp_path / f"child.{fmt}"
-    chooser = random.Random("child")
-    expected = bytearray(reference.read_bytes())
-    with virtdisk.create(child, parent=parent) as disk:
-        for offset, length in [(512, 1000), (3 * MIB - 100, 300), (40 * MIB, 2 * MIB),
-                               (SIZE - 4096, 4096)]:
-            data = chooser.randbytes(length)
-            disk.write(offset, data)
-            expected[offset:offset + length] = data
-    merged = tmp_path / "expected.img"
-    merged.write_bytes(expected)
+    child, merged = tmp_path / f"child.{fmt}", tmp_path / "expected.img"
+    written_child(parent, child, [(512, 1000), (3 * MIB - 100, 300), (40 * MIB, 2 * MIB),
+                                  (SIZE - 4096, 4096)], reference.read_bytes(), merged)
     for name in ("copy.vhd", "copy.vhdx", "copy.img"):
         virtdisk.convert(child, tmp_path / name)
         same_content(merged, tmp_path / name)

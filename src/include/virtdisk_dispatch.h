@@ -86,6 +86,27 @@ static DWORD vd_skip_sync(HANDLE handle)
     return ERROR_NOT_SUPPORTED;
 }
 
+/* Nor copies between a disk's content and a file: the facade moves it. */
+static DWORD vd_copy_to_file(HANDLE handle, ULONGLONG offset, ULONGLONG length, int fd)
+{
+    (void)handle;
+    (void)offset;
+    (void)length;
+    (void)fd;
+    return ERROR_NOT_SUPPORTED;
+}
+
+static DWORD vd_copy_from_file(HANDLE handle, int fd, ULONGLONG offset, ULONGLONG length,
+                               ULONG piece)
+{
+    (void)handle;
+    (void)fd;
+    (void)offset;
+    (void)length;
+    (void)piece;
+    return ERROR_NOT_SUPPORTED;
+}
+
 /* An OVERLAPPED for the long operations: Windows signals completion
  * through a manual-reset event.  It starts set, as no operation runs, so
  * that a wait on an unused OVERLAPPED returns; vd_overlapped_arm resets it
@@ -188,6 +209,17 @@ static DWORD vd_attach_partition(HANDLE handle, ULONG number, ULONG *device_numb
 static DWORD vd_skip_sync(HANDLE handle)
 {
     return vd_engine_skip_sync(handle);
+}
+
+static DWORD vd_copy_to_file(HANDLE handle, ULONGLONG offset, ULONGLONG length, int fd)
+{
+    return vd_engine_copy_to_file(handle, offset, length, fd);
+}
+
+static DWORD vd_copy_from_file(HANDLE handle, int fd, ULONGLONG offset, ULONGLONG length,
+                               ULONG piece)
+{
+    return vd_engine_copy_from_file(handle, fd, offset, length, piece);
 }
 
 /* An OVERLAPPED for the long operations: the engine's manual-reset event

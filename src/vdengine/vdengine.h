@@ -58,6 +58,33 @@ DWORD vd_engine_attach_partition(HANDLE handle, ULONG number, ULONG *device_numb
  * ACCESS_DENIED for a handle open read-only. */
 DWORD vd_engine_skip_sync(HANDLE handle);
 
+/* Writes bytes [offset, offset + length) of the disk's content (through
+ * its chain) into the file open for writing at `fd`, at the same offsets,
+ * for a conversion to a raw image.  Runs the disk holds nothing in, or
+ * that read zeros, are not written, so the file must read zeros there
+ * already (a new file sized with ftruncate) and keeps them as holes; runs
+ * an image file holds as they are are copied from it in the kernel where
+ * the host can (copy_file_range), by pread and pwrite where it cannot.
+ * INVALID_PARAMETER for a range that is not whole sectors inside the disk
+ * or a negative `fd`, INVALID_HANDLE for a value that is no open handle,
+ * then the codes of reads and of the host's writes.  Windows has no such
+ * call. */
+DWORD vd_engine_copy_to_file(HANDLE handle, ULONGLONG offset, ULONGLONG length, int fd);
+
+/* Writes bytes [offset, offset + length) of the file open for reading at
+ * `fd` into the disk at the same offsets, through the data path (as
+ * RawSCSIVirtualDisk writes), leaving out the pieces that are all zeros:
+ * `piece` bytes each, aligned to multiples of `piece`, a whole number of
+ * sectors that divides the disk's block size (at most 64 MiB), so that a
+ * block of zeros stays unallocated in a new dynamic disk.  For a
+ * conversion from a raw image.  HANDLE_EOF when the file ends before
+ * offset + length; INVALID_PARAMETER for a range that is not whole
+ * sectors inside the disk, a bad piece or a negative `fd`; INVALID_HANDLE,
+ * ACCESS_DENIED for a read-only handle, then the codes of writes.  Windows
+ * has no such call. */
+DWORD vd_engine_copy_from_file(HANDLE handle, int fd, ULONGLONG offset, ULONGLONG length,
+                               ULONG piece);
+
 /* Number of handles currently open, for leak checks in tests. */
 ULONG vd_engine_open_handle_count(void);
 

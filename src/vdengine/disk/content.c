@@ -12,7 +12,7 @@
 #include "base/vd_errors.h"
 #include "disk/mirror_copy.h"
 
-static uint32_t vd_content_check(const vd_disk *disk, uint64_t offset, uint64_t length)
+uint32_t vd_content_check(const vd_disk *disk, uint64_t offset, uint64_t length)
 {
     const vd_image *image = &disk->image;
     uint64_t sector = image->logical_sector_size;

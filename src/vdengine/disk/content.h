@@ -16,6 +16,10 @@
 
 #include "api/handle.h"
 
+/* INVALID_PARAMETER unless [offset, offset + length) is whole sectors of
+ * the disk, inside it. */
+uint32_t vd_content_check(const vd_disk *disk, uint64_t offset, uint64_t length);
+
 uint32_t vd_content_read(vd_disk *disk, uint64_t offset, void *buffer, uint64_t length);
 uint32_t vd_content_write(vd_disk *disk, uint64_t offset, const void *buffer, uint64_t length);
 uint32_t vd_content_unmap(vd_disk *disk, uint64_t offset, uint64_t length);

@@ -30,6 +30,21 @@ typedef struct vd_parent_locator {
 
 struct vd_format_ops;
 
+/* What a run of an image's virtual content is, for copies that move bytes
+ * from file to file without reading them (disk/content_copy.h). */
+enum vd_run_kind {
+    VD_RUN_FILE = 1,     /* this image's file holds it, byte for byte */
+    VD_RUN_ZERO = 2,     /* reads zeros, whatever any parent holds */
+    VD_RUN_PARENT = 3,   /* this image holds none of it: its parent's */
+    VD_RUN_READ = 4,     /* none of those: read it through the read op */
+};
+
+typedef struct vd_run {
+    uint32_t kind;          /* enum vd_run_kind */
+    uint64_t length;        /* bytes of the run, at least one sector */
+    uint64_t file_offset;   /* VD_RUN_FILE: where the run starts in the file */
+} vd_run;
+
 typedef struct vd_image {
     vd_file file;
     uint32_t device;                 /* enum vd_device */
@@ -87,6 +102,14 @@ typedef struct vd_format_ops {
      * needed.  NULL when the values set at open are final. */
     uint32_t (*block_layout)(vd_image *image, int *is_4k_aligned,
                              uint32_t *fragmentation_percent);
+    /* The run of content starting at `offset` (sector aligned, inside
+     * virtual_size), at most `length` bytes: one kind from its first byte
+     * to its last, as the read op would read it now.  A format answers
+     * VD_RUN_READ wherever the file's bytes are not the content as they
+     * stand (a log replayed in memory, sector bitmaps, damage the read op
+     * reports), so a run of another kind is always safe to copy.  NULL: the
+     * whole disk is VD_RUN_READ. */
+    uint32_t (*map)(vd_image *image, uint64_t offset, uint64_t length, vd_run *run);
 } vd_format_ops;
 
 /* Parsers.  Each reads only the structures its answer needs, validates every

@@ -60,10 +60,6 @@
 #include "base/utf16.h"
 #include "base/vd_errors.h"
 
-/* Sectors whose bitmap bits are examined per step of a read: one sector of
- * bitmap, so the bitmap buffer stays on the stack whatever the block size. */
-#define VD_VHD_BITMAP_WINDOW_BYTES VD_VHD_SECTOR_SIZE
-#define VD_VHD_WINDOW_SECTORS (VD_VHD_BITMAP_WINDOW_BYTES * 8u)
 
 static int vd_vhd_has_cookie(const uint8_t *bytes, const char *cookie)
 {
@@ -353,9 +349,25 @@ static uint32_t vd_vhd_read_absent(const vd_image *image, vd_image *parent, uint
     return VD_ERROR_SUCCESS;
 }
 
-static int vd_vhd_bit(const uint8_t *bitmap, uint32_t index)
+uint32_t vd_vhd_window_load(const vd_image *image, uint64_t bitmap_offset, uint32_t in_block,
+                            uint32_t length, vd_vhd_window *window)
 {
-    return bitmap[index / 8] >> (7 - index % 8) & 1;   /* MSB first */
+    uint32_t first_sector = in_block / VD_VHD_SECTOR_SIZE;
+    window->end_sector = (in_block + length - 1) / VD_VHD_SECTOR_SIZE + 1;
+    window->first_byte = first_sector / 8;
+    uint32_t end_byte = (window->end_sector + 7) / 8;
+    return vd_file_read(&image->file, bitmap_offset + window->first_byte, window->bits,
+                        end_byte - window->first_byte);
+}
+
+uint32_t vd_vhd_window_run(const vd_vhd_window *window, uint32_t sector, int *present)
+{
+    *present = vd_vhd_bitmap_bit(window->bits, sector - window->first_byte * 8);
+    uint32_t run_end_sector = sector + 1;
+    while (run_end_sector < window->end_sector
+           && vd_vhd_bitmap_bit(window->bits, run_end_sector - window->first_byte * 8) == *present)
+        run_end_sector++;
+    return run_end_sector;
 }
 
 /* Reads `length` bytes at `in_block` of an allocated block, all within one
@@ -366,14 +378,8 @@ static uint32_t vd_vhd_read_window(const vd_image *image, vd_image *parent, uint
                                    uint32_t length)
 {
     const vd_vhd_state *state = image->format_state;
-    uint32_t first_sector = in_block / VD_VHD_SECTOR_SIZE;
-    uint32_t end_sector = (in_block + length - 1) / VD_VHD_SECTOR_SIZE + 1;
-    uint32_t first_byte = first_sector / 8;
-    uint32_t end_byte = (end_sector + 7) / 8;
-
-    uint8_t bitmap[VD_VHD_BITMAP_WINDOW_BYTES];
-    uint32_t status = vd_file_read(&image->file, bitmap_offset + first_byte, bitmap,
-                                   end_byte - first_byte);
+    vd_vhd_window window;
+    uint32_t status = vd_vhd_window_load(image, bitmap_offset, in_block, length, &window);
     if (status != VD_ERROR_SUCCESS)
         return status;
 
@@ -381,13 +387,9 @@ static uint32_t vd_vhd_read_window(const vd_image *image, vd_image *parent, uint
     uint32_t position = in_block;
     uint32_t end = in_block + length;
     while (position < end) {
-        uint32_t sector = position / VD_VHD_SECTOR_SIZE;
-        int present = vd_vhd_bit(bitmap, sector - first_byte * 8);
-        uint32_t run_end_sector = sector + 1;
-        while (run_end_sector < end_sector
-               && vd_vhd_bit(bitmap, run_end_sector - first_byte * 8) == present)
-            run_end_sector++;
-        uint32_t run_end = run_end_sector * VD_VHD_SECTOR_SIZE;
+        int present;
+        uint32_t run_end = vd_vhd_window_run(&window, position / VD_VHD_SECTOR_SIZE, &present)
+                           * VD_VHD_SECTOR_SIZE;
         if (run_end > end)
             run_end = end;
         uint8_t *target = out + (position - in_block);
@@ -498,6 +500,7 @@ static const vd_format_ops vd_vhd_fixed_ops = {
     .unmap_reads_zeros = 1,          /* zeros written in place */
     .flush = vd_vhd_flush,
     .release = vd_vhd_release,
+    .map = vd_vhd_map_fixed,
 };
 static const vd_format_ops vd_vhd_sparse_ops = {
     .read = vd_vhd_read_sparse,
@@ -507,6 +510,7 @@ static const vd_format_ops vd_vhd_sparse_ops = {
     .flush = vd_vhd_flush,
     .release = vd_vhd_release,
     .block_layout = vd_vhd_block_layout,
+    .map = vd_vhd_map_sparse,
 };
 
 int vd_vhd_probe(const vd_file *file)

@@ -90,6 +90,38 @@ uint32_t vd_vhd_pending_reserve(vd_image *image, vd_vhd_state *state, uint32_t c
 /* Records block `block` (after vd_vhd_pending_reserve; state->lock). */
 void vd_vhd_pending_add(vd_vhd_state *state, uint32_t block);
 
+/* Sectors whose bitmap bits are examined per step of a read or a map: one
+ * sector of bitmap, so the bitmap buffer stays on the stack whatever the
+ * block size. */
+#define VD_VHD_BITMAP_WINDOW_BYTES VD_VHD_SECTOR_SIZE
+#define VD_VHD_WINDOW_SECTORS (VD_VHD_BITMAP_WINDOW_BYTES * 8u)
+
+/* Bit `index` of a sector bitmap: set when the sector is in this file. */
+static inline int vd_vhd_bitmap_bit(const uint8_t *bitmap, uint32_t index)
+{
+    return bitmap[index / 8] >> (7 - index % 8) & 1;   /* MSB first */
+}
+
+/* The bitmap bits of the sectors [in_block, in_block + length) of an
+ * allocated block, all within one window (vhd.c): loaded once, then read
+ * run by run. */
+typedef struct vd_vhd_window {
+    uint32_t first_byte;         /* of the block's bitmap, in bits[0] */
+    uint32_t end_sector;         /* past the last sector of the range */
+    uint8_t bits[VD_VHD_BITMAP_WINDOW_BYTES];
+} vd_vhd_window;
+
+uint32_t vd_vhd_window_load(const vd_image *image, uint64_t bitmap_offset, uint32_t in_block,
+                            uint32_t length, vd_vhd_window *window);
+/* The end of the run of sectors from `sector` (of the block) whose bits
+ * equal its own, *present; at most the window's end_sector. */
+uint32_t vd_vhd_window_run(const vd_vhd_window *window, uint32_t sector, int *present);
+
+/* The map ops (image.h) of fixed and of dynamic or differencing images
+ * (vhd_map.c). */
+uint32_t vd_vhd_map_fixed(vd_image *image, uint64_t offset, uint64_t length, vd_run *run);
+uint32_t vd_vhd_map_sparse(vd_image *image, uint64_t offset, uint64_t length, vd_run *run);
+
 /* Bytes of block `block` inside the disk: the last block may be cut short. */
 static inline uint64_t vd_vhd_block_bytes(const vd_image *image, const vd_vhd_state *state,
                                           uint64_t block)

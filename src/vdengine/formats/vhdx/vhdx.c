@@ -799,6 +799,7 @@ static const vd_format_ops vd_vhdx_ops = {
     .unmap_reads_zeros = 1,
     .flush = vd_vhdx_flush,
     .release = vd_vhdx_release,
+    .map = vd_vhdx_map,
 };
 
 static vd_vhdx_source vd_vhdx_state_source(const vd_image *image, const vd_vhdx_state *state)
@@ -923,9 +924,7 @@ void vd_vhdx_bat_set(vd_image *image, uint64_t index, uint64_t entry)
     atomic_store_explicit(&page[index % VD_VHDX_BAT_PAGE_ENTRIES], entry, memory_order_release);
 }
 
-/* File offset of the block BAT entry `index` (value `entry`) points to,
- * checked to hold `bytes` inside the file and outside the header section. */
-static uint32_t vd_vhdx_block_offset(const vd_vhdx_state *state, uint64_t index, uint64_t entry,
+uint32_t vd_vhdx_block_offset(const vd_vhdx_state *state, uint64_t index, uint64_t entry,
                                      uint64_t bytes, uint64_t *offset)
 {
     uint64_t start = (entry >> VD_VHDX_BAT_OFFSET_SHIFT) * VD_VHDX_MIB;

@@ -86,6 +86,15 @@ static inline uint64_t vd_vhdx_payload_index(const vd_vhdx_state *state, uint64_
 uint32_t vd_vhdx_bat_get(vd_image *image, uint64_t index, uint64_t *entry);
 void vd_vhdx_bat_set(vd_image *image, uint64_t index, uint64_t entry);
 
+/* File offset of the block BAT entry `index` (value `entry`) points to,
+ * checked to hold `bytes` inside the file and outside the header section
+ * (VHD_BLOCK_ALLOCATION_TABLE_CORRUPT, with the detail, otherwise). */
+uint32_t vd_vhdx_block_offset(const vd_vhdx_state *state, uint64_t index, uint64_t entry,
+                              uint64_t bytes, uint64_t *offset);
+
+/* The map op (image.h; vhdx_map.c). */
+uint32_t vd_vhdx_map(vd_image *image, uint64_t offset, uint64_t length, vd_run *run);
+
 /* The update ops the driver hands out (vhdx_update_serial.c): those of
  * vhdx_update.c, each under the allocation lock. */
 extern const vd_update_ops vd_vhdx_serial_update_ops;

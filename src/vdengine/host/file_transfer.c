@@ -1,0 +1,153 @@
+/* Copies from an image's file into another file (file_transfer.h). */
+#define _GNU_SOURCE   /* copy_file_range, SEEK_DATA / SEEK_HOLE */
+
+#include "host/file_transfer.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "base/vd_errors.h"
+
+/* The pread + pwrite way's buffer. */
+#define VD_FILE_TRANSFER_PIECE ((size_t)1 << 20)
+
+void vd_file_transfer_begin(vd_file_transfer *transfer, int fd)
+{
+    memset(transfer, 0, sizeof *transfer);
+    transfer->destination.fd = fd;
+    transfer->destination.writable = 1;
+#if defined(__linux__)
+    transfer->kernel_copy = 1;
+#endif
+}
+
+void vd_file_transfer_end(vd_file_transfer *transfer)
+{
+    free(transfer->buffer);
+    transfer->buffer = NULL;
+}
+
+uint32_t vd_file_transfer_write(vd_file_transfer *transfer, uint64_t to, const void *buffer,
+                                size_t length)
+{
+    return vd_file_write(&transfer->destination, to, buffer, length);
+}
+
+/* The pread + pwrite way. */
+static uint32_t vd_file_transfer_through_buffer(vd_file_transfer *transfer, const vd_file *source,
+                                                uint64_t from, uint64_t to, uint64_t length)
+{
+    if (transfer->buffer == NULL) {
+        transfer->buffer = malloc(VD_FILE_TRANSFER_PIECE);
+        if (transfer->buffer == NULL)
+            return VD_ERROR_NOT_ENOUGH_MEMORY;
+    }
+    uint32_t status = VD_ERROR_SUCCESS;
+    for (uint64_t done = 0; done < length && status == VD_ERROR_SUCCESS;) {
+        size_t piece = length - done < VD_FILE_TRANSFER_PIECE ? (size_t)(length - done)
+                                                              : VD_FILE_TRANSFER_PIECE;
+        status = vd_file_read(source, from + done, transfer->buffer, piece);
+        if (status == VD_ERROR_SUCCESS)
+            status = vd_file_transfer_write(transfer, to + done, transfer->buffer, piece);
+        done += piece;
+    }
+    return status;
+}
+
+/* copy_file_range until `length` bytes are copied, or until the kernel
+ * refuses the copy as such (*copied then says how far it got, and
+ * transfer->kernel_copy is cleared). */
+static uint32_t vd_file_transfer_in_kernel(vd_file_transfer *transfer, const vd_file *source,
+                                           uint64_t from, uint64_t to, uint64_t length,
+                                           uint64_t *copied)
+{
+    *copied = 0;
+#if defined(__linux__)
+    while (*copied < length) {
+        loff_t in = (loff_t)(from + *copied), out = (loff_t)(to + *copied);
+        size_t piece = length - *copied < ((size_t)1 << 30) ? (size_t)(length - *copied)
+                                                            : ((size_t)1 << 30);
+        ssize_t done = copy_file_range(source->fd, &in, transfer->destination.fd, &out, piece, 0);
+        if (done < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP
+                || errno == ENOTSUP) {
+                transfer->kernel_copy = 0;
+                return VD_ERROR_SUCCESS;
+            }
+            return vd_error_from_errno(errno);
+        }
+        if (done == 0)
+            return VD_ERROR_HANDLE_EOF;   /* the source ended */
+        *copied += (uint64_t)done;
+    }
+#else
+    (void)source, (void)from, (void)to, (void)length;
+    transfer->kernel_copy = 0;
+#endif
+    return VD_ERROR_SUCCESS;
+}
+
+/* A run of `source` that holds data (no hole inside it). */
+static uint32_t vd_file_transfer_data(vd_file_transfer *transfer, const vd_file *source,
+                                      uint64_t from, uint64_t to, uint64_t length)
+{
+    uint64_t copied = 0;
+    if (transfer->kernel_copy) {
+        uint32_t status = vd_file_transfer_in_kernel(transfer, source, from, to, length, &copied);
+        if (status != VD_ERROR_SUCCESS || copied == length)
+            return status;
+    }
+    return vd_file_transfer_through_buffer(transfer, source, from + copied, to + copied,
+                                           length - copied);
+}
+
+/* Whether `file` may have holes: fewer bytes allocated than its size.  A
+ * file without any (most images) is copied without looking for them, and
+ * that matters: SEEK_HOLE walks the file's pages up to the next hole, on
+ * tmpfs all the way to the end of a file that has none. */
+static int vd_file_transfer_may_have_holes(const vd_file *file)
+{
+    struct stat info;
+    if (fstat(file->fd, &info) != 0)
+        return 1;
+    return (uint64_t)info.st_blocks * 512u < (uint64_t)info.st_size;
+}
+
+uint32_t vd_file_transfer_copy(vd_file_transfer *transfer, const vd_file *source, uint64_t from,
+                               uint64_t to, uint64_t length)
+{
+    if (!vd_file_transfer_may_have_holes(source))
+        return vd_file_transfer_data(transfer, source, from, to, length);
+    uint64_t end = from + length;
+    uint64_t position = from;
+    while (position < end) {
+        uint64_t data = position, hole = end;
+#if defined(SEEK_DATA) && defined(SEEK_HOLE)
+        /* Holes of the source are skipped as cp skips them; a file system
+         * that cannot tell has none (EINVAL: all data). */
+        off_t found = lseek(source->fd, (off_t)position, SEEK_DATA);
+        if (found < 0 && errno == ENXIO)
+            return VD_ERROR_SUCCESS;   /* only a hole up to the file's end */
+        if (found >= 0) {
+            data = (uint64_t)found;
+            if (data >= end)
+                return VD_ERROR_SUCCESS;
+            off_t next_hole = lseek(source->fd, found, SEEK_HOLE);
+            if (next_hole >= 0 && (uint64_t)next_hole < end)
+                hole = (uint64_t)next_hole;
+        }
+#endif
+        uint32_t status = vd_file_transfer_data(transfer, source, data, to + (data - from),
+                                                hole - data);
+        if (status != VD_ERROR_SUCCESS)
+            return status;
+        position = hole;
+    }
+    return VD_ERROR_SUCCESS;
+}
