@@ -13,6 +13,12 @@
  *     and writes only the rest, which makes the merge restartable without
  *     a record of where it stopped.
  *
+ * A step that no image of the source range holds any sector of (each
+ * one's map op says VD_RUN_PARENT all through it) reads the target's own
+ * content through the range, so it is skipped unread: a checkpoint's child
+ * holding a few blocks of a large disk costs those blocks, not two reads of
+ * the whole disk.
+ *
  * The work goes in steps of VD_MERGE_STEP bytes; each step holds the disk's
  * lock, and between steps a checkpoint (operation.h) may stop the merge. */
 #include "disk/merge_copy.h"
@@ -38,9 +44,48 @@ typedef struct vd_merge_step {
     uint64_t unstarted;  /* written since the target's writeback last started */
 } vd_merge_step;
 
+/* Whether `image` holds none of [offset, offset + length): every sector
+ * reads its parent's.  A format without a map op is taken to hold it. */
+static uint32_t vd_merge_image_passes(vd_image *image, uint64_t offset, uint64_t length,
+                                      int *passes)
+{
+    *passes = 0;
+    if (image->ops->map == NULL)
+        return VD_ERROR_SUCCESS;
+    for (uint64_t end = offset + length; offset < end;) {
+        vd_run run;
+        uint32_t status = image->ops->map(image, offset, end - offset, &run);
+        if (status != VD_ERROR_SUCCESS || run.kind != VD_RUN_PARENT)
+            return status;
+        offset += run.length;
+    }
+    *passes = 1;
+    return VD_ERROR_SUCCESS;
+}
+
+/* Whether every image of the range, from the source to the target's child,
+ * holds none of the step (the chain's images follow one another, the
+ * handle's own image first). */
+static uint32_t vd_merge_range_passes(const vd_merge_request *request, uint64_t offset,
+                                      uint64_t length, int *passes)
+{
+    vd_image *image = request->source;
+    for (;;) {
+        uint32_t status = vd_merge_image_passes(image, offset, length, passes);
+        if (status != VD_ERROR_SUCCESS || !*passes || image == request->child)
+            return status;
+        image = image == request->source && request->source_parent != NULL
+              ? request->source_parent : image + 1;
+    }
+}
+
 static uint32_t vd_merge_one_step(vd_merge_step *step, uint64_t offset, uint64_t length)
 {
     vd_image *source = step->request->source;
+    int passes = 0;
+    uint32_t checked = vd_merge_range_passes(step->request, offset, length, &passes);
+    if (checked != VD_ERROR_SUCCESS || passes)
+        return checked;
     uint32_t status = source->ops->read(source, step->request->source_parent, offset,
                                         step->merged, length);
     if (status == VD_ERROR_SUCCESS)
