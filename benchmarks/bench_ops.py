@@ -10,6 +10,11 @@
   target at the end: the disk's share of the time) and ``qemu-img commit
   -d`` of a qcow2 child of the same content into its empty qcow2 parent
   (the field's reference: qemu cannot merge VHDX).
+* **sparse merge**: a checkpoint as Hyper-V leaves them, a child holding
+  one block in 32 of a parent full of data, merged by ``virtdisk.merge``;
+  against ``cp`` of the child and ``qemu-img commit -d`` of a qcow2 child
+  holding the same clusters.  No target: it shows that a merge costs what
+  the child holds, not the size of the disk.
 * **compact**: a dynamic VHDX of --size whose blocks alternate random data
   and written zeros (half of them zero, all allocated), compacted by
   ``disk.compact()`` (zero scan, block moves) and with NO_BLOCK_MOVES
@@ -226,6 +231,69 @@ def measure_merge(setup: Setup) -> list[Target]:
     return targets
 
 
+SPARSE_EVERY = 32   # a sparse checkpoint holds one block in this many
+
+
+def sparse_changes(setup: Setup) -> Iterator[tuple[int, bytes]]:
+    """A checkpoint's writes: new content over one block in SPARSE_EVERY."""
+    for offset, data in pieces(setup, lambda block: False):
+        if offset // setup.block_size % SPARSE_EVERY == 0:
+            yield offset, bytes(byte ^ 0xFF for byte in data[:64]) + data[64:]
+
+
+def measure_sparse_merge(setup: Setup) -> list[Target]:
+    """A checkpoint's merge as Hyper-V makes them: a child holding a few
+    blocks of a full parent.  The merge's cost is what the child holds."""
+    directory, size = setup.directory, setup.size
+    everything = (lambda block: False)
+    base_raw, combined_raw = directory / "sparse-base.raw", directory / "sparse-combined.raw"
+    raw_twin(base_raw, setup, everything)
+    shutil.copyfile(base_raw, combined_raw)
+    with open(combined_raw, "r+b") as combined:
+        for offset, data in sparse_changes(setup):
+            combined.seek(offset)
+            combined.write(data)
+    ours, cp_limit, qemu = ("virtdisk.merge(child)", "cp of the child (limit)",
+                            "qemu-img commit -d (qcow2)")
+    rows: dict[str, float] = {}
+    child_bytes = 0
+    for repeat in range(setup.repeats):
+        for index, name in enumerate((cp_limit, ours, qemu)):
+            place = directory / f"sparse-merge-{repeat}-{index}"
+            place.mkdir()
+            if name == qemu:
+                parent, child = place / "parent.qcow2", place / "child.qcow2"
+                run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(base_raw), str(parent))
+                run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-B", str(parent),
+                    "-F", "qcow2", str(combined_raw), str(child))
+                read_through(child)
+                best(rows, name, timed(lambda: run("qemu-img", "commit", "-q", "-d", "-f",
+                                                   "qcow2", str(child))))
+            else:
+                parent, child = place / "parent.vhdx", place / "child.vhdx"
+                virtdisk.create(parent, size, block_size=setup.block_size).close()
+                write_content(parent, setup, everything)
+                virtdisk.create(child, parent=parent).close()
+                with virtdisk.open(child, read_only=False) as disk:
+                    for offset, data in sparse_changes(setup):
+                        disk.write(offset, data)
+                child_bytes = child.stat().st_blocks * 512
+                read_through(child)
+                if name == cp_limit:
+                    best(rows, name, timed(lambda: cp(child, place / "copy.vhdx")))
+                else:
+                    best(rows, name, timed(lambda: virtdisk.merge(child)))
+            shutil.rmtree(place)
+    base_raw.unlink()
+    combined_raw.unlink()
+    report(f"merge of a differencing VHDX child holding one block in {SPARSE_EVERY} "
+           f"({child_bytes // MiB} MiB allocated) into its full {size // MiB} MiB parent",
+           rows, cp_limit, 0)
+    ratio = rows[qemu] / rows[ours]
+    print(f"  {ours} is {ratio:.2f}x the speed of qemu-img commit")
+    return []
+
+
 # -- compact ---------------------------------------------------------------------
 
 def block_places(path: Path, block_size: int) -> dict[int, int]:
@@ -417,6 +485,7 @@ def measure_mirror(setup: Setup) -> list[Target]:
 
 SECTIONS: tuple[tuple[str, Callable[[Setup], list[Target]]], ...] = (
     ("merge", measure_merge),
+    ("sparse merge", measure_sparse_merge),
     ("compact", measure_compact),
     ("resize", measure_resize),
     ("mirror", measure_mirror),
