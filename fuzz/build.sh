@@ -56,7 +56,11 @@ rm -f "$objects"/*.o
 
 engine=()
 while IFS= read -r source; do
-    object=$objects/$(basename "${source%.c}").o
+    # Named by the path under src/vdengine, so that two files of one name
+    # in different folders (api/x.c, disk/x.c) make two objects.
+    relative=${source#"$ROOT/src/vdengine/"}
+    object=$objects/${relative//\//_}
+    object=${object%.c}.o
     "$CC" "${CFLAGS[@]}" "-fsanitize=fuzzer-no-link,$SANITIZERS" -c "$source" -o "$object"
     engine+=("$object")
 done < <(find "$ROOT/src/vdengine" -name '*.c' | sort)
