@@ -40,6 +40,7 @@
 
 #include "api/operation.h"
 #include "base/endian.h"
+#include "base/bytes.h"
 #include "base/vd_errors.h"
 #include "disk/compact_space.h"
 #include "disk/driver.h"

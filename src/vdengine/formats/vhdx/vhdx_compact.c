@@ -35,6 +35,7 @@
 
 #include "api/operation.h"
 #include "base/detail.h"
+#include "base/bytes.h"
 #include "base/vd_errors.h"
 #include "disk/compact_space.h"
 #include "disk/driver.h"
