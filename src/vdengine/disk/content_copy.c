@@ -140,7 +140,6 @@ uint32_t vd_content_copy_to_file(vd_disk *disk, uint64_t offset, uint64_t length
         vd_file_transfer transfer;
         vd_file_transfer_begin(&transfer, fd);
         status = vd_content_copy_walk(disk, &transfer, offset, length);
-        vd_file_transfer_end(&transfer);
     }
     vd_gate_leave_shared(&disk->content_gate);
     return status;
