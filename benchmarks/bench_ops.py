@@ -178,6 +178,21 @@ def report(title: str, rows: dict[str, float], limit: str, moved: int) -> None:
 
 # -- merge -----------------------------------------------------------------------
 
+def timed_qemu_commit(place: Path, parent_content: Path | None, content: Path, size: int) -> float:
+    """qemu's merge of the same chain, timed: a qcow2 parent holding the raw
+    `parent_content` (empty when None) and a qcow2 child holding what
+    `content` differs from it in, committed into the parent."""
+    parent, child = place / "parent.qcow2", place / "child.qcow2"
+    if parent_content is None:
+        run("qemu-img", "create", "-q", "-f", "qcow2", str(parent), str(size))
+    else:
+        run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(parent_content), str(parent))
+    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-B", str(parent), "-F", "qcow2",
+        str(content), str(child))
+    read_through(child)
+    return timed(lambda: run("qemu-img", "commit", "-q", "-d", "-f", "qcow2", str(child)))
+
+
 def measure_merge(setup: Setup) -> list[Target]:
     directory, size = setup.directory, setup.size
     everything = (lambda block: False)
@@ -193,13 +208,7 @@ def measure_merge(setup: Setup) -> list[Target]:
             place = directory / f"merge-{repeat}-{index}"
             place.mkdir()
             if name == qemu:
-                parent, child = place / "parent.qcow2", place / "child.qcow2"
-                run("qemu-img", "create", "-q", "-f", "qcow2", str(parent), str(size))
-                run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-B", str(parent),
-                    "-F", "qcow2", str(raw), str(child))
-                read_through(child)
-                best(rows, name, timed(lambda: run("qemu-img", "commit", "-q", "-d", "-f",
-                                                   "qcow2", str(child))))
+                best(rows, name, timed_qemu_commit(place, None, raw, size))
             else:
                 parent, child = place / "parent.vhdx", place / "child.vhdx"
                 virtdisk.create(parent, size, block_size=setup.block_size).close()
@@ -262,13 +271,7 @@ def measure_sparse_merge(setup: Setup) -> list[Target]:
             place = directory / f"sparse-merge-{repeat}-{index}"
             place.mkdir()
             if name == qemu:
-                parent, child = place / "parent.qcow2", place / "child.qcow2"
-                run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(base_raw), str(parent))
-                run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-B", str(parent),
-                    "-F", "qcow2", str(combined_raw), str(child))
-                read_through(child)
-                best(rows, name, timed(lambda: run("qemu-img", "commit", "-q", "-d", "-f",
-                                                   "qcow2", str(child))))
+                best(rows, name, timed_qemu_commit(place, base_raw, combined_raw, size))
             else:
                 parent, child = place / "parent.vhdx", place / "child.vhdx"
                 virtdisk.create(parent, size, block_size=setup.block_size).close()

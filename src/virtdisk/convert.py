@@ -332,25 +332,43 @@ def _engine_fill(disk: VirtualDisk, source_fd: int, size: int, spans: list[tuple
     multiple of `piece`, which the spans start at) for progress and
     Ctrl-C.  False, with nothing written, where the platform has no such
     copy (Windows)."""
+    def step(offset: int, length: int) -> None:
+        try:
+            copy_from_file(disk.handle, source_fd, offset, length, piece)
+        except VirtualDiskError as error:
+            if error.winerror != ERROR_HANDLE_EOF:
+                raise
+            ended = os.fstat(source_fd).st_size
+            raise EOFError(f"the source ended at {ended} bytes, before its size of "
+                           f"{size}") from None
+
+    if not _engine_steps(spans, _FROM_FILE_CHUNK, step, size, progress):
+        return False
+    _report(progress, size, size)
+    return True
+
+
+def _engine_steps(spans: list[tuple[int, int]], chunk: int, step: Callable[[int, int], None],
+                  size: int, progress: Progress | None) -> bool:
+    """Calls ``step(offset, length)`` over the `spans` in pieces of at most
+    `chunk` bytes, reporting progress after each, so that Ctrl-C and
+    progress are seen between the engine's calls.  False, with nothing
+    done, when the first call answers that the platform has no such copy
+    (Windows); the same answer later is raised."""
+    first = True
     for span_start, span_end in spans:
         offset = span_start
         while offset < span_end:
-            length = min(_FROM_FILE_CHUNK, span_end - offset)
+            length = min(chunk, span_end - offset)
             try:
-                copy_from_file(disk.handle, source_fd, offset, length, piece)
+                step(offset, length)
             except UnsupportedOperationError:
-                if offset == spans[0][0]:
+                if first:
                     return False
                 raise
-            except VirtualDiskError as error:
-                if error.winerror != ERROR_HANDLE_EOF:
-                    raise
-                ended = os.fstat(source_fd).st_size
-                raise EOFError(f"the source ended at {ended} bytes, before its size of "
-                               f"{size}") from None
+            first = False
             offset += length
             _report(progress, offset, size)
-    _report(progress, size, size)
     return True
 
 
@@ -391,18 +409,10 @@ def _engine_copy(disk: VirtualDisk, raw: _RawDestination, size: int,
     raw.size_now()
     if not raw.sparse and not raw.reserve():
         return False
-    offset = 0
-    while offset < size:
-        length = min(_TO_FILE_CHUNK, size - offset)
-        try:
-            copy_to_file(disk.handle, offset, length, raw.fileno())
-        except UnsupportedOperationError:
-            if offset == 0:
-                return False
-            raise
-        offset += length
-        _report(progress, offset, size)
-    return True
+    return _engine_steps([(0, size)], _TO_FILE_CHUNK,
+                         lambda offset, length: copy_to_file(disk.handle, offset, length,
+                                                             raw.fileno()),
+                         size, progress)
 
 
 def _raw_to_raw(source: str, destination: str, sparse: bool, durable: bool,

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/bytes.h"
 #include "base/vd_errors.h"
 
 static int vd_extent_order(const void *a, const void *b)
@@ -62,12 +63,6 @@ uint64_t vd_extents_end(const vd_extent *extents, size_t count, uint64_t floor)
     return end;
 }
 
-int vd_bytes_zero(const uint8_t *bytes, size_t length)
-{
-    if (length == 0)
-        return 1;
-    return bytes[0] == 0 && memcmp(bytes, bytes + 1, length - 1) == 0;
-}
 
 uint32_t vd_file_range_zero(const vd_file *file, uint64_t offset, uint64_t length,
                             uint8_t *buffer, int *zero)

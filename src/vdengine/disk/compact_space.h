@@ -29,9 +29,6 @@ void vd_extents_move(vd_extent *extents, size_t count, uint64_t old_start, uint6
 /* The end of the last extent (`floor` when there is none beyond it). */
 uint64_t vd_extents_end(const vd_extent *extents, size_t count, uint64_t floor);
 
-/* Whether `length` bytes are all zero. */
-int vd_bytes_zero(const uint8_t *bytes, size_t length);
-
 /* Whether the file's bytes [offset, offset + length) are all zero, read in
  * pieces of VD_FILE_ZERO_PIECE into `buffer` (at least that long, or
  * `length` when shorter): a piece read stays in the CPU cache for its test,

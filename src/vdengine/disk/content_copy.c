@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/attach_redirect.h"
+#include "base/bytes.h"
 #include "base/vd_errors.h"
 #include "disk/content.h"
 #include "host/file_transfer.h"
@@ -47,11 +48,6 @@ static uint32_t vd_content_copy_run(vd_disk *disk, uint64_t offset, uint64_t len
     }
 }
 
-static int vd_content_copy_is_zero(const uint8_t *bytes, size_t length)
-{
-    return length == 0 || (bytes[0] == 0 && memcmp(bytes, bytes + 1, length - 1) == 0);
-}
-
 /* A run read through the chain (or the redirect) and written but its
  * all-zero pieces. */
 static uint32_t vd_content_copy_read(vd_disk *disk, vd_file_transfer *transfer,
@@ -70,7 +66,7 @@ static uint32_t vd_content_copy_read(vd_disk *disk, vd_file_transfer *transfer,
         status = redirect != NULL
                      ? vd_redirect_read(redirect, offset + done, *buffer, piece)
                      : vd_chain_read(&disk->image, &disk->chain, offset + done, *buffer, piece);
-        if (status == VD_ERROR_SUCCESS && !vd_content_copy_is_zero(*buffer, piece))
+        if (status == VD_ERROR_SUCCESS && !vd_bytes_zero(*buffer, piece))
             status = vd_file_transfer_write(transfer, offset + done, *buffer, piece);
         done += piece;
     }
@@ -144,7 +140,6 @@ uint32_t vd_content_copy_to_file(vd_disk *disk, uint64_t offset, uint64_t length
         vd_file_transfer transfer;
         vd_file_transfer_begin(&transfer, fd);
         status = vd_content_copy_walk(disk, &transfer, offset, length);
-        vd_file_transfer_end(&transfer);
     }
     vd_gate_leave_shared(&disk->content_gate);
     return status;
@@ -170,7 +165,7 @@ uint32_t vd_content_copy_from_file(vd_disk *disk, int fd, uint64_t offset, uint6
         uint64_t piece_end = (offset / piece + 1) * piece;
         size_t count = (size_t)((piece_end < end ? piece_end : end) - offset);
         status = vd_file_read(&source, offset, buffer, count);
-        if (status == VD_ERROR_SUCCESS && !vd_content_copy_is_zero(buffer, count))
+        if (status == VD_ERROR_SUCCESS && !vd_bytes_zero(buffer, count))
             status = vd_content_write(disk, offset, buffer, count);
         offset += count;
     }

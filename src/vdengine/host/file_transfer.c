@@ -4,16 +4,13 @@
 #include "host/file_transfer.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include "base/vd_errors.h"
-
-/* The pread + pwrite way's buffer. */
-#define VD_FILE_TRANSFER_PIECE ((size_t)1 << 20)
+#include "host/file_copy.h"
 
 void vd_file_transfer_begin(vd_file_transfer *transfer, int fd)
 {
@@ -25,37 +22,10 @@ void vd_file_transfer_begin(vd_file_transfer *transfer, int fd)
 #endif
 }
 
-void vd_file_transfer_end(vd_file_transfer *transfer)
-{
-    free(transfer->buffer);
-    transfer->buffer = NULL;
-}
-
 uint32_t vd_file_transfer_write(vd_file_transfer *transfer, uint64_t to, const void *buffer,
                                 size_t length)
 {
     return vd_file_write(&transfer->destination, to, buffer, length);
-}
-
-/* The pread + pwrite way. */
-static uint32_t vd_file_transfer_through_buffer(vd_file_transfer *transfer, const vd_file *source,
-                                                uint64_t from, uint64_t to, uint64_t length)
-{
-    if (transfer->buffer == NULL) {
-        transfer->buffer = malloc(VD_FILE_TRANSFER_PIECE);
-        if (transfer->buffer == NULL)
-            return VD_ERROR_NOT_ENOUGH_MEMORY;
-    }
-    uint32_t status = VD_ERROR_SUCCESS;
-    for (uint64_t done = 0; done < length && status == VD_ERROR_SUCCESS;) {
-        size_t piece = length - done < VD_FILE_TRANSFER_PIECE ? (size_t)(length - done)
-                                                              : VD_FILE_TRANSFER_PIECE;
-        status = vd_file_read(source, from + done, transfer->buffer, piece);
-        if (status == VD_ERROR_SUCCESS)
-            status = vd_file_transfer_write(transfer, to + done, transfer->buffer, piece);
-        done += piece;
-    }
-    return status;
 }
 
 /* copy_file_range until `length` bytes are copied, or until the kernel
@@ -103,8 +73,9 @@ static uint32_t vd_file_transfer_data(vd_file_transfer *transfer, const vd_file 
         if (status != VD_ERROR_SUCCESS || copied == length)
             return status;
     }
-    return vd_file_transfer_through_buffer(transfer, source, from + copied, to + copied,
-                                           length - copied);
+    /* The pread + pwrite way. */
+    return vd_file_copy_between(source, from + copied, &transfer->destination, to + copied,
+                                length - copied);
 }
 
 /* Whether `file` may have holes: fewer bytes allocated than its size.  A

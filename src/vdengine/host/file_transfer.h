@@ -12,18 +12,16 @@
 
 #include "host/io.h"
 
-/* One transfer's state: the destination and, once the kernel has refused
- * a copy, the buffer of the pread + pwrite way, used from then on. */
+/* One transfer's state: the destination, and whether the kernel still
+ * copies (once it refused, the pread + pwrite way is used from then on). */
 typedef struct vd_file_transfer {
     vd_file destination;   /* fd and writable set; never closed here */
     int kernel_copy;       /* 0 once copy_file_range was refused */
-    uint8_t *buffer;
 } vd_file_transfer;
 
 /* A transfer into the descriptor `fd`, open for writing (the caller keeps
- * it).  Release it with vd_file_transfer_end. */
+ * it); it holds nothing to release. */
 void vd_file_transfer_begin(vd_file_transfer *transfer, int fd);
-void vd_file_transfer_end(vd_file_transfer *transfer);
 
 /* Bytes [from, from + length) of `source` written at `to` in the
  * destination, except the holes of `source` (SEEK_HOLE), which are left

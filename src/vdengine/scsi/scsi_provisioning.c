@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/bytes.h"
 #include "base/endian.h"
 #include "base/vd_errors.h"
 #include "disk/content.h"
@@ -179,14 +180,6 @@ void vd_scsi_unmap(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r)
     r->transferred = length;
 }
 
-static int all_zero(const uint8_t *bytes, uint32_t length)
-{
-    for (uint32_t i = 0; i < length; i++)
-        if (bytes[i] != 0)
-            return 0;
-    return 1;
-}
-
 /* Writes `block` (one logical block) over `blocks` blocks from `lba`, a
  * chunk of copies at a time. */
 static void write_repeated(vd_disk *d, const uint8_t *block, uint64_t lba, uint64_t blocks,
@@ -242,7 +235,7 @@ void vd_scsi_write_same(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *
         invalid_cdb(r);
         return;
     }
-    if (unmap && unmap_reads_zeros(d) && all_zero(block, size)) {
+    if (unmap && unmap_reads_zeros(d) && vd_bytes_zero(block, size)) {
         uint32_t error = vd_content_unmap(d, lba * (uint64_t)size, blocks * size);
         if (error != VD_ERROR_SUCCESS)
             vd_scsi_fail_write(r, error, lba);

@@ -40,11 +40,13 @@
 
 #include "api/operation.h"
 #include "base/endian.h"
+#include "base/bytes.h"
 #include "base/vd_errors.h"
 #include "disk/compact_space.h"
 #include "disk/driver.h"
 #include "formats/vhd/vhd_format.h"
 #include "formats/vhd/vhd_internal.h"
+#include "host/file_copy.h"
 
 /* BAT entries one flush covers at most. */
 #define VD_VHD_COMPACT_BATCH 64u
@@ -265,9 +267,7 @@ static uint32_t vd_vhd_compact_copy(vd_vhd_compact_run *c, uint64_t from, uint64
     uint64_t length = vd_vhd_compact_span(c);
     if (from + length > c->data_end)
         length = c->data_end - from;
-    uint32_t status = vd_file_read(&c->image->file, from, c->buffer, (size_t)length);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_file_write(&c->image->file, to, c->buffer, (size_t)length);
+    uint32_t status = vd_file_copy_range(&c->image->file, from, to, length);
     /* The moved blocks reach the disk while later ones are copied, so the
      * batch's flush waits for little. */
     if (status == VD_ERROR_SUCCESS)

@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "base/endian.h"
 #include "base/utf16.h"
 #include "base/vd_errors.h"
@@ -117,23 +118,6 @@ void vd_vhd_footer_store_unique_id(uint8_t footer[VD_VHD_FOOTER_SIZE], const vd_
                   vd_vhd_checksum(footer, VD_VHD_FOOTER_SIZE, VD_VHD_FOOTER_CHECKSUM_OFFSET));
 }
 
-static int vd_is_all_zero(const uint8_t *data, size_t length)
-{
-    /* Word-sized steps: the copy loop runs this over every source byte. */
-    size_t i = 0;
-    for (; i + sizeof(uint64_t) <= length; i += sizeof(uint64_t)) {
-        uint64_t word;
-        memcpy(&word, data + i, sizeof word);
-        if (word != 0)
-            return 0;
-    }
-    for (; i < length; i++) {
-        if (data[i] != 0)
-            return 0;
-    }
-    return 1;
-}
-
 /* Reads [offset, offset + length) of the new disk's content from the
  * source: zeros beyond the source's end (a larger target). */
 static uint32_t vd_vhd_read_source(const vd_create_spec *spec, uint64_t offset, uint8_t *buffer,
@@ -186,7 +170,7 @@ static uint32_t vd_vhd_copy_fixed(const vd_file *file, const vd_create_spec *spe
         uint64_t length = end - offset < VD_VHD_FIXED_COPY_CHUNK ? end - offset
                                                                  : VD_VHD_FIXED_COPY_CHUNK;
         status = vd_vhd_read_source(spec, offset, buffer, length);
-        if (status == VD_ERROR_SUCCESS && !vd_is_all_zero(buffer, (size_t)length))
+        if (status == VD_ERROR_SUCCESS && !vd_bytes_zero(buffer, (size_t)length))
             status = vd_file_write(file, offset, buffer, (size_t)length);
     }
     free(buffer);
@@ -394,7 +378,7 @@ static uint32_t vd_vhd_copy_blocks(const vd_file *file, const vd_create_spec *sp
         if (start >= copied_end)
             break;
         status = vd_vhd_read_source(spec, start, buffer, spec->block_size);
-        if (status != VD_ERROR_SUCCESS || vd_is_all_zero(buffer, spec->block_size))
+        if (status != VD_ERROR_SUCCESS || vd_bytes_zero(buffer, spec->block_size))
             continue;
         /* BAT entries are 32-bit sector numbers. */
         if (*next / VD_VHD_SECTOR_SIZE >= VD_VHD_BAT_UNALLOCATED) {

@@ -35,6 +35,7 @@
 
 #include "api/operation.h"
 #include "base/detail.h"
+#include "base/bytes.h"
 #include "base/vd_errors.h"
 #include "disk/compact_space.h"
 #include "disk/driver.h"
@@ -43,6 +44,7 @@
 #include "formats/vhdx/vhdx_pending.h"
 #include "formats/vhdx/vhdx_sectors.h"
 #include "formats/vhdx/vhdx_write_plan.h"
+#include "host/file_copy.h"
 
 /* BAT entries one transaction changes at most. */
 #define VD_VHDX_COMPACT_BATCH 64u
@@ -51,7 +53,7 @@ typedef struct vd_vhdx_compact_run {
     vd_image *image;
     vd_vhdx_state *state;
     const vd_compact_request *request;
-    uint8_t *buffer;              /* one payload block */
+    uint8_t *buffer;              /* the zero scan's, one piece of a block */
     uint8_t *parent_buffer;       /* the parent's bytes of one block */
     uint64_t done, total;
     uint64_t unstarted;           /* moved since the writeback last started */
@@ -275,9 +277,7 @@ static uint32_t vd_vhdx_copy(vd_vhdx_compact_run *c, uint64_t from, uint64_t to)
     uint64_t length = c->state->block_size;
     if (from + length > c->image->file.size)
         length = c->image->file.size - from;
-    uint32_t status = vd_file_read(&c->image->file, from, c->buffer, (size_t)length);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_file_write(&c->image->file, to, c->buffer, (size_t)length);
+    uint32_t status = vd_file_copy_range(&c->image->file, from, to, length);
     /* The moved blocks reach the disk while later ones are copied, so the
      * batch's flush waits for little. */
     if (status == VD_ERROR_SUCCESS)
@@ -354,7 +354,8 @@ uint32_t vd_vhdx_compact(vd_image *image, const vd_compact_request *request)
         return VD_ERROR_ACCESS_DENIED;
     if (state->update_failure != VD_ERROR_SUCCESS)
         return state->update_failure;
-    vd_vhdx_compact_run c = { image, state, request, malloc(state->block_size), malloc(state->block_size), 0,
+    size_t scan = (size_t)(state->block_size < VD_FILE_ZERO_PIECE ? state->block_size : VD_FILE_ZERO_PIECE);
+    vd_vhdx_compact_run c = { image, state, request, malloc(scan), malloc(state->block_size), 0,
                           vd_vhdx_payload_blocks(state) * state->block_size, 0 };
     uint32_t status = c.buffer != NULL && c.parent_buffer != NULL ? VD_ERROR_SUCCESS : VD_ERROR_NOT_ENOUGH_MEMORY;
     int moves = (request->flags & COMPACT_VIRTUAL_DISK_FLAG_NO_BLOCK_MOVES) == 0;

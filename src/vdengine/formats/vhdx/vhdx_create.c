@@ -60,6 +60,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "base/crc32c.h"
 #include "api/create.h"
 #include "base/endian.h"
@@ -504,11 +505,6 @@ static uint32_t vd_vhdx_write_fixed_bat(const vd_file *file, const vd_vhdx_plan 
     return status;
 }
 
-static int vd_vhdx_all_zero(const uint8_t *bytes, size_t length)
-{
-    return length == 0 || (bytes[0] == 0 && memcmp(bytes, bytes + 1, length - 1) == 0);
-}
-
 /* Copies the source's content.  Pieces that read as zeros are never
  * written: a fixed disk's blocks already read as zeros, and a dynamic
  * disk's block is allocated (at the end of the file, FULLY_PRESENT) only
@@ -538,7 +534,7 @@ static uint32_t vd_vhdx_copy_source(vd_file *file, const vd_create_spec *spec,
                                 ? (size_t)(source->virtual_size - at)
                                 : VD_VHDX_COPY_PIECE;
             status = source->ops->read(source, NULL, at, piece, length);
-            if (status != VD_ERROR_SUCCESS || vd_vhdx_all_zero(piece, length))
+            if (status != VD_ERROR_SUCCESS || vd_bytes_zero(piece, length))
                 continue;
             if (block_offset == 0) {
                 block_offset = next_free;
