@@ -68,3 +68,35 @@ def test_concurrent_writers_during_the_copy_are_all_mirrored(tmp_path: Path, fmt
     compared = subprocess.run(["qemu-img", "compare", "-f", qemu_format, "-F", qemu_format,
                                str(source), str(target)], capture_output=True, text=True)
     assert compared.returncode == 0, compared.stdout + compared.stderr
+
+
+@needs_qemu
+@pytest.mark.parametrize("fmt", ["vhdx", "vhd"])
+def test_a_break_the_moment_the_copy_is_complete_meets_no_copy_at_work(tmp_path: Path,
+                                                                       fmt: str) -> None:
+    # The copy ends with a flush of the target; the progress shows the
+    # whole content only after it, so the break that follows at once never
+    # takes the target while the copy still uses it (the thread sanitizer
+    # reports the race when it does, and the copy, counted as unfinished,
+    # was removed after a successful break).
+    binary = thread_sanitized(tmp_path)
+    qemu_format, options = QEMU_IMAGES[fmt]
+    environment = dict(os.environ, TSAN_OPTIONS="halt_on_error=1 exitcode=66")
+    environment.pop("VIRTDISK_TEST_OPERATION_HOLD", None)
+    for attempt in range(4):
+        source = tmp_path / f"source{attempt}.{fmt}"
+        target = tmp_path / f"mirror{attempt}.{fmt}"
+        subprocess.run(["qemu-img", "create", "-q", "-f", qemu_format, *options, str(source),
+                        "16M"], check=True)
+        subprocess.run(["qemu-io", "-f", qemu_format, "-c", "write -P 0x5a 1M 3M", str(source)],
+                       check=True, capture_output=True)
+        result = subprocess.run([str(binary), str(source), str(target), "0", "0"],
+                                capture_output=True, text=True, timeout=600, env=environment)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "WARNING: ThreadSanitizer" not in result.stderr, result.stderr[-3000:]
+        answer = json.loads(result.stdout)
+        assert answer["break"] == ERROR_SUCCESS and answer["final"] == ERROR_SUCCESS, answer
+        assert target.exists(), f"attempt {attempt}: the copy broken to was removed"
+        compared = subprocess.run(["qemu-img", "compare", "-f", qemu_format, "-F", qemu_format,
+                                   str(source), str(target)], capture_output=True, text=True)
+        assert compared.returncode == 0, compared.stdout + compared.stderr

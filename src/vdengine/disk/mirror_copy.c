@@ -38,6 +38,7 @@ struct vd_mirror {
     uint64_t busy_start, busy_end; /* the step under way; empty when equal */
     vd_mirror_io *in_flight;       /* writes past `copied`, to the disk only */
     uint32_t failure;              /* the first write the target refused */
+    int complete;                  /* copied and flushed: the copy is done with the target */
     int broken;
 };
 
@@ -173,26 +174,35 @@ uint32_t vd_mirror_copy(vd_mirror *mirror, vd_disk *disk, vd_operation *operatio
         status = vd_mirror_copy_step(mirror, disk, &buffers, offset, length);
         if (status != VD_ERROR_SUCCESS)
             break;
-        vd_operation_set_done(operation, offset + length);
         /* The disk writes the copy as it goes: the flush at its end (and a
          * break's) waits for the last steps only. */
         vd_file_pace_writeback(&mirror->target.file, &unstarted, length);
         /* After each step but the last (a cancel then finds the mirrored
          * state): the test hold stops here with part of the disk copied. */
-        if (offset + length < size && vd_operation_checkpoint(operation))
-            status = VD_ERROR_OPERATION_ABORTED;
+        if (offset + length < size) {
+            vd_operation_set_done(operation, offset + length);
+            if (vd_operation_checkpoint(operation))
+                status = VD_ERROR_OPERATION_ABORTED;
+        }
     }
     vd_mirror_buffers_free(&buffers);
     if (status == VD_ERROR_SUCCESS && mirror->target.ops->flush != NULL)
         status = mirror->target.ops->flush(&mirror->target);
+    /* Only now may a break take the target: the progress shows the whole
+     * content after the copy's last use of the target, never before. */
+    if (status == VD_ERROR_SUCCESS) {
+        pthread_mutex_lock(&mirror->lock);
+        mirror->complete = 1;
+        pthread_mutex_unlock(&mirror->lock);
+        vd_operation_set_done(operation, size);
+    }
     return status;
 }
 
 int vd_mirror_is_mirrored(vd_mirror *mirror)
 {
     pthread_mutex_lock(&mirror->lock);
-    int mirrored = mirror->copied == mirror->target.virtual_size && mirror->failure == 0
-                   && !mirror->broken;
+    int mirrored = mirror->complete && mirror->failure == 0 && !mirror->broken;
     pthread_mutex_unlock(&mirror->lock);
     return mirrored;
 }

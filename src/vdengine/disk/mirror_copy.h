@@ -44,12 +44,15 @@ void vd_mirror_free(vd_mirror *mirror);
 /* Copies the content of `disk` (its image read through its chain) into
  * the target, in steps that hold disk->lock, with progress on
  * `operation` (total: the virtual size).  Stops with OPERATION_ABORTED at
- * a cancel, or with the code of a failed read or write.  The mirror must
- * be installed on the disk (vd_disk.mirror) before the call, so that no
+ * a cancel, or with the code of a failed read or write.  The progress
+ * reaches the total only once the target is flushed and the copy is done
+ * with it, so that a break may take it from then on.  The mirror must be
+ * installed on the disk (vd_disk.mirror) before the call, so that no
  * write misses it. */
 uint32_t vd_mirror_copy(vd_mirror *mirror, vd_disk *disk, struct vd_operation *operation);
 
-/* Whether the whole content is in the target and every write goes to both. */
+/* Whether the whole content is in the target, flushed, and every write
+ * goes to both. */
 int vd_mirror_is_mirrored(vd_mirror *mirror);
 
 /* Sleeps in the mirrored state until the mirror is broken (SUCCESS), the
