@@ -114,11 +114,29 @@ static PyStructSequence_Desc vd_raw_scsi_response = VD_ANSWER(
     "bytes of the caller's data buffer the command moved.",
     vd_raw_scsi_response_fields);
 
-/* The C API takes and returns PyTypeObject pointers; the module keeps the
- * types as objects. */
+/* An answer's tp_dealloc: structseq's own, less its look-up of the field
+ * count in the type's dict, which cost as much as the rest of freeing a
+ * SIZE answer.  An answer's size is its field count (see vd_answer_alloc). */
+static void vd_answer_dealloc(PyObject *answer)
+{
+    PyTypeObject *type = Py_TYPE(answer);
+    Py_ssize_t index;
+    PyObject_GC_UnTrack(answer);
+    for (index = 0; index < Py_SIZE(answer); index++) {
+        Py_XDECREF(PyTuple_GET_ITEM(answer, index));
+    }
+    PyObject_GC_Del(answer);
+    Py_DECREF(type);
+}
+
+/* A new answer type (returned as an object, as the module keeps it). */
 static PyObject *vd_answer_type_new(PyStructSequence_Desc *description)
 {
-    return (PyObject *)PyStructSequence_NewType(description);
+    PyTypeObject *type = PyStructSequence_NewType(description);
+    if (type != NULL) {
+        type->tp_dealloc = vd_answer_dealloc;
+    }
+    return (PyObject *)type;
 }
 
 /* An answer of `type`, which has `size` fields, with every item still NULL:

@@ -11,7 +11,7 @@ import json
 import pickle
 import shutil
 import subprocess
-import uuid
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,17 @@ def test_an_answer_is_a_structseq_of_the_module(name: str) -> None:
     assert all(getattr(answer_type, field).__doc__ for field in ANSWERS[name])
     with pytest.raises(TypeError):
         type("Derived", (answer_type,), {})     # structseq types take no subclass
+
+
+@pytest.mark.parametrize("name", ANSWERS)
+def test_a_freed_answer_lets_go_of_its_items_and_its_type(name: str) -> None:
+    answer_type = getattr(_virtdisk, name)
+    item = object()
+    items, types = sys.getrefcount(item), sys.getrefcount(answer_type)
+    answers = [answer_type(*[item] * answer_type.n_fields) for _ in range(100)]
+    assert sys.getrefcount(item) == items + 100 * answer_type.n_fields
+    del answers
+    assert (sys.getrefcount(item), sys.getrefcount(answer_type)) == (items, types)
 
 
 @pytest.mark.parametrize("name", ANSWERS)
