@@ -59,10 +59,11 @@ def made(name: str) -> tuple[Any, tuple[Any, ...]]:
 def test_an_answer_is_a_tuple_with_names(name: str) -> None:
     answer, values = made(name)
     fields = tuple(ANSWERS[name])
-    assert isinstance(answer, tuple) and type(answer) is getattr(_virtdisk, name)
+    answer_type = getattr(_virtdisk, name)
+    assert type(answer) is answer_type
     assert len(answer) == len(fields) and tuple(answer) == values
-    assert type(answer)._fields == answer._fields == fields
-    assert type(answer).__match_args__ == fields
+    assert answer_type._fields == answer._fields == fields
+    assert answer_type.__match_args__ == fields
     for index, field in enumerate(fields):
         assert getattr(answer, field) is answer[index] is answer[index - len(fields)]
     assert answer[1:] == values[1:] and type(answer[1:]) is tuple
@@ -74,6 +75,7 @@ def test_an_answer_is_a_tuple_with_names(name: str) -> None:
     assert answer != values[:-1]
     with pytest.raises(AttributeError):
         setattr(answer, fields[0], values[0])
+    assert isinstance(answer, tuple)
 
 
 @pytest.mark.parametrize("name", ANSWERS)
