@@ -143,6 +143,15 @@ def test_an_answer_pickles_to_its_own_type(name: str, protocol: int) -> None:
         assert type(copied) is type(answer) and tuple(copied) == values
 
 
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="copy.replace is new in Python 3.13")
+@pytest.mark.parametrize("name", ANSWERS)
+def test_copy_replace_makes_an_answer_with_one_field_changed(name: str) -> None:
+    answer, values = made(name)
+    first = next(iter(ANSWERS[name]))
+    replaced = copy.replace(answer, **{first: None})  # type: ignore[attr-defined]
+    assert type(replaced) is type(answer) and replaced == (None, *values[1:])
+
+
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A 64 MiB dynamic VHDX made by qemu-img, and a differencing child of it."""
