@@ -16,7 +16,6 @@ built from keyword arguments named after their fields; handles are
 
 cimport cython
 
-import collections
 import enum
 import errno
 import os
@@ -68,7 +67,6 @@ from virtdisk_api cimport (
 include "_virtdisk_enums.pxi"
 
 cdef extern from "_virtdisk_support.h":
-    object vd_tuple_alloc(object type, Py_ssize_t size)
     object vd_error_new(object type, object errno_value, object message, object path,
                         dict attributes)
     void *vd_slot_take(void **slot) nogil
@@ -88,87 +86,119 @@ cdef extern from *:
 
 
 # ---------------------------------------------------------------------------
-# Result types
+# Result types: PyStructSequence types described in _virtdisk_answers.h, so
+# that an answer is built in C (allocated, then its items set) and is still a
+# tuple with names: indexing, unpacking, ==/hash with a plain tuple.
 
-VirtualStorageType = collections.namedtuple(
-    "VirtualStorageType", ["device_id", "vendor_id"], module=__name__)
-VirtualStorageType.__doc__ = "VIRTUAL_STORAGE_TYPE: a device id and a vendor GUID."
-VirtualDiskSize = collections.namedtuple(
-    "VirtualDiskSize", ["virtual_size", "physical_size", "block_size", "sector_size"],
-    module=__name__)
-VirtualDiskSize.__doc__ = "GET_VIRTUAL_DISK_INFO.Size, in bytes."
-ParentLocation = collections.namedtuple(
-    "ParentLocation", ["parent_resolved", "paths"], module=__name__)
-ParentLocation.__doc__ = (
-    "GET_VIRTUAL_DISK_INFO.ParentLocation: the resolved parent path, or every "
-    "stored locator path when the parent was not found.")
-PhysicalDisk = collections.namedtuple(
-    "PhysicalDisk", ["logical_sector_size", "physical_sector_size", "is_remote"],
-    module=__name__)
-PhysicalDisk.__doc__ = "GET_VIRTUAL_DISK_INFO.PhysicalDisk."
-ChangeTrackingState = collections.namedtuple(
-    "ChangeTrackingState", ["enabled", "newer_changes", "most_recent_id"], module=__name__)
-ChangeTrackingState.__doc__ = "GET_VIRTUAL_DISK_INFO.ChangeTrackingState."
-StorageDependencyInfo = collections.namedtuple(
-    "StorageDependencyInfo",
-    ["dependency_type_flags", "provider_specific_flags", "virtual_storage_type",
-     "ancestor_level", "dependency_device_name", "host_volume_name",
-     "dependent_volume_name", "dependent_volume_relative_path"],
-    module=__name__)
-StorageDependencyInfo.__doc__ = (
-    "One STORAGE_DEPENDENCY_INFO entry; the names are None for version 1.")
-VirtualDiskProgress = collections.namedtuple(
-    "VirtualDiskProgress", ["operation_status", "current_value", "completion_value"],
-    module=__name__)
-VirtualDiskProgress.__doc__ = "VIRTUAL_DISK_PROGRESS of an overlapped operation."
-ChangedRanges = collections.namedtuple(
-    "ChangedRanges", ["ranges", "processed_length"], module=__name__)
-ChangedRanges.__doc__ = (
-    "QueryChangesVirtualDisk: (offset, length) pairs and how many bytes of the "
-    "asked range were processed.")
-RawScsiResponse = collections.namedtuple(
-    "RawScsiResponse", ["scsi_status", "sense_info", "data_transfer_length"], module=__name__)
-RawScsiResponse.__doc__ = (
-    "RAW_SCSI_VIRTUAL_DISK_RESPONSE: the SCSI status, the sense bytes and how many "
-    "bytes of the caller's data buffer the command moved.")
+cdef extern from "_virtdisk_answers.h":
+    ctypedef struct PyStructSequence_Desc:
+        pass
+    PyStructSequence_Desc vd_virtual_storage_type, vd_virtual_disk_size, vd_parent_location
+    PyStructSequence_Desc vd_physical_disk, vd_change_tracking_state
+    PyStructSequence_Desc vd_storage_dependency_info, vd_virtual_disk_progress
+    PyStructSequence_Desc vd_changed_ranges, vd_raw_scsi_response
+    object vd_answer_type_new(PyStructSequence_Desc *description)
+    object vd_answer_alloc(object type, Py_ssize_t size)
+    void PyStructSequence_SET_ITEM(object answer, Py_ssize_t index, object value)
 
 
+def _answer_new(cls, *values, **fields):
+    """`Type(*values, **fields)`: the fields by position or by name, as a
+    named tuple takes them (a structseq's own constructor takes one
+    sequence)."""
+    if cls not in _ANSWER_TYPES:
+        raise TypeError(f"{cls!r} is not one of _virtdisk's answer types")
+    cdef tuple names = cls._fields
+    cdef Py_ssize_t given = len(values)
+    if given > len(names):
+        raise TypeError(f"{cls.__name__}() takes {len(names)} positional arguments "
+                        f"but {given} were given")
+    if fields:
+        for name in names[:given]:
+            if name in fields:
+                raise TypeError(f"{cls.__name__}() got multiple values for argument {name!r}")
+        missing = [name for name in names[given:] if name not in fields]
+        if missing:
+            raise TypeError(f"{cls.__name__}() missing required arguments: {missing}")
+        values += tuple([fields.pop(name) for name in names[given:]])
+        if fields:
+            raise TypeError(f"{cls.__name__}() got unexpected keyword arguments: "
+                            f"{sorted(fields)}")
+    elif given < len(names):
+        raise TypeError(f"{cls.__name__}() missing required arguments: {list(names[given:])}")
+    if len(values) != cls.n_fields:
+        # Only if `_fields` was reassigned: the object must have n_fields items.
+        raise TypeError(f"{cls.__name__}._fields does not name its {cls.n_fields} fields")
+    return _result(cls, values)
 
-cdef inline object _result(object cls, tuple values):
-    """Builds a result named tuple without the Python-level __new__ that
-    collections.namedtuple generates (for the answers off the hot path)."""
-    return tuple.__new__(cls, values)
+
+def _answer_reduce(self):
+    """Pickles as the type called with the fields (the structseq default
+    passes one sequence, which _answer_new would take as the first field)."""
+    return type(self), tuple(self)
 
 
-cdef inline void _put(object result, Py_ssize_t index, object value) noexcept:
-    Py_INCREF(value)  # PyTuple_SET_ITEM takes the reference over
-    PyTuple_SET_ITEM(result, index, value)
+cdef object _answer_type(PyStructSequence_Desc *description):
+    """A new answer type: a structseq that is also made the way a named
+    tuple is, by fields, and that names its fields in `_fields`."""
+    answer_type = vd_answer_type_new(description)
+    answer_type._fields = answer_type.__match_args__
+    answer_type.__new__ = staticmethod(_answer_new)
+    answer_type.__reduce__ = _answer_reduce
+    return answer_type
+
+
+VirtualStorageType = _answer_type(&vd_virtual_storage_type)
+VirtualDiskSize = _answer_type(&vd_virtual_disk_size)
+ParentLocation = _answer_type(&vd_parent_location)
+PhysicalDisk = _answer_type(&vd_physical_disk)
+ChangeTrackingState = _answer_type(&vd_change_tracking_state)
+StorageDependencyInfo = _answer_type(&vd_storage_dependency_info)
+VirtualDiskProgress = _answer_type(&vd_virtual_disk_progress)
+ChangedRanges = _answer_type(&vd_changed_ranges)
+RawScsiResponse = _answer_type(&vd_raw_scsi_response)
+cdef frozenset _ANSWER_TYPES = frozenset({
+    VirtualStorageType, VirtualDiskSize, ParentLocation, PhysicalDisk, ChangeTrackingState,
+    StorageDependencyInfo, VirtualDiskProgress, ChangedRanges, RawScsiResponse})
+
+
+cdef inline void _put(object answer, Py_ssize_t index, object value) noexcept:
+    Py_INCREF(value)  # PyStructSequence_SET_ITEM takes the reference over
+    PyStructSequence_SET_ITEM(answer, index, value)
+
+
+cdef object _result(object cls, tuple values):
+    """An answer with the items of `values` (as many as `cls` has fields)."""
+    cdef object answer = vd_answer_alloc(cls, PyTuple_GET_SIZE(values))
+    cdef Py_ssize_t index
+    for index in range(PyTuple_GET_SIZE(values)):
+        _put(answer, index, values[index])
+    return answer
 
 
 cdef inline object _result2(object cls, object first, object second):
-    """A two-field answer, built in place (see _virtdisk_support.h)."""
-    cdef object result = vd_tuple_alloc(cls, 2)
-    _put(result, 0, first)
-    _put(result, 1, second)
-    return result
+    cdef object answer = vd_answer_alloc(cls, 2)
+    _put(answer, 0, first)
+    _put(answer, 1, second)
+    return answer
 
 
 cdef inline object _result3(object cls, object first, object second, object third):
-    cdef object result = vd_tuple_alloc(cls, 3)
-    _put(result, 0, first)
-    _put(result, 1, second)
-    _put(result, 2, third)
-    return result
+    cdef object answer = vd_answer_alloc(cls, 3)
+    _put(answer, 0, first)
+    _put(answer, 1, second)
+    _put(answer, 2, third)
+    return answer
 
 
 cdef inline object _result4(object cls, object first, object second, object third,
                             object fourth):
-    cdef object result = vd_tuple_alloc(cls, 4)
-    _put(result, 0, first)
-    _put(result, 1, second)
-    _put(result, 2, third)
-    _put(result, 3, fourth)
-    return result
+    cdef object answer = vd_answer_alloc(cls, 4)
+    _put(answer, 0, first)
+    _put(answer, 1, second)
+    _put(answer, 2, third)
+    _put(answer, 3, fourth)
+    return answer
 
 
 cdef inline object _kept_or_new(object last, Py_ssize_t index, ULONG64 last_value,
@@ -1224,18 +1254,18 @@ def GetStorageDependencyInformation(handle, flags, version=2):
         for index in range(info.NumberEntries):
             if info.Version == api.STORAGE_DEPENDENCY_INFO_VERSION_2:
                 entry2 = &info.Version2Entries[index]
-                result.append(StorageDependencyInfo(
+                result.append(_result(StorageDependencyInfo, (
                     DependentDiskFlag(entry2.DependencyTypeFlags), entry2.ProviderSpecificFlags,
                     _storage_type_to(&entry2.VirtualStorageType), entry2.AncestorLevel,
                     _optional_from_wide(entry2.DependencyDeviceName),
                     _optional_from_wide(entry2.HostVolumeName),
                     _optional_from_wide(entry2.DependentVolumeName),
-                    _optional_from_wide(entry2.DependentVolumeRelativePath)))
+                    _optional_from_wide(entry2.DependentVolumeRelativePath))))
             else:
                 entry1 = &info.Version1Entries[index]
-                result.append(StorageDependencyInfo(
+                result.append(_result(StorageDependencyInfo, (
                     DependentDiskFlag(entry1.DependencyTypeFlags), entry1.ProviderSpecificFlags,
-                    _storage_type_to(&entry1.VirtualStorageType), 0, None, None, None, None))
+                    _storage_type_to(&entry1.VirtualStorageType), 0, None, None, None, None)))
         return result
     finally:
         free(info)

@@ -4,8 +4,9 @@ import enum
 import os
 import uuid
 
+from _typeshed import structseq
 from types import TracebackType
-from typing import Final, Literal, NamedTuple, overload
+from typing import ClassVar, Final, Literal, final, overload
 
 from typing_extensions import Buffer, Self, disjoint_base
 
@@ -28,53 +29,165 @@ VHDX_MAXIMUM_BLOCK_SIZE: Final[int]
 VHDX_MAXIMUM_METADATA_ITEM_SIZE: Final[int]
 VHDX_SYSTEM_METADATA_ITEMS: Final[tuple[uuid.UUID, ...]]
 
-class VirtualStorageType(NamedTuple):
-    device_id: int
-    vendor_id: uuid.UUID
+# The answers are structseq types (tuples with named fields, as os.stat_result
+# is), typed the way typeshed types those; unlike a structseq they are made
+# by fields, positional or named, as a named tuple is.
 
-class VirtualDiskSize(NamedTuple):
-    virtual_size: int
-    physical_size: int
-    block_size: int
-    sector_size: int
+@final
+class VirtualStorageType(structseq[int | uuid.UUID], tuple[int, uuid.UUID]):
+    _fields: ClassVar[tuple[str, ...]]
+    __match_args__: Final = ("device_id", "vendor_id")
+    def __new__(cls, device_id: int, vendor_id: uuid.UUID) -> Self: ...
+    @property
+    def device_id(self) -> int: ...
+    @property
+    def vendor_id(self) -> uuid.UUID: ...
 
-class ParentLocation(NamedTuple):
-    parent_resolved: bool
-    paths: list[str]
+@final
+class VirtualDiskSize(structseq[int], tuple[int, int, int, int]):
+    _fields: ClassVar[tuple[str, ...]]
+    __match_args__: Final = ("virtual_size", "physical_size", "block_size", "sector_size")
+    def __new__(
+        cls,
+        virtual_size: int,
+        physical_size: int,
+        block_size: int,
+        sector_size: int,
+    ) -> Self: ...
+    @property
+    def virtual_size(self) -> int: ...
+    @property
+    def physical_size(self) -> int: ...
+    @property
+    def block_size(self) -> int: ...
+    @property
+    def sector_size(self) -> int: ...
 
-class PhysicalDisk(NamedTuple):
-    logical_sector_size: int
-    physical_sector_size: int
-    is_remote: bool
+@final
+class ParentLocation(structseq[bool | list[str]], tuple[bool, list[str]]):
+    _fields: ClassVar[tuple[str, ...]]
+    __match_args__: Final = ("parent_resolved", "paths")
+    def __new__(cls, parent_resolved: bool, paths: list[str]) -> Self: ...
+    @property
+    def parent_resolved(self) -> bool: ...
+    @property
+    def paths(self) -> list[str]: ...
 
-class ChangeTrackingState(NamedTuple):
-    enabled: bool
-    newer_changes: bool
-    most_recent_id: str
+@final
+class PhysicalDisk(structseq[int | bool], tuple[int, int, bool]):
+    _fields: ClassVar[tuple[str, ...]]
+    __match_args__: Final = ("logical_sector_size", "physical_sector_size", "is_remote")
+    def __new__(
+        cls,
+        logical_sector_size: int,
+        physical_sector_size: int,
+        is_remote: bool,
+    ) -> Self: ...
+    @property
+    def logical_sector_size(self) -> int: ...
+    @property
+    def physical_sector_size(self) -> int: ...
+    @property
+    def is_remote(self) -> bool: ...
 
-class StorageDependencyInfo(NamedTuple):
-    dependency_type_flags: DependentDiskFlag
-    provider_specific_flags: int
-    virtual_storage_type: VirtualStorageType
-    ancestor_level: int
-    dependency_device_name: str | None
-    host_volume_name: str | None
-    dependent_volume_name: str | None
-    dependent_volume_relative_path: str | None
+@final
+class ChangeTrackingState(structseq[bool | str], tuple[bool, bool, str]):
+    _fields: ClassVar[tuple[str, ...]]
+    __match_args__: Final = ("enabled", "newer_changes", "most_recent_id")
+    def __new__(cls, enabled: bool, newer_changes: bool, most_recent_id: str) -> Self: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def newer_changes(self) -> bool: ...
+    @property
+    def most_recent_id(self) -> str: ...
 
-class VirtualDiskProgress(NamedTuple):
-    operation_status: int
-    current_value: int
-    completion_value: int
+@final
+class StorageDependencyInfo(
+    structseq[DependentDiskFlag | int | VirtualStorageType | str | None],
+    tuple[
+        DependentDiskFlag,
+        int,
+        VirtualStorageType,
+        int,
+        str | None,
+        str | None,
+        str | None,
+        str | None,
+    ],
+):
+    _fields: ClassVar[tuple[str, ...]]
+    __match_args__: Final = (
+        "dependency_type_flags",
+        "provider_specific_flags",
+        "virtual_storage_type",
+        "ancestor_level",
+        "dependency_device_name",
+        "host_volume_name",
+        "dependent_volume_name",
+        "dependent_volume_relative_path",
+    )
+    def __new__(
+        cls,
+        dependency_type_flags: DependentDiskFlag,
+        provider_specific_flags: int,
+        virtual_storage_type: VirtualStorageType,
+        ancestor_level: int,
+        dependency_device_name: str | None,
+        host_volume_name: str | None,
+        dependent_volume_name: str | None,
+        dependent_volume_relative_path: str | None,
+    ) -> Self: ...
+    @property
+    def dependency_type_flags(self) -> DependentDiskFlag: ...
+    @property
+    def provider_specific_flags(self) -> int: ...
+    @property
+    def virtual_storage_type(self) -> VirtualStorageType: ...
+    @property
+    def ancestor_level(self) -> int: ...
+    @property
+    def dependency_device_name(self) -> str | None: ...
+    @property
+    def host_volume_name(self) -> str | None: ...
+    @property
+    def dependent_volume_name(self) -> str | None: ...
+    @property
+    def dependent_volume_relative_path(self) -> str | None: ...
 
-class ChangedRanges(NamedTuple):
-    ranges: list[tuple[int, int]]
-    processed_length: int
+@final
+class VirtualDiskProgress(structseq[int], tuple[int, int, int]):
+    _fields: ClassVar[tuple[str, ...]]
+    __match_args__: Final = ("operation_status", "current_value", "completion_value")
+    def __new__(cls, operation_status: int, current_value: int, completion_value: int) -> Self: ...
+    @property
+    def operation_status(self) -> int: ...
+    @property
+    def current_value(self) -> int: ...
+    @property
+    def completion_value(self) -> int: ...
 
-class RawScsiResponse(NamedTuple):
-    scsi_status: int
-    sense_info: bytes
-    data_transfer_length: int
+@final
+class ChangedRanges(structseq[list[tuple[int, int]] | int], tuple[list[tuple[int, int]], int]):
+    _fields: ClassVar[tuple[str, ...]]
+    __match_args__: Final = ("ranges", "processed_length")
+    def __new__(cls, ranges: list[tuple[int, int]], processed_length: int) -> Self: ...
+    @property
+    def ranges(self) -> list[tuple[int, int]]: ...
+    @property
+    def processed_length(self) -> int: ...
+
+@final
+class RawScsiResponse(structseq[int | bytes], tuple[int, bytes, int]):
+    _fields: ClassVar[tuple[str, ...]]
+    __match_args__: Final = ("scsi_status", "sense_info", "data_transfer_length")
+    def __new__(cls, scsi_status: int, sense_info: bytes, data_transfer_length: int) -> Self: ...
+    @property
+    def scsi_status(self) -> int: ...
+    @property
+    def sense_info(self) -> bytes: ...
+    @property
+    def data_transfer_length(self) -> int: ...
 
 @disjoint_base
 class VirtualDiskHandle:

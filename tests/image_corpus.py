@@ -132,8 +132,8 @@ def plain(value: Any) -> Any:
     file names (the directory differs per run)."""
     if isinstance(value, uuid.UUID):
         return str(value)
-    if hasattr(value, "_asdict"):
-        fields = {key: plain(item) for key, item in value._asdict().items()}
+    if hasattr(value, "_fields"):
+        fields = {key: plain(item) for key, item in zip(value._fields, value)}
         if "physical_size" in fields:
             del fields["physical_size"]      # host allocation, not the file's
         if "paths" in fields:

@@ -110,3 +110,14 @@ def test_bench_ops_quick_prints_its_tables() -> None:
     assert output.count(">= 0.9x of cp") == 4
     assert "under 1 ms apart from the BAT's growth, written and flushed" in output
     assert "mirror: disk.mirror() until broken >= 0.9x of cp" in output
+
+
+def test_bench_answer_instructions_quick_prints_its_counts() -> None:
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed (the benchmark counts with callgrind)")
+    output = run_quick("bench_answer_instructions.py")
+    for kind in ("fresh SIZE answer (raw handle)", "repeated SIZE answer (VirtualDiskHandle)",
+                 "int answer (FRAGMENTATION)"):
+        assert f"\n  {kind} " in output
+    assert output.count("instructions/call") == 3
+    assert "building the four-field answer:" in output and "x the int answer's call" in output

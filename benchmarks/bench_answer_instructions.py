@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Instructions per GetVirtualDiskInformation call, counted by callgrind.
+
+Wall-clock figures for a ~100 ns call move with whatever else the machine
+runs; an instruction count does not.  The script runs itself under
+``valgrind --tool=callgrind`` twice per answer kind, with N and with 2N calls
+in the loop, so that the difference divided by N is the cost of one call,
+start-up excluded:
+
+* a fresh SIZE answer (a raw handle value: no answer kept from the last call,
+  so the VirtualDiskSize and its four ints are built every time);
+* a repeated SIZE answer on a VirtualDiskHandle (the kept answer returned);
+* an int answer (FRAGMENTATION), the same call with the least to build.
+
+The fresh SIZE answer minus the int answer is what building a four-field
+answer costs.
+
+    python benchmarks/bench_answer_instructions.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+KINDS = {
+    "fresh SIZE answer (raw handle)": ("raw", "SIZE"),
+    "repeated SIZE answer (VirtualDiskHandle)": ("handle", "SIZE"),
+    "int answer (FRAGMENTATION)": ("raw", "FRAGMENTATION"),
+}
+
+
+def loop(image: str, target: str, item: str, calls: int) -> None:
+    """The measured loop: the calls and nothing else that grows with N."""
+    import _virtdisk
+
+    storage = _virtdisk.VirtualStorageType(0, _virtdisk.VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN)
+    version = getattr(_virtdisk.GetVirtualDiskInfoVersion, item)
+    with _virtdisk.OpenVirtualDisk(storage, image, 0, 0, 2, read_only=True) as handle:
+        asked = handle.value if target == "raw" else handle
+        call = _virtdisk.GetVirtualDiskInformation
+        for _ in range(calls):
+            call(asked, version)
+
+
+def instructions(image: Path, target: str, item: str, calls: int, scratch: Path) -> int:
+    output = scratch / f"callgrind.{target}.{item}.{calls}"
+    subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={output}",
+         sys.executable, __file__, "--loop", str(image), target, item, str(calls)],
+        check=True, capture_output=True)
+    summary = re.search(r"^summary: (\d+)", output.read_text(), re.MULTILINE)
+    if summary is None:
+        sys.exit(f"callgrind wrote no summary to {output}")
+    return int(summary.group(1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls (a smoke run)")
+    parser.add_argument("--loop", nargs=4, metavar=("IMAGE", "TARGET", "ITEM", "CALLS"),
+                        help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.loop:
+        image, target, item, calls = options.loop
+        loop(image, target, item, int(calls))
+        return 0
+    for tool in ("valgrind", "qemu-img"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is needed")
+    calls = 2_000 if options.quick else 50_000
+    with tempfile.TemporaryDirectory() as directory:
+        scratch = Path(directory)
+        image = scratch / "small.vhdx"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", str(image), "64M"], check=True)
+        print(f"Python {sys.version.split()[0]}, callgrind, ({calls * 2} - {calls}) calls")
+        per_call = {}
+        for title, (target, item) in KINDS.items():
+            once = instructions(image, target, item, calls, scratch)
+            twice = instructions(image, target, item, 2 * calls, scratch)
+            per_call[title] = (twice - once) / calls
+            print(f"  {title:<44} {per_call[title]:8.0f} instructions/call")
+    fresh = per_call["fresh SIZE answer (raw handle)"]
+    scalar = per_call["int answer (FRAGMENTATION)"]
+    print(f"  building the four-field answer: {fresh - scalar:.0f} instructions "
+          f"({fresh / scalar:.2f}x the int answer's call)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+/* _virtdisk_answers.h: the one description of every answer type.
+ *
+ * The answers are PyStructSequence types, tuples with named fields as
+ * os.stat_result is: the extension allocates one (vd_answer_alloc) and fills
+ * it with PyStructSequence_SET_ITEM, no Python-level call in between.  Each type's
+ * name, documentation and fields are written here once; _virtdisk.pyx makes
+ * the types from these descriptions at import.  A name starts with the
+ * module's, "_virtdisk.", which is where the type's __module__ comes from
+ * (pickle finds the type by it). */
+#ifndef VIRTDISK_ANSWERS_H
+#define VIRTDISK_ANSWERS_H
+
+#include <Python.h>
+
+/* A description whose sequence is every field of `fields` (the array ends
+ * with its {NULL} sentinel, which is not a field). */
+#define VD_ANSWER(name, doc, fields) \
+    {"_virtdisk." name, doc, fields, (int)(sizeof fields / sizeof fields[0]) - 1}
+
+static PyStructSequence_Field vd_virtual_storage_type_fields[] = {
+    {"device_id", "DeviceId: a VirtualStorageTypeDevice, or an int no member names"},
+    {"vendor_id", "VendorId, a uuid.UUID"},
+    {NULL, NULL},
+};
+static PyStructSequence_Desc vd_virtual_storage_type = VD_ANSWER(
+    "VirtualStorageType", "VIRTUAL_STORAGE_TYPE: a device id and a vendor GUID.",
+    vd_virtual_storage_type_fields);
+
+static PyStructSequence_Field vd_virtual_disk_size_fields[] = {
+    {"virtual_size", "Size.VirtualSize: the size the disk shows, in bytes"},
+    {"physical_size", "Size.PhysicalSize: the size of the image file, in bytes"},
+    {"block_size", "Size.BlockSize, in bytes (0 for a fixed disk)"},
+    {"sector_size", "Size.SectorSize: the logical sector size, in bytes"},
+    {NULL, NULL},
+};
+static PyStructSequence_Desc vd_virtual_disk_size = VD_ANSWER(
+    "VirtualDiskSize", "GET_VIRTUAL_DISK_INFO.Size, in bytes.", vd_virtual_disk_size_fields);
+
+static PyStructSequence_Field vd_parent_location_fields[] = {
+    {"parent_resolved", "ParentLocation.ParentResolved: whether the parent was found"},
+    {"paths", "the resolved parent path alone, or every stored locator path"},
+    {NULL, NULL},
+};
+static PyStructSequence_Desc vd_parent_location = VD_ANSWER(
+    "ParentLocation",
+    "GET_VIRTUAL_DISK_INFO.ParentLocation: the resolved parent path, or every "
+    "stored locator path when the parent was not found.",
+    vd_parent_location_fields);
+
+static PyStructSequence_Field vd_physical_disk_fields[] = {
+    {"logical_sector_size", "PhysicalDisk.LogicalSectorSize, in bytes"},
+    {"physical_sector_size", "PhysicalDisk.PhysicalSectorSize, in bytes"},
+    {"is_remote", "PhysicalDisk.IsRemote"},
+    {NULL, NULL},
+};
+static PyStructSequence_Desc vd_physical_disk = VD_ANSWER(
+    "PhysicalDisk", "GET_VIRTUAL_DISK_INFO.PhysicalDisk.", vd_physical_disk_fields);
+
+static PyStructSequence_Field vd_change_tracking_state_fields[] = {
+    {"enabled", "ChangeTrackingState.Enabled"},
+    {"newer_changes", "ChangeTrackingState.NewerChanges"},
+    {"most_recent_id", "ChangeTrackingState.MostRecentId"},
+    {NULL, NULL},
+};
+static PyStructSequence_Desc vd_change_tracking_state = VD_ANSWER(
+    "ChangeTrackingState", "GET_VIRTUAL_DISK_INFO.ChangeTrackingState.",
+    vd_change_tracking_state_fields);
+
+static PyStructSequence_Field vd_storage_dependency_info_fields[] = {
+    {"dependency_type_flags", "DependencyTypeFlags, a DependentDiskFlag"},
+    {"provider_specific_flags", "ProviderSpecificFlags"},
+    {"virtual_storage_type", "VirtualStorageType, a VirtualStorageType"},
+    {"ancestor_level", "AncestorLevel (0 for version 1)"},
+    {"dependency_device_name", "DependencyDeviceName (None for version 1)"},
+    {"host_volume_name", "HostVolumeName (None for version 1)"},
+    {"dependent_volume_name", "DependentVolumeName (None for version 1)"},
+    {"dependent_volume_relative_path", "DependentVolumeRelativePath (None for version 1)"},
+    {NULL, NULL},
+};
+static PyStructSequence_Desc vd_storage_dependency_info = VD_ANSWER(
+    "StorageDependencyInfo", "One STORAGE_DEPENDENCY_INFO entry; the names are None for version 1.",
+    vd_storage_dependency_info_fields);
+
+static PyStructSequence_Field vd_virtual_disk_progress_fields[] = {
+    {"operation_status", "OperationStatus: a Win32 code, ERROR_IO_PENDING while it runs"},
+    {"current_value", "CurrentValue"},
+    {"completion_value", "CompletionValue"},
+    {NULL, NULL},
+};
+static PyStructSequence_Desc vd_virtual_disk_progress = VD_ANSWER(
+    "VirtualDiskProgress", "VIRTUAL_DISK_PROGRESS of an overlapped operation.",
+    vd_virtual_disk_progress_fields);
+
+static PyStructSequence_Field vd_changed_ranges_fields[] = {
+    {"ranges", "the changed (offset, length) pairs, in bytes"},
+    {"processed_length", "how many bytes of the asked range were processed"},
+    {NULL, NULL},
+};
+static PyStructSequence_Desc vd_changed_ranges = VD_ANSWER(
+    "ChangedRanges",
+    "QueryChangesVirtualDisk: (offset, length) pairs and how many bytes of the "
+    "asked range were processed.",
+    vd_changed_ranges_fields);
+
+static PyStructSequence_Field vd_raw_scsi_response_fields[] = {
+    {"scsi_status", "ScsiStatus, the SCSI status byte"},
+    {"sense_info", "the sense bytes, SenseInfoLength of them"},
+    {"data_transfer_length", "DataTransferLength: the bytes the command moved"},
+    {NULL, NULL},
+};
+static PyStructSequence_Desc vd_raw_scsi_response = VD_ANSWER(
+    "RawScsiResponse",
+    "RAW_SCSI_VIRTUAL_DISK_RESPONSE: the SCSI status, the sense bytes and how many "
+    "bytes of the caller's data buffer the command moved.",
+    vd_raw_scsi_response_fields);
+
+/* An answer's tp_dealloc: structseq's own, less its look-up of the field
+ * count in the type's dict, which cost as much as the rest of freeing a
+ * SIZE answer.  An answer's size is its field count (see vd_answer_alloc). */
+static void vd_answer_dealloc(PyObject *answer)
+{
+    PyTypeObject *type = Py_TYPE(answer);
+    Py_ssize_t index;
+    PyObject_GC_UnTrack(answer);
+    for (index = 0; index < Py_SIZE(answer); index++) {
+        Py_XDECREF(PyTuple_GET_ITEM(answer, index));
+    }
+    PyObject_GC_Del(answer);
+    Py_DECREF(type);
+}
+
+/* A new answer type (returned as an object, as the module keeps it). */
+static PyObject *vd_answer_type_new(PyStructSequence_Desc *description)
+{
+    PyTypeObject *type = PyStructSequence_NewType(description);
+    if (type != NULL) {
+        type->tp_dealloc = vd_answer_dealloc;
+    }
+    return (PyObject *)type;
+}
+
+/* An answer of `type`, which has `size` fields, with every item still NULL:
+ * the caller fills each before the object escapes.  Every field of an answer
+ * is in its sequence (VD_ANSWER), so the object is a tuple of `size` items,
+ * which the type's tp_alloc (the generic one tuple subclasses get) makes as
+ * PyStructSequence_New does, tracked by the garbage collector as the
+ * structseq constructor leaves it.  PyStructSequence_New itself would first
+ * look the sizes up in the type's dict, twice: on CPython 3.11 that made a
+ * fresh SIZE answer cost a third more instructions than the whole rest of
+ * the call's answer. */
+static PyObject *vd_answer_alloc(PyObject *type, Py_ssize_t size)
+{
+    PyTypeObject *answer_type = (PyTypeObject *)type;
+    return answer_type->tp_alloc(answer_type, size);
+}
+
+#endif
