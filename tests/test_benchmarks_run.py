@@ -101,11 +101,14 @@ def test_bench_ops_quick_prints_its_tables() -> None:
     for path in ("cp of the child (limit)", "virtdisk.merge(child)",
                  "MergeVirtualDisk (_virtdisk)", "qemu-img commit -d (qcow2)",
                  "cp of the bytes moved (limit)", "disk.compact()", "qemu-img convert qcow2",
+                 "read of the bytes the scan reads", "ftruncate + fsync of the cut",
+                 "the three above together (bound)",
                  "ResizeVirtualDisk (_virtdisk)", "disk.resize()", "qemu-img resize (qcow2)",
                  "os.pwrite of the BAT growth", "os.pwrite + os.fsync of the BAT growth",
                  "cp of the image (limit)", "disk.mirror() until broken"):
         assert f"\n  {path} " in output
     assert "\ntargets\n" in output
+    assert "disk.compact() is " in output and "x the speed of that bound" in output
     # merge by the facade and the extension, compact, and mirror
     assert output.count(">= 0.9x of cp") == 4
     assert "under 1 ms apart from the BAT's growth, written and flushed" in output

@@ -8,6 +8,7 @@
 
 #include "base/bytes.h"
 #include "base/vd_errors.h"
+#include "host/file_holes.h"
 
 static int vd_extent_order(const void *a, const void *b)
 {
@@ -68,16 +69,21 @@ uint32_t vd_file_range_zero(const vd_file *file, uint64_t offset, uint64_t lengt
                             uint8_t *buffer, int *zero)
 {
     *zero = 1;
-    for (uint64_t done = 0; done < length; done += VD_FILE_ZERO_PIECE) {
-        size_t piece = (size_t)(length - done < VD_FILE_ZERO_PIECE ? length - done
-                                                                   : VD_FILE_ZERO_PIECE);
-        uint32_t status = vd_file_read(file, offset + done, buffer, piece);
+    uint64_t end = offset + length;
+    int holes = vd_file_may_have_holes(file);
+    for (uint64_t at = offset; at < end;) {
+        /* A hole reads zeros: only the data after it is read. */
+        if (holes && (at = vd_file_next_data(file, at, end)) == end)
+            break;
+        size_t piece = (size_t)(end - at < VD_FILE_ZERO_PIECE ? end - at : VD_FILE_ZERO_PIECE);
+        uint32_t status = vd_file_read(file, at, buffer, piece);
         if (status != VD_ERROR_SUCCESS)
             return status;
         if (!vd_bytes_zero(buffer, piece)) {
             *zero = 0;
             break;
         }
+        at += piece;
     }
     return VD_ERROR_SUCCESS;
 }

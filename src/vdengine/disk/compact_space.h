@@ -33,6 +33,7 @@ uint64_t vd_extents_end(const vd_extent *extents, size_t count, uint64_t floor);
  * pieces of VD_FILE_ZERO_PIECE into `buffer` (at least that long, or
  * `length` when shorter): a piece read stays in the CPU cache for its test,
  * and a block of data is told apart by its first piece, not read whole.
+ * Holes of the file (host/file_holes.h) read zeros and are not read.
  * *zero is set on success; the buffer's content is left unspecified. */
 #define VD_FILE_ZERO_PIECE ((uint64_t)1 << 20)
 uint32_t vd_file_range_zero(const vd_file *file, uint64_t offset, uint64_t length,

@@ -1,16 +1,16 @@
 /* Copies from an image's file into another file (file_transfer.h). */
-#define _GNU_SOURCE   /* copy_file_range, SEEK_DATA / SEEK_HOLE */
+#define _GNU_SOURCE   /* SEEK_DATA / SEEK_HOLE */
 
 #include "host/file_transfer.h"
 
 #include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include "base/vd_errors.h"
 #include "host/file_copy.h"
+#include "host/file_holes.h"
 
 void vd_file_transfer_begin(vd_file_transfer *transfer, int fd)
 {
@@ -28,72 +28,27 @@ uint32_t vd_file_transfer_write(vd_file_transfer *transfer, uint64_t to, const v
     return vd_file_write(&transfer->destination, to, buffer, length);
 }
 
-/* copy_file_range until `length` bytes are copied, or until the kernel
- * refuses the copy as such (*copied then says how far it got, and
- * transfer->kernel_copy is cleared). */
-static uint32_t vd_file_transfer_in_kernel(vd_file_transfer *transfer, const vd_file *source,
-                                           uint64_t from, uint64_t to, uint64_t length,
-                                           uint64_t *copied)
-{
-    *copied = 0;
-#if defined(__linux__)
-    while (*copied < length) {
-        loff_t in = (loff_t)(from + *copied), out = (loff_t)(to + *copied);
-        size_t piece = length - *copied < ((size_t)1 << 30) ? (size_t)(length - *copied)
-                                                            : ((size_t)1 << 30);
-        ssize_t done = copy_file_range(source->fd, &in, transfer->destination.fd, &out, piece, 0);
-        if (done < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP
-                || errno == ENOTSUP) {
-                transfer->kernel_copy = 0;
-                return VD_ERROR_SUCCESS;
-            }
-            return vd_error_from_errno(errno);
-        }
-        if (done == 0)
-            return VD_ERROR_HANDLE_EOF;   /* the source ended */
-        *copied += (uint64_t)done;
-    }
-#else
-    (void)source, (void)from, (void)to, (void)length;
-    transfer->kernel_copy = 0;
-#endif
-    return VD_ERROR_SUCCESS;
-}
-
 /* A run of `source` that holds data (no hole inside it). */
 static uint32_t vd_file_transfer_data(vd_file_transfer *transfer, const vd_file *source,
                                       uint64_t from, uint64_t to, uint64_t length)
 {
     uint64_t copied = 0;
     if (transfer->kernel_copy) {
-        uint32_t status = vd_file_transfer_in_kernel(transfer, source, from, to, length, &copied);
+        uint32_t status = vd_file_copy_in_kernel(source, from, &transfer->destination, to, length,
+                                                 &copied);
         if (status != VD_ERROR_SUCCESS || copied == length)
             return status;
+        transfer->kernel_copy = 0;   /* refused: the pread + pwrite way from now on */
     }
     /* The pread + pwrite way. */
     return vd_file_copy_between(source, from + copied, &transfer->destination, to + copied,
                                 length - copied);
 }
 
-/* Whether `file` may have holes: fewer bytes allocated than its size.  A
- * file without any (most images) is copied without looking for them, and
- * that matters: SEEK_HOLE walks the file's pages up to the next hole, on
- * tmpfs all the way to the end of a file that has none. */
-static int vd_file_transfer_may_have_holes(const vd_file *file)
-{
-    struct stat info;
-    if (fstat(file->fd, &info) != 0)
-        return 1;
-    return (uint64_t)info.st_blocks * 512u < (uint64_t)info.st_size;
-}
-
 uint32_t vd_file_transfer_copy(vd_file_transfer *transfer, const vd_file *source, uint64_t from,
                                uint64_t to, uint64_t length)
 {
-    if (!vd_file_transfer_may_have_holes(source))
+    if (!vd_file_may_have_holes(source))
         return vd_file_transfer_data(transfer, source, from, to, length);
     uint64_t end = from + length;
     uint64_t position = from;

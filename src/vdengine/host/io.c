@@ -361,8 +361,7 @@ uint32_t vd_file_read(const vd_file *file, uint64_t offset, void *buffer, size_t
 #ifdef VD_FAULT_INJECTION
 long vd_fault_writes_left = -1;
 
-/* Whether the next change to a file is past the injected stop. */
-static int vd_fault_stops_here(void)
+int vd_fault_stops_here(void)
 {
     if (vd_fault_writes_left < 0)
         return 0;

@@ -94,6 +94,11 @@ uint32_t vd_file_reserve(const vd_file *file, uint64_t offset, uint64_t length);
  * them fails with ERROR_WRITE_FAULT and changes nothing, as if the machine
  * had stopped at that point.  -1 (the initial value) never fails. */
 extern long vd_fault_writes_left;
+
+/* Whether the next change to a file is past the injected stop (if not, it
+ * is counted): for the changes made outside this file's calls
+ * (host/file_copy.c's copies in the kernel). */
+int vd_fault_stops_here(void);
 #endif
 
 /* Releases the lock and the descriptor; safe on a zeroed or closed file. */
