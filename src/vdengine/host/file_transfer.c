@@ -12,14 +12,93 @@
 #include "base/vd_errors.h"
 #include "host/file_copy.h"
 
-void vd_file_transfer_begin(vd_file_transfer *transfer, int fd)
+int vd_copy_refusals_init(vd_copy_refusals *refusals)
+{
+    memset(refusals, 0, sizeof *refusals);
+    return pthread_mutex_init(&refusals->lock, NULL);
+}
+
+void vd_copy_refusals_destroy(vd_copy_refusals *refusals)
+{
+    pthread_mutex_destroy(&refusals->lock);
+}
+
+static int vd_copy_refusals_holds(vd_copy_refusals *refusals, const vd_copy_pair *pair)
+{
+    int found = 0;
+    pthread_mutex_lock(&refusals->lock);
+    uint32_t kept = refusals->count < VD_COPY_REFUSALS_MAX ? refusals->count
+                                                           : VD_COPY_REFUSALS_MAX;
+    for (uint32_t i = 0; i < kept && !found; i++)
+        found = memcmp(&refusals->pairs[i], pair, sizeof *pair) == 0;
+    pthread_mutex_unlock(&refusals->lock);
+    return found;
+}
+
+static void vd_copy_refusals_add(vd_copy_refusals *refusals, const vd_copy_pair *pair)
+{
+    pthread_mutex_lock(&refusals->lock);
+    refusals->pairs[refusals->count % VD_COPY_REFUSALS_MAX] = *pair;
+    refusals->count++;
+    pthread_mutex_unlock(&refusals->lock);
+}
+
+void vd_file_transfer_begin(vd_file_transfer *transfer, int fd, vd_copy_refusals *refusals)
 {
     memset(transfer, 0, sizeof *transfer);
     transfer->destination.fd = fd;
     transfer->destination.writable = 1;
+    transfer->refusals = refusals;
 #if defined(__linux__)
     transfer->kernel_copy = 1;
+    struct stat info;
+    if (fstat(fd, &info) == 0) {
+        transfer->destination_known = 1;
+        transfer->destination_device = (uint64_t)info.st_dev;
+        transfer->destination_inode = (uint64_t)info.st_ino;
+    }
 #endif
+}
+
+/* The pair of `source` and the destination; 0 when either is unknown
+ * (fstat failed: nothing is remembered for it). */
+static int vd_file_transfer_pair(const vd_file_transfer *transfer, vd_copy_pair *pair)
+{
+    memset(pair, 0, sizeof *pair);
+    pair->source_device = transfer->source_device;
+    pair->source_inode = transfer->source_inode;
+    pair->destination_device = transfer->destination_device;
+    pair->destination_inode = transfer->destination_inode;
+    return transfer->destination_known && transfer->source != NULL;
+}
+
+/* Makes `source` the transfer's current source, and looks up whether the
+ * kernel refused it before. */
+static void vd_file_transfer_source(vd_file_transfer *transfer, const vd_file *source)
+{
+    if (transfer->source == source)
+        return;
+    struct stat info;
+    transfer->source = NULL;
+    transfer->source_refused = 0;
+    if (fstat(source->fd, &info) != 0)
+        return;
+    transfer->source = source;
+    transfer->source_device = (uint64_t)info.st_dev;
+    transfer->source_inode = (uint64_t)info.st_ino;
+    vd_copy_pair pair;
+    if (transfer->refusals != NULL && vd_file_transfer_pair(transfer, &pair))
+        transfer->source_refused = vd_copy_refusals_holds(transfer->refusals, &pair);
+}
+
+/* The kernel refused the current pair: the rest of the copy takes the
+ * pread + pwrite way for it. */
+static void vd_file_transfer_refused(vd_file_transfer *transfer)
+{
+    transfer->source_refused = 1;
+    vd_copy_pair pair;
+    if (transfer->refusals != NULL && vd_file_transfer_pair(transfer, &pair))
+        vd_copy_refusals_add(transfer->refusals, &pair);
 }
 
 uint32_t vd_file_transfer_write(vd_file_transfer *transfer, uint64_t to, const void *buffer,
@@ -29,8 +108,8 @@ uint32_t vd_file_transfer_write(vd_file_transfer *transfer, uint64_t to, const v
 }
 
 /* copy_file_range until `length` bytes are copied, or until the kernel
- * refuses the copy as such (*copied then says how far it got, and
- * transfer->kernel_copy is cleared). */
+ * refuses the copy as such (*copied then says how far it got, and the
+ * pair is marked refused). */
 static uint32_t vd_file_transfer_in_kernel(vd_file_transfer *transfer, const vd_file *source,
                                            uint64_t from, uint64_t to, uint64_t length,
                                            uint64_t *copied)
@@ -47,7 +126,7 @@ static uint32_t vd_file_transfer_in_kernel(vd_file_transfer *transfer, const vd_
                 continue;
             if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP
                 || errno == ENOTSUP) {
-                transfer->kernel_copy = 0;
+                vd_file_transfer_refused(transfer);
                 return VD_ERROR_SUCCESS;
             }
             return vd_error_from_errno(errno);
@@ -58,17 +137,17 @@ static uint32_t vd_file_transfer_in_kernel(vd_file_transfer *transfer, const vd_
     }
 #else
     (void)source, (void)from, (void)to, (void)length;
-    transfer->kernel_copy = 0;
+    vd_file_transfer_refused(transfer);
 #endif
     return VD_ERROR_SUCCESS;
 }
 
-/* A run of `source` that holds data (no hole inside it). */
-static uint32_t vd_file_transfer_data(vd_file_transfer *transfer, const vd_file *source,
-                                      uint64_t from, uint64_t to, uint64_t length)
+uint32_t vd_file_transfer_copy_data(vd_file_transfer *transfer, const vd_file *source,
+                                    uint64_t from, uint64_t to, uint64_t length)
 {
     uint64_t copied = 0;
-    if (transfer->kernel_copy) {
+    vd_file_transfer_source(transfer, source);
+    if (transfer->kernel_copy && !transfer->source_refused) {
         uint32_t status = vd_file_transfer_in_kernel(transfer, source, from, to, length, &copied);
         if (status != VD_ERROR_SUCCESS || copied == length)
             return status;
@@ -82,7 +161,7 @@ static uint32_t vd_file_transfer_data(vd_file_transfer *transfer, const vd_file 
  * file without any (most images) is copied without looking for them, and
  * that matters: SEEK_HOLE walks the file's pages up to the next hole, on
  * tmpfs all the way to the end of a file that has none. */
-static int vd_file_transfer_may_have_holes(const vd_file *file)
+int vd_file_may_have_holes(const vd_file *file)
 {
     struct stat info;
     if (fstat(file->fd, &info) != 0)
@@ -93,8 +172,8 @@ static int vd_file_transfer_may_have_holes(const vd_file *file)
 uint32_t vd_file_transfer_copy(vd_file_transfer *transfer, const vd_file *source, uint64_t from,
                                uint64_t to, uint64_t length)
 {
-    if (!vd_file_transfer_may_have_holes(source))
-        return vd_file_transfer_data(transfer, source, from, to, length);
+    if (!vd_file_may_have_holes(source))
+        return vd_file_transfer_copy_data(transfer, source, from, to, length);
     uint64_t end = from + length;
     uint64_t position = from;
     while (position < end) {
@@ -114,7 +193,7 @@ uint32_t vd_file_transfer_copy(vd_file_transfer *transfer, const vd_file *source
                 hole = (uint64_t)next_hole;
         }
 #endif
-        uint32_t status = vd_file_transfer_data(transfer, source, data, to + (data - from),
+        uint32_t status = vd_file_transfer_copy_data(transfer, source, data, to + (data - from),
                                                 hole - data);
         if (status != VD_ERROR_SUCCESS)
             return status;

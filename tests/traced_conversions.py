@@ -1,0 +1,107 @@
+"""Conversions watched with strace, for the tests of the engine's copies
+(copy_file_range, and pread + pwrite where the kernel refuses), and the
+sparse raw source they convert."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import _virtdisk
+import pytest
+from conversion_sources import QEMU_FORMAT
+
+ENGINE_COPY_MARKS = [
+    pytest.mark.skipif(not _virtdisk.features().get("RawSCSIVirtualDisk", False),
+                       reason="content I/O (RawSCSIVirtualDisk) is not available here"),
+    pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img checks the results"),
+    pytest.mark.skipif(sys.platform != "linux", reason="copy_file_range is Linux's"),
+]
+"""What the tests of the engine's copies need: the engine's content path,
+qemu-img to check the results, Linux."""
+
+needs_strace = pytest.mark.skipif(shutil.which("strace") is None,
+                                  reason="strace shows which calls copy")
+
+MIB = 1 << 20
+SIZE = 72 * MIB
+# Data in the first VHDX block (32 MiB) across VHD blocks (2 MiB), none in
+# the second VHDX block, a little in the third; most VHD blocks hold none.
+DATA = [(0, 3 * MIB + 512), (9 * MIB, 4096), (70 * MIB - 4096, 2 * MIB + 4096)]
+DATA_BYTES = sum(min(length, SIZE - offset) for offset, length in DATA)
+
+
+def run(*command: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(part) for part in command], capture_output=True, text=True)
+
+
+def raw_source(path: Path, size: int = SIZE) -> Path:
+    """A sparse raw file of `size` bytes with random bytes in DATA."""
+    chooser = random.Random(path.name)
+    with open(path, "wb") as file:
+        file.truncate(size)
+        for offset, length in DATA:
+            if offset < size:
+                file.seek(offset)
+                file.write(chooser.randbytes(min(length, size - offset)))
+    return path
+
+
+def same_content(reference: Path, image: Path) -> None:
+    """qemu-img compare: `image` reads exactly the bytes of raw `reference`."""
+    result = run("qemu-img", "compare", "-f", "raw", "-F",
+                 QEMU_FORMAT[image.suffix.lstrip(".")], reference, image)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def traced_conversion(source: Path, target: Path, trace: Path, **options: object
+                      ) -> dict[str, list[str]]:
+    """Converts in a child process under strace; its copy_file_range,
+    pwrite64 and fsync (fdatasync too) lines, by call."""
+    script = (f"import virtdisk; virtdisk.convert({str(source)!r}, {str(target)!r}, "
+              f"**{options!r})")
+    result = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e",
+                             "trace=copy_file_range,pwrite64,fsync,fdatasync", sys.executable,
+                             "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    calls: dict[str, list[str]] = {"copy_file_range": [], "pwrite64": [], "fsync": []}
+    for line in trace.read_text().splitlines():
+        for name in calls:
+            if re.search(rf"\b{name}\(", line):
+                calls[name].append(line)
+        if re.search(r"\bfdatasync\(", line):
+            calls["fsync"].append(line)
+    return calls
+
+
+def copied_bytes(lines: list[str]) -> int:
+    """What successful calls returned, summed."""
+    total = 0
+    for line in lines:
+        found = re.search(r"= (-?\d+)", line)
+        if found and int(found.group(1)) > 0:
+            total += int(found.group(1))
+    return total
+
+
+@contextmanager
+def directory_on_dev_shm(prefix: str) -> Iterator[Path | None]:
+    """A new directory on /dev/shm (None without one), removed afterwards:
+    another file system than the tests' own, most often, where
+    copy_file_range from one to the other is refused (EXDEV)."""
+    if not os.path.isdir("/dev/shm"):
+        yield None
+        return
+    directory = Path(tempfile.mkdtemp(prefix=prefix, dir="/dev/shm"))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
