@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,11 +27,10 @@ import pytest
 import virtdisk
 
 sys.path.insert(0, str(Path(__file__).parent))
-import vhdx_builder  # noqa: E402
 from conversion_sources import QEMU_FORMAT, qemu_made, written_child  # noqa: E402
 from traced_conversions import (  # noqa: E402
-    DATA, ENGINE_COPY_MARKS, MIB, SIZE, copied_bytes, directory_on_dev_shm, needs_strace,
-    raw_source, run, same_content, traced_conversion)
+    DATA, ENGINE_COPY_MARKS, MIB, SIZE, copied_bytes, directory_on_dev_shm, dirty_vhdx,
+    needs_strace, raw_source, run, same_content, traced_conversion)
 
 pytestmark = ENGINE_COPY_MARKS
 
@@ -149,20 +147,10 @@ def test_a_dirty_vhdx_is_copied_as_its_log_says(tmp_path: Path) -> None:
     """A VHDX whose log still holds a change of a payload sector: read-only,
     the engine reads it through the log replayed in memory, so the file's
     bytes there are stale and the copy must not take them from the file."""
-    reference = raw_source(tmp_path / "reference.img")
-    clean = qemu_made(reference, tmp_path / "clean.vhdx", "vhdx", "fixed").read_bytes()
-    after = bytearray(clean)
-    bat_offset, _ = vhdx_builder.regions(clean)[vhdx_builder.BAT_REGION]
-    payload = (struct.unpack_from("<Q", clean, bat_offset)[0] >> 20) * MIB
-    after[payload + 4096:payload + 4608] = b"\x5a" * 512
-    dirty, _ = vhdx_builder.make_dirty(clean, after)
-    image = tmp_path / "dirty.vhdx"
-    image.write_bytes(dirty)
+    image, dirty, expected = dirty_vhdx(tmp_path)
     target = tmp_path / "copy.img"
     virtdisk.convert(image, target)
-    expected = bytearray(reference.read_bytes())
-    expected[4096:4608] = b"\x5a" * 512
-    assert target.read_bytes() == bytes(expected)
+    assert target.read_bytes() == expected
     assert image.read_bytes() == dirty
 
 

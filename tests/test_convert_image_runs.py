@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +25,10 @@ import pytest
 import virtdisk
 
 sys.path.insert(0, str(Path(__file__).parent))
-import vhdx_builder  # noqa: E402
 from conversion_sources import qemu_made, written_child  # noqa: E402
 from traced_conversions import (  # noqa: E402
-    DATA_BYTES, ENGINE_COPY_MARKS, MIB, SIZE, copied_bytes, directory_on_dev_shm, needs_strace,
-    raw_source, run, same_content, traced_conversion)
+    DATA_BYTES, ENGINE_COPY_MARKS, MIB, SIZE, copied_bytes, directory_on_dev_shm, dirty_vhdx,
+    needs_strace, raw_source, run, same_content, traced_conversion)
 
 pytestmark = ENGINE_COPY_MARKS
 
@@ -196,17 +194,7 @@ def test_a_dirty_vhdx_source_is_copied_as_its_log_says(tmp_path: Path, fmt: str)
     """A VHDX whose log still holds a change of a payload sector is read
     through the log replayed in memory: its file's bytes there are stale,
     so the copy must not take them from the file."""
-    reference = raw_source(tmp_path / "reference.img")
-    clean = qemu_made(reference, tmp_path / "clean.vhdx", "vhdx", "fixed").read_bytes()
-    after = bytearray(clean)
-    bat_offset, _ = vhdx_builder.regions(clean)[vhdx_builder.BAT_REGION]
-    payload = (struct.unpack_from("<Q", clean, bat_offset)[0] >> 20) * MIB
-    after[payload + 4096:payload + 4608] = b"\x5a" * 512
-    dirty, _ = vhdx_builder.make_dirty(clean, after)
-    source = tmp_path / "dirty.vhdx"
-    source.write_bytes(dirty)
-    expected = bytearray(reference.read_bytes())
-    expected[4096:4608] = b"\x5a" * 512
+    source, dirty, expected = dirty_vhdx(tmp_path)
     (tmp_path / "expected.img").write_bytes(expected)
     target = tmp_path / f"copy.{fmt}"
     virtdisk.convert(source, target)

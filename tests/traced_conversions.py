@@ -8,6 +8,7 @@ import os
 import random
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import _virtdisk
 import pytest
-from conversion_sources import QEMU_FORMAT
+import vhdx_builder
+from conversion_sources import QEMU_FORMAT, qemu_made
 
 ENGINE_COPY_MARKS = [
     pytest.mark.skipif(not _virtdisk.features().get("RawSCSIVirtualDisk", False),
@@ -105,3 +107,22 @@ def directory_on_dev_shm(prefix: str) -> Iterator[Path | None]:
         yield directory
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def dirty_vhdx(directory: Path) -> tuple[Path, bytes, bytes]:
+    """A fixed VHDX of a raw source whose log still holds a change of a
+    payload sector (its file's bytes there are stale: a read-only open
+    reads through the log replayed in memory).  Returns its path, its
+    bytes and the content it reads as."""
+    reference = raw_source(directory / "reference.img")
+    clean = qemu_made(reference, directory / "clean.vhdx", "vhdx", "fixed").read_bytes()
+    after = bytearray(clean)
+    bat_offset, _ = vhdx_builder.regions(clean)[vhdx_builder.BAT_REGION]
+    payload = (struct.unpack_from("<Q", clean, bat_offset)[0] >> 20) * MIB
+    after[payload + 4096:payload + 4608] = b"\x5a" * 512
+    dirty, _ = vhdx_builder.make_dirty(clean, after)
+    image = directory / "dirty.vhdx"
+    image.write_bytes(dirty)
+    expected = bytearray(reference.read_bytes())
+    expected[4096:4608] = b"\x5a" * 512
+    return image, bytes(dirty), bytes(expected)
