@@ -25,10 +25,10 @@ import pytest
 import virtdisk
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conversion_sources import qemu_made, written_child  # noqa: E402
+from conversion_sources import written_child  # noqa: E402
 from traced_conversions import (  # noqa: E402
-    DATA_BYTES, ENGINE_COPY_MARKS, MIB, SIZE, copied_bytes, directory_on_dev_shm, dirty_vhdx,
-    needs_strace, raw_source, run, same_content, traced_conversion)
+    DATA_BYTES, ENGINE_COPY_MARKS, MIB, SIZE, copied_bytes, copies_in_step, directory_on_dev_shm,
+    dirty_vhdx, needs_strace, raw_source, run, same_content, source_image, traced_conversion)
 
 pytestmark = ENGINE_COPY_MARKS
 
@@ -73,12 +73,13 @@ PAIRS = [(source_fmt, fmt, kind) for source_fmt in ("vhd", "vhdx") for fmt in ("
 def test_an_image_is_copied_into_an_image_with_copy_file_range(
         tmp_path: Path, source_fmt: str, fmt: str, kind: str) -> None:
     reference = raw_source(tmp_path / "reference.img")
-    source = qemu_made(reference, tmp_path / f"source.{source_fmt}", source_fmt, "dynamic")
+    source = source_image(reference, tmp_path / f"source.{source_fmt}", source_fmt, "dynamic")
     target = tmp_path / f"copy.{fmt}"
     calls = traced_conversion(source, target, tmp_path / "trace", type=kind)
     same_content(reference, target)
     checked(target)
     assert copied_bytes(calls["copy_file_range"]) >= DATA_BYTES, calls["copy_file_range"][:5]
+    assert copies_in_step(calls["copy_file_range"])
     assert copied_bytes(calls["pwrite64"]) < STRUCTURE_BYTES, calls["pwrite64"][:5]
 
 
@@ -91,7 +92,7 @@ def test_a_differencing_source_is_flattened_run_by_run(tmp_path: Path, parent_fm
     """Runs the child holds come from the child's file, the others from the
     parent's; the copy reads like the chain."""
     reference = raw_source(tmp_path / "reference.img")
-    parent = qemu_made(reference, tmp_path / f"parent.{parent_fmt}", parent_fmt, "dynamic")
+    parent = source_image(reference, tmp_path / f"parent.{parent_fmt}", parent_fmt, "dynamic")
     child, merged = tmp_path / f"child.{parent_fmt}", tmp_path / "expected.img"
     writes = [(512, 1024), (3 * MIB - 4096, 8192), (40 * MIB, 2 * MIB), (SIZE - 4096, 4096)]
     written_child(parent, child, writes, reference.read_bytes(), merged)
@@ -150,8 +151,8 @@ def test_a_refused_image_copy_is_asked_for_once(tmp_path: Path, other_file_syste
                                                 source_fmt: str, fmt: str) -> None:
     skip_unless_apart(tmp_path, other_file_system)
     reference = raw_source(tmp_path / "reference.img")
-    source = qemu_made(reference, other_file_system / f"source.{source_fmt}", source_fmt,
-                       "dynamic")
+    source = source_image(reference, other_file_system / f"source.{source_fmt}", source_fmt,
+                          "dynamic")
     target = tmp_path / f"copy.{fmt}"
     calls = traced_conversion(source, target, tmp_path / "trace")
     same_content(reference, target)
@@ -172,7 +173,7 @@ def test_a_refusal_is_remembered_per_pair_of_files(tmp_path: Path,
     through copy_file_range."""
     skip_unless_apart(tmp_path, other_file_system)
     reference = raw_source(tmp_path / "reference.img")
-    parent = qemu_made(reference, tmp_path / "parent.vhd", "vhd", "dynamic")
+    parent = source_image(reference, tmp_path / "parent.vhd", "vhd", "dynamic")
     # A VHD child holds each written sector as a run of its file, one in
     # each of the engine's first two calls (64 MiB each).
     child, merged = other_file_system / "child.vhd", tmp_path / "expected.img"

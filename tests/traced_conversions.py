@@ -21,6 +21,8 @@ import pytest
 import vhdx_builder
 from conversion_sources import QEMU_FORMAT, qemu_made
 
+import virtdisk
+
 ENGINE_COPY_MARKS = [
     pytest.mark.skipif(not _virtdisk.features().get("RawSCSIVirtualDisk", False),
                        reason="content I/O (RawSCSIVirtualDisk) is not available here"),
@@ -55,6 +57,42 @@ def raw_source(path: Path, size: int = SIZE) -> Path:
                 file.seek(offset)
                 file.write(chooser.randbytes(min(length, size - offset)))
     return path
+
+
+def source_image(reference: Path, path: Path, fmt: str, kind: str) -> Path:
+    """An image of raw `reference` whose data lies at the offsets of its
+    content within 4 KiB pages, where the kernel's copy takes it: qemu-img's
+    VHDX (blocks on 1 MiB boundaries) and fixed VHD (data from offset 0),
+    and for a dynamic VHD the engine's (data on 4 KiB boundaries, as
+    Windows lays it out; qemu's follows each 512-byte bitmap on none)."""
+    if fmt == "vhd" and kind == "dynamic":
+        virtdisk.convert(reference, path)
+        return path
+    return qemu_made(reference, path, fmt, kind)
+
+
+def first_vhd_block_data(path: Path) -> int:
+    """Where the data of a dynamic VHD's first allocated block starts in
+    its file (after the block's 512-byte sector bitmap, 2 MiB blocks)."""
+    raw = path.read_bytes()
+    table = struct.unpack_from(">Q", raw, 512 + 16)[0]
+    entries = struct.unpack_from(">I", raw, 512 + 28)[0]
+    for index in range(entries):
+        sector = struct.unpack_from(">I", raw, table + 4 * index)[0]
+        if sector != 0xFFFFFFFF:
+            return int(sector) * 512 + 512
+    raise AssertionError("no block allocated")
+
+
+def copies_in_step(lines: list[str]) -> bool:
+    """Whether every copy_file_range call's source and destination offsets
+    lie at the same place within their 4 KiB pages."""
+    for line in lines:
+        found = re.search(r"copy_file_range\(\d+, \[(\d+)\], \d+, \[(\d+)\]", line)
+        assert found, line
+        if int(found.group(1)) % 4096 != int(found.group(2)) % 4096:
+            return False
+    return True
 
 
 def same_content(reference: Path, image: Path) -> None:

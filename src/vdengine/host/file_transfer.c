@@ -12,6 +12,9 @@
 #include "base/vd_errors.h"
 #include "host/file_copy.h"
 
+/* The page size the kernel's copies step by (every host here: 4 KiB). */
+#define VD_FILE_TRANSFER_PAGE 4096u
+
 int vd_copy_refusals_init(vd_copy_refusals *refusals)
 {
     memset(refusals, 0, sizeof *refusals);
@@ -142,12 +145,26 @@ static uint32_t vd_file_transfer_in_kernel(vd_file_transfer *transfer, const vd_
     return VD_ERROR_SUCCESS;
 }
 
+/* Whether a run at `from` in its source and `to` in the destination lies
+ * at the same offset within their pages.  Where the kernel cannot share
+ * blocks (ext4, tmpfs) it copies page by page; a run out of step moves
+ * every page in two pieces, which costs more than the copy through a
+ * buffer (ext4, 512 MiB in 2 MiB runs: 236 to 293 ms of CPU against 177
+ * to 206 through pread + pwrite, and 166 to 198 for runs in step), and no
+ * file system can share its blocks.  Such runs (a VHD's blocks whose data
+ * follows the 512-byte bitmap on no 4 KiB boundary, as qemu lays them
+ * out) go through the buffer. */
+static int vd_file_transfer_in_step(uint64_t from, uint64_t to)
+{
+    return from % VD_FILE_TRANSFER_PAGE == to % VD_FILE_TRANSFER_PAGE;
+}
+
 uint32_t vd_file_transfer_copy_data(vd_file_transfer *transfer, const vd_file *source,
                                     uint64_t from, uint64_t to, uint64_t length)
 {
     uint64_t copied = 0;
     vd_file_transfer_source(transfer, source);
-    if (transfer->kernel_copy && !transfer->source_refused) {
+    if (transfer->kernel_copy && !transfer->source_refused && vd_file_transfer_in_step(from, to)) {
         uint32_t status = vd_file_transfer_in_kernel(transfer, source, from, to, length, &copied);
         if (status != VD_ERROR_SUCCESS || copied == length)
             return status;

@@ -4,7 +4,9 @@
  * process where the host can: copy_file_range(2) on Linux, which copies in
  * the kernel (or shares the blocks, on file systems that can), and pread +
  * pwrite where it cannot (another file system: EXDEV; a file system or
- * kernel without it: EINVAL, ENOSYS, EOPNOTSUPP; other systems). */
+ * kernel without it: EINVAL, ENOSYS, EOPNOTSUPP; other systems) or should
+ * not (a run whose source and destination lie at different offsets within
+ * their pages, which the kernel would copy slower than a buffer does). */
 #ifndef VDENGINE_FILE_TRANSFER_H
 #define VDENGINE_FILE_TRANSFER_H
 
