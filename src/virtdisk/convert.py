@@ -4,8 +4,10 @@
 or type:
 
 * VHD or VHDX to VHD or VHDX (either way, fixed or dynamic): the engine's
-  own copy, CreateVirtualDisk with a ``SourcePath``, which reads the source
-  in the provider and writes only the blocks that hold data;
+  own copy, CreateVirtualDisk with a ``SourcePath``, which on the portable
+  engine moves each run of data the source's files hold into the new
+  image's blocks in the kernel (copy_file_range) and leaves the blocks the
+  source holds nothing in unallocated;
 * a raw image or block device to VHD or VHDX: an empty disk of the raw
   source's size is created and the source written into it through the
   content path (:meth:`VirtualDisk.write`), in large aligned chunks, with
@@ -270,7 +272,7 @@ def _image_to_image(source: str, destination: str, device: VirtualStorageTypeDev
 def _provider_copy(source: str, size: int, destination: str, device: VirtualStorageTypeDevice,
                    disk_type: str, block_size: int | str | None, sector_size: int | None,
                    durable: bool, progress: Progress | None) -> None:
-    """The provider's copy: CreateVirtualDisk with a SourcePath, which reads
+    """The provider's copy: CreateVirtualDisk with a SourcePath, which copies
     the source in one call and writes only the blocks that hold data.  It
     leaves the new file to the system's write-back (the engine's creators
     never wait for the disk); `durable` syncs it once it is closed."""

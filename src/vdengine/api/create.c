@@ -560,6 +560,7 @@ static uint32_t vd_create_disk(const VIRTUAL_STORAGE_TYPE *type, PCWSTR wide_pat
     if (status == VD_ERROR_SUCCESS) {
         spec.parent = parent;
         spec.source = source;
+        spec.source_disk = source != NULL ? input.disk : NULL;
         status = vd_create_write(path, &spec, parent, &file);
     }
     vd_create_input_close(&input);

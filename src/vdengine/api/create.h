@@ -30,9 +30,12 @@ typedef struct vd_create_spec {
     const char *parent_relative_path;   /* relative to the new file's directory */
 
     /* Copying: the source's content (read through its ops, parents included)
-     * becomes the new disk's content; all-zero blocks stay unallocated in a
-     * dynamic target. */
+     * becomes the new disk's content, copied run by run (disk/source_copy.h);
+     * blocks the source holds no data in stay unallocated in a dynamic
+     * target.  `source_disk` is the source's chain, whose maps name the
+     * runs its files hold; NULL for a block device, read whole. */
     vd_image *source;
+    struct vd_disk *source_disk;
 } vd_create_spec;
 
 /* Format creators: write a complete, valid image into the empty, writable

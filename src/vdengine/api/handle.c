@@ -279,6 +279,12 @@ vd_disk *vd_disk_new(void)
         free(disk);
         return NULL;
     }
+    if (vd_copy_refusals_init(&disk->copy_refusals) != 0) {
+        vd_gate_destroy(&disk->content_gate);
+        pthread_mutex_destroy(&disk->lock);
+        free(disk);
+        return NULL;
+    }
     return disk;
 }
 
@@ -292,6 +298,7 @@ void vd_disk_free(vd_disk *disk)
     free(disk->partition_fds);
     vd_chain_close(&disk->chain);
     vd_image_release(&disk->image);
+    vd_copy_refusals_destroy(&disk->copy_refusals);
     vd_gate_destroy(&disk->content_gate);
     pthread_mutex_destroy(&disk->lock);
     free(disk);

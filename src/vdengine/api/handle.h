@@ -18,6 +18,7 @@
 #include "base/gate.h"
 #include "disk/chain.h"
 #include "disk/image.h"
+#include "host/file_transfer.h"
 
 /* One opened virtual disk: the image the path names, its ancestors, and the
  * terms it was opened on. */
@@ -77,6 +78,10 @@ typedef struct vd_disk {
      * a disk or file system, not an image; the image fields stay empty and
      * vd_handle_acquire refuses it. */
     struct vd_device_target *device_target;
+    /* The files the kernel refused to copy from into a given destination
+     * (host/file_transfer.h), for the rest of a copy the caller makes in
+     * many calls on this handle (vd_engine_copy_to_file). */
+    vd_copy_refusals copy_refusals;
 } vd_disk;
 
 /* A zeroed disk with its lock ready; NULL when out of memory. */

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/attach_redirect.h"
 #include "base/bytes.h"
 #include "base/vd_errors.h"
 #include "disk/content.h"
+#include "disk/content_runs.h"
 #include "host/file_transfer.h"
 
 /* Runs that must be read go through a buffer this large; a piece of it
@@ -15,38 +15,6 @@
 #define VD_CONTENT_COPY_PIECE ((uint64_t)1 << 20)
 /* The largest piece a copy from a file takes (its buffer's size). */
 #define VD_CONTENT_COPY_MAX_PIECE ((uint64_t)64 << 20)
-
-/* The run of content at `offset` as the chain has it: the first image
- * whose map answers anything but PARENT (zeros past an ancestor's end, or
- * past the last image that was opened), `*owner` that image. */
-static uint32_t vd_content_copy_run(vd_disk *disk, uint64_t offset, uint64_t length,
-                                    vd_run *run, vd_image **owner)
-{
-    vd_image *image = &disk->image;
-    for (uint32_t depth = 0;; depth++) {
-        if (vd_redirect_of(disk) != NULL || image->ops->map == NULL) {
-            run->kind = VD_RUN_READ;
-            run->length = length;
-        } else {
-            uint32_t status = image->ops->map(image, offset, length, run);
-            if (status != VD_ERROR_SUCCESS)
-                return status;
-        }
-        *owner = image;
-        if (run->kind != VD_RUN_PARENT)
-            return VD_ERROR_SUCCESS;
-        /* The parent's content, or zeros where there is none to read: a
-         * disk opened without parents reads zeros there too. */
-        length = run->length;
-        image = depth < disk->chain.count ? &disk->chain.images[depth] : NULL;
-        if (image == NULL || offset >= image->virtual_size) {
-            run->kind = VD_RUN_ZERO;
-            return VD_ERROR_SUCCESS;
-        }
-        if (length > image->virtual_size - offset)
-            length = image->virtual_size - offset;
-    }
-}
 
 /* A run read through the chain (or the redirect) and written but its
  * all-zero pieces. */
@@ -58,14 +26,11 @@ static uint32_t vd_content_copy_read(vd_disk *disk, vd_file_transfer *transfer,
         if (*buffer == NULL)
             return VD_ERROR_NOT_ENOUGH_MEMORY;
     }
-    vd_redirect *redirect = vd_redirect_of(disk);
     uint32_t status = VD_ERROR_SUCCESS;
     for (uint64_t done = 0; done < length && status == VD_ERROR_SUCCESS;) {
         size_t piece = (size_t)(length - done < VD_CONTENT_COPY_PIECE ? length - done
                                                                       : VD_CONTENT_COPY_PIECE);
-        status = redirect != NULL
-                     ? vd_redirect_read(redirect, offset + done, *buffer, piece)
-                     : vd_chain_read(&disk->image, &disk->chain, offset + done, *buffer, piece);
+        status = vd_content_run_read(disk, offset + done, *buffer, piece);
         if (status == VD_ERROR_SUCCESS && !vd_bytes_zero(*buffer, piece))
             status = vd_file_transfer_write(transfer, offset + done, *buffer, piece);
         done += piece;
@@ -99,7 +64,7 @@ static uint32_t vd_content_copy_walk(vd_disk *disk, vd_file_transfer *transfer, 
     while (length > 0 && status == VD_ERROR_SUCCESS) {
         vd_run run;
         vd_image *owner;
-        status = vd_content_copy_run(disk, offset, length, &run, &owner);
+        status = vd_content_run(disk, offset, length, &run, &owner);
         if (status != VD_ERROR_SUCCESS)
             break;
         if (run.length == 0 || run.length > length)
@@ -138,7 +103,7 @@ uint32_t vd_content_copy_to_file(vd_disk *disk, uint64_t offset, uint64_t length
     uint32_t status = vd_content_check(disk, offset, length);
     if (status == VD_ERROR_SUCCESS) {
         vd_file_transfer transfer;
-        vd_file_transfer_begin(&transfer, fd);
+        vd_file_transfer_begin(&transfer, fd, &disk->copy_refusals);
         status = vd_content_copy_walk(disk, &transfer, offset, length);
     }
     vd_gate_leave_shared(&disk->content_gate);

@@ -1,27 +1,61 @@
 /* Copying bytes from an image's file into another file (a conversion's raw
- * destination, disk/content_copy.h) without passing them through the
+ * destination, disk/content_copy.h, or a new image made from a source,
+ * disk/source_copy.h) without passing them through the
  * process where the host can: copy_file_range(2) on Linux, which copies in
  * the kernel (or shares the blocks, on file systems that can), and pread +
  * pwrite where it cannot (another file system: EXDEV; a file system or
- * kernel without it: EINVAL, ENOSYS, EOPNOTSUPP; other systems). */
+ * kernel without it: EINVAL, ENOSYS, EOPNOTSUPP; other systems) or should
+ * not (a run whose source and destination lie at different offsets within
+ * their pages, which the kernel would copy slower than a buffer does). */
 #ifndef VDENGINE_FILE_TRANSFER_H
 #define VDENGINE_FILE_TRANSFER_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "host/io.h"
 
-/* One transfer's state: the destination, and whether the kernel still
- * copies (once it refused, the pread + pwrite way is used from then on). */
+/* The file pairs between which the kernel refused copy_file_range, kept
+ * for as long as the copy they belong to: a copy made in many calls (a
+ * conversion, 64 MiB a call) asks the kernel once per pair and takes the
+ * pread + pwrite way at once from then on.  Shared by the calls of one
+ * handle, which may run in parallel, hence the lock. */
+#define VD_COPY_REFUSALS_MAX 8u
+
+typedef struct vd_copy_pair {
+    uint64_t source_device, source_inode;
+    uint64_t destination_device, destination_inode;
+} vd_copy_pair;
+
+typedef struct vd_copy_refusals {
+    pthread_mutex_t lock;
+    uint32_t count;                        /* past MAX, the oldest pair gives way */
+    vd_copy_pair pairs[VD_COPY_REFUSALS_MAX];
+} vd_copy_refusals;
+
+/* 0 on success, an errno value otherwise. */
+int vd_copy_refusals_init(vd_copy_refusals *refusals);
+void vd_copy_refusals_destroy(vd_copy_refusals *refusals);
+
+/* One transfer's state: the destination, where refusals are remembered,
+ * and the source it copied from last (an image's file, or a chain's few:
+ * asked about once, not on every run). */
 typedef struct vd_file_transfer {
     vd_file destination;   /* fd and writable set; never closed here */
-    int kernel_copy;       /* 0 once copy_file_range was refused */
+    vd_copy_refusals *refusals;
+    int kernel_copy;       /* 0: the host has no copy_file_range */
+    int destination_known;
+    uint64_t destination_device, destination_inode;
+    const vd_file *source;     /* NULL until a copy from a file */
+    uint64_t source_device, source_inode;
+    int source_refused;        /* the kernel refused the pair */
 } vd_file_transfer;
 
 /* A transfer into the descriptor `fd`, open for writing (the caller keeps
- * it); it holds nothing to release. */
-void vd_file_transfer_begin(vd_file_transfer *transfer, int fd);
+ * it), remembering refused pairs in `refusals` (the caller's, initialised;
+ * it outlives the transfer); it holds nothing to release. */
+void vd_file_transfer_begin(vd_file_transfer *transfer, int fd, vd_copy_refusals *refusals);
 
 /* Bytes [from, from + length) of `source` written at `to` in the
  * destination, except the holes of `source` (SEEK_HOLE), which are left
@@ -29,6 +63,11 @@ void vd_file_transfer_begin(vd_file_transfer *transfer, int fd);
  * with ftruncate).  HANDLE_EOF when `source` ends first. */
 uint32_t vd_file_transfer_copy(vd_file_transfer *transfer, const vd_file *source, uint64_t from,
                                uint64_t to, uint64_t length);
+
+/* Bytes [from, from + length) of `source`, which holds data there (no hole
+ * to skip), written at `to` in the destination. */
+uint32_t vd_file_transfer_copy_data(vd_file_transfer *transfer, const vd_file *source,
+                                    uint64_t from, uint64_t to, uint64_t length);
 
 /* `length` bytes of `buffer` written at `to` in the destination. */
 uint32_t vd_file_transfer_write(vd_file_transfer *transfer, uint64_t to, const void *buffer,

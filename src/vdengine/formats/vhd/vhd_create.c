@@ -26,10 +26,13 @@
  * MiB).  The geometry is the spec's CHS algorithm, as Windows stores it.
  * Creator version 10.0 (Windows 10's), host "Wi2k".
  *
- * Copying reads the source through its own read op (which reaches its
- * parents) block by block; all-zero blocks stay unallocated in dynamic
- * targets and stay holes in fixed ones.  Copied blocks get a sector bitmap
- * with every bit set: each of their sectors is present in the file.
+ * Copying takes the source run by run (disk/source_copy.h): runs its
+ * files hold are moved from file to file, in the kernel where the host
+ * can, the rest is read through its chain.  Blocks the source holds no
+ * data in stay unallocated in dynamic targets and holes in fixed ones.
+ * Copied blocks get a sector bitmap with every bit set: each of their
+ * sectors is present in the file (those no piece reached read zeros), and
+ * their data starts on a 4 KiB boundary, as in Windows' files.
  *
  * The footer id, the differencing header's parent fields and the locator
  * data are built by functions vhd_update.c uses too (vhd_format.h), so a
@@ -48,10 +51,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base/bytes.h"
 #include "base/endian.h"
 #include "base/utf16.h"
 #include "base/vd_errors.h"
+#include "disk/source_copy.h"
 #include "formats/vhd/vhd_format.h"
 
 #define VD_VHD_CREATOR_APPLICATION 0x77696E20u   /* "win " */
@@ -60,9 +63,8 @@
 /* 2000-01-01 00:00:00 UTC as a Unix time: the VHD epoch. */
 #define VD_VHD_EPOCH_UNIX INT64_C(946684800)
 
-/* Copy granularity of fixed disks: big enough to keep system calls rare,
- * small enough for the stack-free buffer to stay modest. */
-#define VD_VHD_FIXED_COPY_CHUNK (2u << 20)
+/* Where a copied block's data starts in the file: a multiple of this. */
+#define VD_VHD_DATA_ALIGNMENT 4096u
 
 /* The front of a dynamic disk (footer copy, header, BAT) is written in
  * pieces of this size: small enough to be reused from the heap without
@@ -118,21 +120,12 @@ void vd_vhd_footer_store_unique_id(uint8_t footer[VD_VHD_FOOTER_SIZE], const vd_
                   vd_vhd_checksum(footer, VD_VHD_FOOTER_SIZE, VD_VHD_FOOTER_CHECKSUM_OFFSET));
 }
 
-/* Reads [offset, offset + length) of the new disk's content from the
- * source: zeros beyond the source's end (a larger target). */
-static uint32_t vd_vhd_read_source(const vd_create_spec *spec, uint64_t offset, uint8_t *buffer,
-                                   uint64_t length)
+/* Where the source's content ends in the new disk: a larger disk reads
+ * zeros after it. */
+static uint64_t vd_vhd_copied_end(const vd_create_spec *spec)
 {
-    vd_image *source = spec->source;
-    uint64_t available = 0;
-    if (offset < source->virtual_size)
-        available = source->virtual_size - offset < length ? source->virtual_size - offset
-                                                            : length;
-    if (available < length)
-        memset(buffer + available, 0, (size_t)(length - available));
-    if (available == 0)
-        return VD_ERROR_SUCCESS;
-    return source->ops->read(source, NULL, offset, buffer, available);
+    return spec->source->virtual_size < spec->virtual_size ? spec->source->virtual_size
+                                                           : spec->virtual_size;
 }
 
 /* ---- fixed --------------------------------------------------------------- */
@@ -157,23 +150,23 @@ static uint32_t vd_vhd_size_file(const vd_file *file, uint64_t size, int full_al
     return VD_ERROR_SUCCESS;
 }
 
+/* The source's data at the same offsets of the data area, which reads
+ * zeros wherever nothing is written. */
 static uint32_t vd_vhd_copy_fixed(const vd_file *file, const vd_create_spec *spec)
 {
-    uint8_t *buffer = malloc(VD_VHD_FIXED_COPY_CHUNK);
-    if (buffer == NULL)
-        return VD_ERROR_NOT_ENOUGH_MEMORY;
-    uint32_t status = VD_ERROR_SUCCESS;
-    uint64_t end = spec->source->virtual_size < spec->virtual_size ? spec->source->virtual_size
-                                                                   : spec->virtual_size;
-    for (uint64_t offset = 0; offset < end && status == VD_ERROR_SUCCESS;
-         offset += VD_VHD_FIXED_COPY_CHUNK) {
-        uint64_t length = end - offset < VD_VHD_FIXED_COPY_CHUNK ? end - offset
-                                                                 : VD_VHD_FIXED_COPY_CHUNK;
-        status = vd_vhd_read_source(spec, offset, buffer, length);
-        if (status == VD_ERROR_SUCCESS && !vd_bytes_zero(buffer, (size_t)length))
-            status = vd_file_write(file, offset, buffer, (size_t)length);
+    vd_source_copy copy;
+    uint32_t status = vd_source_copy_begin(&copy, spec->source, spec->source_disk, file->fd);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
+    uint64_t end = vd_vhd_copied_end(spec);
+    for (uint64_t offset = 0; offset < end && status == VD_ERROR_SUCCESS;) {
+        vd_source_piece piece;
+        status = vd_source_copy_next(&copy, &offset, end, &piece);
+        if (status != VD_ERROR_SUCCESS || piece.length == 0)
+            break;
+        status = vd_source_copy_put(&copy, &piece, piece.offset);
     }
-    free(buffer);
+    vd_source_copy_end(&copy);
     return status;
 }
 
@@ -358,42 +351,60 @@ void vd_vhd_header_seal(uint8_t header[VD_VHD_HEADER_SIZE])
 }
 
 /* Copies the source into blocks appended from `*next` on; fills `table`
- * (host order) and advances `*next` past the last block written. */
+ * (host order) and advances `*next` past the last block allocated.  A
+ * block is allocated, its sector bitmap written, when its first piece of
+ * data comes; its data area reads zeros where no piece is written (the
+ * closing footer, written after it, extends the file past it). */
 static uint32_t vd_vhd_copy_blocks(const vd_file *file, const vd_create_spec *spec,
                                    uint32_t *table, uint32_t table_entries, uint64_t *next)
 {
     uint32_t bitmap_size = (uint32_t)vd_round_up((spec->block_size / VD_VHD_SECTOR_SIZE + 7) / 8,
                                                  VD_VHD_SECTOR_SIZE);
     uint8_t *bitmap = malloc(bitmap_size);
-    uint8_t *buffer = malloc(spec->block_size);
-    uint32_t status = bitmap == NULL || buffer == NULL ? VD_ERROR_NOT_ENOUGH_MEMORY
-                                                       : VD_ERROR_SUCCESS;
-    if (status == VD_ERROR_SUCCESS)
-        memset(bitmap, 0xFF, bitmap_size);
-    uint64_t copied_end = spec->source->virtual_size < spec->virtual_size
-                              ? spec->source->virtual_size
-                              : spec->virtual_size;
+    if (bitmap == NULL)
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    memset(bitmap, 0xFF, bitmap_size);
+    vd_source_copy copy;
+    uint32_t status = vd_source_copy_begin(&copy, spec->source, spec->source_disk, file->fd);
+    if (status != VD_ERROR_SUCCESS) {
+        free(bitmap);
+        return status;
+    }
+    uint64_t copied_end = vd_vhd_copied_end(spec);
     for (uint32_t block = 0; block < table_entries && status == VD_ERROR_SUCCESS; block++) {
         uint64_t start = (uint64_t)block * spec->block_size;
         if (start >= copied_end)
             break;
-        status = vd_vhd_read_source(spec, start, buffer, spec->block_size);
-        if (status != VD_ERROR_SUCCESS || vd_bytes_zero(buffer, spec->block_size))
-            continue;
-        /* BAT entries are 32-bit sector numbers. */
-        if (*next / VD_VHD_SECTOR_SIZE >= VD_VHD_BAT_UNALLOCATED) {
-            status = VD_ERROR_VHD_BLOCK_ALLOCATION_FAILURE;
-            break;
-        }
-        status = vd_file_write(file, *next, bitmap, bitmap_size);
-        if (status == VD_ERROR_SUCCESS)
-            status = vd_file_write(file, *next + bitmap_size, buffer, spec->block_size);
-        if (status == VD_ERROR_SUCCESS) {
-            table[block] = (uint32_t)(*next / VD_VHD_SECTOR_SIZE);
-            *next += (uint64_t)bitmap_size + spec->block_size;
+        uint64_t end = copied_end - start < spec->block_size ? copied_end
+                                                             : start + spec->block_size;
+        uint64_t data = 0;   /* the block's data area in the file; 0: not allocated */
+        for (uint64_t offset = start; offset < end && status == VD_ERROR_SUCCESS;) {
+            vd_source_piece piece;
+            status = vd_source_copy_next(&copy, &offset, end, &piece);
+            if (status != VD_ERROR_SUCCESS || piece.length == 0)
+                break;
+            if (data == 0) {
+                /* As Windows lays out blocks (and vhd_write.c): the data,
+                 * after its sector bitmap, starts on a 4 KiB boundary,
+                 * which page-sized copies into the file need to run
+                 * whole; the padding before the bitmap reads zeros. */
+                *next = vd_round_up(*next + bitmap_size, VD_VHD_DATA_ALIGNMENT) - bitmap_size;
+                /* BAT entries are 32-bit sector numbers. */
+                if (*next / VD_VHD_SECTOR_SIZE >= VD_VHD_BAT_UNALLOCATED) {
+                    status = VD_ERROR_VHD_BLOCK_ALLOCATION_FAILURE;
+                    break;
+                }
+                status = vd_file_write(file, *next, bitmap, bitmap_size);
+                if (status != VD_ERROR_SUCCESS)
+                    break;
+                table[block] = (uint32_t)(*next / VD_VHD_SECTOR_SIZE);
+                data = *next + bitmap_size;
+                *next += (uint64_t)bitmap_size + spec->block_size;
+            }
+            status = vd_source_copy_put(&copy, &piece, data + (piece.offset - start));
         }
     }
-    free(buffer);
+    vd_source_copy_end(&copy);
     free(bitmap);
     return status;
 }

@@ -30,7 +30,7 @@
  *     Windows gave the fixed VHDX files seen; every payload block, the
  *     partial last one included, is FULLY_PRESENT and laid out in order;
  *   - dynamic and differencing disks start with every BAT entry
- *     NOT_PRESENT (0); blocks of a source that read as zeros stay so;
+ *     NOT_PRESENT (0); blocks the source holds no data in stay so;
  *   - the parent locator holds parent_linkage (the parent's DataWriteGuid
  *     as "{lowercase}" text), relative_path in Windows form
  *     (".\base.vhdx", '\' separators) and absolute_win32_path.  This host
@@ -60,12 +60,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "base/bytes.h"
 #include "base/crc32c.h"
 #include "api/create.h"
 #include "base/endian.h"
 #include "base/guid.h"
 #include "disk/parent_paths.h"
+#include "disk/source_copy.h"
 #include "base/utf16.h"
 #include "base/vd_errors.h"
 #include "formats/vhdx/vhdx_format.h"
@@ -505,37 +505,34 @@ static uint32_t vd_vhdx_write_fixed_bat(const vd_file *file, const vd_vhdx_plan 
     return status;
 }
 
-/* Copies the source's content.  Pieces that read as zeros are never
- * written: a fixed disk's blocks already read as zeros, and a dynamic
- * disk's block is allocated (at the end of the file, FULLY_PRESENT) only
- * when one of its pieces holds data.  The source is read through its own
- * read op with no parent named: create.h hands over a source whose ops
- * reach its parents themselves, as a chain's images do. */
+/* Copies the source's content run by run (disk/source_copy.h).  What
+ * holds no data is never written: a fixed disk's blocks already read as
+ * zeros, and a dynamic disk's block is allocated (at the end of the file,
+ * FULLY_PRESENT) only when its first piece of data comes, so the blocks
+ * lie in the order of their content and each piece's place in the file is
+ * known as it comes. */
 static uint32_t vd_vhdx_copy_source(vd_file *file, const vd_create_spec *spec,
                                     const vd_vhdx_plan *plan)
 {
     vd_image *source = spec->source;
     int fixed = spec->subtype == VD_SUBTYPE_FIXED;
-    uint8_t *piece = malloc(VD_VHDX_COPY_PIECE);
-    if (piece == NULL)
-        return VD_ERROR_NOT_ENOUGH_MEMORY;
-    uint32_t status = VD_ERROR_SUCCESS;
+    vd_source_copy copy;
+    uint32_t status = vd_source_copy_begin(&copy, source, spec->source_disk, file->fd);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
     uint64_t next_free = plan->file_size;
     uint64_t source_blocks = (source->virtual_size + plan->block_size - 1) / plan->block_size;
     for (uint64_t block = 0; block < source_blocks && status == VD_ERROR_SUCCESS; block++) {
         uint64_t block_start = block * plan->block_size;
+        uint64_t end = source->virtual_size - block_start < plan->block_size
+                           ? source->virtual_size
+                           : block_start + plan->block_size;
         uint64_t block_offset = fixed ? plan->data_offset + block_start : 0;
-        for (uint64_t within = 0; within < plan->block_size && status == VD_ERROR_SUCCESS;
-             within += VD_VHDX_COPY_PIECE) {
-            uint64_t at = block_start + within;
-            if (at >= source->virtual_size)
+        for (uint64_t at = block_start; at < end && status == VD_ERROR_SUCCESS;) {
+            vd_source_piece piece;
+            status = vd_source_copy_next(&copy, &at, end, &piece);
+            if (status != VD_ERROR_SUCCESS || piece.length == 0)
                 break;
-            size_t length = source->virtual_size - at < VD_VHDX_COPY_PIECE
-                                ? (size_t)(source->virtual_size - at)
-                                : VD_VHDX_COPY_PIECE;
-            status = source->ops->read(source, NULL, at, piece, length);
-            if (status != VD_ERROR_SUCCESS || vd_bytes_zero(piece, length))
-                continue;
             if (block_offset == 0) {
                 block_offset = next_free;
                 next_free += plan->block_size;
@@ -544,12 +541,13 @@ static uint32_t vd_vhdx_copy_source(vd_file *file, const vd_create_spec *spec,
                 uint64_t entry_offset = VD_VHDX_BAT_OFFSET
                                         + vd_vhdx_bat_index(plan, block) * VD_VHDX_BAT_ENTRY_SIZE;
                 status = vd_file_write(file, entry_offset, entry, sizeof entry);
+                if (status != VD_ERROR_SUCCESS)
+                    break;
             }
-            if (status == VD_ERROR_SUCCESS)
-                status = vd_file_write(file, block_offset + within, piece, length);
+            status = vd_source_copy_put(&copy, &piece, block_offset + (piece.offset - block_start));
         }
     }
-    free(piece);
+    vd_source_copy_end(&copy);
     /* A block whose last pieces were zeros ends before its end: the file
      * must still hold every allocated block whole. */
     if (status == VD_ERROR_SUCCESS && next_free > file->size)
