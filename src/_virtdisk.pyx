@@ -98,6 +98,8 @@ cdef extern from "_virtdisk_answers.h":
     PyStructSequence_Desc vd_storage_dependency_info, vd_virtual_disk_progress
     PyStructSequence_Desc vd_changed_ranges, vd_raw_scsi_response
     object vd_answer_type_new(PyStructSequence_Desc *description)
+    void vd_answer_set_constructor(object constructor)
+    int vd_answer_type_seal(object type) except -1
     object vd_answer_alloc(object type, Py_ssize_t size)
     void PyStructSequence_SET_ITEM(object answer, Py_ssize_t index, object value)
 
@@ -126,10 +128,10 @@ def _answer_new(cls, *values, **fields):
                             f"{sorted(fields)}")
     elif given < len(names):
         raise TypeError(f"{cls.__name__}() missing required arguments: {list(names[given:])}")
-    if len(values) != cls.n_fields:
-        # Only if `_fields` was reassigned: the object must have n_fields items.
-        raise TypeError(f"{cls.__name__}._fields does not name its {cls.n_fields} fields")
     return _result(cls, values)
+
+
+vd_answer_set_constructor(_answer_new)
 
 
 def _answer_reduce(self):
@@ -143,8 +145,8 @@ cdef object _answer_type(PyStructSequence_Desc *description):
     tuple is, by fields, and that names its fields in `_fields`."""
     answer_type = vd_answer_type_new(description)
     answer_type._fields = answer_type.__match_args__
-    answer_type.__new__ = staticmethod(_answer_new)
     answer_type.__reduce__ = _answer_reduce
+    vd_answer_type_seal(answer_type)
     return answer_type
 
 

@@ -116,17 +116,56 @@ static PyStructSequence_Desc vd_raw_scsi_response = VD_ANSWER(
 
 /* An answer's tp_dealloc: structseq's own, less its look-up of the field
  * count in the type's dict, which cost as much as the rest of freeing a
- * SIZE answer.  An answer's size is its field count (see vd_answer_alloc). */
+ * SIZE answer.  An answer's size is its field count (see vd_answer_alloc).
+ * The trashcan bounds the C stack when answers nest deeply (an answer
+ * holding an answer, a million deep). */
 static void vd_answer_dealloc(PyObject *answer)
 {
     PyTypeObject *type = Py_TYPE(answer);
     Py_ssize_t index;
     PyObject_GC_UnTrack(answer);
+    Py_TRASHCAN_BEGIN(answer, vd_answer_dealloc)
     for (index = 0; index < Py_SIZE(answer); index++) {
         Py_XDECREF(PyTuple_GET_ITEM(answer, index));
     }
     PyObject_GC_Del(answer);
     Py_DECREF(type);
+    Py_TRASHCAN_END
+}
+
+/* The module's constructor by fields (`_answer_new(cls, *values,
+ * **fields)`), which every answer type's tp_new calls: set once at import,
+ * before the first type is made. */
+static PyObject *vd_answer_constructor;
+
+static void vd_answer_set_constructor(PyObject *constructor)
+{
+    Py_XINCREF(constructor);
+    Py_XSETREF(vd_answer_constructor, constructor);
+}
+
+/* `Type(*values, **fields)`.  A tp_new of the type's own, in C: were
+ * `__new__` assigned from Python, tp_new would become the generic slot
+ * wrapper, and `tuple.__new__(Type, short_sequence)` would then pass
+ * CPython's "is not safe" check and make an answer with fewer items than
+ * its field descriptors read. */
+static PyObject *vd_answer_new(PyTypeObject *type, PyObject *args, PyObject *fields)
+{
+    Py_ssize_t count = PyTuple_GET_SIZE(args), index;
+    PyObject *call_args = PyTuple_New(count + 1), *answer;
+    if (call_args == NULL) {
+        return NULL;
+    }
+    Py_INCREF(type);
+    PyTuple_SET_ITEM(call_args, 0, (PyObject *)type);
+    for (index = 0; index < count; index++) {
+        PyObject *value = PyTuple_GET_ITEM(args, index);
+        Py_INCREF(value);
+        PyTuple_SET_ITEM(call_args, index + 1, value);
+    }
+    answer = PyObject_Call(vd_answer_constructor, call_args, fields);
+    Py_DECREF(call_args);
+    return answer;
 }
 
 /* A new answer type (returned as an object, as the module keeps it). */
@@ -135,8 +174,20 @@ static PyObject *vd_answer_type_new(PyStructSequence_Desc *description)
     PyTypeObject *type = PyStructSequence_NewType(description);
     if (type != NULL) {
         type->tp_dealloc = vd_answer_dealloc;
+        type->tp_new = vd_answer_new;
+        PyType_Modified(type);
     }
     return (PyObject *)type;
+}
+
+/* Makes the type's attributes read-only, once the module has set its own
+ * (`_fields`, `__reduce__`): `Type.n_fields = 1` would otherwise let the
+ * constructor make an answer shorter than its field descriptors read. */
+static int vd_answer_type_seal(PyObject *type)
+{
+    ((PyTypeObject *)type)->tp_flags |= Py_TPFLAGS_IMMUTABLETYPE;
+    PyType_Modified((PyTypeObject *)type);
+    return 0;
 }
 
 /* An answer of `type`, which has `size` fields, with every item still NULL:
@@ -147,11 +198,18 @@ static PyObject *vd_answer_type_new(PyStructSequence_Desc *description)
  * structseq constructor leaves it.  PyStructSequence_New itself would first
  * look the sizes up in the type's dict, twice: on CPython 3.11 that made a
  * fresh SIZE answer cost a third more instructions than the whole rest of
- * the call's answer. */
+ * the call's answer.  From 3.14 a tuple caches its hash, -1 meaning "not
+ * computed", which the zero-filled allocation must be told. */
 static PyObject *vd_answer_alloc(PyObject *type, Py_ssize_t size)
 {
     PyTypeObject *answer_type = (PyTypeObject *)type;
-    return answer_type->tp_alloc(answer_type, size);
+    PyObject *answer = answer_type->tp_alloc(answer_type, size);
+#if PY_VERSION_HEX >= 0x030E0000
+    if (answer != NULL) {
+        ((PyTupleObject *)answer)->ob_hash = -1;
+    }
+#endif
+    return answer;
 }
 
 #endif

@@ -41,7 +41,10 @@ def xfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     mountpoint.mkdir()
     with open(backing, "wb") as file:
         file.truncate(768 * MiB)      # mkfs.xfs wants 300 MiB at least
-    subprocess.run(["mkfs.xfs", "-q", "-f", "-m", "reflink=1", str(backing)], check=True)
+    made = subprocess.run(["mkfs.xfs", "-q", "-f", "-m", "reflink=1", str(backing)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"this mkfs.xfs makes no XFS with reflink: {made.stderr.strip()}")
     mounted = subprocess.run(["mount", "-o", "loop", str(backing), str(mountpoint)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
@@ -49,7 +52,8 @@ def xfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     try:
         yield mountpoint
     finally:
-        subprocess.run(["umount", str(mountpoint)], check=True)
+        if subprocess.run(["umount", str(mountpoint)]).returncode != 0:
+            subprocess.run(["umount", "-l", str(mountpoint)], check=True)   # still busy
 
 
 def used_bytes(path: Path) -> int:

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,29 @@ def test_cli_mirror_json_interrupted_ends_with_a_failed_result(tmp_path: Path) -
                          "winerror": None, "exit_status": 130}
     assert not target.exists()
     assert content(source) == before
+
+
+@pytest.mark.parametrize("fmt", ["vhd", "vhdx"])
+def test_the_copy_is_complete_only_once_flushed(tmp_path: Path, fmt: str, hold: Path) -> None:
+    # Held after the last step, before the copy's flush of the target: the
+    # progress is one byte short of the total and a break is refused, since
+    # a break then would take the target from under that flush (which then
+    # failed, and the copy, counted as unfinished, was removed).
+    hold.write_text(str(SIZE - 1))
+    source = make_disk(tmp_path / f"source.{fmt}", fmt)
+    target = tmp_path / f"copy.{fmt}"
+    with virtdisk.open(source, read_only=False) as disk:
+        mirror = disk.mirror(target)
+        deadline = time.monotonic() + 60
+        while mirror.progress().current < SIZE - 1 and time.monotonic() < deadline:
+            mirror.wait(0.01)
+        assert tuple(mirror.progress()) == (997, SIZE - 1, SIZE), \
+            "the copy showed the whole content before its flush"
+        assert not mirror.mirrored()
+        with pytest.raises(virtdisk.InvalidStateError):
+            mirror.break_()
+        hold.unlink()
+        assert mirror.wait_mirrored(timeout=60)
+        mirror.break_()
+    assert target.exists()
+    assert content(target) == content(source)

@@ -35,8 +35,11 @@ uint32_t vd_file_copy_in_kernel(const vd_file *source, uint64_t from, const vd_f
                 return VD_ERROR_SUCCESS;
             return vd_error_from_errno(errno);
         }
+        /* Some file systems answer 0 before the source's end (a virtual
+         * file, a network one): the caller's pread + pwrite then copies
+         * the rest, or finds the real end. */
         if (done == 0)
-            return VD_ERROR_HANDLE_EOF;   /* the source ended */
+            return VD_ERROR_SUCCESS;
         *copied += (uint64_t)done;
     }
 #else

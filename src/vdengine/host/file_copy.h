@@ -27,7 +27,9 @@ uint32_t vd_file_copy_between(const vd_file *source, uint64_t from, const vd_fil
  * bytes never pass through the process, and a file system that can shares
  * them); *copied says how far it got.  Success with *copied < length: the
  * host refuses such a copy (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP; other
- * systems), and the caller copies the rest itself.  Each call of the
+ * systems) or stopped short of it (an answer of 0 bytes, which some file
+ * systems give before the source's end), and the caller copies the rest
+ * itself, which also finds a real end of the source.  Each call of the
  * kernel is one file change for fault injection, as a write is.  Nothing
  * is flushed. */
 uint32_t vd_file_copy_in_kernel(const vd_file *source, uint64_t from, const vd_file *destination,
