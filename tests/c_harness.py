@@ -53,6 +53,26 @@ def _compiler() -> str:
     return compiler
 
 
+_sanitizer_answers: dict[str, bool] = {}
+
+
+def skip_without_sanitizer(flag: str) -> None:
+    """Skips the test unless the compiler builds and runs a trivial program
+    with `flag` (e.g. ``-fsanitize=thread``): a harness that then fails to
+    compile has a real error, which must fail the test, not skip it."""
+    compiler = _compiler()
+    if flag not in _sanitizer_answers:
+        with tempfile.TemporaryDirectory() as directory:
+            source, binary = Path(directory) / "probe.c", Path(directory) / "probe"
+            source.write_text("int main(void) { return 0; }\n")
+            built = subprocess.run([compiler, flag, str(source), "-o", str(binary)],
+                                   capture_output=True)
+            _sanitizer_answers[flag] = (built.returncode == 0
+                                        and subprocess.run([str(binary)]).returncode == 0)
+    if not _sanitizer_answers[flag]:
+        pytest.skip(f"{flag} is not available with {compiler} here")
+
+
 _FLAGS = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-g", "-pthread",
           f"-I{ENGINE}", f"-I{ROOT / 'src' / 'include'}"]
 _SANITIZERS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from c_harness import ENGINE, ROOT, all_engine_sources, compile_harness
+from c_harness import (ENGINE, ROOT, all_engine_sources, compile_harness,
+                       skip_without_sanitizer)
 
 ERROR_SUCCESS = 0
 ERROR_IO_PENDING = 997
@@ -30,14 +31,14 @@ def thread_sanitized(directory: Path) -> Path:
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None or not ENGINE.is_dir():
         pytest.skip("no C compiler or no engine sources")
+    skip_without_sanitizer("-fsanitize=thread")
     binary = directory / "mirror_main_tsan"
     result = subprocess.run([compiler, "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
                              "-fsanitize=thread", f"-I{ENGINE}", f"-I{ROOT / 'src' / 'include'}",
                              str(ROOT / "tests" / "c" / "mirror_main.c"),
                              *map(str, all_engine_sources()), "-pthread", "-o", str(binary)],
                             capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"-fsanitize=thread unavailable: {result.stderr[-300:]}")
+    assert result.returncode == 0, result.stderr[-3000:]
     return binary
 
 

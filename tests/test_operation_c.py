@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from c_harness import all_engine_sources, compile_harness
+from c_harness import all_engine_sources, compile_harness, skip_without_sanitizer
 
 ERROR_SUCCESS = 0
 ERROR_INVALID_HANDLE = 6
@@ -179,11 +179,9 @@ def test_events_are_manual_reset_and_poll_readable_while_set(program: Program) -
 
 
 def test_model_is_race_free_under_thread_sanitizer(tmp_path: Path, image: Path) -> None:
-    try:
-        binary = compile_harness(tmp_path, "operation_main", all_engine_sources(),
-                                 defines=["-fsanitize=thread"])
-    except subprocess.CalledProcessError:
-        pytest.skip("no -fsanitize=thread here")
+    skip_without_sanitizer("-fsanitize=thread")
+    binary = compile_harness(tmp_path, "operation_main", all_engine_sources(),
+                             defines=["-fsanitize=thread"])
     run = _runner(binary, {"TSAN_OPTIONS": "halt_on_error=1 exitcode=66", "PATH": "/usr/bin:/bin"})
     assert run("cancel", image, 5, 2)["internal"] == ERROR_OPERATION_ABORTED
     assert run("close", image, 1)["body_done_first"] == 1

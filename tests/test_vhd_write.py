@@ -34,7 +34,7 @@ import pytest
 import _virtdisk as vd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from c_harness import all_engine_sources, compile_harness  # noqa: E402
+from c_harness import all_engine_sources, compile_harness, skip_without_sanitizer  # noqa: E402
 from content_driver import ContentSession, build_content_harness, stop_after_each_file_change  # noqa: E402
 
 KiB = 1 << 10
@@ -410,11 +410,9 @@ def test_threaded_stripes_allocate_and_mark_in_parallel(harness: Path, tmp_path:
     threads and plain overwrites at once.  TSan fails on a race; a bit lost
     between threads shows in the final dump."""
     flags = ["-fsanitize=thread"] if sanitizer == "thread" else ["-fsanitize=address,undefined"]
-    try:
-        binary = compile_harness(tmp_path, "content_main", all_engine_sources(),
-                                 defines=[*flags, "-pthread"])
-    except subprocess.CalledProcessError:
-        pytest.skip(f"no -fsanitize={sanitizer} here")
+    skip_without_sanitizer(flags[0])
+    binary = compile_harness(tmp_path, "content_main", all_engine_sources(),
+                             defines=[*flags, "-pthread"])
     size = 32 * MiB
     image, parent = tmp_path / "disk.vhd", tmp_path / "base.vhd"
     if kind == "differencing":

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from c_harness import compile_harness  # noqa: E402
+from c_harness import compile_harness, skip_without_sanitizer  # noqa: E402
 from c_harness import all_engine_sources as engine_sources  # noqa: E402
 from content_driver import (ContentSession, all_answered_ok, build_content_harness,  # noqa: E402
                             stop_after_each_file_change)
@@ -245,10 +245,8 @@ def test_threaded_stripes_allocate_and_overwrite_in_parallel(tmp_path: Path, san
     race between the allocation path, the BAT page cache and the plain
     writes fails the run."""
     flags = ["-fsanitize=thread"] if sanitizer == "thread" else ["-fsanitize=address,undefined"]
-    try:
-        binary = compile_harness(tmp_path, "content_main", engine_sources(), defines=flags)
-    except subprocess.CalledProcessError:
-        pytest.skip(f"no -fsanitize={sanitizer} here")
+    skip_without_sanitizer(flags[0])
+    binary = compile_harness(tmp_path, "content_main", engine_sources(), defines=flags)
     image, mirror = tmp_path / "disk.vhdx", tmp_path / "mirror.raw"
     qemu_image(image, 32 * MiB, MiB)
     session = ContentSession(binary, image, mirror, 32 * MiB)
