@@ -1,12 +1,8 @@
 /* A new image's source copied into it run by run (source_copy.h). */
-#define _GNU_SOURCE   /* SEEK_DATA / SEEK_HOLE */
-
 #include "disk/source_copy.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base/bytes.h"
 #include "base/vd_errors.h"
@@ -88,19 +84,11 @@ static void vd_source_copy_data_extent(vd_source_copy *copy, const vd_file *file
     if (!vd_source_copy_has_holes(copy, file))
         return;
     if (!(copy->extent_start <= from && from < copy->extent_end)) {
-#if defined(SEEK_DATA) && defined(SEEK_HOLE)
-        off_t found = lseek(file->fd, (off_t)from, SEEK_DATA);
-        if (found < 0) {
-            if (errno == ENXIO)
-                *data = to;   /* only a hole up to the file's end */
-            return;           /* otherwise the file system cannot tell: all data */
-        }
-        off_t hole = lseek(file->fd, found, SEEK_HOLE);
-        copy->extent_start = (uint64_t)found;
-        copy->extent_end = hole > found ? (uint64_t)hole : UINT64_MAX;
-#else
-        return;
-#endif
+        int found = vd_file_data_extent(file, from, &copy->extent_start, &copy->extent_end);
+        if (found == 0)
+            *data = to;   /* only a hole up to the file's end */
+        if (found <= 0)
+            return;       /* else the file system cannot tell: all data */
     }
     *data = copy->extent_start > from ? copy->extent_start : from;
     if (*data >= to) {

@@ -1,5 +1,5 @@
 /* Holes of a host file (file_holes.h). */
-#define _GNU_SOURCE   /* SEEK_DATA */
+#define _GNU_SOURCE   /* SEEK_DATA / SEEK_HOLE */
 
 #include "host/file_holes.h"
 
@@ -34,5 +34,23 @@ uint64_t vd_file_next_data(const vd_file *file, uint64_t offset, uint64_t end)
 #else
     (void)file, (void)end;
     return offset;
+#endif
+}
+
+int vd_file_data_extent(const vd_file *file, uint64_t offset, uint64_t *start, uint64_t *end)
+{
+#if defined(SEEK_DATA) && defined(SEEK_HOLE)
+    if (offset > (uint64_t)INT64_MAX)
+        return -1;
+    off_t found = lseek(file->fd, (off_t)offset, SEEK_DATA);
+    if (found < 0)
+        return errno == ENXIO ? 0 : -1;
+    off_t hole = lseek(file->fd, found, SEEK_HOLE);
+    *start = (uint64_t)found;
+    *end = hole > found ? (uint64_t)hole : UINT64_MAX;
+    return 1;
+#else
+    (void)file, (void)offset, (void)start, (void)end;
+    return -1;
 #endif
 }

@@ -1,7 +1,7 @@
 /* Holes of a host file (SEEK_DATA): ranges the file system keeps no data
  * for, which read zeros, so that a scan for zeros (disk/compact_space.c)
- * and a copy that leaves holes alone (host/file_transfer.c) need not read
- * them. */
+ * and a copy that leaves holes alone (host/file_transfer.c,
+ * disk/source_copy.c) need not read them. */
 #ifndef VDENGINE_FILE_HOLES_H
 #define VDENGINE_FILE_HOLES_H
 
@@ -20,5 +20,13 @@ int vd_file_may_have_holes(const vd_file *file);
  * host cannot tell.  Bytes past the file's end are no hole: the range is
  * cut there, so that a read of them fails as it would without the search. */
 uint64_t vd_file_next_data(const vd_file *file, uint64_t offset, uint64_t end);
+
+/* The extent of data the file holds at or after `offset` (SEEK_DATA, then
+ * SEEK_HOLE): 1 with [*start, *end) set (*end UINT64_MAX when the host
+ * does not say where it ends); 0 when the file holds no data from `offset`
+ * to its end; -1 when the host cannot tell, so that everything may be
+ * data.  For copies that leave holes alone (host/file_transfer.c,
+ * disk/source_copy.c). */
+int vd_file_data_extent(const vd_file *file, uint64_t offset, uint64_t *start, uint64_t *end);
 
 #endif

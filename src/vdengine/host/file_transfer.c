@@ -1,13 +1,8 @@
 /* Copies from an image's file into another file (file_transfer.h). */
-#define _GNU_SOURCE   /* SEEK_DATA / SEEK_HOLE */
-
 #include "host/file_transfer.h"
 
-#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/types.h>
-#include <unistd.h>
 
 #include "base/vd_errors.h"
 #include "host/file_copy.h"
@@ -163,21 +158,19 @@ uint32_t vd_file_transfer_copy(vd_file_transfer *transfer, const vd_file *source
     uint64_t position = from;
     while (position < end) {
         uint64_t data = position, hole = end;
-#if defined(SEEK_DATA) && defined(SEEK_HOLE)
         /* Holes of the source are skipped as cp skips them; a file system
-         * that cannot tell has none (EINVAL: all data). */
-        off_t found = lseek(source->fd, (off_t)position, SEEK_DATA);
-        if (found < 0 && errno == ENXIO)
+         * that cannot tell has none (all data). */
+        uint64_t extent_start, extent_end;
+        int found = vd_file_data_extent(source, position, &extent_start, &extent_end);
+        if (found == 0)
             return VD_ERROR_SUCCESS;   /* only a hole up to the file's end */
-        if (found >= 0) {
-            data = (uint64_t)found;
+        if (found > 0) {
+            data = extent_start;
             if (data >= end)
                 return VD_ERROR_SUCCESS;
-            off_t next_hole = lseek(source->fd, found, SEEK_HOLE);
-            if (next_hole >= 0 && (uint64_t)next_hole < end)
-                hole = (uint64_t)next_hole;
+            if (extent_end < end)
+                hole = extent_end;
         }
-#endif
         uint32_t status = vd_file_transfer_copy_data(transfer, source, data, to + (data - from),
                                                 hole - data);
         if (status != VD_ERROR_SUCCESS)

@@ -85,9 +85,8 @@
 
 #define VD_VHDX_FIXED_DEFAULT_BLOCK_SIZE (UINT32_C(2) << 20)
 
-/* Copy and BAT writes go through a buffer of this size: a divisor of every
- * block size, so no piece straddles two blocks. */
-#define VD_VHDX_COPY_PIECE ((size_t)VD_VHDX_MIB)
+/* A fixed disk's BAT is written through a buffer of this size. */
+#define VD_VHDX_BAT_WRITE_PIECE ((size_t)VD_VHDX_MIB)
 
 /* A locator value's length is a 16-bit byte count. */
 #define VD_VHDX_LOCATOR_MAX_UNITS 32767u
@@ -480,10 +479,10 @@ static uint32_t vd_vhdx_write_metadata(const vd_file *file, const vd_create_spec
  * points at its block, every sector bitmap entry stays 0. */
 static uint32_t vd_vhdx_write_fixed_bat(const vd_file *file, const vd_vhdx_plan *plan)
 {
-    uint8_t *page = malloc(VD_VHDX_COPY_PIECE);
+    uint8_t *page = malloc(VD_VHDX_BAT_WRITE_PIECE);
     if (page == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
-    const uint64_t per_page = VD_VHDX_COPY_PIECE / VD_VHDX_BAT_ENTRY_SIZE;
+    const uint64_t per_page = VD_VHDX_BAT_WRITE_PIECE / VD_VHDX_BAT_ENTRY_SIZE;
     uint32_t status = VD_ERROR_SUCCESS;
     uint64_t block = 0;
     for (uint64_t first = 0; first < plan->bat_entries && status == VD_ERROR_SUCCESS;
