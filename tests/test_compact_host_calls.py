@@ -24,6 +24,7 @@ import _virtdisk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_vhd_write import check_structure  # noqa: E402
+from traced_child import run_traced  # noqa: E402
 from vhdx_layout import layout  # noqa: E402
 
 pytestmark = [
@@ -43,12 +44,7 @@ QEMU_FORMAT = {".vhdx": "vhdx", ".vhd": "vpc"}
 def in_child(script: str, trace: Path | None = None, calls: str = "") -> list[str]:
     """Runs `script` in a Python child, under strace of `calls` when `trace`
     is given; the trace's lines."""
-    command = [sys.executable, "-c", "import virtdisk\n" + textwrap.dedent(script)]
-    if trace is not None:
-        command = ["strace", "-f", "-qq", "-o", str(trace), "-e", f"trace={calls}", *command]
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return trace.read_text().splitlines() if trace is not None else []
+    return run_traced("import virtdisk\n" + textwrap.dedent(script), trace, calls)
 
 
 def make_image(path: Path, zero_blocks: list[int]) -> None:

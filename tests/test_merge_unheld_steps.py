@@ -13,12 +13,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import _virtdisk
 import pytest
+from traced_child import run_traced
 
 pytestmark = [
     pytest.mark.skipif(not _virtdisk.features().get("MergeVirtualDisk", False),
@@ -45,15 +45,9 @@ def put(path, writes, twin):
 def in_child(script: str, trace: Path | None = None) -> int:
     """Runs `script` in a Python child, under strace when `trace` is given;
     the bytes its pread64 calls returned."""
-    command = [sys.executable, "-c", textwrap.dedent(HELPERS) + textwrap.dedent(script)]
-    if trace is not None:
-        command = ["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=pread64", *command]
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    if trace is None:
-        return 0
+    lines = run_traced(textwrap.dedent(HELPERS) + textwrap.dedent(script), trace, "pread64")
     return sum(int(match.group(1)) for match in
-               re.finditer(r"pread64\(.*\)\s+=\s+(\d+)", trace.read_text()))
+               re.finditer(r"pread64\(.*\)\s+=\s+(\d+)", "\n".join(lines)))
 
 
 def chain(tmp_path: Path, suffix: str, writes: list[list[tuple[int, int, int]]]) -> list[Path]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import _virtdisk
 import pytest
+from traced_child import run_traced
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -52,15 +53,9 @@ def fill(path, start, length, twin=None):
 def in_child(script: str, trace: Path | None = None) -> int:
     """Runs `script` in a Python child, under strace when `trace` is given;
     the number of sync_file_range calls that start a writeback."""
-    command = [sys.executable, "-c", textwrap.dedent(WRITE_DATA) + textwrap.dedent(script)]
-    if trace is not None:
-        command = ["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=sync_file_range",
-                   *command]
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    if trace is None:
-        return 0
-    return sum(1 for line in trace.read_text().splitlines()
+    lines = run_traced(textwrap.dedent(WRITE_DATA) + textwrap.dedent(script), trace,
+                       "sync_file_range")
+    return sum(1 for line in lines
                if re.search(r"\bsync_file_range\(.*SYNC_FILE_RANGE_WRITE", line))
 
 
