@@ -70,11 +70,6 @@ def fio(device: str, pattern: str, block: str, depth: int, size: int, runtime: s
     return float(side["bw_bytes"] / MiB if block == "1M" else side["iops"] / 1000)
 
 
-def raw_loop(path: Path) -> str:
-    return subprocess.run(["losetup", "--find", "--show", "--direct-io=on", str(path)],
-                          capture_output=True, text=True, check=True).stdout.strip()
-
-
 def measure(directory: Path, size: int, runtime: str, engine: str,
             rounds: int) -> dict[str, list[float]]:
     """Every row's figures for one place: the devices are all set up first,
@@ -134,7 +129,9 @@ def devices_under_test(directory: Path, size: int) -> Iterator[dict[str, str]]:
 
 @contextlib.contextmanager
 def raw_loop_device(path: Path) -> Iterator[str]:
-    device = raw_loop(path)
+    """A direct-I/O loop device on the file at `path`, detached at the end."""
+    device = subprocess.run(["losetup", "--find", "--show", "--direct-io=on", str(path)],
+                            capture_output=True, text=True, check=True).stdout.strip()
     try:
         yield device
     finally:
@@ -167,11 +164,8 @@ def qemu_fuse_loop(directory: Path, image: Path, direct: bool) -> Iterator[str]:
             if daemon.poll() is not None:
                 raise RuntimeError(f"qemu-storage-daemon ended: {daemon.communicate()[1]}")
             time.sleep(0.05)
-        device = raw_loop(exported)
-        try:
+        with raw_loop_device(exported) as device:
             yield device
-        finally:
-            subprocess.run(["losetup", "-d", device], check=True)
     finally:
         daemon.terminate()
         daemon.wait()
