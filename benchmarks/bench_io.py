@@ -35,7 +35,7 @@ VHD, raw -> fixed VHD, dynamic VHDX -> raw and dynamic VHDX -> dynamic VHD
 (the engine's own copy), against ``cp`` of the raw file (the limit) and
 ``qemu-img convert`` of the same source, each target removed untimed.
 
-The targets of issue 9 are printed at the end as met or MISSED.
+The transfer and conversion targets are printed at the end as met or MISSED.
 
     python benchmarks/bench_io.py [--quick] [--size 256M] [--dir D ...] [--repeats N]
                                   [--no-convert | --only-convert]
@@ -414,7 +414,7 @@ def report_kind(title: str, best: dict[str, dict[str, float]], work: Workload) -
 
 
 def transfer_targets(title: str, best: dict[str, dict[str, float]]) -> list[tuple[str, bool]]:
-    """Issue 9's transfer targets for one image kind on one file system."""
+    """The transfer targets for one image kind on one file system."""
     out: list[tuple[str, bool]] = []
 
     def ratio(path: str, test: str, over: str) -> float:

@@ -82,8 +82,8 @@ def create(
     path: str | os.PathLike[str],
     size: int | str | None = None,
     *,
-    format: str | VirtualStorageTypeDevice | None = None,  # noqa: A002 - the issue's name
-    type: DiskType | None = None,  # noqa: A002 - the issue's name
+    format: str | VirtualStorageTypeDevice | None = None,  # noqa: A002 - CreateVirtualDisk's terms
+    type: DiskType | None = None,  # noqa: A002 - CreateVirtualDisk's terms
     parent: str | os.PathLike[str] | None = None,
     source: str | os.PathLike[str] | None = None,
     block_size: int | str | None = None,

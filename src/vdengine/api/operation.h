@@ -1,5 +1,5 @@
-/* The long operations' common model (Windows' VirtDisk semantics, issue
- * "long operations"): synchronous without an OVERLAPPED; with one, the call
+/* The long operations' common model (Windows' VirtDisk semantics):
+ * synchronous without an OVERLAPPED; with one, the call
  * answers ERROR_IO_PENDING, the work runs on an engine thread and the
  * OVERLAPPED's event (vdengine.h) is set at the end.
  * GetVirtualDiskOperationProgress finds an operation by the OVERLAPPED's
