@@ -25,6 +25,7 @@ import _virtdisk
 import pytest
 
 import virtdisk
+from traced_child import needs_strace
 
 pytestmark = [
     pytest.mark.skipif(not _virtdisk.features().get("RawSCSIVirtualDisk", False),
@@ -79,7 +80,7 @@ def syncs_of_conversion(source: Path, target: Path, kind: str, durable: bool,
                if re.search(r"\b(fsync|fdatasync)\(", line))
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace counts the flushes")
+@needs_strace("strace counts the flushes")
 @pytest.mark.parametrize("suffix,kind", [(".vhdx", "dynamic"), (".vhdx", "fixed"),
                                          (".vhd", "dynamic"), (".vhd", "fixed"),
                                          (".img", "dynamic"), (".img", "fixed")])

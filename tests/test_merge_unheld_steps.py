@@ -18,12 +18,12 @@ from pathlib import Path
 
 import _virtdisk
 import pytest
-from traced_child import run_traced
+from traced_child import needs_strace, run_traced
 
 pytestmark = [
     pytest.mark.skipif(not _virtdisk.features().get("MergeVirtualDisk", False),
                        reason="the long operations are not available here"),
-    pytest.mark.skipif(shutil.which("strace") is None, reason="strace adds up the reads"),
+    needs_strace("strace adds up the reads"),
     pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img checks the result"),
 ]
 

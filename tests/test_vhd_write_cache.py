@@ -28,6 +28,7 @@ import _virtdisk as vd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from content_driver import ContentSession, killed, stop_after_each_file_change  # noqa: E402
+from traced_child import needs_strace  # noqa: E402
 # The harnesses are test_vhd_write's fixtures: the same builds serve both.
 from test_vhd_write import (check_against_mirror, check_structure, dump, engine_image,  # noqa: E402
                             every_sector_old_or_new, fault_harness, harness, has_pyvhdi,
@@ -125,7 +126,7 @@ def syncs_and_bat_writes(trace: Path, image: Path) -> tuple[int, int]:
     return syncs, bat_writes
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace counts the flushes")
+@needs_strace("strace counts the flushes")
 @pytest.mark.parametrize("ending,syncs,bat_writes", [
     ("x", 0, 0),          # killed: nothing flushed, the BAT untouched
     ("e", 1, 1),          # closed: the close commits (data flushed, then the BAT)
@@ -153,7 +154,7 @@ def test_first_writes_of_many_blocks_flush_only_at_the_flush(harness: Path, tmp_
     check_structure(image)
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace counts the flushes")
+@needs_strace("strace counts the flushes")
 def test_a_record_at_its_bound_commits_by_itself(harness: Path, tmp_path: Path) -> None:
     """4 KiB blocks (the builder's: the engine creates none so small), one
     write over 1100 of them, in allocations of 64 blocks: the 17th finds

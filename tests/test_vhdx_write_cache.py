@@ -19,6 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from content_driver import ContentSession, build_content_harness, killed  # noqa: E402
+from traced_child import needs_strace  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -60,7 +61,7 @@ def flushes_of(session: ContentSession, directory: Path) -> int:
     return sum(1 for line in trace.read_text().splitlines() if "sync(" in line)
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace counts the flushes")
+@needs_strace("strace counts the flushes")
 def test_allocating_writes_cost_no_flush_until_the_flush(harness: Path, tmp_path: Path) -> None:
     blocks = 32
     counts = {}
@@ -160,7 +161,7 @@ def partial_writes(session: ContentSession, size: int, block: int) -> None:
         session.write(offset, 64 * 1024)
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace counts the flushes")
+@needs_strace("strace counts the flushes")
 def test_partial_child_writes_cost_no_flush_until_the_flush(harness: Path, creator: Path,
                                                            tmp_path: Path) -> None:
     from test_vhdx_write import make_child

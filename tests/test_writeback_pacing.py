@@ -20,14 +20,14 @@ from pathlib import Path
 
 import _virtdisk
 import pytest
-from traced_child import run_traced
+from traced_child import needs_strace, run_traced
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"),
                        reason="sync_file_range is Linux's; elsewhere the hint does nothing"),
     pytest.mark.skipif(not _virtdisk.features().get("MergeVirtualDisk", False),
                        reason="the long operations are not available here"),
-    pytest.mark.skipif(shutil.which("strace") is None, reason="strace counts the calls"),
+    needs_strace("strace counts the calls"),
     pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img checks the results"),
 ]
 

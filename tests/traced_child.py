@@ -3,9 +3,32 @@ what the engine asks of the host (flushes, reads, kernel copies) in an
 operation run apart from the test process."""
 from __future__ import annotations
 
+import functools
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+
+@functools.cache
+def strace_can_trace() -> bool:
+    """Whether strace is installed and may trace a child here: a container
+    or a Yama ptrace_scope can deny ptrace, and strace then fails."""
+    if shutil.which("strace") is None:
+        return False
+    probe = subprocess.run(["strace", "-f", "-qq", "-o", os.devnull, "true"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def needs_strace(why: str) -> pytest.MarkDecorator:
+    """A skip marker for a test that counts system calls with strace; `why`
+    says what the count shows."""
+    return pytest.mark.skipif(not strace_can_trace(),
+                              reason=f"{why}; strace is missing or ptrace is denied here")
 
 
 def run_traced(script: str, trace: Path | None, calls: str) -> list[str]:

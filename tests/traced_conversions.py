@@ -18,6 +18,7 @@ from pathlib import Path
 
 import _virtdisk
 import pytest
+import traced_child
 import vhdx_builder
 from conversion_sources import QEMU_FORMAT, qemu_made
 
@@ -32,8 +33,7 @@ ENGINE_COPY_MARKS = [
 """What the tests of the engine's copies need: the engine's content path,
 qemu-img to check the results, Linux."""
 
-needs_strace = pytest.mark.skipif(shutil.which("strace") is None,
-                                  reason="strace shows which calls copy")
+needs_strace = traced_child.needs_strace("strace shows which calls copy")
 
 MIB = 1 << 20
 SIZE = 72 * MIB
