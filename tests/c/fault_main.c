@@ -5,6 +5,7 @@
  *
  *   fault_main IMAGE [--readonly] [--fault K] OP...
  *   fault_main OUT --create-child PARENT [--no-copy]
+ *   fault_main OUT --create-from SOURCE [--fixed] [--fault K]
  *
  *   show                   nothing; just the report
  *   identifier GUID        SetVirtualDiskInformation IDENTIFIER
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "virtdisk_api.h"
 #include "disk/chain.h"
@@ -206,28 +208,74 @@ static int run_op(HANDLE handle, int argc, char **argv, int *i)
     return 1;
 }
 
-/* fault_main OUT --create-child PARENT [--no-copy]: CreateVirtualDisk
- * version 2 with ParentPath (the format from OUT's extension), without
- * faults; prints the code. */
-static int create_child(const char *out, const char *parent, int no_copy)
+/* CreateVirtualDisk version 2 of OUT (the format from its extension) with
+ * `parameters`, whose Version2 fields the caller has set; the handle in
+ * *handle on success, for the caller to close. */
+static DWORD create_version2(const char *out, CREATE_VIRTUAL_DISK_PARAMETERS *parameters,
+                             CREATE_VIRTUAL_DISK_FLAG flags, HANDLE *handle)
 {
     VIRTUAL_STORAGE_TYPE type;
     memset(&type, 0, sizeof type);
+    parameters->Version = CREATE_VIRTUAL_DISK_VERSION_2;
+    WCHAR *path = wide_path(out);
+    *handle = NULL;
+    DWORD status = CreateVirtualDisk(&type, path, VIRTUAL_DISK_ACCESS_NONE, NULL, flags, 0, parameters,
+                                     NULL, handle);
+    free(path);
+    return status;
+}
+
+/* fault_main OUT --create-child PARENT [--no-copy]: CreateVirtualDisk
+ * version 2 with ParentPath, without faults; prints the code. */
+static int create_child(const char *out, const char *parent, int no_copy)
+{
     CREATE_VIRTUAL_DISK_PARAMETERS parameters;
     memset(&parameters, 0, sizeof parameters);
-    parameters.Version = CREATE_VIRTUAL_DISK_VERSION_2;
-    WCHAR *path = wide_path(out), *parent_path = wide_path(parent);
+    WCHAR *parent_path = wide_path(parent);
     parameters.Version2.ParentPath = parent_path;
-    HANDLE handle = NULL;
-    CREATE_VIRTUAL_DISK_FLAG flags = no_copy ? CREATE_VIRTUAL_DISK_FLAG_DO_NOT_COPY_METADATA_FROM_PARENT
-                                             : CREATE_VIRTUAL_DISK_FLAG_NONE;
-    DWORD status = CreateVirtualDisk(&type, path, VIRTUAL_DISK_ACCESS_NONE, NULL, flags, 0, &parameters,
-                                     NULL, &handle);
+    HANDLE handle;
+    DWORD status = create_version2(out, &parameters,
+                                   no_copy ? CREATE_VIRTUAL_DISK_FLAG_DO_NOT_COPY_METADATA_FROM_PARENT
+                                           : CREATE_VIRTUAL_DISK_FLAG_NONE, &handle);
     if (status == ERROR_SUCCESS)
         vd_engine_close_handle(handle);
-    free(path);
     free(parent_path);
     printf("{\"create\": %" PRIu32 "}\n", (uint32_t)status);
+    return 0;
+}
+
+/* fault_main OUT --create-from SOURCE [--fixed] [--fault K]:
+ * CreateVirtualDisk version 2 with SourcePath (the format from OUT's
+ * extension; dynamic, or fully allocated with --fixed), every file change
+ * after the first K failing.  Prints the code, the changes the create made
+ * (counted when no K is given, else -1) and whether OUT exists afterwards:
+ * a failed create must leave nothing behind. */
+static int create_from(const char *out, const char *source, int argc, char **argv)
+{
+    int fixed = 0;
+    long fault = -1;
+    for (int i = 4; i < argc; i++) {
+        if (strcmp(argv[i], "--fixed") == 0)
+            fixed = 1;
+        else if (strcmp(argv[i], "--fault") == 0 && i + 1 < argc)
+            fault = strtol(argv[++i], NULL, 0);
+    }
+    CREATE_VIRTUAL_DISK_PARAMETERS parameters;
+    memset(&parameters, 0, sizeof parameters);
+    WCHAR *source_path = wide_path(source);
+    parameters.Version2.SourcePath = source_path;
+    HANDLE handle;
+    vd_fault_writes_left = fault >= 0 ? fault : LONG_MAX;
+    DWORD status = create_version2(out, &parameters,
+                                   fixed ? CREATE_VIRTUAL_DISK_FLAG_FULL_PHYSICAL_ALLOCATION
+                                         : CREATE_VIRTUAL_DISK_FLAG_NONE, &handle);
+    long left = vd_fault_writes_left;
+    vd_fault_writes_left = -1;
+    if (status == ERROR_SUCCESS)
+        vd_engine_close_handle(handle);    /* after the count: a close's flush is not the create's */
+    free(source_path);
+    printf("{\"create\": %" PRIu32 ", \"changes\": %ld, \"exists\": %s}\n", (uint32_t)status,
+           fault < 0 ? LONG_MAX - left : -1L, access(out, F_OK) == 0 ? "true" : "false");
     return 0;
 }
 
@@ -235,6 +283,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 4 && strcmp(argv[2], "--create-child") == 0)
         return create_child(argv[1], argv[3], argc >= 5 && strcmp(argv[4], "--no-copy") == 0);
+    if (argc >= 4 && strcmp(argv[2], "--create-from") == 0)
+        return create_from(argv[1], argv[3], argc, argv);
     if (argc < 2) {
         fprintf(stderr, "usage: %s IMAGE [--readonly] [--fault K] OP...\n", argv[0]);
         return 2;
