@@ -212,6 +212,20 @@ def timed_qemu_commit(place: Path, parent_content: Path | None, content: Path, s
     return timed(lambda: run("qemu-img", "commit", "-q", "-d", "-f", "qcow2", str(child)))
 
 
+def vhdx_chain(place: Path, setup: Setup, full_parent: bool,
+               write_child: Callable[[Path], None]) -> Path:
+    """A dynamic VHDX parent in `place`, empty or holding the benchmark's
+    whole content, and a differencing child over it that `write_child`
+    fills; the child's path."""
+    parent, child = place / "parent.vhdx", place / "child.vhdx"
+    virtdisk.create(parent, setup.size, block_size=setup.block_size).close()
+    if full_parent:
+        write_content(parent, setup, lambda block: False)
+    virtdisk.create(child, parent=parent).close()
+    write_child(child)
+    return child
+
+
 def measure_merge(setup: Setup) -> list[Target]:
     directory, size = setup.directory, setup.size
     everything = (lambda block: False)
@@ -229,10 +243,7 @@ def measure_merge(setup: Setup) -> list[Target]:
             if name == qemu:
                 best(rows, name, timed_qemu_commit(place, None, raw, size))
             else:
-                parent, child = place / "parent.vhdx", place / "child.vhdx"
-                virtdisk.create(parent, size, block_size=setup.block_size).close()
-                virtdisk.create(child, parent=parent).close()
-                write_content(child, setup, everything)
+                child = vhdx_chain(place, setup, False, lambda path: write_content(path, setup, everything))
                 child_bytes = child.stat().st_blocks * 512
                 if name == cp_limit:
                     best(rows, name, timed(lambda: cp(child, place / "copy.vhdx")))
@@ -270,6 +281,13 @@ def sparse_changes(setup: Setup) -> Iterator[tuple[int, bytes]]:
             yield offset, bytes(byte ^ 0xFF for byte in data[:64]) + data[64:]
 
 
+def write_sparse_changes(child: Path, setup: Setup) -> None:
+    """Writes a checkpoint's changes into `child`."""
+    with virtdisk.open(child, read_only=False) as disk:
+        for offset, data in sparse_changes(setup):
+            disk.write(offset, data)
+
+
 def measure_sparse_merge(setup: Setup) -> list[Target]:
     """A checkpoint's merge as Hyper-V makes them: a child holding a few
     blocks of a full parent.  The merge's cost is what the child holds."""
@@ -293,13 +311,7 @@ def measure_sparse_merge(setup: Setup) -> list[Target]:
             if name == qemu:
                 best(rows, name, timed_qemu_commit(place, base_raw, combined_raw, size))
             else:
-                parent, child = place / "parent.vhdx", place / "child.vhdx"
-                virtdisk.create(parent, size, block_size=setup.block_size).close()
-                write_content(parent, setup, everything)
-                virtdisk.create(child, parent=parent).close()
-                with virtdisk.open(child, read_only=False) as disk:
-                    for offset, data in sparse_changes(setup):
-                        disk.write(offset, data)
+                child = vhdx_chain(place, setup, True, lambda path: write_sparse_changes(path, setup))
                 child_bytes = child.stat().st_blocks * 512
                 read_through(child)
                 if name == cp_limit:
