@@ -202,3 +202,41 @@ def test_a_dirty_vhdx_source_is_copied_as_its_log_says(tmp_path: Path, fmt: str)
     same_content(tmp_path / "expected.img", target)
     checked(target)
     assert source.read_bytes() == dirty
+
+
+def image_fstats(trace: Path, *images: Path) -> int:
+    """The fstat calls (newfstatat on an fd) a traced child made on the
+    files of `images`, read from strace -y's fd paths."""
+    names = [str(image.resolve()) for image in images]
+    return sum(1 for line in trace.read_text().splitlines()
+               if "fstat" in line and any(f"<{name}>" in line for name in names))
+
+
+def flattened_fstats(directory: Path, switches: int) -> int:
+    """Flattens a VHD child holding a sector in every other block of a full
+    VHD parent, so that the copy switches files `switches` times; the
+    fstat calls made on the chain's files."""
+    directory.mkdir()
+    reference = directory / "reference.img"
+    reference.write_bytes(os.urandom(32 * MIB))
+    parent = source_image(reference, directory / "parent.vhd", "vhd", "dynamic")
+    child, merged = directory / "child.vhd", directory / "expected.img"
+    writes = [(block * 4 * MIB, 4096) for block in range(switches // 2)]
+    written_child(parent, child, writes, reference.read_bytes(), merged)
+    target, trace = directory / "flat.vhd", directory / "trace"
+    script = f"import virtdisk; virtdisk.convert({str(child)!r}, {str(target)!r})"
+    result = run("strace", "-f", "-qq", "-y", "-o", trace, "-e", "trace=fstat,newfstatat",
+                 sys.executable, "-c", script)
+    assert result.returncode == 0, result.stderr
+    same_content(merged, target)
+    return image_fstats(trace, parent, child)
+
+
+@needs_strace
+def test_a_flattened_chain_asks_the_host_about_each_file_once(tmp_path: Path) -> None:
+    """A file's identity (for the kernel's refusals) and whether it may have
+    holes are asked once per file, not again at every switch between a
+    child's runs and its parent's."""
+    few, many = flattened_fstats(tmp_path / "few", 2), flattened_fstats(tmp_path / "many", 16)
+    assert few > 0, "no fstat of the chain's files seen"
+    assert many == few, (few, many)

@@ -62,15 +62,19 @@ static uint32_t vd_source_copy_run(vd_source_copy *copy, uint64_t offset, uint64
     return VD_ERROR_SUCCESS;
 }
 
-/* Whether `file` may have holes, asked of the host once per file. */
-static int vd_source_copy_has_holes(vd_source_copy *copy, const vd_file *file)
+/* What is known of the holes of `file`: asked of the host when the file
+ * is new to the copy, in the entry used longest ago. */
+static vd_source_file_holes *vd_source_copy_holes_of(vd_source_copy *copy, const vd_file *file)
 {
-    if (copy->extent_file != file) {
-        copy->extent_file = file;
-        copy->extent_file_has_holes = vd_file_may_have_holes(file);
-        copy->extent_start = copy->extent_end = 0;
-    }
-    return copy->extent_file_has_holes;
+    for (unsigned i = 0; i < VD_SOURCE_COPY_FILES; i++)
+        if (copy->files[i].file == file)
+            return &copy->files[i];
+    vd_source_file_holes *entry = &copy->files[copy->next_file];
+    copy->next_file = (copy->next_file + 1u) % VD_SOURCE_COPY_FILES;
+    entry->file = file;
+    entry->may_have_holes = vd_file_may_have_holes(file);
+    entry->extent_start = entry->extent_end = 0;
+    return entry;
 }
 
 /* Where the data of [from, to) of `file` starts and ends: SEEK_DATA and
@@ -81,22 +85,23 @@ static void vd_source_copy_data_extent(vd_source_copy *copy, const vd_file *file
 {
     *data = from;
     *data_end = to;
-    if (!vd_source_copy_has_holes(copy, file))
+    vd_source_file_holes *holes = vd_source_copy_holes_of(copy, file);
+    if (!holes->may_have_holes)
         return;
-    if (!(copy->extent_start <= from && from < copy->extent_end)) {
-        int found = vd_file_data_extent(file, from, &copy->extent_start, &copy->extent_end);
+    if (!(holes->extent_start <= from && from < holes->extent_end)) {
+        int found = vd_file_data_extent(file, from, &holes->extent_start, &holes->extent_end);
         if (found == 0)
             *data = to;   /* only a hole up to the file's end */
         if (found <= 0)
             return;       /* else the file system cannot tell: all data */
     }
-    *data = copy->extent_start > from ? copy->extent_start : from;
+    *data = holes->extent_start > from ? holes->extent_start : from;
     if (*data >= to) {
         *data = to;
         return;
     }
-    if (copy->extent_end < to)
-        *data_end = copy->extent_end;
+    if (holes->extent_end < to)
+        *data_end = holes->extent_end;
 }
 
 /* A piece in the file of `owner`, from the run at `*offset`: the run's data
@@ -123,7 +128,8 @@ static uint32_t vd_source_copy_file_piece(vd_source_copy *copy, uint64_t *offset
     if (data_end != run_end)
         return VD_ERROR_SUCCESS;
     /* In a file with holes, only runs inside the extent of data found. */
-    uint64_t limit = vd_source_copy_has_holes(copy, file) ? copy->extent_end : UINT64_MAX;
+    const vd_source_file_holes *holes = vd_source_copy_holes_of(copy, file);
+    uint64_t limit = holes->may_have_holes ? holes->extent_end : UINT64_MAX;
     while (*offset < end) {
         vd_run next;
         vd_image *next_owner;

@@ -11,6 +11,14 @@
 /* The page size the kernel's copies step by (every host here: 4 KiB). */
 #define VD_FILE_TRANSFER_PAGE 4096u
 
+/* Whether the host copies between files in the kernel: copy_file_range(2),
+ * Linux's (host/file_copy.h); elsewhere every copy goes through a buffer. */
+#if defined(__linux__)
+#define VD_FILE_TRANSFER_IN_KERNEL 1
+#else
+#define VD_FILE_TRANSFER_IN_KERNEL 0
+#endif
+
 int vd_copy_refusals_init(vd_copy_refusals *refusals)
 {
     memset(refusals, 0, sizeof *refusals);
@@ -49,7 +57,6 @@ void vd_file_transfer_begin(vd_file_transfer *transfer, int fd, vd_copy_refusals
     transfer->destination.writable = 1;
     transfer->refusals = refusals;
 #if defined(__linux__)
-    transfer->kernel_copy = 1;
     struct stat info;
     if (fstat(fd, &info) == 0) {
         transfer->destination_known = 1;
@@ -59,42 +66,51 @@ void vd_file_transfer_begin(vd_file_transfer *transfer, int fd, vd_copy_refusals
 #endif
 }
 
-/* The pair of `source` and the destination; 0 when either is unknown
- * (fstat failed: nothing is remembered for it). */
+/* The pair of the current source and the destination; 0 when either is
+ * unknown (fstat failed: nothing is remembered for it). */
 static int vd_file_transfer_pair(const vd_file_transfer *transfer, vd_copy_pair *pair)
 {
     memset(pair, 0, sizeof *pair);
-    pair->source_device = transfer->source_device;
-    pair->source_inode = transfer->source_inode;
+    if (!transfer->destination_known || transfer->source == NULL)
+        return 0;
+    pair->source_device = transfer->source->device;
+    pair->source_inode = transfer->source->inode;
     pair->destination_device = transfer->destination_device;
     pair->destination_inode = transfer->destination_inode;
-    return transfer->destination_known && transfer->source != NULL;
+    return 1;
 }
 
-/* Makes `source` the transfer's current source, and looks up whether the
- * kernel refused it before. */
+/* Makes `source` the transfer's current source: its entry if the transfer
+ * knows it, else the entry used longest ago, filled from fstat and from
+ * whether the kernel refused the pair before. */
 static void vd_file_transfer_source(vd_file_transfer *transfer, const vd_file *source)
 {
-    if (transfer->source == source)
-        return;
-    struct stat info;
+    for (unsigned i = 0; i < VD_FILE_TRANSFER_SOURCES; i++)
+        if (transfer->sources[i].file == source) {
+            transfer->source = &transfer->sources[i];
+            return;
+        }
     transfer->source = NULL;
-    transfer->source_refused = 0;
+    struct stat info;
     if (fstat(source->fd, &info) != 0)
-        return;
-    transfer->source = source;
-    transfer->source_device = (uint64_t)info.st_dev;
-    transfer->source_inode = (uint64_t)info.st_ino;
+        return;   /* unknown: copied through a buffer, asked about again next time */
+    vd_transfer_source *entry = &transfer->sources[transfer->next_source];
+    transfer->next_source = (transfer->next_source + 1u) % VD_FILE_TRANSFER_SOURCES;
+    entry->file = source;
+    entry->device = (uint64_t)info.st_dev;
+    entry->inode = (uint64_t)info.st_ino;
+    entry->refused = 0;
+    transfer->source = entry;
     vd_copy_pair pair;
     if (transfer->refusals != NULL && vd_file_transfer_pair(transfer, &pair))
-        transfer->source_refused = vd_copy_refusals_holds(transfer->refusals, &pair);
+        entry->refused = vd_copy_refusals_holds(transfer->refusals, &pair);
 }
 
 /* The kernel refused the current pair: the rest of the copy takes the
  * pread + pwrite way for it. */
 static void vd_file_transfer_refused(vd_file_transfer *transfer)
 {
-    transfer->source_refused = 1;
+    transfer->source->refused = 1;
     vd_copy_pair pair;
     if (transfer->refusals != NULL && vd_file_transfer_pair(transfer, &pair))
         vd_copy_refusals_add(transfer->refusals, &pair);
@@ -139,7 +155,8 @@ uint32_t vd_file_transfer_copy_data(vd_file_transfer *transfer, const vd_file *s
 {
     uint64_t copied = 0;
     vd_file_transfer_source(transfer, source);
-    if (transfer->kernel_copy && !transfer->source_refused && vd_file_transfer_in_step(from, to)) {
+    if (VD_FILE_TRANSFER_IN_KERNEL && transfer->source != NULL && !transfer->source->refused
+        && vd_file_transfer_in_step(from, to)) {
         uint32_t status = vd_file_transfer_in_kernel(transfer, source, from, to, length, &copied);
         if (status != VD_ERROR_SUCCESS || copied == length)
             return status;

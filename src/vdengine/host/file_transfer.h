@@ -38,18 +38,29 @@ typedef struct vd_copy_refusals {
 int vd_copy_refusals_init(vd_copy_refusals *refusals);
 void vd_copy_refusals_destroy(vd_copy_refusals *refusals);
 
+/* The source files a transfer remembers at once (an image's file, or a
+ * flattened chain's few): each is asked about once, not at every switch
+ * between them; a longer chain asks again, which costs, but is correct. */
+#define VD_FILE_TRANSFER_SOURCES 4u
+
+/* A source file: its identity for the refusals, and whether the kernel
+ * refused to copy from it into the destination. */
+typedef struct vd_transfer_source {
+    const vd_file *file;       /* NULL: an unused entry */
+    uint64_t device, inode;
+    int refused;
+} vd_transfer_source;
+
 /* One transfer's state: the destination, where refusals are remembered,
- * and the source it copied from last (an image's file, or a chain's few:
- * asked about once, not on every run). */
+ * and the sources it copied from. */
 typedef struct vd_file_transfer {
     vd_file destination;   /* fd and writable set; never closed here */
     vd_copy_refusals *refusals;
-    int kernel_copy;       /* 0: the host has no copy_file_range */
     int destination_known;
     uint64_t destination_device, destination_inode;
-    const vd_file *source;     /* NULL until a copy from a file */
-    uint64_t source_device, source_inode;
-    int source_refused;        /* the kernel refused the pair */
+    vd_transfer_source sources[VD_FILE_TRANSFER_SOURCES];
+    vd_transfer_source *source;    /* the entry of the current source; NULL before one */
+    unsigned next_source;          /* the entry a new source takes */
 } vd_file_transfer;
 
 /* A transfer into the descriptor `fd`, open for writing (the caller keeps
