@@ -18,9 +18,10 @@
 #define VD_POWER_OF_TWO_SLOTS 67
 static PyObject *vd_power_of_two_ints[VD_POWER_OF_TWO_SLOTS];
 
-/* Makes the powers of two (at the module's start, every slot empty); -1
- * with an exception set when one cannot be made.  A slot found taken would
- * answer one power with another's int: refused rather than kept. */
+/* Makes the powers of two (at the module's start); -1 with an exception
+ * set when one cannot be made.  A slot already holding its power (kept from
+ * an earlier start, see vd_answer_ints_empty) stays; one holding another
+ * value would answer one power with another's int, and is refused. */
 static int vd_answer_ints_start(void)
 {
     int shift;
@@ -28,23 +29,28 @@ static int vd_answer_ints_start(void)
         unsigned long long power = 1ULL << shift;
         PyObject **slot = &vd_power_of_two_ints[power % VD_POWER_OF_TWO_SLOTS];
         if (*slot != NULL) {
-            PyErr_SetString(PyExc_SystemError, "two powers of two share a slot");
-            return -1;
-        }
-        if ((*slot = PyLong_FromUnsignedLongLong(power)) == NULL) {
+            if (PyLong_AsUnsignedLongLong(*slot) != power) {
+                PyErr_SetString(PyExc_SystemError, "two powers of two share a slot");
+                return -1;
+            }
+        } else if ((*slot = PyLong_FromUnsignedLongLong(power)) == NULL) {
             return -1;
         }
     }
     return 0;
 }
 
-/* Lets go of the powers of two (at exit): later answers make their own. */
+/* Lets go of the powers of two (at exit, the GIL held): later answers make
+ * their own.  A free-threaded build keeps them, as other threads may still
+ * be reading the slots then. */
 static void vd_answer_ints_empty(void)
 {
+#ifndef Py_GIL_DISABLED
     int slot;
     for (slot = 0; slot < VD_POWER_OF_TWO_SLOTS; slot++) {
         Py_CLEAR(vd_power_of_two_ints[slot]);
     }
+#endif
 }
 
 /* An int for `value`: the one made at the start for a power of two, else a
