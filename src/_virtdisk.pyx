@@ -16,6 +16,7 @@ built from keyword arguments named after their fields; handles are
 
 cimport cython
 
+import atexit
 import enum
 import errno
 import os
@@ -101,7 +102,14 @@ cdef extern from "_virtdisk_answers.h":
     void vd_answer_set_constructor(object constructor)
     int vd_answer_type_seal(object type) except -1
     object vd_answer_alloc(object type, Py_ssize_t size)
+    void vd_answer_track(object answer)
+    object vd_answer_of_ints(object type, Py_ssize_t size, const unsigned long long *values)
     void PyStructSequence_SET_ITEM(object answer, Py_ssize_t index, object value)
+    void vd_kept_answers_start()
+    void vd_kept_answers_empty()
+    Py_ssize_t vd_kept_answer_total()
+    int vd_answer_ints_start() except -1
+    void vd_answer_ints_empty()
 
 
 def _answer_new(cls, *values, **fields):
@@ -164,6 +172,29 @@ cdef frozenset _ANSWER_TYPES = frozenset({
     StorageDependencyInfo, VirtualDiskProgress, ChangedRanges, RawScsiResponse})
 
 
+# From here until the interpreter exits, freed answers are kept for the next
+# ones (_virtdisk_kept_answers.h) and powers of two are answered with ints
+# made once (_virtdisk_answer_ints.h).  The atexit hook lets go of both while
+# the module is still whole; an answer made or freed later does without.
+vd_answer_ints_start()
+vd_kept_answers_start()
+
+
+def _empty_kept_answers() -> None:
+    """Frees the kept answers and the ints made once, and keeps no more (run
+    at exit)."""
+    vd_kept_answers_empty()
+    vd_answer_ints_empty()
+
+
+def _kept_answer_count() -> int:
+    """How many freed answers are kept for reuse now (for tests)."""
+    return vd_kept_answer_total()
+
+
+atexit.register(_empty_kept_answers)
+
+
 cdef inline void _put(object answer, Py_ssize_t index, object value) noexcept:
     Py_INCREF(value)  # PyStructSequence_SET_ITEM takes the reference over
     PyStructSequence_SET_ITEM(answer, index, value)
@@ -175,6 +206,7 @@ cdef object _result(object cls, tuple values):
     cdef Py_ssize_t index
     for index in range(PyTuple_GET_SIZE(values)):
         _put(answer, index, values[index])
+    vd_answer_track(answer)
     return answer
 
 
@@ -182,6 +214,7 @@ cdef inline object _result2(object cls, object first, object second):
     cdef object answer = vd_answer_alloc(cls, 2)
     _put(answer, 0, first)
     _put(answer, 1, second)
+    vd_answer_track(answer)
     return answer
 
 
@@ -190,6 +223,7 @@ cdef inline object _result3(object cls, object first, object second, object thir
     _put(answer, 0, first)
     _put(answer, 1, second)
     _put(answer, 2, third)
+    vd_answer_track(answer)
     return answer
 
 
@@ -200,6 +234,7 @@ cdef inline object _result4(object cls, object first, object second, object thir
     _put(answer, 1, second)
     _put(answer, 2, third)
     _put(answer, 3, fourth)
+    vd_answer_track(answer)
     return answer
 
 
@@ -1282,14 +1317,25 @@ cdef object _optional_from_wide(const WCHAR *text):
 # ---------------------------------------------------------------------------
 # Information
 
+# The type of the answer built most often, kept at C level: the call that
+# builds it skips the module-dict look-up of the name.
+cdef object _VIRTUAL_DISK_SIZE = VirtualDiskSize
+
+
+cdef inline object _size_value(const GET_VIRTUAL_DISK_INFO *info):
+    """A new VirtualDiskSize for `info.Size`, made in C (an answer of ints)."""
+    cdef unsigned long long[4] sizes = [info.Size.VirtualSize, info.Size.PhysicalSize,
+                                        info.Size.BlockSize, info.Size.SectorSize]
+    return vd_answer_of_ints(_VIRTUAL_DISK_SIZE, 4, sizes)
+
+
 cdef object _info_value(GET_VIRTUAL_DISK_INFO *info, ULONG size):
     """Converts the union arm `info.Version` selects."""
     cdef GET_VIRTUAL_DISK_INFO_VERSION version = info.Version
     cdef size_t units
     cdef char *base = <char *>info
     if version == api.GET_VIRTUAL_DISK_INFO_SIZE:
-        return _result4(VirtualDiskSize, info.Size.VirtualSize, info.Size.PhysicalSize,
-                        info.Size.BlockSize, info.Size.SectorSize)
+        return _size_value(info)
     if version == api.GET_VIRTUAL_DISK_INFO_IDENTIFIER:
         return _uuid_from_guid(&info.Identifier)
     if version == api.GET_VIRTUAL_DISK_INFO_PARENT_LOCATION:
@@ -1360,8 +1406,10 @@ def GetVirtualDiskInformation(handle, version):
     with nogil:
         code = api.GetVirtualDiskInformation(native, &size, info, &used)
     if code == api.ERROR_SUCCESS:
-        if requested == api.GET_VIRTUAL_DISK_INFO_SIZE and isinstance(handle, VirtualDiskHandle):
-            return (<VirtualDiskHandle>handle)._size_answer(info)
+        if requested == api.GET_VIRTUAL_DISK_INFO_SIZE:
+            if isinstance(handle, VirtualDiskHandle):
+                return (<VirtualDiskHandle>handle)._size_answer(info)
+            return _size_value(info)
         return _info_value(info, used if used else size)
     info = NULL
     try:

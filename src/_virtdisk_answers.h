@@ -11,6 +11,10 @@
 #define VIRTDISK_ANSWERS_H
 
 #include <Python.h>
+#include <string.h>
+
+#include "_virtdisk_answer_ints.h"
+#include "_virtdisk_kept_answers.h"
 
 /* A description whose sequence is every field of `fields` (the array ends
  * with its {NULL} sentinel, which is not a field). */
@@ -117,18 +121,32 @@ static PyStructSequence_Desc vd_raw_scsi_response = VD_ANSWER(
 /* An answer's tp_dealloc: structseq's own, less its look-up of the field
  * count in the type's dict, which cost as much as the rest of freeing a
  * SIZE answer.  An answer's size is its field count (see vd_answer_alloc).
- * The trashcan bounds the C stack when answers nest deeply (an answer
- * holding an answer, a million deep). */
-static void vd_answer_dealloc(PyObject *answer)
+ * The object is kept for a later answer when its list has room
+ * (_virtdisk_kept_answers.h).  The trashcan bounds the C stack when answers
+ * nest deeply (an answer holding an answer, a million deep); an untracked
+ * answer holds ints alone (vd_answer_track), nests nothing and skips it. */
+static void vd_answer_free(PyObject *answer)
 {
-    PyTypeObject *type = Py_TYPE(answer);
     Py_ssize_t index;
-    PyObject_GC_UnTrack(answer);
-    Py_TRASHCAN_BEGIN(answer, vd_answer_dealloc)
     for (index = 0; index < Py_SIZE(answer); index++) {
         Py_XDECREF(PyTuple_GET_ITEM(answer, index));
     }
-    PyObject_GC_Del(answer);
+    if (!vd_kept_answer_put(answer)) {
+        PyObject_GC_Del(answer);
+    }
+}
+
+static void vd_answer_dealloc(PyObject *answer)
+{
+    PyTypeObject *type = Py_TYPE(answer);
+    if (!PyObject_GC_IsTracked(answer)) {
+        vd_answer_free(answer);
+        Py_DECREF(type);
+        return;
+    }
+    PyObject_GC_UnTrack(answer);
+    Py_TRASHCAN_BEGIN(answer, vd_answer_dealloc)
+    vd_answer_free(answer);
     Py_DECREF(type);
     Py_TRASHCAN_END
 }
@@ -190,25 +208,71 @@ static int vd_answer_type_seal(PyObject *type)
     return 0;
 }
 
-/* An answer of `type`, which has `size` fields, with every item still NULL:
- * the caller fills each before the object escapes.  Every field of an answer
- * is in its sequence (VD_ANSWER), so the object is a tuple of `size` items,
- * which the type's tp_alloc (the generic one tuple subclasses get) makes as
- * PyStructSequence_New does, tracked by the garbage collector as the
- * structseq constructor leaves it.  PyStructSequence_New itself would first
- * look the sizes up in the type's dict, twice: on CPython 3.11 that made a
- * fresh SIZE answer cost a third more instructions than the whole rest of
- * the call's answer.  From 3.14 a tuple caches its hash, -1 meaning "not
- * computed", which the zero-filled allocation must be told. */
+/* An answer of `type`, which has `size` fields, with every item still NULL
+ * and not yet tracked by the garbage collector: the caller fills each item
+ * before the object escapes, then calls vd_answer_track.  Every field of an
+ * answer is in its sequence (VD_ANSWER), so the object is a tuple of `size`
+ * items: a kept one (_virtdisk_kept_answers.h) when there is one, else a new
+ * one of the type's own size.  PyStructSequence_New would first look the
+ * sizes up in the type's dict, twice: on CPython 3.11 that made a fresh SIZE
+ * answer cost a third more instructions than the whole rest of the call's
+ * answer.  From 3.14 a tuple caches its hash, -1 meaning "not computed". */
 static PyObject *vd_answer_alloc(PyObject *type, Py_ssize_t size)
 {
     PyTypeObject *answer_type = (PyTypeObject *)type;
-    PyObject *answer = answer_type->tp_alloc(answer_type, size);
-#if PY_VERSION_HEX >= 0x030E0000
+    PyObject *answer = vd_kept_answer_take(size);
     if (answer != NULL) {
-        ((PyTupleObject *)answer)->ob_hash = -1;
+        (void)PyObject_InitVar((PyVarObject *)answer, answer_type, size);
+    } else {
+        answer = (PyObject *)PyObject_GC_NewVar(PyTupleObject, answer_type, size);
+        if (answer == NULL) {
+            return NULL;
+        }
     }
+    memset(((PyTupleObject *)answer)->ob_item, 0, (size_t)size * sizeof(PyObject *));
+#if PY_VERSION_HEX >= 0x030E0000
+    ((PyTupleObject *)answer)->ob_hash = -1;
 #endif
+    return answer;
+}
+
+/* Hands a filled answer to the garbage collector, unless each item is an int
+ * (a bool included): such an answer can be part of no reference cycle, so
+ * the collector need not visit it, as CPython leaves tuples of ints alone.
+ * An answer that holds anything else (a string, a list, an enum member,
+ * another answer) is tracked, as any tuple that may hold a list is.
+ * Each item is set. */
+static void vd_answer_track(PyObject *answer)
+{
+    Py_ssize_t index;
+    for (index = 0; index < Py_SIZE(answer); index++) {
+        PyTypeObject *item_type = Py_TYPE(PyTuple_GET_ITEM(answer, index));
+        if (item_type != &PyLong_Type && item_type != &PyBool_Type) {
+            PyObject_GC_Track(answer);
+            return;
+        }
+    }
+}
+
+/* An answer of `type`, which has `size` fields, whose items are the ints
+ * `values` in field order: made in C, each new int handed to its slot, and
+ * left untracked, as vd_answer_track leaves an answer of ints. */
+static PyObject *vd_answer_of_ints(PyObject *type, Py_ssize_t size,
+                                   const unsigned long long *values)
+{
+    PyObject *answer = vd_answer_alloc(type, size);
+    Py_ssize_t index;
+    if (answer == NULL) {
+        return NULL;
+    }
+    for (index = 0; index < size; index++) {
+        PyObject *item = vd_int_from_u64(values[index]);
+        if (item == NULL) {
+            Py_DECREF(answer);
+            return NULL;
+        }
+        PyStructSequence_SET_ITEM(answer, index, item);
+    }
     return answer;
 }
 

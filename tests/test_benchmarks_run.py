@@ -119,8 +119,10 @@ def test_bench_answer_instructions_quick_prints_its_counts() -> None:
     if shutil.which("valgrind") is None:
         pytest.skip("valgrind is not installed (the benchmark counts with callgrind)")
     output = run_quick("bench_answer_instructions.py")
-    for kind in ("fresh SIZE answer (raw handle)", "repeated SIZE answer (VirtualDiskHandle)",
-                 "int answer (FRAGMENTATION)"):
+    for kind in ("fresh SIZE answer (raw handle)", "fresh SIZE answer, sizes not powers of two",
+                 "repeated SIZE answer (VirtualDiskHandle)", "int answer (FRAGMENTATION)"):
         assert f"\n  {kind} " in output
-    assert output.count("instructions/call") == 3
-    assert "building the four-field answer:" in output and "x the int answer's call" in output
+    assert output.count("instructions/call") == 4
+    assert "building the four-field answer (powers of two):" in output
+    assert "building the four-field answer (two ints made):" in output
+    assert output.count("x the int answer's call") == 2
