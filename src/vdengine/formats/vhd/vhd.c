@@ -442,12 +442,10 @@ static uint32_t vd_vhd_read_sparse(vd_image *image, vd_image *parent, uint64_t o
         uint32_t block = (uint32_t)(offset / state->block_size);
         uint64_t block_start = (uint64_t)block * state->block_size;
         uint32_t in_block = (uint32_t)(offset - block_start);
-        /* A step ends at the block's end or its bitmap window's, whichever
-         * comes first (block sizes and windows are both powers of two). */
-        uint64_t step_end = (in_block / window_bytes + 1) * window_bytes;
-        if (step_end > state->block_size)
-            step_end = state->block_size;
-        uint64_t step = step_end - in_block;
+        /* A step ends at the block's end; where the bitmap is read, at its
+         * window's end when that comes first (block sizes and windows are
+         * both powers of two). */
+        uint64_t step = state->block_size - in_block;
         if (step > length)
             step = length;
 
@@ -457,16 +455,24 @@ static uint32_t vd_vhd_read_sparse(vd_image *image, vd_image *parent, uint64_t o
         } else {
             /* The whole block (up to the disk's end) must lie in the file. */
             uint64_t bitmap_offset = (uint64_t)entry * VD_VHD_SECTOR_SIZE;
-            uint64_t block_bytes = image->virtual_size - block_start;
-            if (block_bytes > state->block_size)
-                block_bytes = state->block_size;
-            uint64_t block_end = bitmap_offset + state->bitmap_size + block_bytes;
+            uint64_t block_end = bitmap_offset + state->bitmap_size
+                                 + vd_vhd_block_bytes(image, state, block);
             if (block_end > atomic_load_explicit(&state->file_end, memory_order_acquire))
                 return vd_fail(VD_ERROR_VHD_BLOCK_ALLOCATION_TABLE_CORRUPT,
                                "BAT entry %" PRIu32 " points past the end of the file (block ends at %" PRIu64 ")",
                                block, block_end);
-            status = vd_vhd_read_window(image, parent, block_start, bitmap_offset, in_block,
-                                        out, (uint32_t)step);
+            int all;
+            status = vd_vhd_block_all_present(image, state, block, entry, &all);
+            if (status == VD_ERROR_SUCCESS && all) {
+                status = vd_file_read(&image->file, bitmap_offset + state->bitmap_size + in_block,
+                                      out, (size_t)step);
+            } else if (status == VD_ERROR_SUCCESS) {
+                uint64_t window_end = (in_block / window_bytes + 1) * window_bytes;
+                if (step > window_end - in_block)
+                    step = window_end - in_block;
+                status = vd_vhd_read_window(image, parent, block_start, bitmap_offset, in_block,
+                                            out, (uint32_t)step);
+            }
         }
         if (status != VD_ERROR_SUCCESS)
             return status;

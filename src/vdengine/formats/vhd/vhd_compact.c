@@ -103,7 +103,8 @@ static uint32_t vd_vhd_compact_commit(vd_vhd_compact_run *c, vd_vhd_compact_batc
         atomic_store_explicit(&c->table[block], batch->value[i], memory_order_release);
         if (batch->value[i] != VD_VHD_BAT_UNALLOCATED)
             continue;
-        atomic_store_explicit(&c->state->present[block], 0, memory_order_release);
+        atomic_store_explicit(&vd_vhd_flags_of(c->state)[block], VD_VHD_BITS_UNKNOWN,
+                              memory_order_release);
         /* A hole that cannot be punched costs only space. */
         vd_extent freed = vd_vhd_compact_place(c, old);
         if (punch && freed.end > freed.start)

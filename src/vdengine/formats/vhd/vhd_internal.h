@@ -6,6 +6,7 @@
 #define VDENGINE_VHD_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,20 @@
  * block's bitmap and data are written (the file's BAT follows at the next
  * commit, vhd_commit.c). */
 typedef _Atomic(uint32_t) vd_vhd_entry;
+
+/* What an open knows of one allocated block's sector bitmap.  Only this
+ * open writes the file (its lock says so), and only `lock`'s holders change
+ * a bitmap, so the knowledge stays true until they change it: a write that
+ * marks sectors, an allocation, a compact that drops the block (UNKNOWN
+ * again).  No path clears a bit of a block that stays allocated: unmap
+ * writes zeros (dynamic) or marks sectors (differencing), block moves copy
+ * the bitmap, resize reopens the image. */
+enum vd_vhd_bits {
+    VD_VHD_BITS_UNKNOWN = 0,     /* not read yet, or the block unallocated */
+    VD_VHD_BITS_ALL = 1,         /* every sector of the block is present */
+    VD_VHD_BITS_SOME = 2         /* some sector is not: reads read the bits */
+};
+typedef _Atomic(uint8_t) vd_vhd_flag;
 
 /* Blocks whose BAT entries may wait for one commit.  A sequential run of
  * this many has its entries in 8 BAT sectors, one 4 KiB write; with 2 MiB
@@ -47,10 +62,11 @@ typedef struct vd_vhd_state {
     /* Set once the first write found the BAT sound (every block inside the
      * file, clear of the structures and of each other). */
     _Atomic(int) checked;
-    /* One flag per block, set when every sector of the block is marked
-     * present in its bitmap: writes into it are a single pwrite.  Allocated
-     * with `checked`. */
-    _Atomic(uint8_t) *present;
+    /* What this open knows of each block's sector bitmap (vd_vhd_bits,
+     * vhd_present.c): where every sector is marked present, a read or a
+     * write of the block is a single pread or pwrite.  Allocated by the
+     * first read or write that asks. */
+    _Atomic(vd_vhd_flag *) present;
     uint8_t *scratch;            /* one sector bitmap, used under `lock` */
     /* Blocks allocated since the last commit (vhd_commit.c), in the order
      * they were: `table` names them, the file's BAT does not yet.  Under
@@ -62,6 +78,21 @@ typedef struct vd_vhd_state {
 /* The BAT of a dynamic or differencing image, read on first use (open
  * checked that it lies inside the file). */
 uint32_t vd_vhd_table(vd_vhd_state *state, const vd_file *file, vd_vhd_entry **out);
+
+/* The per-block flags (vd_vhd_bits), allocated on first use; NULL when
+ * memory runs out (the caller then reads the bitmaps as it goes). */
+vd_vhd_flag *vd_vhd_present_flags(vd_vhd_state *state);
+/* Whether every sector of allocated block `block`, whose table entry the
+ * caller loaded as `entry`, is present (*all).  The first ask of a block
+ * reads its bitmap under `lock` and remembers the answer; later ones cost
+ * an atomic load. */
+uint32_t vd_vhd_block_all_present(vd_image *image, vd_vhd_state *state, uint32_t block,
+                                  uint32_t entry, int *all);
+/* The flags of the write path, which vd_vhd_ready allocated. */
+static inline vd_vhd_flag *vd_vhd_flags_of(vd_vhd_state *state)
+{
+    return atomic_load_explicit(&state->present, memory_order_acquire);
+}
 
 /* Write-side parts of a new state (`file_size`: the file's size at open)
  * and their release (the state itself is vhd.c's to free). */
@@ -101,6 +132,10 @@ static inline int vd_vhd_bitmap_bit(const uint8_t *bitmap, uint32_t index)
 {
     return bitmap[index / 8] >> (7 - index % 8) & 1;   /* MSB first */
 }
+
+/* Whether the bits of sectors [first, end) of `bitmap` are all set
+ * (vhd_present.c). */
+int vd_vhd_bits_set(const uint8_t *bitmap, uint32_t first, uint32_t end);
 
 /* The bitmap bits of the sectors [in_block, in_block + length) of an
  * allocated block, all within one window (vhd.c): loaded once, then read

@@ -4,7 +4,8 @@
  *   - dynamic and differencing: a block the BAT does not name is absent
  *     (zeros in a dynamic disk, the parent's in a differencing one); in an
  *     allocated block each sector is in the file where its bitmap bit is
- *     set and absent where it is clear, so runs end where the bit changes.
+ *     set and absent where it is clear, so runs end where the bit changes
+ *     (a block whose every bit is set is one run, vhd_present.c).
  * A block the read would refuse (it ends past the file) is VD_RUN_READ,
  * so that the read reports it. */
 #include "disk/image.h"
@@ -76,6 +77,16 @@ uint32_t vd_vhd_map_sparse(vd_image *image, uint64_t offset, uint64_t length, vd
     if (block_end > atomic_load_explicit(&state->file_end, memory_order_acquire)) {
         run->kind = VD_RUN_READ;
         run->length = step;
+        return VD_ERROR_SUCCESS;
+    }
+    int all;
+    uint32_t known = vd_vhd_block_all_present(image, state, block, entry, &all);
+    if (known != VD_ERROR_SUCCESS)
+        return known;
+    if (all) {
+        run->kind = VD_RUN_FILE;
+        run->length = step;
+        run->file_offset = bitmap_offset + state->bitmap_size + in_block;
         return VD_ERROR_SUCCESS;
     }
     uint64_t window_bytes = (uint64_t)VD_VHD_WINDOW_SECTORS * VD_VHD_SECTOR_SIZE;

@@ -6,10 +6,11 @@
  *
  * Dynamic and differencing disks.  A write into sectors whose bitmap bits
  * are set is a pwrite into the block: no lock, no metadata I/O.  Each
- * block has a flag (state->present) telling that every one of its sectors
- * is marked present; a write into such a block goes straight to the data.
- * The first write into a block of this open whose flag is not yet known
- * reads the block's bitmap once, under the lock.
+ * block has a flag (state->present, vhd_present.c) telling that every one
+ * of its sectors is marked present; a write into such a block goes
+ * straight to the data.  A write into a block of this open whose flag does
+ * not say so reads the block's bitmap, under the lock, and sets the flag
+ * from what it finds (reads learn it too).
  *
  * A write into sectors whose bits are clear (an allocated block of a
  * differencing child that holds only some sectors, or a dynamic block a
@@ -111,7 +112,7 @@ uint32_t vd_vhd_write_init(vd_vhd_state *state, uint64_t file_size)
 {
     atomic_init(&state->file_end, file_size);
     atomic_init(&state->checked, 0);
-    state->present = NULL;
+    atomic_init(&state->present, NULL);
     state->scratch = NULL;
     return pthread_mutex_init(&state->lock, NULL) == 0 ? VD_ERROR_SUCCESS
                                                        : VD_ERROR_NOT_ENOUGH_MEMORY;
@@ -119,9 +120,9 @@ uint32_t vd_vhd_write_init(vd_vhd_state *state, uint64_t file_size)
 
 void vd_vhd_write_release(vd_vhd_state *state)
 {
-    free((void *)state->present);
+    free((void *)atomic_load_explicit(&state->present, memory_order_relaxed));
     free(state->scratch);
-    state->present = NULL;
+    atomic_store_explicit(&state->present, NULL, memory_order_relaxed);
     state->scratch = NULL;
     pthread_mutex_destroy(&state->lock);
 }
@@ -176,21 +177,6 @@ uint32_t vd_vhd_flush(vd_image *image)
 }
 
 /* ---- sector bitmaps (MSB first: bit 7 of byte 0 is sector 0) */
-
-static int vd_vhd_bits_set(const uint8_t *bitmap, uint32_t first, uint32_t end)
-{
-    uint32_t sector = first;
-    for (; sector < end && sector % 8 != 0; sector++)
-        if (!(bitmap[sector / 8] >> (7 - sector % 8) & 1))
-            return 0;
-    for (; sector + 8 <= end; sector += 8)
-        if (bitmap[sector / 8] != 0xFF)
-            return 0;
-    for (; sector < end; sector++)
-        if (!(bitmap[sector / 8] >> (7 - sector % 8) & 1))
-            return 0;
-    return 1;
-}
 
 /* Sets the bits of sectors [first, end); [*low, *high) are the bytes that
  * changed (empty when none did). */
@@ -318,9 +304,9 @@ static uint32_t vd_vhd_check_table(vd_image *image, vd_vhd_state *state)
     if (status != VD_ERROR_SUCCESS)
         return status;
 
-    state->present = calloc((size_t)state->table_entries + 1, sizeof *state->present);
+    /* Flags the reads learned before stay: they are facts of the file. */
     state->scratch = malloc(state->bitmap_size);
-    if (state->present == NULL || state->scratch == NULL)
+    if (vd_vhd_present_flags(state) == NULL || state->scratch == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;   /* freed by release */
     atomic_store_explicit(&state->checked, 1, memory_order_release);
     return VD_ERROR_SUCCESS;
@@ -333,9 +319,7 @@ uint32_t vd_vhd_ready(vd_image *image, vd_vhd_state *state)
     pthread_mutex_lock(&state->lock);
     uint32_t status = VD_ERROR_SUCCESS;
     if (!atomic_load_explicit(&state->checked, memory_order_relaxed)) {
-        free((void *)state->present);
         free(state->scratch);
-        state->present = NULL;
         state->scratch = NULL;
         status = vd_vhd_check_table(image, state);
     }
@@ -413,10 +397,12 @@ static uint32_t vd_vhd_allocate(vd_image *image, vd_vhd_state *state, vd_vhd_ent
     }
     /* The blocks are this open's now; the file's BAT names them at the
      * next commit (vhd_commit.c). */
+    vd_vhd_flag *flags = vd_vhd_flags_of(state);
     for (size_t i = 0; i < n && status == VD_ERROR_SUCCESS; i++) {
         uint32_t sectors = (uint32_t)(vd_vhd_block_bytes(image, state, pieces[i].block) / VD_VHD_SECTOR_SIZE);
         int whole = !differencing || (pieces[i].within == 0 && pieces[i].count == sectors * VD_VHD_SECTOR_SIZE);
-        atomic_store_explicit(&state->present[pieces[i].block], (uint8_t)whole, memory_order_release);
+        atomic_store_explicit(&flags[pieces[i].block], whole ? VD_VHD_BITS_ALL : VD_VHD_BITS_SOME,
+                              memory_order_release);
         atomic_store_explicit(&table[pieces[i].block], (uint32_t)(starts[i] / VD_VHD_SECTOR_SIZE),
                               memory_order_release);
         vd_vhd_pending_add(state, pieces[i].block);
@@ -455,8 +441,10 @@ static uint32_t vd_vhd_write_marking(vd_image *image, vd_vhd_state *state, uint3
             status = vd_file_write(&image->file, bitmap_offset + from, bitmap + from,
                                    (size_t)(to - from));
     }
-    if (status == VD_ERROR_SUCCESS && vd_vhd_bits_set(bitmap, 0, sectors))
-        atomic_store_explicit(&state->present[piece->block], 1, memory_order_release);
+    if (status == VD_ERROR_SUCCESS)
+        atomic_store_explicit(&vd_vhd_flags_of(state)[piece->block],
+                              vd_vhd_bits_set(bitmap, 0, sectors) ? VD_VHD_BITS_ALL : VD_VHD_BITS_SOME,
+                              memory_order_release);
     return status;
 }
 
@@ -527,7 +515,8 @@ static uint32_t vd_vhd_write_blocks(vd_image *image, uint64_t offset, const uint
         uint64_t done = vd_vhd_span(state, offset, length, &block, &within);
         uint32_t entry = atomic_load_explicit(&table[block], memory_order_acquire);
         if (entry != VD_VHD_BAT_UNALLOCATED
-            && atomic_load_explicit(&state->present[block], memory_order_acquire)) {
+            && atomic_load_explicit(&vd_vhd_flags_of(state)[block], memory_order_acquire)
+                   == VD_VHD_BITS_ALL) {
             /* The common case: no lock, no metadata. */
             status = vd_vhd_put(&image->file,
                                 (uint64_t)entry * VD_VHD_SECTOR_SIZE + state->bitmap_size + within,
