@@ -32,7 +32,7 @@ from c_harness import all_engine_sources, compile_harness, skip_without_sanitize
 from content_driver import ContentSession, build_content_harness  # noqa: E402
 from test_vhd_write import (check_against_mirror, engine_image, qemu_image, run,  # noqa: E402
                             run_stripes, stripe_expectation)
-from traced_child import run_traced  # noqa: E402
+from traced_child import needs_strace, run_traced  # noqa: E402
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -96,7 +96,7 @@ def preads_of_reads(image: Path, trace: Path, count: int) -> int:
     return sum(1 for line in lines if re.search(r"pread64\(", line))
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace counts the reads")
+@needs_strace("strace counts the reads")
 @pytest.mark.parametrize("kind", ["dynamic VHD", "differencing VHD", "dynamic VHDX",
                                   "differencing VHDX"])
 def test_a_random_read_of_a_fully_present_block_is_one_pread(tmp_path: Path, kind: str) -> None:
