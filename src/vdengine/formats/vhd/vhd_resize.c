@@ -18,6 +18,11 @@
  *      is if only blocks and free space follow it: the blocks in the way
  *      move to the end of the file, the end footer after them, before any
  *      of the steps below (vhd_bat_grow.c; the old disk at every write).
+ *      With no block in the way only the footer's copy moves, flushed
+ *      with step 1: a crash that loses it while step 1's table covers the
+ *      old end footer leaves the copy at 0, the old footer, which open
+ *      takes (the old disk).  So a grow flushes three times: the table,
+ *      the header, the footer, each of which the next one needs.
  *   1. when the table's sectors (or the room step 0 made) hold them, the
  *      entries past Max Table Entries are set unallocated, up to the end
  *      of the table's last sector; otherwise (a structure such as a parent
