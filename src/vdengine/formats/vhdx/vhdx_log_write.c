@@ -16,6 +16,7 @@
 #include "base/vd_errors.h"
 #include "formats/vhdx/vhdx_format.h"
 #include "formats/vhdx/vhdx_internal.h"
+#include "host/file_holes.h"
 
 /* The log is read this much at a time when looking for sequence numbers. */
 #define VD_VHDX_LOG_SCAN_CHUNK (256u * 1024u)
@@ -110,6 +111,12 @@ uint32_t vd_vhdx_log_highest_sequence(const vd_file *file, uint64_t log_offset, 
         return VD_ERROR_NOT_ENOUGH_MEMORY;
     uint32_t status = VD_ERROR_SUCCESS;
     for (uint64_t done = 0; done < log_length && status == VD_ERROR_SUCCESS; done += chunk) {
+        /* Holes read zeros, which hold no entry header: a log never yet
+         * written (an engine-made file's) is not read at all. */
+        uint64_t data = vd_file_next_data(file, log_offset + done, log_offset + log_length) - log_offset;
+        done = data / VD_VHDX_LOG_SECTOR_SIZE * VD_VHDX_LOG_SECTOR_SIZE;
+        if (done >= log_length)
+            break;
         size_t piece = log_length - done < chunk ? (size_t)(log_length - done) : chunk;
         status = vd_file_read(file, log_offset + done, buffer, piece);
         for (size_t at = 0; status == VD_ERROR_SUCCESS && at + VD_VHDX_LOG_SECTOR_SIZE <= piece;

@@ -280,6 +280,9 @@ static uint32_t vd_vhdx_set_entries(vd_image *image, vd_vhdx_sector_set *set, co
 {
     const vd_vhdx_state *state = image->format_state;
     uint64_t group = (uint64_t)state->chunk_ratio + 1;
+    /* A fresh sector starts as zeros: once it is in the set, its zero
+     * entries need no copy (a grow to 64 TiB has millions of them). */
+    uint64_t zero_sector = UINT64_MAX;
     for (uint64_t index = plan->first; index < plan->end; index++) {
         uint8_t raw[VD_VHDX_BAT_ENTRY_SIZE] = { 0 };
         /* Every chunk_ratio + 1-th entry is a sector bitmap's: NOT_PRESENT. */
@@ -293,10 +296,15 @@ static uint32_t vd_vhdx_set_entries(vd_image *image, vd_vhdx_sector_set *set, co
         } else if (!bitmap) {
             vd_store_le64(raw, plan->payload_state);
         }
-        uint32_t status = vd_vhdx_set_bytes(image, set, plan->bat_offset + index * VD_VHDX_BAT_ENTRY_SIZE, raw,
-                                            sizeof raw, plan->fresh_from);
+        uint64_t offset = plan->bat_offset + index * VD_VHDX_BAT_ENTRY_SIZE;
+        uint64_t sector = offset / VD_VHDX_LOG_SECTOR_SIZE * VD_VHDX_LOG_SECTOR_SIZE;
+        int zero = vd_load_le64(raw) == 0 && sector >= plan->fresh_from;
+        if (zero && sector == zero_sector)
+            continue;
+        uint32_t status = vd_vhdx_set_bytes(image, set, offset, raw, sizeof raw, plan->fresh_from);
         if (status != VD_ERROR_SUCCESS)
             return status;
+        zero_sector = zero ? sector : UINT64_MAX;
     }
     return VD_ERROR_SUCCESS;
 }
