@@ -210,13 +210,7 @@ static uint32_t vd_vhd_write_unallocated(const vd_file *file, uint64_t offset, u
     if (piece == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
     memset(piece, 0xFF, size);
-    uint32_t status = VD_ERROR_SUCCESS;
-    while (length > 0 && status == VD_ERROR_SUCCESS) {
-        size_t bytes = length < size ? (size_t)length : size;
-        status = vd_file_write(file, offset, piece, bytes);
-        offset += bytes;
-        length -= bytes;
-    }
+    uint32_t status = vd_file_write_repeated(file, offset, piece, size, length);
     free(piece);
     return status;
 }
