@@ -13,7 +13,10 @@ The crash cases stop the child right after the grow, without a close: the
 file then holds a live log entry (VHDX), which the next open replays, and
 qemu's replay (``qemu-img check -r all``) agrees; with the entry's sectors
 in place lost as well (put back to their old bytes, as a power loss that
-kept only what was flushed would), the replay still gives the new size.
+kept only what was flushed would), the replay still gives the new size,
+and zeros the new entries' space even where it held other bytes.  A VHD
+grow that lost the footer copy it moved past the new table opens with the
+copy at offset 0: the old disk, for the engine and qemu alike.
 """
 
 from __future__ import annotations
@@ -129,23 +132,47 @@ def in_place_writes(lines: list[str]) -> list[tuple[int, int]]:
     return ranges
 
 
-@pytest.mark.parametrize("lose_in_place", [False, True], ids=["kept", "lost"])
-def test_a_crash_after_a_vhdx_grow_replays_its_entry(tmp_path: Path, lose_in_place: bool) -> None:
+def zeroed_ranges(lines: list[str]) -> list[tuple[int, int]]:
+    """(offset, length) of the trace's fallocate calls: the zero runs."""
+    return [(int(found.group(1)), int(found.group(2))) for line in lines
+            if (found := re.search(r"fallocate\(\d+, [A-Z_|]+, (\d+), (\d+)\)", line))]
+
+
+@pytest.mark.parametrize("crash", ["kept", "lost", "stale"])
+def test_a_crash_after_a_vhdx_grow_replays_its_entry(tmp_path: Path, crash: str) -> None:
+    # kept: the child ends after the grow, the page cache keeps its writes.
+    # lost: the entry's sectors in place go back to their old bytes.
+    # stale: and the space of the new entries holds old bytes that are not
+    # zeros (as the places of blocks moved for the BAT, or a shrink's
+    # leftovers, would): the entry's zero descriptors must zero them.
     image = tmp_path / "disk.vhdx"
     lines = grow_in_child(image, tmp_path / "grow.trace", close=False)
-    if lose_in_place:
+    zeroed = zeroed_ranges(lines)
+    assert zeroed, "\n".join(lines)
+    if crash != "kept":
         old = image.with_stem("before").read_bytes()
         ranges = in_place_writes(lines)
         assert ranges, "\n".join(lines)
         with open(image, "r+b") as file:
             for offset, length in ranges:
                 file.seek(offset)
-                file.write(old[offset:offset + length].ljust(length, b"\0"))
-    # Read-only opens replay in memory; qemu replays into the file.
+                stale = crash == "stale" and (offset, length) in zeroed
+                file.write(b"\xa5" * length if stale else old[offset:offset + length].ljust(length, b"\0"))
+    engine_copy = image.with_stem("engine")
+    shutil.copy(image, engine_copy)
+    # Read-only opens replay in memory; qemu replays into the file, and a
+    # writable open of the engine too.
     assert engine_size(image) == GROWN[".vhdx"]
     qemu_check(image, "-r", "all")
     assert qemu_size(image) == GROWN[".vhdx"]
     qemu_check(image)
+    run_traced(f"import virtdisk\nvirtdisk.open({str(engine_copy)!r}, read_only=False).close()", None, "")
+    for replayed in (image, engine_copy):
+        data = replayed.read_bytes()
+        for offset, length in zeroed:
+            assert data[offset:offset + length] == bytes(length), (replayed.name, offset)
+    assert engine_size(engine_copy) == GROWN[".vhdx"]
+    qemu_check(engine_copy)
 
 
 def writes_before_the_first_flush(lines: list[str]) -> list[tuple[int, int]]:
