@@ -128,7 +128,8 @@ static uint32_t vd_resize_reload(vd_image *image, const vd_format_driver *driver
     }
     vd_image fresh;
     memset(&fresh, 0, sizeof fresh);
-    uint32_t status = driver->open(&file, &fresh);
+    uint32_t status = driver->reopen != NULL ? driver->reopen(image, &file, &fresh)
+                                             : driver->open(&file, &fresh);
     if (status != VD_ERROR_SUCCESS) {
         vd_file_close(&file);
         return status;

@@ -78,6 +78,12 @@ typedef struct vd_format_driver {
     /* Parses `file` into `image` (image.h has the ownership rules) and sets
      * image->ops to the data ops of the image's subtype. */
     uint32_t (*open)(vd_file *file, vd_image *image);
+    /* Reads an opened image `old` again from `file` (a second descriptor
+     * of the same open file) into `fresh`, as open does, carrying over
+     * what `old`'s open has done to the file and may still owe it (VHDX: a
+     * live log entry, already in place); `old` is released afterwards.
+     * NULL: open. */
+    uint32_t (*reopen)(vd_image *old, vd_file *file, vd_image *fresh);
     /* Writes a complete image into an empty writable file (create.h); NULL
      * for a format that cannot be created (ISO). */
     uint32_t (*create)(vd_file *file, const vd_create_spec *spec);

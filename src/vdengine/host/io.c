@@ -455,6 +455,19 @@ uint32_t vd_file_set_size(vd_file *file, uint64_t size)
     return VD_ERROR_SUCCESS;
 }
 
+uint32_t vd_file_write_repeated(const vd_file *file, uint64_t offset, const void *piece, size_t piece_length,
+                                uint64_t length)
+{
+    uint32_t status = VD_ERROR_SUCCESS;
+    while (length > 0 && status == VD_ERROR_SUCCESS) {
+        size_t bytes = length < piece_length ? (size_t)length : piece_length;
+        status = vd_file_write(file, offset, piece, bytes);
+        offset += bytes;
+        length -= bytes;
+    }
+    return status;
+}
+
 /* Zeros by writing them, for file systems without the fallocate mode. */
 static uint32_t vd_file_write_zeros(const vd_file *file, uint64_t offset, uint64_t length)
 {

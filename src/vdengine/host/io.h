@@ -49,6 +49,13 @@ uint32_t vd_file_read(const vd_file *file, uint64_t offset, void *buffer, size_t
 
 uint32_t vd_file_write(const vd_file *file, uint64_t offset, const void *buffer, size_t length);
 
+/* `length` bytes at `offset`, made of copies of the `piece_length` bytes
+ * of `piece` (the last one cut short): a long run of one pattern (zeros,
+ * a table's unallocated entries) written from a short buffer.  Each copy
+ * is one vd_file_write, and so one change for fault injection. */
+uint32_t vd_file_write_repeated(const vd_file *file, uint64_t offset, const void *piece, size_t piece_length,
+                                uint64_t length);
+
 /* Waits until every write so far is on stable storage (fsync).  Updates that
  * must survive a crash in a known order put one between their steps.
  * Succeeds at once for a file with `skip_sync` set. */

@@ -12,9 +12,12 @@
  *   1. a copy of the (old) end footer at the new end of the file, then the
  *      bytes of every block in the way at its new place; flush.  Until an
  *      entry changes this is unused space, and the old footer copy at 0
- *      stays what it was.
+ *      stays what it was.  With no block in the way the flush is left to
+ *      the caller's next one: until then a crash may lose the copy while
+ *      the caller's table overwrites the old end footer, and open takes
+ *      the copy at 0, which still holds the old footer: the old disk.
  *   2. each moved block's BAT entry (4 bytes, inside one sector: a sector
- *      write switches it whole); flush.  After any prefix every block is
+ *      write switches it whole); flush (none when no block moved).  After any prefix every block is
  *      at its old place or its new one, both holding the same bytes: the
  *      old disk.
  *
@@ -122,6 +125,10 @@ static uint32_t vd_vhd_copy_blocks(vd_image *image, const vd_vhd_state *state, c
     }
     if (status != VD_ERROR_SUCCESS && status != VD_ERROR_OPERATION_ABORTED)
         return status;
+    /* With no block to move, nothing names the new place before the
+     * caller's own flush: the footer copy waits for it (vhd_resize.c). */
+    if (count == 0)
+        return status;
     uint32_t flushed = vd_file_flush(&image->file);
     return flushed != VD_ERROR_SUCCESS ? flushed : status;
 }
@@ -139,7 +146,7 @@ static uint32_t vd_vhd_point_blocks(vd_image *image, vd_vhd_state *state, vd_vhd
         if (status == VD_ERROR_SUCCESS)
             atomic_store(&table[moved[i]], sectors[i]);
     }
-    return status == VD_ERROR_SUCCESS ? vd_file_flush(&image->file) : status;
+    return status == VD_ERROR_SUCCESS && count > 0 ? vd_file_flush(&image->file) : status;
 }
 
 uint32_t vd_vhd_bat_make_room(vd_image *image, uint64_t from, uint64_t to, uint64_t data_end,

@@ -18,6 +18,11 @@
  *      is if only blocks and free space follow it: the blocks in the way
  *      move to the end of the file, the end footer after them, before any
  *      of the steps below (vhd_bat_grow.c; the old disk at every write).
+ *      With no block in the way only the footer's copy moves, flushed
+ *      with step 1: a crash that loses it while step 1's table covers the
+ *      old end footer leaves the copy at 0, the old footer, which open
+ *      takes (the old disk).  So a grow flushes three times: the table,
+ *      the header, the footer, each of which the next one needs.
  *   1. when the table's sectors (or the room step 0 made) hold them, the
  *      entries past Max Table Entries are set unallocated, up to the end
  *      of the table's last sector; otherwise (a structure such as a parent
@@ -106,7 +111,8 @@ static uint32_t vd_vhd_resize_fixed(vd_image *image, uint64_t tail_length, uint8
 typedef struct vd_vhd_grow {
     uint8_t header[VD_VHD_HEADER_SIZE];
     uint64_t header_offset;
-    uint8_t *table;               /* the BAT bytes to write at table_offset */
+    uint8_t *table;               /* the kept entries, first at table_offset */
+    uint64_t kept_bytes;          /* their bytes; unallocated ones follow */
     uint64_t table_offset, table_bytes;
     int moves;                    /* a new table at the footer's place */
     uint64_t footer_offset;       /* where the end footer moves (moves) */
@@ -150,12 +156,12 @@ static uint32_t vd_vhd_grow_plan(vd_image *image, const vd_vhd_footer *footer, u
     uint64_t first_new = grow->moves ? 0 : old_entries;
     grow->table_bytes = vd_vhd_resize_up(entries * VD_VHD_BAT_ENTRY_SIZE, VD_VHD_SECTOR_SIZE)
                         - first_new * VD_VHD_BAT_ENTRY_SIZE;
-    grow->table = malloc(grow->table_bytes > 0 ? (size_t)grow->table_bytes : 1);
+    grow->kept_bytes = kept * VD_VHD_BAT_ENTRY_SIZE;
+    grow->table = malloc(grow->kept_bytes > 0 ? (size_t)grow->kept_bytes : 1);
     if (grow->table == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
-    memset(grow->table, 0xFF, (size_t)grow->table_bytes);   /* VD_VHD_BAT_UNALLOCATED */
     if (kept > 0) {
-        status = vd_file_read(file, old_offset, grow->table, (size_t)(kept * VD_VHD_BAT_ENTRY_SIZE));
+        status = vd_file_read(file, old_offset, grow->table, (size_t)grow->kept_bytes);
         if (status != VD_ERROR_SUCCESS)
             return status;
     }
@@ -191,6 +197,24 @@ static uint32_t vd_vhd_grow_plan(vd_image *image, const vd_vhd_footer *footer, u
     return VD_ERROR_SUCCESS;
 }
 
+/* Bytes of unallocated entries one write takes: a buffer this long is
+ * filled once, rather than one as long as the table (4 MiB at 2040 GiB),
+ * whose pages would each fault in and be given back. */
+#define VD_VHD_UNALLOCATED_PIECE (256u * 1024u)
+
+/* `length` bytes of unallocated entries (VD_VHD_BAT_UNALLOCATED) at `offset`. */
+static uint32_t vd_vhd_write_unallocated(const vd_file *file, uint64_t offset, uint64_t length)
+{
+    size_t size = length < VD_VHD_UNALLOCATED_PIECE ? (size_t)length : VD_VHD_UNALLOCATED_PIECE;
+    uint8_t *piece = malloc(size > 0 ? size : 1);
+    if (piece == NULL)
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    memset(piece, 0xFF, size);
+    uint32_t status = vd_file_write_repeated(file, offset, piece, size, length);
+    free(piece);
+    return status;
+}
+
 /* Step 1 of the file comment. */
 static uint32_t vd_vhd_grow_prepare(vd_file *file, const vd_vhd_grow *grow, const uint8_t old_footer[VD_VHD_FOOTER_SIZE])
 {
@@ -201,8 +225,11 @@ static uint32_t vd_vhd_grow_prepare(vd_file *file, const vd_vhd_grow *grow, cons
             return status;
         file->size = grow->footer_offset + VD_VHD_FOOTER_SIZE;
     }
-    if (grow->table_bytes > 0)
-        status = vd_file_write(file, grow->table_offset, grow->table, (size_t)grow->table_bytes);
+    if (grow->kept_bytes > 0)
+        status = vd_file_write(file, grow->table_offset, grow->table, (size_t)grow->kept_bytes);
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_vhd_write_unallocated(file, grow->table_offset + grow->kept_bytes,
+                                          grow->table_bytes - grow->kept_bytes);
     if (status == VD_ERROR_SUCCESS && grow->tail_bytes > 0)
         status = vd_vhd_write_zeros(file, grow->tail_offset, grow->tail_bytes);
     if (status == VD_ERROR_SUCCESS)

@@ -133,14 +133,7 @@ static uint32_t vd_vhd_put(const vd_file *file, uint64_t offset, const uint8_t *
 {
     if (data != NULL)
         return vd_file_write(file, offset, data, (size_t)length);
-    uint32_t status = VD_ERROR_SUCCESS;
-    while (length > 0 && status == VD_ERROR_SUCCESS) {
-        size_t piece = length < VD_VHD_ZERO_PIECE ? (size_t)length : VD_VHD_ZERO_PIECE;
-        status = vd_file_write(file, offset, vd_vhd_zeros, piece);
-        offset += piece;
-        length -= piece;
-    }
-    return status;
+    return vd_file_write_repeated(file, offset, vd_vhd_zeros, VD_VHD_ZERO_PIECE, length);
 }
 
 static uint32_t vd_vhd_check_write(const vd_image *image, uint64_t offset, uint64_t length)

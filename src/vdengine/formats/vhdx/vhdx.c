@@ -160,6 +160,9 @@ typedef struct vd_vhdx_open_state {
     vd_guid parent_linkage2;
     vd_parent_locator parent;
     int file_write_guid_fresh;             /* the open replayed the log into the file */
+    /* A reopen's: the header of the open before it, whose live log entry
+     * is in place already (vd_vhdx_reopen). */
+    const uint8_t *applied_header;
 } vd_vhdx_open_state;
 
 static int vd_vhdx_is_zero_guid(const uint8_t *guid)
@@ -294,12 +297,18 @@ static uint32_t vd_vhdx_read_headers(vd_vhdx_open_state *open)
     return VD_ERROR_SUCCESS;
 }
 
-static uint32_t vd_vhdx_write_header(const vd_file *file, uint8_t *header, uint64_t slot)
+/* `header` with its checksum, written to `slot`, not flushed. */
+static uint32_t vd_vhdx_put_header(const vd_file *file, uint8_t *header, uint64_t slot)
 {
     uint32_t crc = vd_vhdx_checksum_with_zero_field(header, VD_VHDX_HEADER_SIZE,
                                                     VD_VHDX_HEADER_CHECKSUM_OFFSET);
     vd_store_le32(header + VD_VHDX_HEADER_CHECKSUM_OFFSET, crc);
-    uint32_t status = vd_file_write(file, slot, header, VD_VHDX_HEADER_SIZE);
+    return vd_file_write(file, slot, header, VD_VHDX_HEADER_SIZE);
+}
+
+static uint32_t vd_vhdx_write_header(const vd_file *file, uint8_t *header, uint64_t slot)
+{
+    uint32_t status = vd_vhdx_put_header(file, header, slot);
     if (status == VD_ERROR_SUCCESS)
         status = vd_file_flush(file);
     return status;
@@ -338,6 +347,10 @@ static uint32_t vd_vhdx_handle_log(vd_vhdx_open_state *open, vd_file *file)
 {
     const uint8_t *log_guid = open->header + VD_VHDX_HEADER_LOG_GUID_OFFSET;
     if (vd_vhdx_is_zero_guid(log_guid))
+        return VD_ERROR_SUCCESS;
+    /* The entry this process applied through the same open file: its
+     * sectors are in place (the replay would write them again). */
+    if (open->applied_header != NULL && memcmp(open->header, open->applied_header, VD_VHDX_HEADER_SIZE) == 0)
         return VD_ERROR_SUCCESS;
     uint32_t status = vd_vhdx_log_load(file, open->log_offset, open->log_length, log_guid, &open->replay);
     if (status != VD_ERROR_SUCCESS || open->replay == NULL)
@@ -816,9 +829,32 @@ uint32_t vd_vhdx_state_read(const vd_image *image, uint64_t offset, void *buffer
     return vd_vhdx_structure_read(&source, "structure", offset, buffer, length);
 }
 
-uint32_t vd_vhdx_header_update(vd_image *image, const uint8_t *data_write_guid, const uint8_t log_guid[16])
+uint32_t vd_vhdx_file_flush(vd_image *image)
 {
     vd_vhdx_state *state = image->format_state;
+    uint32_t status = vd_file_flush(&image->file);
+    if (status == VD_ERROR_SUCCESS)
+        state->log_applied_unflushed = 0;
+    return status;
+}
+
+uint32_t vd_vhdx_header_update(vd_image *image, const uint8_t *data_write_guid, const uint8_t log_guid[16])
+{
+    uint32_t status = vd_vhdx_header_stage(image, data_write_guid, log_guid);
+    return status == VD_ERROR_SUCCESS ? vd_file_flush(&image->file) : status;
+}
+
+uint32_t vd_vhdx_header_stage(vd_image *image, const uint8_t *data_write_guid, const uint8_t log_guid[16])
+{
+    vd_vhdx_state *state = image->format_state;
+    /* A header that no longer names the live entry must not reach the disk
+     * before the entry's sectors in place. */
+    if (state->log_applied_unflushed
+        && memcmp(log_guid, state->header + VD_VHDX_HEADER_LOG_GUID_OFFSET, 16) != 0) {
+        uint32_t flushed = vd_vhdx_file_flush(image);
+        if (flushed != VD_ERROR_SUCCESS)
+            return flushed;
+    }
     uint64_t sequence = vd_load_le64(state->header + VD_VHDX_HEADER_SEQUENCE_OFFSET);
     if (sequence == UINT64_MAX)
         return vd_fail(VD_ERROR_FILE_CORRUPT, "the VHDX header sequence number %" PRIu64 " cannot advance",
@@ -836,12 +872,13 @@ uint32_t vd_vhdx_header_update(vd_image *image, const uint8_t *data_write_guid, 
     memcpy(header + VD_VHDX_HEADER_LOG_GUID_OFFSET, log_guid, 16);
     uint64_t slot = state->header_slot == VD_VHDX_HEADER1_OFFSET ? VD_VHDX_HEADER2_OFFSET
                                                                  : VD_VHDX_HEADER1_OFFSET;
-    uint32_t status = vd_vhdx_write_header(&image->file, header, slot);
+    uint32_t status = vd_vhdx_put_header(&image->file, header, slot);
     if (status != VD_ERROR_SUCCESS)
         return status;
     memcpy(state->header, header, sizeof header);
     state->header_slot = slot;
     state->file_write_guid_fresh = 1;
+    state->log_live = !vd_vhdx_is_zero_guid(log_guid);
     return VD_ERROR_SUCCESS;
 }
 
@@ -1106,12 +1143,31 @@ static uint32_t vd_vhdx_read(vd_image *image, vd_image *parent, uint64_t offset,
     return VD_ERROR_SUCCESS;
 }
 
+/* At release: a live log entry retired by a header with LogGuid zero, so
+ * that the file needs no replay (other readers refuse a read-only open of
+ * one that does).  Only while that header is still the file's current
+ * one: a reopen of the file may have taken the log over.  A failure leaves
+ * the entry to replay at the next open. */
+static void vd_vhdx_retire_log(vd_image *image)
+{
+    vd_vhdx_state *state = image->format_state;
+    if (!state->log_live || !image->file.writable || state->update_failure != VD_ERROR_SUCCESS)
+        return;
+    uint8_t on_disk[VD_VHDX_HEADER_SIZE];
+    if (vd_file_read(&image->file, state->header_slot, on_disk, sizeof on_disk) != VD_ERROR_SUCCESS
+        || memcmp(on_disk, state->header, sizeof on_disk) != 0)
+        return;
+    static const uint8_t no_log[16];
+    (void)vd_vhdx_header_update(image, NULL, no_log);
+}
+
 static void vd_vhdx_release(vd_image *image)
 {
     vd_vhdx_state *state = image->format_state;
     if (state == NULL)
         return;
     vd_vhdx_pending_release(image);
+    vd_vhdx_retire_log(image);
     vd_vhdx_bat_page *pages = atomic_load_explicit(&state->bat_pages, memory_order_acquire);
     if (pages != NULL) {
         for (size_t i = 0; i < state->bat_page_count; i++)
@@ -1218,7 +1274,8 @@ static void vd_vhdx_open_cleanup(vd_vhdx_open_state *open)
     free(open->parent.volume_path);
 }
 
-uint32_t vd_vhdx_open(vd_file *file, vd_image *image)
+/* Opens `file` into `image`; `applied_header` as in vd_vhdx_open_state. */
+static uint32_t vd_vhdx_open_after(vd_file *file, vd_image *image, const uint8_t *applied_header)
 {
     if (file == NULL || image == NULL)
         return VD_ERROR_INVALID_PARAMETER;
@@ -1233,6 +1290,7 @@ uint32_t vd_vhdx_open(vd_file *file, vd_image *image)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
     open->source.file = file;
     open->source.size = file->size;
+    open->applied_header = applied_header;
     vd_vhdx_state *state = NULL;
     uint32_t status = vd_vhdx_read_headers(open);
     if (status == VD_ERROR_SUCCESS)
@@ -1256,6 +1314,29 @@ uint32_t vd_vhdx_open(vd_file *file, vd_image *image)
         file->fd = -1;
         file->path = NULL;
         file->size = 0;
+    }
+    return VD_ERROR_SUCCESS;
+}
+
+uint32_t vd_vhdx_open(vd_file *file, vd_image *image)
+{
+    return vd_vhdx_open_after(file, image, NULL);
+}
+
+uint32_t vd_vhdx_reopen(vd_image *old, vd_file *file, vd_image *fresh)
+{
+    vd_vhdx_state *was = old->format_state;
+    uint32_t status = vd_vhdx_open_after(file, fresh, was->log_live ? was->header : NULL);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
+    vd_vhdx_state *state = fresh->format_state;
+    state->log_sequence = was->log_sequence;
+    state->log_reserved = was->log_reserved;
+    state->file_write_guid_fresh |= was->file_write_guid_fresh;
+    if (memcmp(state->header, was->header, VD_VHDX_HEADER_SIZE) == 0) {
+        state->log_live = was->log_live;
+        state->log_applied_unflushed = was->log_applied_unflushed;
+        was->log_live = was->log_applied_unflushed = 0;
     }
     return VD_ERROR_SUCCESS;
 }

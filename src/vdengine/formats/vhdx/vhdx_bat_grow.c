@@ -134,7 +134,7 @@ static uint32_t vd_vhdx_move_batch(vd_image *image, const vd_vhdx_in_way_list *l
         status = vd_file_set_size(&image->file, to);
         if (status == VD_ERROR_SUCCESS) {
             atomic_store(&state->data_size, to);
-            status = vd_file_flush(&image->file);
+            status = vd_vhdx_file_flush(image);
         }
     }
     vd_vhdx_sector_set set = { 0 };

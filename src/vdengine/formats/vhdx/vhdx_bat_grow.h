@@ -14,9 +14,10 @@
  * some blocks elsewhere: the same size, the same content, so a crash or a
  * failure anywhere leaves the old disk.  When no block remains in the way
  * the space is unused, and the file reaches at least the region's new end:
- * the caller's transaction writes the new entries there directly (free
- * space until the region tables, in the same transaction, name the longer
- * region) and so switches the size.  The caller holds the allocation lock. */
+ * the caller's transaction writes the new entries there directly, or as
+ * zero descriptors of its log entry where they are zeros (free space until
+ * the region tables, in the same transaction, name the longer region) and
+ * so switches the size.  The caller holds the allocation lock. */
 #ifndef VDENGINE_VHDX_BAT_GROW_H
 #define VDENGINE_VHDX_BAT_GROW_H
 

@@ -316,7 +316,7 @@ static uint32_t vd_vhdx_compact_moves(vd_vhdx_compact_run *c)
         if (status == VD_ERROR_SUCCESS)
             vd_extents_move(extents, count, movable[i].start, to);
         if (status == VD_ERROR_SUCCESS && (batch->count == VD_VHDX_COMPACT_BATCH || i + 1 == movable_count)) {
-            status = vd_file_flush(&c->image->file);
+            status = vd_vhdx_file_flush(c->image);
             if (status == VD_ERROR_SUCCESS)
                 status = vd_vhdx_compact_commit(c, batch, 0);
         }
@@ -324,7 +324,7 @@ static uint32_t vd_vhdx_compact_moves(vd_vhdx_compact_run *c)
     }
     /* The copies whose entries a cancel or a missing gap left uncommitted. */
     if (status == VD_ERROR_SUCCESS || status == VD_ERROR_OPERATION_ABORTED) {
-        uint32_t flushed = batch->count > 0 ? vd_file_flush(&c->image->file) : VD_ERROR_SUCCESS;
+        uint32_t flushed = batch->count > 0 ? vd_vhdx_file_flush(c->image) : VD_ERROR_SUCCESS;
         if (flushed == VD_ERROR_SUCCESS)
             flushed = vd_vhdx_compact_commit(c, batch, 0);
         if (flushed != VD_ERROR_SUCCESS)
@@ -336,7 +336,7 @@ static uint32_t vd_vhdx_compact_moves(vd_vhdx_compact_run *c)
             atomic_store(&state->data_size, end);
             status = vd_file_set_size(&c->image->file, end);
             if (status == VD_ERROR_SUCCESS)
-                status = vd_file_flush(&c->image->file);
+                status = vd_vhdx_file_flush(c->image);
         }
     }
     if (batch != NULL)

@@ -16,6 +16,7 @@ const vd_format_driver vd_vhdx_driver = {
     .device = VD_DEVICE_VHDX,
     .probe = vd_vhdx_probe,
     .open = vd_vhdx_open,
+    .reopen = vd_vhdx_reopen,
     .create = vd_vhdx_create,
     .update = &vd_vhdx_serial_update_ops,
     .can_parent = vd_vhdx_can_parent,

@@ -53,6 +53,14 @@ typedef struct vd_vhdx_state {
     /* The last log SequenceNumber used or found in the log; 0 until the
      * first logged update reads the log to find it. */
     uint64_t log_sequence;
+    /* The current header names the LogGuid of this open's last log entry,
+     * which is durable and applied in place (vhdx_log_write.h): a crash
+     * replays it.  A header with LogGuid zero retires it, at the latest
+     * when the image is released. */
+    int log_live;
+    /* That entry's sectors were written in place since the last flush:
+     * the next header (which would let the entry go) waits for a flush. */
+    int log_applied_unflushed;
     /* Not success once an update failed with its log entry possibly
      * durable: the log must replay (at the next open) before anything
      * else changes the file, so later updates return this code. */
@@ -138,6 +146,23 @@ uint32_t vd_vhdx_state_read(const vd_image *image, uint64_t offset, void *buffer
  * header stays valid in its slot, so a crash leaves one or the other. */
 uint32_t vd_vhdx_header_update(vd_image *image, const uint8_t *data_write_guid,
                                const uint8_t log_guid[16]);
+
+/* The same header written, adopted in memory, and not flushed: the log
+ * writer flushes it with its entry (vhdx_log_write.h).  Both this and
+ * vd_vhdx_header_update first flush the file when the live entry's sectors
+ * are not yet durable in place and `log_guid` is another, since the new
+ * header then lets that entry go. */
+uint32_t vd_vhdx_header_stage(vd_image *image, const uint8_t *data_write_guid, const uint8_t log_guid[16]);
+
+/* vd_file_flush of the image's file, which also makes the live log
+ * entry's sectors durable in place (log_applied_unflushed cleared). */
+uint32_t vd_vhdx_file_flush(vd_image *image);
+
+/* The driver's reopen (driver.h): the image read again from `file`, with
+ * what `old`'s open did to the file carried over (its live log entry,
+ * already in place, is not replayed again; the FileWriteGuid it wrote
+ * stands).  `old` then leaves the log to the new image. */
+uint32_t vd_vhdx_reopen(vd_image *old, vd_file *file, vd_image *fresh);
 
 /* "{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}", the locator's text of a GUID
  * kept in Windows layout (vhdx_create.c). */

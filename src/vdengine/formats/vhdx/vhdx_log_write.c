@@ -16,6 +16,7 @@
 #include "base/vd_errors.h"
 #include "formats/vhdx/vhdx_format.h"
 #include "formats/vhdx/vhdx_internal.h"
+#include "host/file_holes.h"
 
 /* The log is read this much at a time when looking for sequence numbers. */
 #define VD_VHDX_LOG_SCAN_CHUNK (256u * 1024u)
@@ -48,12 +49,29 @@ static void vd_vhdx_log_fill_data(uint8_t *sector, const vd_vhdx_sector_write *w
     vd_store_le32(sector + VD_VHDX_LOG_DATA_SEQUENCE_LOW_OFFSET, (uint32_t)sequence);
 }
 
-uint32_t vd_vhdx_log_entry_build(const uint8_t log_guid[16], uint64_t sequence, uint32_t tail,
-                                 uint64_t file_size, const vd_vhdx_sector_write *writes,
-                                 size_t count, uint8_t **entry_out, size_t *length_out)
+static void vd_vhdx_log_fill_zero_descriptor(uint8_t *descriptor, const vd_vhdx_zero_run *run, uint64_t sequence)
 {
-    size_t descriptor_sectors = vd_vhdx_log_descriptor_sectors(count);
-    size_t length = (descriptor_sectors + count) * VD_VHDX_LOG_SECTOR_SIZE;
+    memcpy(descriptor, VD_VHDX_LOG_ZERO_SIGNATURE, 4);
+    vd_store_le64(descriptor + VD_VHDX_LOG_ZERO_LENGTH_OFFSET, run->length);
+    vd_store_le64(descriptor + VD_VHDX_LOG_DESC_FILE_OFFSET_OFFSET, run->file_offset);
+    vd_store_le64(descriptor + VD_VHDX_LOG_DESC_SEQUENCE_OFFSET, sequence);
+}
+
+/* The entry's length in sectors: descriptors, then one data sector per
+ * logged sector. */
+static size_t vd_vhdx_log_entry_sectors(const vd_vhdx_log_update *update)
+{
+    return vd_vhdx_log_descriptor_sectors(update->logged_count + update->zero_count) + update->logged_count;
+}
+
+uint32_t vd_vhdx_log_entry_build(const uint8_t log_guid[16], uint64_t sequence, uint32_t tail,
+                                 uint64_t file_size, const vd_vhdx_log_update *update,
+                                 uint8_t **entry_out, size_t *length_out)
+{
+    const vd_vhdx_sector_write *writes = update->logged;
+    size_t count = update->logged_count, descriptors = count + update->zero_count;
+    size_t descriptor_sectors = vd_vhdx_log_descriptor_sectors(descriptors);
+    size_t length = vd_vhdx_log_entry_sectors(update) * VD_VHDX_LOG_SECTOR_SIZE;
     if (length > UINT32_MAX)
         return VD_ERROR_VHD_METADATA_FULL;
     uint8_t *entry = calloc(1, length);
@@ -63,7 +81,7 @@ uint32_t vd_vhdx_log_entry_build(const uint8_t log_guid[16], uint64_t sequence, 
     vd_store_le32(entry + VD_VHDX_LOG_ENTRY_LENGTH_OFFSET, (uint32_t)length);
     vd_store_le32(entry + VD_VHDX_LOG_ENTRY_TAIL_OFFSET, tail);
     vd_store_le64(entry + VD_VHDX_LOG_ENTRY_SEQUENCE_OFFSET, sequence);
-    vd_store_le32(entry + VD_VHDX_LOG_ENTRY_DESC_COUNT_OFFSET, (uint32_t)count);
+    vd_store_le32(entry + VD_VHDX_LOG_ENTRY_DESC_COUNT_OFFSET, (uint32_t)descriptors);
     memcpy(entry + VD_VHDX_LOG_ENTRY_LOG_GUID_OFFSET, log_guid, 16);
     vd_store_le64(entry + VD_VHDX_LOG_ENTRY_FLUSHED_OFFSET, file_size);
     vd_store_le64(entry + VD_VHDX_LOG_ENTRY_LAST_OFFSET, file_size);
@@ -72,6 +90,10 @@ uint32_t vd_vhdx_log_entry_build(const uint8_t log_guid[16], uint64_t sequence, 
         vd_vhdx_log_fill_descriptor(entry + slot * VD_VHDX_LOG_DESCRIPTOR_SIZE, &writes[i], sequence);
         vd_vhdx_log_fill_data(entry + (descriptor_sectors + i) * VD_VHDX_LOG_SECTOR_SIZE, &writes[i],
                               sequence);
+    }
+    for (size_t i = 0; i < update->zero_count; i++) {
+        size_t slot = count + i + VD_VHDX_LOG_HEADER_DESCRIPTOR_SLOTS;
+        vd_vhdx_log_fill_zero_descriptor(entry + slot * VD_VHDX_LOG_DESCRIPTOR_SIZE, &update->zeros[i], sequence);
     }
     vd_store_le32(entry + VD_VHDX_LOG_ENTRY_CHECKSUM_OFFSET, vd_crc32c(entry, length));
     *entry_out = entry;
@@ -89,6 +111,12 @@ uint32_t vd_vhdx_log_highest_sequence(const vd_file *file, uint64_t log_offset, 
         return VD_ERROR_NOT_ENOUGH_MEMORY;
     uint32_t status = VD_ERROR_SUCCESS;
     for (uint64_t done = 0; done < log_length && status == VD_ERROR_SUCCESS; done += chunk) {
+        /* Holes read zeros, which hold no entry header: a log never yet
+         * written (an engine-made file's) is not read at all. */
+        uint64_t data = vd_file_next_data(file, log_offset + done, log_offset + log_length) - log_offset;
+        done = data / VD_VHDX_LOG_SECTOR_SIZE * VD_VHDX_LOG_SECTOR_SIZE;
+        if (done >= log_length)
+            break;
         size_t piece = log_length - done < chunk ? (size_t)(log_length - done) : chunk;
         status = vd_file_read(file, log_offset + done, buffer, piece);
         for (size_t at = 0; status == VD_ERROR_SUCCESS && at + VD_VHDX_LOG_SECTOR_SIZE <= piece;
@@ -148,37 +176,29 @@ uint32_t vd_vhdx_update_blocked(const vd_image *image)
     return state->update_failure;
 }
 
-/* Steps 2 to 4 of vhdx_log_write.h, once the header names `log_guid`. */
-static uint32_t vd_vhdx_log_write_and_apply(vd_image *image, const uint8_t *entry, size_t entry_length,
-                                            const vd_vhdx_sector_write *logged, size_t logged_count)
+/* Step 3 of vhdx_log_write.h: the entry's changes in place, unflushed. */
+static uint32_t vd_vhdx_log_apply(vd_image *image, const vd_vhdx_log_update *update)
 {
     vd_vhdx_state *state = image->format_state;
-    static const uint8_t no_log[16];
-    uint32_t status = vd_file_write(&image->file, state->log_offset, entry, entry_length);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_file_flush(&image->file);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_vhdx_write_sectors(&image->file, logged, logged_count);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_file_flush(&image->file);
-    if (status == VD_ERROR_SUCCESS)
-        status = vd_vhdx_header_update(image, NULL, no_log);
+    state->log_applied_unflushed = 1;
+    uint32_t status = vd_vhdx_write_sectors(&image->file, update->logged, update->logged_count);
+    for (size_t i = 0; i < update->zero_count && status == VD_ERROR_SUCCESS; i++)
+        status = vd_file_zero_range(&image->file, update->zeros[i].file_offset, update->zeros[i].length, 0);
     return status;
 }
 
-uint32_t vd_vhdx_log_commit(vd_image *image, const vd_vhdx_sector_write *logged, size_t logged_count,
-                            const vd_vhdx_sector_write *direct, size_t direct_count)
+uint32_t vd_vhdx_log_commit(vd_image *image, const vd_vhdx_log_update *update)
 {
     vd_vhdx_state *state = image->format_state;
     uint32_t status = vd_vhdx_update_blocked(image);
-    if (status != VD_ERROR_SUCCESS || (logged_count == 0 && direct_count == 0))
+    int entry_needed = update->logged_count > 0 || update->zero_count > 0;
+    if (status != VD_ERROR_SUCCESS || (!entry_needed && update->direct_count == 0))
         return status;
-    if (logged_count == 0) {
-        status = vd_vhdx_write_sectors(&image->file, direct, direct_count);
-        return status == VD_ERROR_SUCCESS ? vd_file_flush(&image->file) : status;
+    if (!entry_needed) {
+        status = vd_vhdx_write_sectors(&image->file, update->direct, update->direct_count);
+        return status == VD_ERROR_SUCCESS ? vd_vhdx_file_flush(image) : status;
     }
-    if (vd_vhdx_log_descriptor_sectors(logged_count) + logged_count
-        > state->log_length / VD_VHDX_LOG_SECTOR_SIZE)
+    if (vd_vhdx_log_entry_sectors(update) > state->log_length / VD_VHDX_LOG_SECTOR_SIZE)
         return VD_ERROR_VHD_METADATA_FULL;
 
     if (state->log_sequence == 0) {
@@ -197,19 +217,34 @@ uint32_t vd_vhdx_log_commit(vd_image *image, const vd_vhdx_sector_write *logged,
         return status;
     uint8_t *entry = NULL;
     size_t entry_length = 0;
-    status = vd_vhdx_log_entry_build(log_guid, sequence, 0, image->file.size, logged, logged_count, &entry,
-                                     &entry_length);
+    status = vd_vhdx_log_entry_build(log_guid, sequence, 0, image->file.size, update, &entry, &entry_length);
     if (status != VD_ERROR_SUCCESS)
         return status;
 
-    /* Step 1: the header's flush also makes the direct sectors durable
-     * before the entry that makes them live is written. */
-    status = vd_vhdx_write_sectors(&image->file, direct, direct_count);
+    /* Step 1: the direct sectors, flushed before the entry (by the header's
+     * flush when it has one); a flush also makes the entry before durable
+     * in place. */
+    status = vd_vhdx_write_sectors(&image->file, update->direct, update->direct_count);
+    if (status == VD_ERROR_SUCCESS && update->leave_live && update->direct_count > 0)
+        status = vd_vhdx_file_flush(image);
+    /* Step 2: the header, then the entry; one flush for both when the
+     * entry is left live. */
     if (status == VD_ERROR_SUCCESS)
-        status = vd_vhdx_header_update(image, NULL, log_guid);
+        status = update->leave_live ? vd_vhdx_header_stage(image, NULL, log_guid)
+                                    : vd_vhdx_header_update(image, NULL, log_guid);
     if (status == VD_ERROR_SUCCESS) {
+        static const uint8_t no_log[16];
         state->log_sequence = sequence;
-        status = vd_vhdx_log_write_and_apply(image, entry, entry_length, logged, logged_count);
+        status = vd_file_write(&image->file, state->log_offset, entry, entry_length);
+        if (status == VD_ERROR_SUCCESS)
+            status = vd_vhdx_file_flush(image);
+        /* Step 3, and for a retired entry steps 4 and 5. */
+        if (status == VD_ERROR_SUCCESS)
+            status = vd_vhdx_log_apply(image, update);
+        if (status == VD_ERROR_SUCCESS && !update->leave_live)
+            status = vd_vhdx_file_flush(image);
+        if (status == VD_ERROR_SUCCESS && !update->leave_live)
+            status = vd_vhdx_header_update(image, NULL, no_log);
         if (status != VD_ERROR_SUCCESS)
             state->update_failure = status;
     }

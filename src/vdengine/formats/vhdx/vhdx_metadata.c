@@ -288,7 +288,9 @@ static uint32_t vd_vhdx_edit_commit(vd_vhdx_edit *edit, const vd_vhdx_range *liv
         else
             direct[direct_count++] = write;
     }
-    uint32_t status = vd_vhdx_log_commit(edit->image, logged, logged_count, direct, direct_count);
+    vd_vhdx_log_update update = { .logged = logged, .logged_count = logged_count,
+                                  .direct = direct, .direct_count = direct_count };
+    uint32_t status = vd_vhdx_log_commit(edit->image, &update);
     free(logged);
     free(direct);
     return status;

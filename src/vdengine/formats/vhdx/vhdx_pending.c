@@ -97,7 +97,7 @@ uint32_t vd_vhdx_pending_commit(vd_image *image)
     vd_vhdx_state *state = image->format_state;
     if (state->pending.count == 0)
         return VD_ERROR_SUCCESS;
-    uint32_t status = vd_file_flush(&image->file);
+    uint32_t status = vd_vhdx_file_flush(image);
     if (status == VD_ERROR_SUCCESS)
         status = vd_vhdx_sectors_log(image, &state->pending);
     if (status == VD_ERROR_SUCCESS) {

@@ -13,7 +13,10 @@
  * end of the file first, each batch durable before its entries change
  * (vhdx_bat_grow.h), and the new entries are written into the space they
  * left, free until the transaction, which also rewrites both region
- * tables with the region's new length, commits.  When another region
+ * tables with the region's new length, commits.  New entries that are
+ * zeros (a dynamic image's NOT_PRESENT ones) go into the log entry as zero
+ * descriptors, so that the transaction costs one flush whatever the
+ * table's growth (vhdx_log_write.h).  When another region
  * follows it (a layout the engine does not make), a new BAT region is
  * written past the end of the file (old entries, then zeros) and flushed,
  * and the transaction points both region tables at it; the old region
@@ -178,7 +181,7 @@ static uint32_t vd_vhdx_write_new_bat(vd_image *image, uint64_t entries, uint64_
         return status;
     image->file.size = *offset + *length;
     atomic_store(&state->data_size, image->file.size);
-    return vd_file_flush(&image->file);
+    return vd_vhdx_file_flush(image);
 }
 
 /* Room for `entries`: the region grown where it is when only blocks lie
@@ -258,7 +261,7 @@ static uint32_t vd_vhdx_zero_tail(vd_image *image)
     if (!present)
         return VD_ERROR_SUCCESS;
     status = vd_file_zero_range(&image->file, start + within, state->block_size - within, 0);
-    return status == VD_ERROR_SUCCESS ? vd_file_flush(&image->file) : status;
+    return status == VD_ERROR_SUCCESS ? vd_vhdx_file_flush(image) : status;
 }
 
 /* Where the new entries go, and what they say. */
@@ -277,6 +280,9 @@ static uint32_t vd_vhdx_set_entries(vd_image *image, vd_vhdx_sector_set *set, co
 {
     const vd_vhdx_state *state = image->format_state;
     uint64_t group = (uint64_t)state->chunk_ratio + 1;
+    /* A fresh sector starts as zeros: once it is in the set, its zero
+     * entries need no copy (a grow to 64 TiB has millions of them). */
+    uint64_t zero_sector = UINT64_MAX;
     for (uint64_t index = plan->first; index < plan->end; index++) {
         uint8_t raw[VD_VHDX_BAT_ENTRY_SIZE] = { 0 };
         /* Every chunk_ratio + 1-th entry is a sector bitmap's: NOT_PRESENT. */
@@ -290,10 +296,15 @@ static uint32_t vd_vhdx_set_entries(vd_image *image, vd_vhdx_sector_set *set, co
         } else if (!bitmap) {
             vd_store_le64(raw, plan->payload_state);
         }
-        uint32_t status = vd_vhdx_set_bytes(image, set, plan->bat_offset + index * VD_VHDX_BAT_ENTRY_SIZE, raw,
-                                            sizeof raw, plan->fresh_from);
+        uint64_t offset = plan->bat_offset + index * VD_VHDX_BAT_ENTRY_SIZE;
+        uint64_t sector = offset / VD_VHDX_LOG_SECTOR_SIZE * VD_VHDX_LOG_SECTOR_SIZE;
+        int zero = vd_load_le64(raw) == 0 && sector >= plan->fresh_from;
+        if (zero && sector == zero_sector)
+            continue;
+        uint32_t status = vd_vhdx_set_bytes(image, set, offset, raw, sizeof raw, plan->fresh_from);
         if (status != VD_ERROR_SUCCESS)
             return status;
+        zero_sector = zero ? sector : UINT64_MAX;
     }
     return VD_ERROR_SUCCESS;
 }
@@ -329,7 +340,7 @@ static uint32_t vd_vhdx_grow(vd_image *image, vd_vhdx_sector_set *set, const vd_
         status = vd_file_set_size(&image->file, plan.fixed_base + blocks * state->block_size);
         if (status == VD_ERROR_SUCCESS) {
             atomic_store(&state->data_size, image->file.size);
-            status = vd_file_flush(&image->file);
+            status = vd_vhdx_file_flush(image);
         }
     }
     if (status == VD_ERROR_SUCCESS)
@@ -375,7 +386,7 @@ static uint32_t vd_vhdx_resize_locked(vd_image *image, const vd_resize_request *
     if (status == VD_ERROR_SUCCESS && vd_operation_cancelled(request->operation))
         status = VD_ERROR_OPERATION_ABORTED;
     if (status == VD_ERROR_SUCCESS)
-        status = vd_vhdx_sectors_commit(image, &set);
+        status = vd_vhdx_sectors_commit_live(image, &set);
     vd_vhdx_sectors_free(&set);
     return status;
 }

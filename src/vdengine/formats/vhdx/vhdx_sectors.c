@@ -80,13 +80,42 @@ static int vd_vhdx_sector_order(const void *left, const void *right)
     return (a > b) - (a < b);
 }
 
-uint32_t vd_vhdx_sectors_commit(vd_image *image, const vd_vhdx_sector_set *set)
+
+static int vd_vhdx_sector_is_zero(const uint8_t *data)
 {
-    uint32_t status = vd_vhdx_pending_commit(image);
-    return status == VD_ERROR_SUCCESS ? vd_vhdx_sectors_log(image, set) : status;
+    static const uint8_t zeros[VD_VHDX_LOG_SECTOR_SIZE];
+    return memcmp(data, zeros, VD_VHDX_LOG_SECTOR_SIZE) == 0;
 }
 
-uint32_t vd_vhdx_sectors_log(vd_image *image, const vd_vhdx_sector_set *set)
+/* The sorted fresh sectors that are all zeros, as runs of adjacent ones
+ * (zero descriptors of the entry); the others stay in `direct`, in order.
+ * *zeros is malloc'ed. */
+static uint32_t vd_vhdx_sectors_zero_runs(vd_vhdx_sector_write *direct, size_t *direct_count,
+                                          vd_vhdx_zero_run **zeros, size_t *zero_count)
+{
+    *zeros = malloc((*direct_count ? *direct_count : 1) * sizeof **zeros);
+    *zero_count = 0;
+    if (*zeros == NULL)
+        return VD_ERROR_NOT_ENOUGH_MEMORY;
+    size_t kept = 0;
+    for (size_t i = 0; i < *direct_count; i++) {
+        if (!vd_vhdx_sector_is_zero(direct[i].data)) {
+            direct[kept++] = direct[i];
+            continue;
+        }
+        vd_vhdx_zero_run *last = *zero_count > 0 ? &(*zeros)[*zero_count - 1] : NULL;
+        if (last != NULL && last->file_offset + last->length == direct[i].file_offset)
+            last->length += VD_VHDX_LOG_SECTOR_SIZE;
+        else
+            (*zeros)[(*zero_count)++] = (vd_vhdx_zero_run){ direct[i].file_offset, VD_VHDX_LOG_SECTOR_SIZE };
+    }
+    *direct_count = kept;
+    return VD_ERROR_SUCCESS;
+}
+
+/* vd_vhdx_sectors_log, the entry left live or not (vhdx_log_write.h); a
+ * live one takes the zero sectors as zero descriptors. */
+static uint32_t vd_vhdx_sectors_log_as(vd_image *image, const vd_vhdx_sector_set *set, int leave_live)
 {
     size_t dirty = vd_vhdx_sectors_dirty(set);
     if (dirty == 0)
@@ -108,9 +137,35 @@ uint32_t vd_vhdx_sectors_log(vd_image *image, const vd_vhdx_sector_set *set)
     }
     qsort(writes, logged, sizeof *writes, vd_vhdx_sector_order);
     qsort(writes + logged, dirty - logged, sizeof *writes, vd_vhdx_sector_order);
-    uint32_t status = vd_vhdx_log_commit(image, writes, logged, writes + logged, dirty - logged);
+    vd_vhdx_log_update update = { .logged = writes, .logged_count = logged, .direct = writes + logged,
+                                  .direct_count = dirty - logged, .leave_live = leave_live };
+    vd_vhdx_zero_run *zeros = NULL;
+    uint32_t status = leave_live ? vd_vhdx_sectors_zero_runs(writes + logged, &update.direct_count, &zeros,
+                                                             &update.zero_count)
+                                 : VD_ERROR_SUCCESS;
+    update.zeros = zeros;
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_vhdx_log_commit(image, &update);
+    free(zeros);
     free(writes);
     return status;
+}
+
+uint32_t vd_vhdx_sectors_log(vd_image *image, const vd_vhdx_sector_set *set)
+{
+    return vd_vhdx_sectors_log_as(image, set, 0);
+}
+
+uint32_t vd_vhdx_sectors_commit(vd_image *image, const vd_vhdx_sector_set *set)
+{
+    uint32_t status = vd_vhdx_pending_commit(image);
+    return status == VD_ERROR_SUCCESS ? vd_vhdx_sectors_log_as(image, set, 0) : status;
+}
+
+uint32_t vd_vhdx_sectors_commit_live(vd_image *image, const vd_vhdx_sector_set *set)
+{
+    uint32_t status = vd_vhdx_pending_commit(image);
+    return status == VD_ERROR_SUCCESS ? vd_vhdx_sectors_log_as(image, set, 1) : status;
 }
 
 void vd_vhdx_sectors_free(vd_vhdx_sector_set *set)

@@ -58,6 +58,11 @@ size_t vd_vhdx_sectors_dirty(const vd_vhdx_sector_set *set);
  * changed sectors of `set` as vd_vhdx_sectors_log writes them. */
 uint32_t vd_vhdx_sectors_commit(vd_image *image, const vd_vhdx_sector_set *set);
 
+/* The same, the log entry left live (vhdx_log_write.h: one flush), and
+ * fresh sectors that are all zeros taken as zero descriptors of the entry
+ * rather than written directly, so that they need no flush before it. */
+uint32_t vd_vhdx_sectors_commit_live(vd_image *image, const vd_vhdx_sector_set *set);
+
 /* The changed sectors in one log transaction: live ones logged, fresh
  * ones direct.  Nothing changed costs nothing. */
 uint32_t vd_vhdx_sectors_log(vd_image *image, const vd_vhdx_sector_set *set);

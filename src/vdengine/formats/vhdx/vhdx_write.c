@@ -194,5 +194,5 @@ uint32_t vd_vhdx_flush(vd_image *image)
     uint32_t status = vd_vhdx_pending_commit(image);
     pthread_mutex_unlock(&state->allocation_lock);
     /* Also what plain writes put into present blocks meanwhile. */
-    return status == VD_ERROR_SUCCESS ? vd_file_flush(&image->file) : status;
+    return status == VD_ERROR_SUCCESS ? vd_vhdx_file_flush(image) : status;
 }
