@@ -35,11 +35,11 @@ from test_create_vhd import run, tool
 from test_resize import libvhdi_size, qemu_size
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from traced_child import run_traced  # noqa: E402
+from traced_child import needs_strace, run_traced  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(vd.PLATFORM != "engine", reason="the portable engine's files"),
-    pytest.mark.skipif(shutil.which("strace") is None, reason="strace counts the calls"),
+    needs_strace("strace counts the calls"),
 ]
 
 MiB, GiB = 1 << 20, 1 << 30
