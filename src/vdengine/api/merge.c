@@ -151,7 +151,8 @@ static uint32_t vd_merge_open_writable(vd_disk *disk, uint32_t target)
 
 /* The target made the source's size (api/merge_size.h), counted as the
  * first part of the progress; the chain is opened again so that every
- * image reads its new size.  *work: the bytes counted. */
+ * image reads its size from the file, the new one or, after a failure or
+ * a cancel, the old.  *work: the bytes counted. */
 static uint32_t vd_merge_fit_target(vd_disk *disk, const vd_merge_range *range, vd_operation *operation,
                                     uint64_t *work)
 {
@@ -162,8 +163,9 @@ static uint32_t vd_merge_fit_target(vd_disk *disk, const vd_merge_range *range, 
         return VD_ERROR_SUCCESS;
     vd_operation_set_total(operation, *work + size);
     uint32_t status = vd_merge_size_apply(target, size, operation);
+    uint32_t reopened = vd_merge_reopen_chain(disk, range->target);
     if (status == VD_ERROR_SUCCESS)
-        status = vd_merge_reopen_chain(disk, range->target);
+        status = reopened;
     if (status == VD_ERROR_SUCCESS)
         vd_operation_set_done(operation, *work);
     return status;
