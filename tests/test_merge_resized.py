@@ -250,6 +250,29 @@ def test_progress_counts_the_grow_then_the_copy(tmp_path: Path, monkeypatch: pyt
     merged_base_is(base, mirror)
 
 
+def test_a_merge_cancelled_after_the_grow_runs_again_to_the_end(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    base, child, mirror = grown_pair(tmp_path)
+    hold = tmp_path / "hold"
+    hold.touch()
+    monkeypatch.setenv("VIRTDISK_TEST_OPERATION_HOLD", str(hold))
+    with open_v1(child, 2) as disk:
+        overlapped = vd.Overlapped()
+        vd.MergeVirtualDisk(disk.handle, 0, 1, merge_depth=1, overlapped=overlapped)
+        while vd.GetVirtualDiskOperationProgress(disk.handle, overlapped).current_value <= NEW - OLD:
+            pass
+        vd.CancelIoEx(disk.handle, overlapped)
+        assert overlapped.wait()
+        assert vd.GetVirtualDiskOperationProgress(disk.handle, overlapped).operation_status == 995
+    hold.unlink()
+    # The grow is done, the copy is not: the chain reads what it read.
+    assert engine_size(base) == NEW
+    chain_reads(child, mirror)
+    with open_v1(child, 2) as disk:
+        vd.MergeVirtualDisk(disk.handle, 0, 1, merge_depth=1)
+    merged_base_is(base, mirror)
+
+
 # --------------------------------------------------------------------------- shrink
 
 def test_a_shrunk_child_shrinks_the_parent_when_its_partitions_end_within(tmp_path: Path) -> None:
