@@ -2,8 +2,8 @@
  *
  * A VHDX child may differ in size from its parent (ResizeVirtualDisk
  * resizes it alone, as Hyper-V does); the chain then shows the child's
- * size.  MergeVirtualDisk's parent "is modified to represent the same data
- * that was held in the child", and [MS-VHDX] 2.6.1.2 moves every
+ * size.  MergeVirtualDisk's parent comes to represent the same data the
+ * child held (its Remarks), and [MS-VHDX] 2.6.1.2 moves every
  * IsVirtualDisk metadata item from the child to the parent on a merge,
  * Virtual Disk Size among them (2.6.2.2).  So the target takes the
  * source's size, larger or smaller, before the sectors are copied, and
