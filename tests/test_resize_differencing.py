@@ -35,7 +35,6 @@ from test_resize import (
 from test_vhdx_write import have_pyvhdi
 from virtdisk.cli import main
 from virtdisk.errors import (
-    ERROR_VHD_CHILD_PARENT_SIZE_MISMATCH,
     ERROR_VHD_INVALID_TYPE,
     ERROR_VHD_RESIZE_WOULD_TRUNCATE_DATA,
     VirtualDiskError,
@@ -196,7 +195,7 @@ def test_cli_resizes_a_child(tmp_path: Path) -> None:
     assert parent.read_bytes() == before
 
 
-# --------------------------------------------------------------------------- refusals
+# --------------------------------------------------------------------------- refusals, and a merge
 
 def test_child_shrink_rules_take_the_chain_s_partition_table(tmp_path: Path) -> None:
     parent, child, expected = make_child(tmp_path)
@@ -240,15 +239,18 @@ def test_expand_of_a_child_and_resize_of_a_vhd_child_stay_refused(tmp_path: Path
     assert code_of(error) == ERROR_VHD_INVALID_TYPE
 
 
-def test_merge_of_a_resized_child_is_refused_with_nothing_written(tmp_path: Path) -> None:
-    parent, child, _ = make_child(tmp_path)
+def test_merge_of_a_resized_child_gives_the_parent_its_size(tmp_path: Path) -> None:
+    """The parent grows to the child's size and reads what the chain read
+    (tests/test_merge_resized.py has the rest)."""
+    parent, child, expected = make_child(tmp_path)
     resize(child, 96 * MiB)
-    parent_before, child_before = parent.read_bytes(), child.read_bytes()
-    with virtdisk.open(child, read_only=False) as disk, pytest.raises(VirtualDiskError) as error:
+    with virtdisk.open(child, read_only=False) as disk:
+        disk.write(PARENT_SIZE + MiB, b"\x55" * 4096)
         disk.merge()
-    assert code_of(error) == ERROR_VHD_CHILD_PARENT_SIZE_MISMATCH
-    assert parent.read_bytes() == parent_before
-    assert child.read_bytes() == child_before
+    expected.extend(bytes(32 * MiB))
+    expected[PARENT_SIZE + MiB:PARENT_SIZE + MiB + 4096] = b"\x55" * 4096
+    assert libvhdi_size(parent) == 96 * MiB
+    assert engine_bytes(parent) == bytes(expected)
 
 
 # --------------------------------------------------------------------------- fault injection

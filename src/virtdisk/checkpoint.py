@@ -61,7 +61,9 @@ def merge_chain(child_path: str | os.PathLike[str], depth: int = 1) -> list[str]
 def merge(child_path: str | os.PathLike[str], *, depth: int = 1, delete: bool = False,
           progress: Callable[[int, int], object] | None = None) -> str:
     """Merges the differencing image at `child_path` into its parent and
-    returns the parent's path, which then reads what the child read.
+    returns the parent's path, which then reads what the child read, at
+    the child's size when the child was resized alone (the parent grows to
+    it, or shrinks where the child's partition table shows its tail free).
 
     `depth` N merges the child and the N - 1 images above it into the image
     N levels up.  `progress(done, total)` is called, in bytes, while it

@@ -781,6 +781,12 @@ class VirtualDisk:
         parent into the grandparent and leaves this disk alone.
         `progress(current, total)` is called, in bytes, while it runs.
 
+        A disk resized alone (a checkpoint grown with :meth:`resize`) gives
+        the target its size first, so that the target then reads exactly
+        what this disk read; the progress counts that size change too.  A
+        smaller disk shrinks the target only where its partition table
+        ends within it (:class:`ResizeError` otherwise, nothing written).
+
         The disk is opened again on the terms the merge needs (see
         :mod:`virtdisk.merge`) and stays open on them.  The merged disks
         stay for the caller to delete; they, and the target's other

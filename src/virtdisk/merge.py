@@ -17,6 +17,15 @@ before the merge, and it keeps that handle afterwards; it reads what it
 read before.  The merged disks stay on disk, for the caller to delete: they
 no longer open (their parent changed), and neither do the target's other
 children (:class:`~virtdisk.errors.ParentMismatchError`).
+
+A VHDX child resized alone (``disk.resize`` on a checkpoint) makes the
+target take its size first, so that the target shows afterwards exactly
+what the chain showed; the progress counts the bytes that size change adds
+or takes away before the copy.  A target shrinks only when the merged
+content's partition table ends within the child's size
+(:class:`~virtdisk.errors.ResizeError` otherwise: shrink the
+target with ``allow_unsafe=True`` first), and a VHD target cannot shrink
+(:class:`~virtdisk.errors.ParentMismatchError`).
 """
 
 from __future__ import annotations

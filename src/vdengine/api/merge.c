@@ -24,8 +24,10 @@
  * handle opened: INVALID_PARAMETER; ISO: NOT_SUPPORTED; a read-only or
  * GetInfoOnly handle, a V1 handle without METAOPS, or a V1 target beyond
  * RWDepth: ACCESS_DENIED; a disk that is not differencing: VHD_INVALID_TYPE;
- * a source of another size than the target (a resized VHDX child):
- * VHD_CHILD_PARENT_SIZE_MISMATCH;
+ * a source of another size than the target (a resized VHDX child) that
+ * the target cannot take: VHD_CHILD_PARENT_SIZE_MISMATCH, or
+ * VHD_RESIZE_WOULD_TRUNCATE_DATA for a shrink that could cut a partition
+ * (api/merge_size.c; otherwise the target takes the source's size first);
  * attached as a device: VHD_INVALID_STATE ("requires that the affected
  * disks be detached"). */
 #include <stdlib.h>
@@ -33,6 +35,7 @@
 #include "api/attach.h"
 #include "api/attach_redirect.h"
 #include "api/handle.h"
+#include "api/merge_size.h"
 #include "api/operation.h"
 #include "base/detail.h"
 #include "base/vd_errors.h"
@@ -65,29 +68,20 @@ static int vd_merge_range_of(MERGE_VIRTUAL_DISK_FLAG flags,
     }
 }
 
-static uint64_t vd_merge_size_at(const vd_disk *disk, uint32_t depth)
+static vd_image *vd_merge_image_at(vd_disk *disk, uint32_t depth)
 {
-    return depth == 1u ? disk->image.virtual_size : disk->chain.images[depth - 2u].virtual_size;
+    return depth == 1u ? &disk->image : &disk->chain.images[depth - 2u];
 }
 
-/* Whether every source has the target's size.  A resized VHDX child may
- * differ (chain.c); a merge of it would cut off or leave out sectors, so
- * it is refused until the target is resized to the child's size. */
-static uint32_t vd_merge_sizes_match(const vd_disk *disk, const vd_merge_range *range)
+/* What the merged range reads through: the source's parent when the
+ * source is the handle's own image (its ops do not carry its ancestors). */
+static vd_image *vd_merge_source_parent(vd_disk *disk, const vd_merge_range *range)
 {
-    uint64_t target = vd_merge_size_at(disk, range->target);
-    for (uint32_t depth = range->source; depth < range->target; depth++) {
-        uint64_t size = vd_merge_size_at(disk, depth);
-        if (size != target)
-            return vd_fail(VD_ERROR_VHD_CHILD_PARENT_SIZE_MISMATCH,
-                           "the disk at depth %u is %" PRIu64 " bytes, the merge target %" PRIu64
-                           "; resize the target to the child's size first", depth, size, target);
-    }
-    return VD_ERROR_SUCCESS;
+    return range->source == 1u ? disk->chain.images : NULL;
 }
 
 /* What the handle allows, before anything runs. */
-static uint32_t vd_merge_admissible(const vd_disk *disk, const vd_merge_range *range,
+static uint32_t vd_merge_admissible(vd_disk *disk, const vd_merge_range *range,
                                     uint32_t version)
 {
     if (disk->image.device == VD_DEVICE_ISO)
@@ -110,7 +104,9 @@ static uint32_t vd_merge_admissible(const vd_disk *disk, const vd_merge_range *r
         return vd_fail(VD_ERROR_ACCESS_DENIED,
                        "MergeDepth %u needs RWDepth %u or more; the disk was opened with %u",
                        range->target - 1u, range->target, disk->writable_depth);
-    return vd_merge_sizes_match(disk, range);
+    return vd_merge_size_check(vd_merge_image_at(disk, range->source), vd_merge_source_parent(disk, range),
+                               vd_merge_image_at(disk, range->target),
+                               vd_merge_image_at(disk, range->target - 1u));
 }
 
 /* Opens the handle's chain again with the images down to `target`
@@ -126,6 +122,23 @@ static int vd_merge_chain_writable(const vd_disk *disk, uint32_t target)
     return 1;
 }
 
+/* Opens the chain again with the images down to `target` read-write,
+ * out of the way of the data path (an in-process attach reads through the
+ * chain); on failure it is opened again by the handle's terms. */
+static uint32_t vd_merge_reopen_chain(vd_disk *disk, uint32_t target)
+{
+    vd_gate_enter_alone(&disk->content_gate);
+    vd_chain_close(&disk->chain);
+    uint32_t terms = disk->writable_depth;
+    disk->writable_depth = target > terms ? target : terms;
+    uint32_t status = vd_disk_open_parents(disk, &disk->chain);
+    disk->writable_depth = terms;
+    if (status != VD_ERROR_SUCCESS)
+        (void)vd_disk_open_parents(disk, &disk->chain);
+    vd_gate_leave_alone(&disk->content_gate);
+    return status;
+}
+
 /* A chain open read-write down to the target already (the handle's terms,
  * or an earlier merge on it) is kept: after a merge it could not be opened
  * again. */
@@ -133,19 +146,29 @@ static uint32_t vd_merge_open_writable(vd_disk *disk, uint32_t target)
 {
     if (target <= disk->writable_depth || vd_merge_chain_writable(disk, target))
         return VD_ERROR_SUCCESS;
-    vd_chain_close(&disk->chain);
-    uint32_t terms = disk->writable_depth;
-    disk->writable_depth = target;
-    uint32_t status = vd_disk_open_parents(disk, &disk->chain);
-    disk->writable_depth = terms;
-    if (status != VD_ERROR_SUCCESS)
-        (void)vd_disk_open_parents(disk, &disk->chain);
-    return status;
+    return vd_merge_reopen_chain(disk, target);
 }
 
-static vd_image *vd_merge_image_at(vd_disk *disk, uint32_t depth)
+/* The target made the source's size (api/merge_size.h), counted as the
+ * first part of the progress; the chain is opened again so that every
+ * image reads its size from the file, the new one or, after a failure or
+ * a cancel, the old.  *work: the bytes counted. */
+static uint32_t vd_merge_fit_target(vd_disk *disk, const vd_merge_range *range, vd_operation *operation,
+                                    uint64_t *work)
 {
-    return depth == 1u ? &disk->image : &disk->chain.images[depth - 2u];
+    vd_image *target = vd_merge_image_at(disk, range->target);
+    uint64_t size = vd_merge_image_at(disk, range->source)->virtual_size;
+    *work = vd_merge_size_work(target, size);
+    if (*work == 0)
+        return VD_ERROR_SUCCESS;
+    vd_operation_set_total(operation, *work + size);
+    uint32_t status = vd_merge_size_apply(target, size, operation);
+    uint32_t reopened = vd_merge_reopen_chain(disk, range->target);
+    if (status == VD_ERROR_SUCCESS)
+        status = reopened;
+    if (status == VD_ERROR_SUCCESS)
+        vd_operation_set_done(operation, *work);
+    return status;
 }
 
 static uint32_t vd_merge_body(vd_disk *disk, vd_operation *operation, void *context)
@@ -159,15 +182,19 @@ static uint32_t vd_merge_body(vd_disk *disk, vd_operation *operation, void *cont
         status = VD_ERROR_NOT_SUPPORTED;
     if (status == VD_ERROR_SUCCESS && !target->file.writable)
         status = vd_fail(VD_ERROR_ACCESS_DENIED, "the merge target is open read-only");
+    uint64_t fitted = 0;
+    if (status == VD_ERROR_SUCCESS)
+        status = vd_merge_fit_target(disk, range, operation, &fitted);
     if (status == VD_ERROR_SUCCESS) {
         vd_merge_request request = {
             .source = vd_merge_image_at(disk, range->source),
             .child = vd_merge_image_at(disk, range->target - 1u),
-            .source_parent = range->source == 1u ? disk->chain.images : NULL,
+            .source_parent = vd_merge_source_parent(disk, range),
             .operation = operation,
+            .progress_base = fitted,
             .lock = &disk->lock,
         };
-        status = driver->merge(target, &request);
+        status = driver->merge(vd_merge_image_at(disk, range->target), &request);
     }
     pthread_mutex_unlock(&disk->lock);
     return status;

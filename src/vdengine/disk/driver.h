@@ -65,6 +65,9 @@ typedef struct vd_merge_request {
     vd_image *child;
     vd_image *source_parent;
     struct vd_operation *operation;
+    /* Bytes of progress done before the copy (the target's change to the
+     * source's size, api/merge_size.h); the copy counts on from there. */
+    uint64_t progress_base;
     /* The disk's lock, held by the caller; the copy lets it go between
      * steps, at the checkpoints where a cancel may stop it. */
     pthread_mutex_t *lock;

@@ -103,14 +103,15 @@ uint32_t vd_merge_copy(vd_image *target, const vd_merge_request *request, uint64
     uint32_t status = step.merged != NULL && step.current != NULL ? VD_ERROR_SUCCESS
                                                                  : VD_ERROR_NOT_ENOUGH_MEMORY;
     const uint64_t size = target->virtual_size;
-    vd_operation_set_total(request->operation, size);
+    const uint64_t base = request->progress_base;
+    vd_operation_set_total(request->operation, base + size);
     for (uint64_t offset = 0; status == VD_ERROR_SUCCESS && offset < size; offset += VD_MERGE_STEP) {
         uint64_t length = size - offset < VD_MERGE_STEP ? size - offset : VD_MERGE_STEP;
         uint64_t written_before = step.written;
         status = vd_merge_one_step(&step, offset, length);
         if (status != VD_ERROR_SUCCESS)
             break;
-        vd_operation_set_done(request->operation, offset + length);
+        vd_operation_set_done(request->operation, base + offset + length);
         /* The disk writes while the merge goes on: the closing flush waits
          * for the last steps only. */
         vd_file_pace_writeback(&target->file, &step.unstarted, step.written - written_before);

@@ -10,8 +10,9 @@
 
 /* Copies into `target` every sector whose content, read through
  * request->source, differs from the target's, and flushes.  Progress is
- * the bytes of virtual disk compared so far.  Between steps it lets
- * request->lock go and stops with ERROR_OPERATION_ABORTED on a cancel:
+ * the bytes of virtual disk compared so far, counted on from
+ * request->progress_base.  Between steps it lets request->lock go and
+ * stops with ERROR_OPERATION_ABORTED on a cancel:
  * what was written is the merged content already, so a later run finishes
  * the work (it finds those sectors equal and skips them).  *written: the
  * bytes written, 0 when the target read the merged content already. */

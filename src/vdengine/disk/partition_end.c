@@ -29,12 +29,13 @@
 /* Entries the engine reads at most: 128 is what every tool writes. */
 #define VD_GPT_MAX_ENTRIES 1024u
 
-static uint32_t vd_gpt_end(vd_disk *disk, uint32_t sector, uint64_t *end)
+static uint32_t vd_gpt_end(const vd_partition_view *view, uint64_t *end)
 {
+    uint32_t sector = view->sector;
     uint8_t *header = malloc(sector);
     if (header == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
-    uint32_t status = vd_content_read(disk, sector, header, sector);
+    uint32_t status = view->read(view->context, sector, header, sector);
     uint64_t entries_lba = 0;
     uint32_t count = 0, size = 0;
     if (status == VD_ERROR_SUCCESS) {
@@ -49,7 +50,7 @@ static uint32_t vd_gpt_end(vd_disk *disk, uint32_t sector, uint64_t *end)
     free(header);
     if (status != VD_ERROR_SUCCESS)
         return status;
-    uint64_t capacity = disk->image.virtual_size / sector;
+    uint64_t capacity = view->size / sector;
     if (count == 0 || count > VD_GPT_MAX_ENTRIES || size < 128 || size > 4096 || size % 8 != 0
         || entries_lba < 2 || entries_lba >= capacity)
         return VD_ERROR_NOT_FOUND;
@@ -60,7 +61,7 @@ static uint32_t vd_gpt_end(vd_disk *disk, uint32_t sector, uint64_t *end)
     uint8_t *entries = malloc((size_t)(array_sectors * sector));
     if (entries == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
-    status = vd_content_read(disk, entries_lba * sector, entries, array_sectors * sector);
+    status = view->read(view->context, entries_lba * sector, entries, array_sectors * sector);
     uint64_t last = entries_lba + array_sectors;   /* first sector after the array */
     for (uint32_t i = 0; i < count && status == VD_ERROR_SUCCESS; i++) {
         const uint8_t *entry = entries + (size_t)i * size;
@@ -82,21 +83,21 @@ static uint32_t vd_gpt_end(vd_disk *disk, uint32_t sector, uint64_t *end)
     return VD_ERROR_SUCCESS;
 }
 
-uint32_t vd_partition_table_end(vd_disk *disk, uint64_t *end)
+uint32_t vd_partition_view_end(const vd_partition_view *view, uint64_t *end)
 {
-    uint32_t sector = disk->image.logical_sector_size;
-    if (sector < 512 || disk->image.virtual_size < sector)
+    uint32_t sector = view->sector;
+    if (sector < 512 || view->size < sector)
         return VD_ERROR_NOT_FOUND;
     uint8_t *mbr = malloc(sector);
     if (mbr == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
-    uint32_t status = vd_content_read(disk, 0, mbr, sector);
+    uint32_t status = view->read(view->context, 0, mbr, sector);
     if (status == VD_ERROR_SUCCESS
         && (mbr[VD_MBR_SIGNATURE_OFFSET] != 0x55 || mbr[VD_MBR_SIGNATURE_OFFSET + 1] != 0xAA))
         status = VD_ERROR_NOT_FOUND;
     uint64_t last = 1;   /* the MBR itself */
     int gpt = 0;
-    uint64_t capacity = disk->image.virtual_size / sector;
+    uint64_t capacity = view->size / sector;
     for (unsigned i = 0; i < 4 && status == VD_ERROR_SUCCESS; i++) {
         const uint8_t *entry = mbr + VD_MBR_ENTRIES_OFFSET + i * VD_MBR_ENTRY_SIZE;
         uint8_t type = entry[4];
@@ -116,9 +117,21 @@ uint32_t vd_partition_table_end(vd_disk *disk, uint64_t *end)
     if (status != VD_ERROR_SUCCESS)
         return status;
     if (gpt)
-        return vd_gpt_end(disk, sector, end);
+        return vd_gpt_end(view, end);
     *end = last * sector;
     return VD_ERROR_SUCCESS;
+}
+
+static uint32_t vd_partition_read_disk(void *context, uint64_t offset, void *buffer, uint64_t length)
+{
+    return vd_content_read(context, offset, buffer, length);
+}
+
+uint32_t vd_partition_table_end(vd_disk *disk, uint64_t *end)
+{
+    vd_partition_view view = { vd_partition_read_disk, disk, disk->image.logical_sector_size,
+                               disk->image.virtual_size };
+    return vd_partition_view_end(&view, end);
 }
 
 uint64_t vd_smallest_safe_size(vd_disk *disk)

@@ -16,6 +16,18 @@
  * that points outside the disk; the host's code when reading fails. */
 uint32_t vd_partition_table_end(vd_disk *disk, uint64_t *end);
 
+/* The same end for content read another way (a merge reads the merged
+ * range's view, api/merge_size.c): `read` gives `size` bytes of content
+ * in sectors of `sector` bytes. */
+typedef struct vd_partition_view {
+    uint32_t (*read)(void *context, uint64_t offset, void *buffer, uint64_t length);
+    void *context;
+    uint32_t sector;
+    uint64_t size;
+} vd_partition_view;
+
+uint32_t vd_partition_view_end(const vd_partition_view *view, uint64_t *end);
+
 /* What SMALLEST_SAFE_VIRTUAL_SIZE answers: the end above when it is known,
  * else the virtual size (no smaller size is known to be safe). */
 uint64_t vd_smallest_safe_size(vd_disk *disk);

@@ -4,9 +4,10 @@
  * metadata with this field set in the child to the parent."
  *
  * The IsVirtualDisk items describe the disk the guest sees, not the file:
- * Virtual Disk Size and Logical Sector Size (a chain has one of each, the
- * chain checks see to it), Page 83 Data and Physical Sector Size, which a
- * child may have changed; those two are written into the target when they
+ * Virtual Disk Size, which the target takes before this slot runs
+ * (api/merge_size.c), Logical Sector Size (a chain has one, the chain
+ * checks see to it), Page 83 Data and Physical Sector Size, which a child
+ * may have changed; those two are written into the target when they
  * differ.  File Parameters and the Parent Locator are the file's own (not
  * IsVirtualDisk): the target keeps them, so a target that is the base stays
  * without parent and a middle target keeps naming its own parent.  User
