@@ -1943,7 +1943,7 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
         if length > <unsigned long long>0xFFFFFFFF:
             raise ValueError("data_transfer_length must fit in 32 bits")
         parameters.Version = <RAW_SCSI_VIRTUAL_DISK_VERSION><DWORD>version
-        parameters.Version1.RSVDHandle = bool(rsvd_handle)
+        parameters.Version1.RSVDHandle = 1 if rsvd_handle else 0
         parameters.Version1.DataIn = 1 if data_in else 0
         parameters.Version1.CdbLength = <UCHAR>len(command)
         sense_room = sense_info_length
