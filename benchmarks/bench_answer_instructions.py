@@ -13,7 +13,10 @@ start-up excluded:
   ints made once, so a second disk (100 MiB, two blocks written: 24 MiB of
   file) shows the cost with two ints made per call;
 * a repeated SIZE answer on a VirtualDiskHandle (the kept answer returned);
-* an int answer (FRAGMENTATION), the same call with the least to build.
+* an int answer (FRAGMENTATION), the same call with the least to build;
+* a RawSCSIVirtualDisk READ(16) and READ(10) of 4 KiB at the start of a VHD
+  whose first block is written (a NO_LOCAL_HOST attach), the extension's
+  whole SCSI call: arguments, buffer, GIL release, engine read and answer.
 
 The fresh SIZE answer minus the int answer is what building a four-field
 answer costs.
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 # Title: (disk, target, item).
 KINDS = {
@@ -37,6 +41,15 @@ KINDS = {
     "fresh SIZE answer, sizes not powers of two": ("odd", "raw", "SIZE"),
     "repeated SIZE answer (VirtualDiskHandle)": ("small", "handle", "SIZE"),
     "int answer (FRAGMENTATION)": ("small", "raw", "FRAGMENTATION"),
+    "RawSCSIVirtualDisk READ(16) of 4 KiB (VHD)": ("vhd", "scsi", "READ_16"),
+    "RawSCSIVirtualDisk READ(10) of 4 KiB (VHD)": ("vhd", "scsi", "READ_10"),
+}
+
+# 4 KiB (eight 512-byte sectors) from LBA 0, as SBC-4 lays the commands out.
+READS = {
+    "READ_16": bytes([0x88, 0]) + (0).to_bytes(8, "big") + (8).to_bytes(4, "big") + bytes(2),
+    "READ_10": bytes([0x28, 0]) + (0).to_bytes(4, "big") + bytes(1) + (8).to_bytes(2, "big")
+    + bytes(1),
 }
 
 
@@ -44,6 +57,9 @@ def loop(image: str, target: str, item: str, calls: int) -> None:
     """The measured loop: the calls and nothing else that grows with N."""
     import _virtdisk
 
+    if target == "scsi":
+        scsi_loop(_virtdisk, image, READS[item], calls)
+        return
     storage = _virtdisk.VirtualStorageType(0, _virtdisk.VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN)
     version = getattr(_virtdisk.GetVirtualDiskInfoVersion, item)
     with _virtdisk.OpenVirtualDisk(storage, image, 0, 0, 2, read_only=True) as handle:
@@ -51,6 +67,16 @@ def loop(image: str, target: str, item: str, calls: int) -> None:
         call = _virtdisk.GetVirtualDiskInformation
         for _ in range(calls):
             call(asked, version)
+
+
+def scsi_loop(_virtdisk: Any, image: str, cdb: bytes, calls: int) -> None:
+    storage = _virtdisk.VirtualStorageType(0, _virtdisk.VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN)
+    buffer = bytearray(4096)
+    with _virtdisk.OpenVirtualDisk(storage, image, 0, 0, 2) as handle:
+        _virtdisk.AttachVirtualDisk(handle, _virtdisk.AttachVirtualDiskFlag.NO_LOCAL_HOST, 1)
+        call = _virtdisk.RawSCSIVirtualDisk
+        for _ in range(calls):
+            call(handle, cdb, data_in=True, data=buffer)
 
 
 def instructions(image: Path, target: str, item: str, calls: int, scratch: Path) -> int:
@@ -81,13 +107,18 @@ def main() -> int:
     calls = 2_000 if options.quick else 50_000
     with tempfile.TemporaryDirectory() as directory:
         scratch = Path(directory)
-        images = {"small": scratch / "small.vhdx", "odd": scratch / "odd.vhdx"}
+        images = {"small": scratch / "small.vhdx", "odd": scratch / "odd.vhdx",
+                  "vhd": scratch / "written.vhd"}
         subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", str(images["small"]), "64M"],
                        check=True)
         subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", str(images["odd"]), "100M"],
                        check=True)
         subprocess.run(["qemu-io", "-f", "vhdx", "-c", "write 0 4k", "-c", "write 16M 4k",
                         str(images["odd"])], check=True, capture_output=True)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "vpc", str(images["vhd"]), "64M"],
+                       check=True)
+        subprocess.run(["qemu-io", "-f", "vpc", "-c", "write -P 0x5a 0 2M", str(images["vhd"])],
+                       check=True, capture_output=True)
         print(f"Python {sys.version.split()[0]}, callgrind, ({calls * 2} - {calls}) calls")
         per_call = {}
         for title, (disk, target, item) in KINDS.items():

@@ -104,6 +104,8 @@ cdef extern from "_virtdisk_answers.h":
     object vd_answer_alloc(object type, Py_ssize_t size)
     void vd_answer_track(object answer)
     object vd_answer_of_ints(object type, Py_ssize_t size, const unsigned long long *values)
+    object vd_raw_scsi_answer(object type, UCHAR status, const UCHAR *sense,
+                              Py_ssize_t sense_length, unsigned long long moved)
     void PyStructSequence_SET_ITEM(object answer, Py_ssize_t index, object value)
     void vd_kept_answers_start()
     void vd_kept_answers_empty()
@@ -1887,6 +1889,11 @@ def ApplySnapshotVhdSet(handle, snapshot_id, leaf_snapshot_id, flags=0, version=
         raise _error(code, "ApplySnapshotVhdSet", _path_of(handle))
 
 
+# The answer's type, kept at C level as _VIRTUAL_DISK_SIZE is: a SCSI call
+# is made per block read or written, and skips the module-dict look-up.
+cdef object _RAW_SCSI_RESPONSE = RawScsiResponse
+
+
 def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=None,
                        sense_info_length=18, srb_flags=0, rsvd_handle=False, flags=0,
                        version=1):
@@ -1914,6 +1921,8 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
     # The sense bytes land on the stack; a bytes object is made only when
     # the target returned some (a GOOD command returns none).
     cdef UCHAR sense[255]
+    cdef UCHAR sense_room = 0
+    cdef Py_ssize_t available
     cdef unsigned long long length
     cdef DWORD code
     if not 0 < len(command) <= 255:
@@ -1931,17 +1940,18 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
         if length > <unsigned long long>available:
             raise ValueError(f"data_transfer_length {length} is more than the "
                              f"{available} bytes of data")
-        if length > 0xFFFFFFFF:
+        if length > <unsigned long long>0xFFFFFFFF:
             raise ValueError("data_transfer_length must fit in 32 bits")
         parameters.Version = <RAW_SCSI_VIRTUAL_DISK_VERSION><DWORD>version
-        parameters.Version1.RSVDHandle = bool(rsvd_handle)
+        parameters.Version1.RSVDHandle = 1 if rsvd_handle else 0
         parameters.Version1.DataIn = 1 if data_in else 0
         parameters.Version1.CdbLength = <UCHAR>len(command)
-        parameters.Version1.SenseInfoLength = <UCHAR>sense_info_length
+        sense_room = sense_info_length
+        parameters.Version1.SenseInfoLength = sense_room
         parameters.Version1.SrbFlags = srb_flags
         parameters.Version1.DataTransferLength = <DWORD>length
         parameters.Version1.DataBuffer = view.buf if have_view and length else NULL
-        parameters.Version1.SenseInfo = sense if sense_info_length else NULL
+        parameters.Version1.SenseInfo = sense if sense_room else NULL
         parameters.Version1.Cdb = <UCHAR *>PyBytes_AS_STRING(command)
         with nogil:
             code = vd_fn_RawSCSIVirtualDisk(native, &parameters,
@@ -1952,11 +1962,10 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
     if code != api.ERROR_SUCCESS:
         raise _error(code, "RawSCSIVirtualDisk", _path_of(handle))
     cdef UCHAR returned = response.Version1.SenseInfoLength
-    if returned > sense_info_length:
-        returned = <UCHAR>sense_info_length
-    return _result3(RawScsiResponse, response.Version1.ScsiStatus,
-                    PyBytes_FromStringAndSize(<char *>sense, returned) if returned else b"",
-                    response.Version1.DataTransferLength)
+    if returned > sense_room:
+        returned = sense_room
+    return vd_raw_scsi_answer(_RAW_SCSI_RESPONSE, response.Version1.ScsiStatus, sense, returned,
+                              response.Version1.DataTransferLength)
 
 
 def ForkVirtualDisk(handle, forked_virtual_disk_path, flags=0, version=1, *, overlapped=None):

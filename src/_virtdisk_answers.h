@@ -276,4 +276,38 @@ static PyObject *vd_answer_of_ints(PyObject *type, Py_ssize_t size,
     return answer;
 }
 
+
+/* A RawScsiResponse (`type`, three fields): the status byte, the first
+ * `sense_length` bytes of `sense` and the byte count moved, made in C.
+ * A GOOD command returns no sense, and its answer holds the empty bytes
+ * CPython keeps one of; the count is the shared int when it is a power of
+ * two, as a 4 KiB read's is.  Ints and bytes hold no references, so the
+ * answer can be part of no reference cycle and is left untracked, as an
+ * answer of ints is. */
+static PyObject *vd_raw_scsi_answer(PyObject *type, unsigned char status,
+                                    const unsigned char *sense, Py_ssize_t sense_length,
+                                    unsigned long long moved)
+{
+    PyObject *answer = vd_answer_alloc(type, 3), *item;
+    if (answer == NULL) {
+        return NULL;
+    }
+    if ((item = PyLong_FromLong(status)) == NULL) {
+        goto failed;
+    }
+    PyStructSequence_SET_ITEM(answer, 0, item);
+    if ((item = PyBytes_FromStringAndSize((const char *)sense, sense_length)) == NULL) {
+        goto failed;
+    }
+    PyStructSequence_SET_ITEM(answer, 1, item);
+    if ((item = vd_int_from_u64(moved)) == NULL) {
+        goto failed;
+    }
+    PyStructSequence_SET_ITEM(answer, 2, item);
+    return answer;
+failed:
+    Py_DECREF(answer);  /* an item still NULL is skipped (vd_answer_free) */
+    return NULL;
+}
+
 #endif

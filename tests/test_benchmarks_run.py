@@ -120,9 +120,11 @@ def test_bench_answer_instructions_quick_prints_its_counts() -> None:
         pytest.skip("valgrind is not installed (the benchmark counts with callgrind)")
     output = run_quick("bench_answer_instructions.py")
     for kind in ("fresh SIZE answer (raw handle)", "fresh SIZE answer, sizes not powers of two",
-                 "repeated SIZE answer (VirtualDiskHandle)", "int answer (FRAGMENTATION)"):
+                 "repeated SIZE answer (VirtualDiskHandle)", "int answer (FRAGMENTATION)",
+                 "RawSCSIVirtualDisk READ(16) of 4 KiB (VHD)",
+                 "RawSCSIVirtualDisk READ(10) of 4 KiB (VHD)"):
         assert f"\n  {kind} " in output
-    assert output.count("instructions/call") == 4
+    assert output.count("instructions/call") == 6
     assert "building the four-field answer (powers of two):" in output
     assert "building the four-field answer (two ints made):" in output
     assert output.count("x the int answer's call") == 2
