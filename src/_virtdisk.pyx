@@ -19,6 +19,7 @@ cimport cython
 import atexit
 import enum
 import errno
+import operator
 import os
 import uuid
 import warnings
@@ -1915,7 +1916,8 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
     cdef RAW_SCSI_VIRTUAL_DISK_PARAMETERS parameters
     cdef RAW_SCSI_VIRTUAL_DISK_RESPONSE response
     cdef DWORD scsi_flags = flags
-    cdef bytes command = cdb if type(cdb) is bytes else bytes(cdb)
+    # Through memoryview, not bytes(): bytes(7) would be seven zero bytes.
+    cdef bytes command = cdb if type(cdb) is bytes else bytes(memoryview(cdb))
     cdef Py_buffer view
     cdef bint have_view = False
     # The sense bytes land on the stack; a bytes object is made only when
@@ -1927,6 +1929,8 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
     cdef DWORD code
     if not 0 < len(command) <= 255:
         raise ValueError(f"cdb must be 1 to 255 bytes, not {len(command)}")
+    if type(sense_info_length) is not int:
+        sense_info_length = operator.index(sense_info_length)   # no floats
     if not 0 <= sense_info_length <= 255:
         raise ValueError("sense_info_length must be 0 to 255")
     memset(&parameters, 0, sizeof(parameters))

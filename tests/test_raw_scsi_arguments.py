@@ -91,6 +91,9 @@ def test_a_check_condition_answer_is_untracked_and_holds_its_sense(handle: _virt
     ({"data": b"read-only"}, BufferError, None),
     ({"data": 7}, TypeError, None),
     ({"cdb": None}, TypeError, None),
+    ({"cdb": 16}, TypeError, None),                  # not 16 zero bytes
+    ({"cdb": "\x28"}, TypeError, None),
+    ({"sense_info_length": 18.0}, TypeError, None),
 ])
 def test_wrong_arguments_are_refused(handle: _virtdisk.VirtualDiskHandle, arguments: dict[str, object],
                                      error: type[Exception], message: str | None) -> None:
