@@ -151,12 +151,24 @@ def _answer_reduce(self):
     return type(self), tuple(self)
 
 
+def _answer_replace(self, /, **fields):
+    """`copy.replace(answer, **fields)` (Python 3.13): the type called with
+    the fields, so that the copy is tracked by what it holds.  structseq's
+    own leaves every copy untracked, and an untracked answer is freed
+    without the trashcan (_virtdisk_answers.h): a chain of copies nested a
+    million deep would overflow the C stack, and a cycle through a copy
+    would never be collected."""
+    return _answer_new(type(self), *[fields.pop(name, value)
+                                     for name, value in zip(self._fields, self)], **fields)
+
+
 cdef object _answer_type(PyStructSequence_Desc *description):
     """A new answer type: a structseq that is also made the way a named
     tuple is, by fields, and that names its fields in `_fields`."""
     answer_type = vd_answer_type_new(description)
     answer_type._fields = answer_type.__match_args__
     answer_type.__reduce__ = _answer_reduce
+    answer_type.__replace__ = _answer_replace
     vd_answer_type_seal(answer_type)
     return answer_type
 

@@ -124,7 +124,8 @@ static PyStructSequence_Desc vd_raw_scsi_response = VD_ANSWER(
  * The object is kept for a later answer when its list has room
  * (_virtdisk_kept_answers.h).  The trashcan bounds the C stack when answers
  * nest deeply (an answer holding an answer, a million deep); an untracked
- * answer holds ints alone (vd_answer_track), nests nothing and skips it. */
+ * answer holds ints alone (vd_answer_track; copy.replace builds through
+ * the constructor too, _virtdisk.pyx), nests nothing and skips it. */
 static void vd_answer_free(PyObject *answer)
 {
     Py_ssize_t index;

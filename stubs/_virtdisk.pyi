@@ -6,7 +6,7 @@ import uuid
 
 from _typeshed import structseq
 from types import TracebackType
-from typing import ClassVar, Final, Literal, final, overload
+from typing import Any, ClassVar, Final, Literal, final, overload
 
 from typing_extensions import Buffer, Self, disjoint_base
 
@@ -36,6 +36,7 @@ VHDX_SYSTEM_METADATA_ITEMS: Final[tuple[uuid.UUID, ...]]
 @final
 class VirtualStorageType(structseq[int | uuid.UUID], tuple[int, uuid.UUID]):
     _fields: ClassVar[tuple[str, ...]]
+    def __replace__(self, **fields: Any) -> Self: ...
     __match_args__: Final = ("device_id", "vendor_id")
     def __new__(cls, device_id: int, vendor_id: uuid.UUID) -> Self: ...
     @property
@@ -46,6 +47,7 @@ class VirtualStorageType(structseq[int | uuid.UUID], tuple[int, uuid.UUID]):
 @final
 class VirtualDiskSize(structseq[int], tuple[int, int, int, int]):
     _fields: ClassVar[tuple[str, ...]]
+    def __replace__(self, **fields: Any) -> Self: ...
     __match_args__: Final = ("virtual_size", "physical_size", "block_size", "sector_size")
     def __new__(
         cls,
@@ -66,6 +68,7 @@ class VirtualDiskSize(structseq[int], tuple[int, int, int, int]):
 @final
 class ParentLocation(structseq[bool | list[str]], tuple[bool, list[str]]):
     _fields: ClassVar[tuple[str, ...]]
+    def __replace__(self, **fields: Any) -> Self: ...
     __match_args__: Final = ("parent_resolved", "paths")
     def __new__(cls, parent_resolved: bool, paths: list[str]) -> Self: ...
     @property
@@ -76,6 +79,7 @@ class ParentLocation(structseq[bool | list[str]], tuple[bool, list[str]]):
 @final
 class PhysicalDisk(structseq[int | bool], tuple[int, int, bool]):
     _fields: ClassVar[tuple[str, ...]]
+    def __replace__(self, **fields: Any) -> Self: ...
     __match_args__: Final = ("logical_sector_size", "physical_sector_size", "is_remote")
     def __new__(
         cls,
@@ -93,6 +97,7 @@ class PhysicalDisk(structseq[int | bool], tuple[int, int, bool]):
 @final
 class ChangeTrackingState(structseq[bool | str], tuple[bool, bool, str]):
     _fields: ClassVar[tuple[str, ...]]
+    def __replace__(self, **fields: Any) -> Self: ...
     __match_args__: Final = ("enabled", "newer_changes", "most_recent_id")
     def __new__(cls, enabled: bool, newer_changes: bool, most_recent_id: str) -> Self: ...
     @property
@@ -117,6 +122,7 @@ class StorageDependencyInfo(
     ],
 ):
     _fields: ClassVar[tuple[str, ...]]
+    def __replace__(self, **fields: Any) -> Self: ...
     __match_args__: Final = (
         "dependency_type_flags",
         "provider_specific_flags",
@@ -158,6 +164,7 @@ class StorageDependencyInfo(
 @final
 class VirtualDiskProgress(structseq[int], tuple[int, int, int]):
     _fields: ClassVar[tuple[str, ...]]
+    def __replace__(self, **fields: Any) -> Self: ...
     __match_args__: Final = ("operation_status", "current_value", "completion_value")
     def __new__(cls, operation_status: int, current_value: int, completion_value: int) -> Self: ...
     @property
@@ -170,6 +177,7 @@ class VirtualDiskProgress(structseq[int], tuple[int, int, int]):
 @final
 class ChangedRanges(structseq[list[tuple[int, int]] | int], tuple[list[tuple[int, int]], int]):
     _fields: ClassVar[tuple[str, ...]]
+    def __replace__(self, **fields: Any) -> Self: ...
     __match_args__: Final = ("ranges", "processed_length")
     def __new__(cls, ranges: list[tuple[int, int]], processed_length: int) -> Self: ...
     @property
@@ -180,6 +188,7 @@ class ChangedRanges(structseq[list[tuple[int, int]] | int], tuple[list[tuple[int
 @final
 class RawScsiResponse(structseq[int | bytes], tuple[int, bytes, int]):
     _fields: ClassVar[tuple[str, ...]]
+    def __replace__(self, **fields: Any) -> Self: ...
     __match_args__: Final = ("scsi_status", "sense_info", "data_transfer_length")
     def __new__(cls, scsi_status: int, sense_info: bytes, data_transfer_length: int) -> Self: ...
     @property

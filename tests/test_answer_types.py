@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -144,17 +145,23 @@ def test_no_short_answer_can_be_made(name: str) -> None:
     assert answer_type._fields == answer_type.__match_args__
 
 
-def test_deeply_nested_answers_are_freed_without_running_out_of_stack() -> None:
-    # Run apart: without the trashcan the interpreter dies (SIGSEGV).
-    script = ("import _virtdisk\n"
+def check_nested_million_deep_is_freed(nest: str) -> None:
+    """Nests answers a million deep with `nest` (an expression of the
+    previous `x`) and frees them, in an interpreter of its own: without the
+    trashcan that interpreter dies (SIGSEGV)."""
+    script = ("import copy, _virtdisk\n"
               "x = _virtdisk.ChangedRanges((), 0)\n"
               "for _ in range(1_000_000):\n"
-              "    x = _virtdisk.ChangedRanges(x, 0)\n"
+              f"    x = {nest}\n"
               "del x\n"
               "print('freed')\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0 and result.stdout == "freed\n", result.stderr[-2000:]
+
+
+def test_deeply_nested_answers_are_freed_without_running_out_of_stack() -> None:
+    check_nested_million_deep_is_freed("_virtdisk.ChangedRanges(x, 0)")
 
 
 @pytest.mark.parametrize("name", ANSWERS)
@@ -182,6 +189,34 @@ def test_copy_replace_makes_an_answer_with_one_field_changed(name: str) -> None:
     first = next(iter(ANSWERS[name]))
     replaced = copy.replace(answer, **{first: None})  # type: ignore[attr-defined]
     assert type(replaced) is type(answer) and replaced == (None, *values[1:])
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="copy.replace is new in Python 3.13")
+def test_copy_replace_tracks_what_the_copy_holds() -> None:
+    """A copy holding a list is tracked, so that a cycle through it is
+    collected; one of ints alone is not; an unknown field is refused."""
+    class Paths(list[object]):
+        pass
+
+    paths = Paths()
+    replaced = copy.replace(_virtdisk.ParentLocation(True, []), paths=paths)  # type: ignore[attr-defined]
+    assert gc.is_tracked(replaced) and replaced.paths is paths
+    paths.append(replaced)
+    collected = weakref.ref(paths)
+    del paths, replaced
+    gc.collect()
+    assert collected() is None
+    size = _virtdisk.VirtualDiskSize(1, 2, 4, 512)
+    assert not gc.is_tracked(copy.replace(size, block_size=8))  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="unexpected"):
+        copy.replace(size, block_sizes=8)  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        size.__replace__(1)  # type: ignore[call-arg]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="copy.replace is new in Python 3.13")
+def test_answers_nested_by_copy_replace_are_freed_without_running_out_of_stack() -> None:
+    check_nested_million_deep_is_freed("copy.replace(x, ranges=x)")
 
 
 @pytest.fixture(scope="module")
