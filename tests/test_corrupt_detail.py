@@ -200,6 +200,21 @@ def test_vhdx_parent_locator(tmp_path: Path, locator: vb.Locator | None, pattern
 
 
 @needs_engine_detail
+@pytest.mark.parametrize("read_only", [True, False], ids=["read-only", "writable"])
+def test_a_dirty_vhdx_log_too_large_to_replay_is_refused(tmp_path: Path, read_only: bool) -> None:
+    """A dirty log is replayed from memory: one longer than the engine's
+    bound (here 512 MiB, in a sparse file) is refused with a detail, not
+    read whole into a buffer of its length."""
+    image = vb.Image(8 * MiB, block_size=MiB, log_length=512 * MiB)
+    image.log_guid = uuid.uuid4().bytes_le
+    path = tmp_path / "dirty.vhdx"
+    image.save(path)
+    error = _failure(lambda: virtdisk.open(path, read_only=read_only))
+    _check(error, errors.ERROR_NOT_SUPPORTED,
+           r"the log to replay is 536870912 bytes; the engine replays logs of up to 268435456")
+
+
+@needs_engine_detail
 def test_vhdx_bat_entry_past_the_end(tmp_path: Path) -> None:
     """The BAT is read by the first read of a block, here the copy of the
     content that CreateVirtualDisk makes from a source."""

@@ -420,6 +420,11 @@ uint32_t vd_vhdx_log_load(const vd_file *file, uint64_t log_offset, uint32_t log
                        "the log (%" PRIu32 " bytes at offset %" PRIu64 ") is not whole 4 KiB sectors inside the file",
                        log_length, log_offset);
 
+    if (log_length > VD_VHDX_LOG_REPLAY_MAX)
+        return vd_fail(VD_ERROR_NOT_SUPPORTED,
+                       "the log to replay is %" PRIu32 " bytes; the engine replays logs of up to %" PRIu32,
+                       log_length, VD_VHDX_LOG_REPLAY_MAX);
+
     vd_vhdx_replay *replay = calloc(1, sizeof *replay);
     if (replay == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;

@@ -19,6 +19,12 @@
 /* The writes of an active log sequence, in replay order. */
 typedef struct vd_vhdx_replay vd_vhdx_replay;
 
+/* The largest dirty log replayed: it is read whole into memory.  Hyper-V
+ * and qemu-img make 1 MiB logs; without a bound, a damaged or hostile
+ * header (LogLength is 32 bits) would have the engine allocate up to 4 GiB
+ * before it finds whether the log holds anything. */
+#define VD_VHDX_LOG_REPLAY_MAX ((uint32_t)256 << 20)
+
 /* Reads the log at `log_offset` (`log_length` bytes, already checked to lie
  * inside the file), finds its active sequence for `log_guid` and validates
  * every write it describes against the file.  *replay is NULL when no valid
@@ -32,6 +38,7 @@ typedef struct vd_vhdx_replay vd_vhdx_replay;
  * the entry declares; its zero descriptors cover more than four times the
  * file; or the log is so full of damaged candidates that validating them
  * would cost more than a bounded multiple of its length.
+ * VD_ERROR_NOT_SUPPORTED when the log is larger than VD_VHDX_LOG_REPLAY_MAX;
  * VD_ERROR_NOT_ENOUGH_MEMORY when the log cannot be held in memory. */
 uint32_t vd_vhdx_log_load(const vd_file *file, uint64_t log_offset, uint32_t log_length,
                           const uint8_t log_guid[16], vd_vhdx_replay **replay);
