@@ -35,6 +35,28 @@ def test_the_properties_are_the_items_and_carry_their_description() -> None:
         assert getattr(items, name) is item
 
 
+def test_the_properties_can_be_neither_set_nor_deleted(tmp_path: Path) -> None:
+    path = tmp_path / "plain.vhdx"
+    virtdisk.create(path, 32 << 20).close()
+    with virtdisk.open(path) as disk:
+        for name in ITEM_PROPERTIES:
+            with pytest.raises(AttributeError):
+                setattr(disk, name, 1)
+            with pytest.raises(AttributeError):
+                delattr(disk, name)
+        assert disk.virtual_size == 32 << 20
+
+
+def test_reading_a_closed_disk_names_the_property(tmp_path: Path) -> None:
+    path = tmp_path / "plain.vhdx"
+    virtdisk.create(path, 32 << 20).close()
+    disk = virtdisk.open(path)
+    disk.close()
+    for name in ITEM_PROPERTIES:
+        with pytest.raises(virtdisk.InvalidHandleError, match=f"VirtualDisk.{name}"):
+            getattr(disk, name)
+
+
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     directory = tmp_path_factory.mktemp("items")
