@@ -104,6 +104,11 @@ _EXTENSION_SPELLINGS: Final[dict[str, VirtualStorageTypeDevice]] = {
     for extension, device in _EXTENSIONS.items()
     for spelling in itertools.product(*({letter, letter.upper()} for letter in extension))
 }
+# The endings those keys are looked up by, made once: `name[-5:]` would
+# build its slice object on every open.
+_LAST_4: Final = slice(-4, None)
+_LAST_5: Final = slice(-5, None)
+_LAST_6: Final = slice(-6, None)
 # The same spellings, each to the storage type OpenVirtualDisk is passed:
 # the open of a named format then makes one lookup, not two.
 _EXTENSION_STORAGE_TYPES: Final[dict[str, VirtualStorageType]] = {
@@ -197,9 +202,9 @@ def open(  # noqa: A001 - the module's purpose, like io.open
         # By extension, inline: this runs on every open.  Every key starts
         # with its only dot, so a key the name ends with is its extension;
         # the slices, longest common one first, cost less than rfind.
-        storage = (_EXTENSION_STORAGE_TYPES.get(name[-5:])
-                   or _EXTENSION_STORAGE_TYPES.get(name[-4:])
-                   or _EXTENSION_STORAGE_TYPES.get(name[-6:]))
+        storage = (_EXTENSION_STORAGE_TYPES.get(name[_LAST_5])
+                   or _EXTENSION_STORAGE_TYPES.get(name[_LAST_4])
+                   or _EXTENSION_STORAGE_TYPES.get(name[_LAST_6]))
         if storage is None:
             storage = _STORAGE_TYPES[_device_from_signature(name)]
     else:
