@@ -128,3 +128,14 @@ def test_bench_answer_instructions_quick_prints_its_counts() -> None:
     assert "building the four-field answer (powers of two):" in output
     assert "building the four-field answer (two ints made):" in output
     assert output.count("x the int answer's call") == 2
+
+
+def test_bench_open_instructions_quick_prints_its_counts() -> None:
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed (the benchmark counts with callgrind)")
+    output = run_quick("bench_open_instructions.py")
+    assert "\n  _virtdisk " in output
+    assert "\n  virtdisk facade " in output
+    assert output.count("instructions/job") == 2
+    assert "the facade adds " in output
+    assert "x the extension's job)" in output

@@ -728,3 +728,31 @@ def test_extension_lookup_is_the_last_suffix_rule(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(disk, "_device_from_signature", lambda path: None)
     suffix = name[name.rfind("."):] if "." in name else ""
     assert disk._detected(name) == detect.EXTENSIONS.get(suffix.lower())
+
+
+@pytest.mark.parametrize("name", [
+    "a.vhd", "a.vhdx", "a.avhd", "a.avhdx", "a.iso", "A.VhDx", "dir.vhdx/a.iso", "a.vhd.img",
+    "a.img.vhd", "a.iso.vhdx", "a.xvhd", "a.vhdxx", ".vhd", "vhd", "a.", "a", "x.avhdx.vhd",
+    "dir.vhd/file", "a.ISO", "a..vhd", "a.v.hd", "a.AVHDX", "a.Iso",
+])
+def test_open_passes_the_storage_type_of_the_last_suffix(monkeypatch: pytest.MonkeyPatch,
+                                                         name: str) -> None:
+    # open() looks the name's ending up in its own table of storage types;
+    # it must pass OpenVirtualDisk what the last-suffix rule names.
+    from virtdisk import detect, disk
+    passed: list[object] = []
+
+    def fake_open(storage_type: object, *arguments: object, **keywords: object) -> object:
+        passed.append(storage_type)
+        return object()
+
+    monkeypatch.setattr(disk, "_device_from_signature", lambda path: None)
+    monkeypatch.setattr(disk, "OpenVirtualDisk", fake_open)
+    suffix = name[name.rfind("."):] if "." in name else ""
+    device = detect.EXTENSIONS.get(suffix.lower())
+    disk.open(name)
+    expected = _virtdisk.VirtualStorageType(
+        _virtdisk.VirtualStorageTypeDevice.UNKNOWN if device is None else device,
+        _virtdisk.VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN if device is None
+        else _virtdisk.VIRTUAL_STORAGE_TYPE_VENDOR_MICROSOFT)
+    assert passed == [expected]

@@ -5,6 +5,7 @@ it, and mypy still types each property."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import shutil
 import subprocess
@@ -33,6 +34,37 @@ def test_the_properties_are_the_items_and_carry_their_description() -> None:
         assert item.name == name
         assert item.__doc__ and len(item.__doc__) > 20, name
         assert getattr(items, name) is item
+
+
+def test_the_items_are_read_only_properties() -> None:
+    # What inspect, help() and documentation tools see: a property without
+    # a setter, whose getter is called as any property's is.
+    for name, item in ITEM_PROPERTIES.items():
+        assert isinstance(item, property), name
+        assert item.fget is not None and item.fset is None and item.fdel is None, name
+        assert inspect.getattr_static(virtdisk.VirtualDisk, name) is item
+
+
+def test_the_properties_can_be_neither_set_nor_deleted(tmp_path: Path) -> None:
+    path = tmp_path / "plain.vhdx"
+    virtdisk.create(path, 32 << 20).close()
+    with virtdisk.open(path) as disk:
+        for name in ITEM_PROPERTIES:
+            with pytest.raises(AttributeError):
+                setattr(disk, name, 1)
+            with pytest.raises(AttributeError):
+                delattr(disk, name)
+        assert disk.virtual_size == 32 << 20
+
+
+def test_reading_a_closed_disk_names_the_property(tmp_path: Path) -> None:
+    path = tmp_path / "plain.vhdx"
+    virtdisk.create(path, 32 << 20).close()
+    disk = virtdisk.open(path)
+    disk.close()
+    for name in ITEM_PROPERTIES:
+        with pytest.raises(virtdisk.InvalidHandleError, match=f"VirtualDisk.{name}"):
+            getattr(disk, name)
 
 
 @pytest.fixture(scope="module")

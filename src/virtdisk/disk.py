@@ -104,6 +104,16 @@ _EXTENSION_SPELLINGS: Final[dict[str, VirtualStorageTypeDevice]] = {
     for extension, device in _EXTENSIONS.items()
     for spelling in itertools.product(*({letter, letter.upper()} for letter in extension))
 }
+# The endings those keys are looked up by, made once: `name[-5:]` would
+# build its slice object on every open.
+_LAST_4: Final = slice(-4, None)
+_LAST_5: Final = slice(-5, None)
+_LAST_6: Final = slice(-6, None)
+# The same spellings, each to the storage type OpenVirtualDisk is passed:
+# the open of a named format then makes one lookup, not two.
+_EXTENSION_STORAGE_TYPES: Final[dict[str, VirtualStorageType]] = {
+    spelling: _STORAGE_TYPES[device] for spelling, device in _EXTENSION_SPELLINGS.items()
+}
 
 _ACCESS_NONE: Final = VirtualDiskAccessMask.NONE
 _ACCESS_READ: Final = VirtualDiskAccessMask.READ
@@ -192,17 +202,18 @@ def open(  # noqa: A001 - the module's purpose, like io.open
         # By extension, inline: this runs on every open.  Every key starts
         # with its only dot, so a key the name ends with is its extension;
         # the slices, longest common one first, cost less than rfind.
-        device = (_EXTENSION_SPELLINGS.get(name[-5:]) or _EXTENSION_SPELLINGS.get(name[-4:])
-                  or _EXTENSION_SPELLINGS.get(name[-6:]))
-        if device is None:
-            device = _device_from_signature(name)
+        storage = (_EXTENSION_STORAGE_TYPES.get(name[_LAST_5])
+                   or _EXTENSION_STORAGE_TYPES.get(name[_LAST_4])
+                   or _EXTENSION_STORAGE_TYPES.get(name[_LAST_6]))
+        if storage is None:
+            storage = _STORAGE_TYPES[_device_from_signature(name)]
     else:
-        device = _given_or_detected(storage_type, name)
+        storage = _STORAGE_TYPES[_given_or_detected(storage_type, name)]
     open_flags = _FLAGS_NONE
     if flags is not _FLAGS_NONE or no_parents:
         open_flags = _checked_flags(flags, no_parents)
 
-    if device is _ISO:
+    if storage is _ISO_STORAGE_TYPE:
         if (read_only is None and access is None and rw_depth is None and not get_info_only
                 and open_flags is _FLAGS_NONE):
             handle = OpenVirtualDisk(_ISO_STORAGE_TYPE, name, _ACCESS_READ, open_flags, 1)
@@ -217,14 +228,14 @@ def open(  # noqa: A001 - the module's purpose, like io.open
             raise ValueError("rw_depth applies to version 1 opens, which access= selects; "
                              "without access=, use read_only=")
         if get_info_only:
-            handle = OpenVirtualDisk(_STORAGE_TYPES[device], name, _ACCESS_NONE, open_flags, 2,
+            handle = OpenVirtualDisk(storage, name, _ACCESS_NONE, open_flags, 2,
                                      get_info_only=True, read_only=True)
             read_only = True
         else:
-            handle = OpenVirtualDisk(_STORAGE_TYPES[device], name, _ACCESS_NONE, open_flags, 2,
+            handle = OpenVirtualDisk(storage, name, _ACCESS_NONE, open_flags, 2,
                                      read_only=read_only)
     else:
-        handle, read_only = _open_version_1(name, device, read_only, access, rw_depth,
+        handle, read_only = _open_version_1(name, storage, read_only, access, rw_depth,
                                             get_info_only, open_flags)
         disk = _new_disk(VirtualDisk)
         disk._handle = handle
@@ -252,7 +263,7 @@ def _given_or_detected(storage_type: object, path: str) -> VirtualStorageTypeDev
     return _detected(path) if device is None else device
 
 
-def _open_version_1(path: str, device: VirtualStorageTypeDevice | None, read_only: object,
+def _open_version_1(path: str, storage: VirtualStorageType, read_only: object,
                     access: object, rw_depth: object, get_info_only: object,
                     flags: OpenVirtualDiskFlag) -> tuple[VirtualDiskHandle, bool]:
     """Opens a VHD or VHDX with an explicit access mask: version 1
@@ -267,7 +278,7 @@ def _open_version_1(path: str, device: VirtualStorageTypeDevice | None, read_onl
                          "combined with access=")
     mask = _checked_access(access)
     depth = _checked_rw_depth(rw_depth)
-    handle = OpenVirtualDisk(_STORAGE_TYPES[device], path, mask, flags, 1, rw_depth=depth)
+    handle = OpenVirtualDisk(storage, path, mask, flags, 1, rw_depth=depth)
     return handle, depth == 0 or mask & _ACCESS_WRITABLE == 0
 
 

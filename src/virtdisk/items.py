@@ -48,7 +48,7 @@ class _Disk(Protocol):
     def _reraise(self, name: str) -> Any: ...
 
 
-class InfoItem(Generic[T]):
+class InfoItem(property, Generic[T]):
     """One item of information: a read-only property of a disk.
 
     `version` is the GetVirtualDiskInformation item asked; `pick` turns its
@@ -63,6 +63,9 @@ class InfoItem(Generic[T]):
                  label: str | None = None,
                  show: Callable[[Any], str | Sequence[str]] | None = None,
                  name: str = "") -> None:
+        # A property, so that reading one calls its getter from C: a
+        # __get__ written in Python costs a second call on every read.
+        super().__init__(self._getter(version, pick))
         self.name = name
         self.version = version
         self.pick = pick
@@ -71,26 +74,30 @@ class InfoItem(Generic[T]):
         self.show = show
         self.__doc__ = doc
 
+    def _getter(self, version: GetVirtualDiskInfoVersion,
+                pick: Callable[[Any], T] | None) -> Callable[[_Disk], T]:
+        """fetch() without the answer cache, inline: this runs on every
+        read of a property."""
+        def get(disk: _Disk) -> T:
+            try:
+                answer: Any = GetVirtualDiskInformation(disk._handle, version)
+            except VirtualDiskError as error:
+                answer = self._absent(disk, error, self.name)
+            if answer is None or pick is None:
+                return answer  # type: ignore[no-any-return]
+            return pick(answer)
+        return get
+
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    @overload
-    def __get__(self, disk: None, owner: type | None = None) -> Self: ...
-    @overload
-    def __get__(self, disk: _Disk, owner: type | None = None) -> T: ...
-    def __get__(self, disk: _Disk | None, owner: type | None = None) -> Self | T:
-        if disk is None:
-            return self
-        # fetch() without the answer cache, inline: this runs on every read
-        # of a property.
-        try:
-            answer: Any = GetVirtualDiskInformation(disk._handle, self.version)
-        except VirtualDiskError as error:
-            answer = self._absent(disk, error, self.name)
-        pick = self.pick
-        if answer is None or pick is None:
-            return answer  # type: ignore[no-any-return]
-        return pick(answer)
+    if TYPE_CHECKING:
+        # What mypy sees; at run time property.__get__ calls the getter.
+        @overload
+        def __get__(self, disk: None, owner: type | None = None) -> Self: ...
+        @overload
+        def __get__(self, disk: _Disk, owner: type | None = None) -> T: ...
+        def __get__(self, disk: _Disk | None, owner: type | None = None) -> Self | T: ...
 
     def fetch(self, disk: _Disk, answers: dict[GetVirtualDiskInfoVersion, Any] | None,
               caller: str | None = None) -> T:
