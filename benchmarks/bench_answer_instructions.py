@@ -27,13 +27,14 @@ answer costs.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from callgrind_count import callgrind_instructions  # the script's directory is on sys.path
 
 # Title: (disk, target, item).
 KINDS = {
@@ -80,15 +81,8 @@ def scsi_loop(_virtdisk: Any, image: str, cdb: bytes, calls: int) -> None:
 
 
 def instructions(image: Path, target: str, item: str, calls: int, scratch: Path) -> int:
-    output = scratch / f"callgrind.{target}.{item}.{calls}"
-    subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={output}",
-         sys.executable, __file__, "--loop", str(image), target, item, str(calls)],
-        check=True, capture_output=True)
-    summary = re.search(r"^summary: (\d+)", output.read_text(), re.MULTILINE)
-    if summary is None:
-        sys.exit(f"callgrind wrote no summary to {output}")
-    return int(summary.group(1))
+    return callgrind_instructions([__file__, "--loop", str(image), target, item, str(calls)],
+                                  scratch / f"callgrind.{target}.{item}.{calls}")
 
 
 def main() -> int:

@@ -20,13 +20,13 @@ property.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from callgrind_count import callgrind_instructions  # the script's directory is on sys.path
 
 PATHS = ("_virtdisk", "virtdisk facade")
 
@@ -51,15 +51,9 @@ def loop(image: str, path: str, jobs: int) -> None:
 
 
 def instructions(image: Path, path: str, jobs: int, scratch: Path) -> int:
-    output = scratch / f"callgrind.{path.split()[0]}.{jobs}"
-    subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={output}",
-         sys.executable, __file__, "--loop", str(image), path, str(jobs)],
-        check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": "0"})
-    summary = re.search(r"^summary: (\d+)", output.read_text(), re.MULTILINE)
-    if summary is None:
-        sys.exit(f"callgrind wrote no summary to {output}")
-    return int(summary.group(1))
+    return callgrind_instructions([__file__, "--loop", str(image), path, str(jobs)],
+                                  scratch / f"callgrind.{path.split()[0]}.{jobs}",
+                                  {"PYTHONHASHSEED": "0"})
 
 
 def main() -> int:
