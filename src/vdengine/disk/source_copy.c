@@ -62,39 +62,36 @@ static uint32_t vd_source_copy_run(vd_source_copy *copy, uint64_t offset, uint64
     return VD_ERROR_SUCCESS;
 }
 
-/* What is known of the holes of `file`: asked of the host when the file
- * is new to the copy, in the entry used longest ago. */
-static vd_source_file_holes *vd_source_copy_holes_of(vd_source_copy *copy, const vd_file *file)
-{
-    for (unsigned i = 0; i < VD_SOURCE_COPY_FILES; i++)
-        if (copy->files[i].file == file)
-            return &copy->files[i];
-    vd_source_file_holes *entry = &copy->files[copy->next_file];
-    copy->next_file = (copy->next_file + 1u) % VD_SOURCE_COPY_FILES;
-    entry->file = file;
-    entry->may_have_holes = vd_file_may_have_holes(file);
-    entry->extent_start = entry->extent_end = 0;
-    return entry;
-}
-
 /* Where the data of [from, to) of `file` starts and ends: SEEK_DATA and
  * SEEK_HOLE, for a file that may have holes, unless the extent found last
- * holds `from`.  *data == to: all a hole. */
+ * in it holds `from`.  *data == to: all a hole.  *limit: where that
+ * extent ends (UINT64_MAX in a file without holes), past which no run
+ * joins the piece.  What the host said of the file is kept in the
+ * transfer's entry for it; without one (fstat failed), the file may have
+ * holes and is asked each time. */
 static void vd_source_copy_data_extent(vd_source_copy *copy, const vd_file *file, uint64_t from,
-                                       uint64_t to, uint64_t *data, uint64_t *data_end)
+                                       uint64_t to, uint64_t *data, uint64_t *data_end,
+                                       uint64_t *limit)
 {
     *data = from;
     *data_end = to;
-    vd_source_file_holes *holes = vd_source_copy_holes_of(copy, file);
+    *limit = UINT64_MAX;
+    vd_transfer_source unknown = { .file = file, .may_have_holes = 1 };
+    vd_transfer_source *holes = vd_file_transfer_source(&copy->transfer, file);
+    if (holes == NULL)
+        holes = &unknown;
     if (!holes->may_have_holes)
         return;
     if (!(holes->extent_start <= from && from < holes->extent_end)) {
         int found = vd_file_data_extent(file, from, &holes->extent_start, &holes->extent_end);
         if (found == 0)
             *data = to;   /* only a hole up to the file's end */
-        if (found <= 0)
+        if (found <= 0) {
+            *limit = holes->extent_end;
             return;       /* else the file system cannot tell: all data */
+        }
     }
+    *limit = holes->extent_end;
     *data = holes->extent_start > from ? holes->extent_start : from;
     if (*data >= to) {
         *data = to;
@@ -113,8 +110,8 @@ static uint32_t vd_source_copy_file_piece(vd_source_copy *copy, uint64_t *offset
                                           vd_source_piece *piece)
 {
     const vd_file *file = &owner->file;
-    uint64_t data, data_end, run_end = run->file_offset + run->length;
-    vd_source_copy_data_extent(copy, file, run->file_offset, run_end, &data, &data_end);
+    uint64_t data, data_end, limit, run_end = run->file_offset + run->length;
+    vd_source_copy_data_extent(copy, file, run->file_offset, run_end, &data, &data_end, &limit);
     if (data == run_end) {
         *offset += run->length;   /* a hole: reads zeros */
         return VD_ERROR_SUCCESS;
@@ -128,8 +125,6 @@ static uint32_t vd_source_copy_file_piece(vd_source_copy *copy, uint64_t *offset
     if (data_end != run_end)
         return VD_ERROR_SUCCESS;
     /* In a file with holes, only runs inside the extent of data found. */
-    const vd_source_file_holes *holes = vd_source_copy_holes_of(copy, file);
-    uint64_t limit = holes->may_have_holes ? holes->extent_end : UINT64_MAX;
     while (*offset < end) {
         vd_run next;
         vd_image *next_owner;

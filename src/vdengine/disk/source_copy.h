@@ -29,29 +29,13 @@ typedef struct vd_source_piece {
     const uint8_t *bytes;
 } vd_source_piece;
 
-/* The files whose holes are remembered at once: a chain flattened with
- * more images than this asks the host again, which costs, but is correct. */
-#define VD_SOURCE_COPY_FILES 4
-
-/* A file of the source's chain: whether it may have holes, and the extent
- * of data found in it last (the runs of a block lie in one extent, asked
- * for once). */
-typedef struct vd_source_file_holes {
-    const vd_file *file;       /* NULL: an unused entry */
-    int may_have_holes;
-    uint64_t extent_start, extent_end;
-} vd_source_file_holes;
-
 typedef struct vd_source_copy {
     vd_image *source;          /* read op for what no file holds as it stands */
     vd_disk *disk;             /* the source's chain; NULL: all read through `source` */
     vd_copy_refusals refusals;
-    vd_file_transfer transfer; /* into the new image's file */
     uint8_t *buffer;
-    /* What the host said of the files read last (a flattened chain
-     * switches between a child and its parents), asked once per file. */
-    vd_source_file_holes files[VD_SOURCE_COPY_FILES];
-    unsigned next_file;        /* the entry a new file takes */
+    vd_file_transfer transfer; /* into the new image's file; what the host
+                                * said of each source file is kept there */
     /* A run found while looking for the end of a piece, for the next call. */
     int has_run;
     uint64_t run_offset;

@@ -8,12 +8,17 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+int vd_file_stat_may_have_holes(const struct stat *info)
+{
+    return (uint64_t)info->st_blocks * 512u < (uint64_t)info->st_size;
+}
+
 int vd_file_may_have_holes(const vd_file *file)
 {
     struct stat info;
     if (fstat(file->fd, &info) != 0)
         return 1;
-    return (uint64_t)info.st_blocks * 512u < (uint64_t)info.st_size;
+    return vd_file_stat_may_have_holes(&info);
 }
 
 uint64_t vd_file_next_data(const vd_file *file, uint64_t offset, uint64_t end)

@@ -15,6 +15,10 @@
  * tmpfs all the way to the end of a file that has none. */
 int vd_file_may_have_holes(const vd_file *file);
 
+/* The same, from what fstat told of the file. */
+struct stat;
+int vd_file_stat_may_have_holes(const struct stat *info);
+
 /* The first offset in [offset, end) that may hold data: every byte before
  * it reads zeros.  `end` when the range is one hole; `offset` when the
  * host cannot tell.  Bytes past the file's end are no hole: the range is

@@ -80,30 +80,28 @@ static int vd_file_transfer_pair(const vd_file_transfer *transfer, vd_copy_pair 
     return 1;
 }
 
-/* Makes `source` the transfer's current source: its entry if the transfer
- * knows it, else the entry used longest ago, filled from fstat and from
- * whether the kernel refused the pair before. */
-static void vd_file_transfer_source(vd_file_transfer *transfer, const vd_file *source)
+vd_transfer_source *vd_file_transfer_source(vd_file_transfer *transfer, const vd_file *source)
 {
     for (unsigned i = 0; i < VD_FILE_TRANSFER_SOURCES; i++)
-        if (transfer->sources[i].file == source) {
-            transfer->source = &transfer->sources[i];
-            return;
-        }
+        if (transfer->sources[i].file == source)
+            return transfer->source = &transfer->sources[i];
     transfer->source = NULL;
     struct stat info;
     if (fstat(source->fd, &info) != 0)
-        return;   /* unknown: copied through a buffer, asked about again next time */
+        return NULL;   /* unknown: copied through a buffer, asked about again next time */
     vd_transfer_source *entry = &transfer->sources[transfer->next_source];
     transfer->next_source = (transfer->next_source + 1u) % VD_FILE_TRANSFER_SOURCES;
     entry->file = source;
     entry->device = (uint64_t)info.st_dev;
     entry->inode = (uint64_t)info.st_ino;
     entry->refused = 0;
+    entry->may_have_holes = vd_file_stat_may_have_holes(&info);
+    entry->extent_start = entry->extent_end = 0;
     transfer->source = entry;
     vd_copy_pair pair;
     if (transfer->refusals != NULL && vd_file_transfer_pair(transfer, &pair))
         entry->refused = vd_copy_refusals_holds(transfer->refusals, &pair);
+    return entry;
 }
 
 /* The kernel refused the current pair: the rest of the copy takes the
@@ -169,7 +167,8 @@ uint32_t vd_file_transfer_copy_data(vd_file_transfer *transfer, const vd_file *s
 uint32_t vd_file_transfer_copy(vd_file_transfer *transfer, const vd_file *source, uint64_t from,
                                uint64_t to, uint64_t length)
 {
-    if (!vd_file_may_have_holes(source))
+    const vd_transfer_source *known = vd_file_transfer_source(transfer, source);
+    if (known != NULL && !known->may_have_holes)
         return vd_file_transfer_copy_data(transfer, source, from, to, length);
     uint64_t end = from + length;
     uint64_t position = from;

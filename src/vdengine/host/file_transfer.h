@@ -43,12 +43,16 @@ void vd_copy_refusals_destroy(vd_copy_refusals *refusals);
  * between them; a longer chain asks again, which costs, but is correct. */
 #define VD_FILE_TRANSFER_SOURCES 4u
 
-/* A source file: its identity for the refusals, and whether the kernel
- * refused to copy from it into the destination. */
+/* A source file, as one fstat described it: its identity for the
+ * refusals, whether the kernel refused to copy from it into the
+ * destination, whether it may have holes, and the extent of data found in
+ * it last (the runs of a block lie in one extent, asked for once). */
 typedef struct vd_transfer_source {
     const vd_file *file;       /* NULL: an unused entry */
     uint64_t device, inode;
     int refused;
+    int may_have_holes;
+    uint64_t extent_start, extent_end;
 } vd_transfer_source;
 
 /* One transfer's state: the destination, where refusals are remembered,
@@ -67,6 +71,11 @@ typedef struct vd_file_transfer {
  * it), remembering refused pairs in `refusals` (the caller's, initialised;
  * it outlives the transfer); it holds nothing to release. */
 void vd_file_transfer_begin(vd_file_transfer *transfer, int fd, vd_copy_refusals *refusals);
+
+/* The entry of `source`, made the transfer's current source: asked of the
+ * host when the file is new to the transfer, in the entry used longest
+ * ago.  NULL when fstat fails (nothing is known of the file). */
+vd_transfer_source *vd_file_transfer_source(vd_file_transfer *transfer, const vd_file *source);
 
 /* Bytes [from, from + length) of `source` written at `to` in the
  * destination, except the holes of `source` (SEEK_HOLE), which are left
