@@ -11,7 +11,8 @@ the bitmap it copies: reads that make the copies of a dynamic disk's
 partly marked blocks, writes into their absent sectors and a resize, each
 followed by a read through the same handle that must give what the
 writes made; `qemu-img compare` and pyvhdi (libvhdi) read the file
-afterwards.  Children's copies after writes, unmap, compact and merge:
+afterwards, as they do for a disk with more partly present blocks than
+the copies' bound holds.  Children's copies after writes, unmap, compact and merge:
 tests/test_vhd_read_bitmaps.py, whose reads through one handle meet them.
 """
 
@@ -27,9 +28,10 @@ from pathlib import Path
 import virtdisk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_vhd_read_bitmaps import BLOCK, RANDOM_READS, SIZE, KiB, pytestmark  # noqa: E402,F401
+from test_vhd_read_bitmaps import BLOCK, RANDOM_READS, SIZE, KiB, MiB, pytestmark  # noqa: E402,F401
 from test_vhd_write import SECTOR, has_pyvhdi, pyvhdi_bytes, qemu_image, run, vhd_layout  # noqa: E402
 from traced_child import needs_strace, run_traced  # noqa: E402
+from vhd_builder import build_sparse  # noqa: E402
 
 BLOCKS = SIZE // BLOCK
 HALF = BLOCK // 2
@@ -167,3 +169,29 @@ def test_a_dynamic_disk_reads_right_after_resize_and_writes_into_copied_blocks(
     data = image.read_bytes()
     assert struct.unpack(">Q", data[-512:][48:56])[0] == grown
     assert data[table[1] * SECTOR + HALF // SECTOR // 8] == 0xFF   # the written run is marked
+
+
+def test_blocks_past_the_bound_of_the_copies_read_right(tmp_path: Path) -> None:
+    """More partly present blocks than the copies' bound holds (70 000
+    bitmaps of 512 bytes; 4 KiB blocks, the smallest qemu reads, each with
+    one sector marked): the blocks past it read their bitmaps from the file,
+    and every read, the first and the ones after, gives the sectors the
+    bitmaps mark and zeros elsewhere."""
+    blocks, block_size = 70_000, 4 * KiB
+    size = blocks * block_size
+    rng = random.Random(13)
+    sectors = {block * 8 + rng.randrange(8): rng.randbytes(SECTOR) for block in range(blocks)}
+    image, mirror = tmp_path / "small-blocks.vhd", tmp_path / "mirror.raw"
+    image.write_bytes(build_sparse(size, block_size, sectors, align_data_4k=False))
+    with open(mirror, "wb") as raw:
+        raw.truncate(size)
+        for sector, content in sectors.items():
+            raw.seek(sector * SECTOR)
+            raw.write(content)
+    piece = 8 * MiB
+    with virtdisk.open(image) as disk, open(mirror, "rb") as raw:
+        for _ in range(2):                   # the first read makes the copies
+            for offset in range(0, size, piece):
+                raw.seek(offset)
+                assert disk.read(offset, min(piece, size - offset)) == raw.read(piece), offset
+    run("qemu-img", "compare", "-q", "-f", "vpc", "-F", "raw", image, mirror)
