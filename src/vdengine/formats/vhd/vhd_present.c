@@ -52,15 +52,17 @@ vd_vhd_flag *vd_vhd_present_flags(vd_vhd_state *state)
 }
 
 /* Whether allocated block `block`, whose bitmap is at sector `entry`, has
- * every sector present; a block that has not keeps a copy of its bitmap
- * (vhd_bitmaps.c).  The bitmap is read whole, in one read (the caller
- * holds the lock, whose holders share the scratch buffer). */
+ * every sector present (*learned 0 when memory for the bitmap ran out: the
+ * read goes on through the bitmap's windows); a block that has not keeps a
+ * copy of its bitmap (vhd_bitmaps.c).  The bitmap is read whole, in one
+ * read (the caller holds the lock, whose holders share the scratch). */
 static uint32_t vd_vhd_learn(vd_image *image, vd_vhd_state *state, uint32_t block, uint32_t entry,
-                             int *all)
+                             int *all, int *learned)
 {
     uint8_t *bitmap = vd_vhd_scratch(state);
+    *learned = bitmap != NULL;
     if (bitmap == NULL)
-        return VD_ERROR_NOT_ENOUGH_MEMORY;
+        return VD_ERROR_SUCCESS;
     uint32_t status = vd_file_read(&image->file, (uint64_t)entry * VD_VHD_SECTOR_SIZE, bitmap,
                                    state->bitmap_size);
     if (status != VD_ERROR_SUCCESS)
@@ -93,8 +95,9 @@ uint32_t vd_vhd_block_all_present(vd_image *image, vd_vhd_state *state, uint32_t
     } else if (known != VD_VHD_BITS_UNKNOWN) {
         *all = known == VD_VHD_BITS_ALL;
     } else {
-        status = vd_vhd_learn(image, state, block, entry, all);
-        if (status == VD_ERROR_SUCCESS)
+        int learned;
+        status = vd_vhd_learn(image, state, block, entry, all, &learned);
+        if (status == VD_ERROR_SUCCESS && learned)
             atomic_store_explicit(&flags[block], *all ? VD_VHD_BITS_ALL : VD_VHD_BITS_SOME,
                                   memory_order_release);
     }
