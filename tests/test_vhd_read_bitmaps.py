@@ -1,5 +1,6 @@
 """VHD reads and what an open knows of its blocks' sector bitmaps
-(formats/vhd/vhd_present.c), checked by tools nobody here wrote.
+(formats/vhd/vhd_present.c, and the copies of partly present blocks'
+bitmaps, vhd_bitmaps.c), checked by tools nobody here wrote.
 
 A read of a block whose every sector is marked present is one pread: the
 bitmap is read once per block and open, not once per request.  strace
@@ -181,12 +182,15 @@ def test_a_differencing_child_reads_right_after_partial_writes_unmap_and_compact
     snapshot_dump(second, mirror, tmp_path / "marked.raw", expected)
     second.unmap(16 * KiB, 8 * KiB)                         # zeros that hide the parent
     second.unmap(2 * BLOCK + 4 * KiB, 4 * KiB)              # in a block not allocated
+    second.unmap(BLOCK + 64 * KiB, 8 * KiB)                 # block 1, over the parent's data
     snapshot_dump(second, mirror, tmp_path / "unmapped.raw", expected)
     second.command("c 0")                                   # drops blocks 5 and 6
     snapshot_dump(second, mirror, tmp_path / "compacted.raw", expected)
     second.write(5 * BLOCK + 12 * KiB, 4 * KiB)             # partial again: the rest is the parent's
     second.write(6 * BLOCK + BLOCK - 4 * KiB, 4 * KiB)
     snapshot_dump(second, mirror, tmp_path / "reallocated.raw", expected)
+    second.write(5 * BLOCK + 32 * KiB, 4 * KiB)             # marked from the new block's bits
+    snapshot_dump(second, mirror, tmp_path / "remarked.raw", expected)
     second.flush()
     second.run()
     check_dumps(expected)

@@ -349,15 +349,20 @@ static uint32_t vd_vhd_read_absent(const vd_image *image, vd_image *parent, uint
     return VD_ERROR_SUCCESS;
 }
 
-uint32_t vd_vhd_window_load(const vd_image *image, uint64_t bitmap_offset, uint32_t in_block,
+uint32_t vd_vhd_window_load(const vd_image *image, uint32_t block, uint32_t entry, uint32_t in_block,
                             uint32_t length, vd_vhd_window *window)
 {
     uint32_t first_sector = in_block / VD_VHD_SECTOR_SIZE;
     window->end_sector = (in_block + length - 1) / VD_VHD_SECTOR_SIZE + 1;
     window->first_byte = first_sector / 8;
     uint32_t end_byte = (window->end_sector + 7) / 8;
-    return vd_file_read(&image->file, bitmap_offset + window->first_byte, window->bits,
-                        end_byte - window->first_byte);
+    const vd_vhd_bitmap_byte *copy = vd_vhd_bitmap_copy(image->format_state, block);
+    if (copy != NULL) {
+        vd_vhd_bitmap_window(copy, window->first_byte, end_byte, window->bits);
+        return VD_ERROR_SUCCESS;
+    }
+    return vd_file_read(&image->file, (uint64_t)entry * VD_VHD_SECTOR_SIZE + window->first_byte,
+                        window->bits, end_byte - window->first_byte);
 }
 
 uint32_t vd_vhd_window_run(const vd_vhd_window *window, uint32_t sector, int *present)
@@ -370,20 +375,20 @@ uint32_t vd_vhd_window_run(const vd_vhd_window *window, uint32_t sector, int *pr
     return run_end_sector;
 }
 
-/* Reads `length` bytes at `in_block` of an allocated block, all within one
- * bitmap window: sectors whose bit is set come from this file, the others
- * are absent. */
-static uint32_t vd_vhd_read_window(const vd_image *image, vd_image *parent, uint64_t block_start,
-                                   uint64_t bitmap_offset, uint32_t in_block, uint8_t *out,
-                                   uint32_t length)
+/* Reads `length` bytes at `in_block` of allocated block `block` (at sector
+ * `entry`), all within one bitmap window: sectors whose bit is set come
+ * from this file, the others are absent. */
+static uint32_t vd_vhd_read_window(const vd_image *image, vd_image *parent, uint32_t block,
+                                   uint32_t entry, uint32_t in_block, uint8_t *out, uint32_t length)
 {
     const vd_vhd_state *state = image->format_state;
     vd_vhd_window window;
-    uint32_t status = vd_vhd_window_load(image, bitmap_offset, in_block, length, &window);
+    uint32_t status = vd_vhd_window_load(image, block, entry, in_block, length, &window);
     if (status != VD_ERROR_SUCCESS)
         return status;
 
-    uint64_t data_offset = bitmap_offset + state->bitmap_size;
+    uint64_t block_start = (uint64_t)block * state->block_size;
+    uint64_t data_offset = (uint64_t)entry * VD_VHD_SECTOR_SIZE + state->bitmap_size;
     uint32_t position = in_block;
     uint32_t end = in_block + length;
     while (position < end) {
@@ -470,8 +475,8 @@ static uint32_t vd_vhd_read_sparse(vd_image *image, vd_image *parent, uint64_t o
                 uint64_t window_end = (in_block / window_bytes + 1) * window_bytes;
                 if (step > window_end - in_block)
                     step = window_end - in_block;
-                status = vd_vhd_read_window(image, parent, block_start, bitmap_offset, in_block,
-                                            out, (uint32_t)step);
+                status = vd_vhd_read_window(image, parent, block, entry, in_block, out,
+                                            (uint32_t)step);
             }
         }
         if (status != VD_ERROR_SUCCESS)

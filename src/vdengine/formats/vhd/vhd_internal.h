@@ -29,9 +29,15 @@ typedef _Atomic(uint32_t) vd_vhd_entry;
 enum vd_vhd_bits {
     VD_VHD_BITS_UNKNOWN = 0,     /* not read yet, or the block unallocated */
     VD_VHD_BITS_ALL = 1,         /* every sector of the block is present */
-    VD_VHD_BITS_SOME = 2         /* some sector is not: reads read the bits */
+    VD_VHD_BITS_SOME = 2         /* some sector is not: reads take the bits from
+                                    the block's copy (vhd_bitmaps.c) or the file */
 };
 typedef _Atomic(uint8_t) vd_vhd_flag;
+
+/* A byte of the copy of a sector bitmap (vhd_bitmaps.c), and a block's
+ * place in the table of copies. */
+typedef _Atomic(uint8_t) vd_vhd_bitmap_byte;
+typedef _Atomic(vd_vhd_bitmap_byte *) vd_vhd_bitmap_slot;
 
 /* Blocks whose BAT entries may wait for one commit.  A sequential run of
  * this many has its entries in 8 BAT sectors, one 4 KiB write; with 2 MiB
@@ -67,6 +73,12 @@ typedef struct vd_vhd_state {
      * write of the block is a single pread or pwrite.  Allocated by the
      * first read or write that asks. */
     _Atomic(vd_vhd_flag *) present;
+    /* Copies of the bitmaps of blocks whose flag is SOME (vhd_bitmaps.c),
+     * so that reads of them read no bitmap either: the table is made by
+     * the first copy; `bitmap_bytes`, what table and copies take, changes
+     * under `lock`. */
+    _Atomic(vd_vhd_bitmap_slot *) bitmaps;
+    size_t bitmap_bytes;
     uint8_t *scratch;            /* one sector bitmap, used under `lock` */
     /* Blocks allocated since the last commit (vhd_commit.c), in the order
      * they were: `table` names them, the file's BAT does not yet.  Under
@@ -93,6 +105,22 @@ static inline vd_vhd_flag *vd_vhd_flags_of(vd_vhd_state *state)
 {
     return atomic_load_explicit(&state->present, memory_order_acquire);
 }
+
+/* The copy of allocated block `block`'s bitmap, bitmap_size bytes, or NULL
+ * when the open keeps none (no lock; only while the flag is SOME). */
+const vd_vhd_bitmap_byte *vd_vhd_bitmap_copy(const vd_vhd_state *state, uint32_t block);
+/* `bitmap` becomes block `block`'s copy, where the bound leaves room; the
+ * caller holds `lock` and stores the flag SOME after it. */
+void vd_vhd_bitmap_keep(vd_vhd_state *state, uint32_t block, const uint8_t *bitmap);
+/* The whole copy into `out` (bitmap_size bytes); 0 when there is none. */
+int vd_vhd_bitmap_take(const vd_vhd_state *state, uint32_t block, uint8_t *out);
+/* Bytes [first_byte, end_byte) of a copy into `out`. */
+void vd_vhd_bitmap_window(const vd_vhd_bitmap_byte *copy, uint32_t first_byte, uint32_t end_byte,
+                          uint8_t *out);
+void vd_vhd_bitmaps_release(vd_vhd_state *state);
+/* The bitmap buffer of `lock`'s holders, made on first use; NULL when
+ * memory runs out. */
+uint8_t *vd_vhd_scratch(vd_vhd_state *state);
 
 /* Write-side parts of a new state (`file_size`: the file's size at open)
  * and their release (the state itself is vhd.c's to free). */
@@ -146,7 +174,9 @@ typedef struct vd_vhd_window {
     uint8_t bits[VD_VHD_BITMAP_WINDOW_BYTES];
 } vd_vhd_window;
 
-uint32_t vd_vhd_window_load(const vd_image *image, uint64_t bitmap_offset, uint32_t in_block,
+/* Taken from the block's copy where the open keeps one, else read from the
+ * bitmap at `entry`. */
+uint32_t vd_vhd_window_load(const vd_image *image, uint32_t block, uint32_t entry, uint32_t in_block,
                             uint32_t length, vd_vhd_window *window);
 /* The end of the run of sectors from `sector` (of the block) whose bits
  * equal its own, *present; at most the window's end_sector. */

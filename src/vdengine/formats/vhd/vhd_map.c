@@ -25,14 +25,13 @@ uint32_t vd_vhd_map_fixed(vd_image *image, uint64_t offset, uint64_t length, vd_
     return VD_ERROR_SUCCESS;
 }
 
-/* The run at `in_block` of an allocated block whose bitmap starts at
- * `bitmap_offset`, within one bitmap window and at most `length` bytes. */
-static uint32_t vd_vhd_map_window(const vd_image *image, const vd_vhd_state *state,
-                                  uint64_t bitmap_offset, uint32_t in_block, uint32_t length,
-                                  vd_run *run)
+/* The run at `in_block` of allocated block `block` (at sector `entry`),
+ * within one bitmap window and at most `length` bytes. */
+static uint32_t vd_vhd_map_window(const vd_image *image, const vd_vhd_state *state, uint32_t block,
+                                  uint32_t entry, uint32_t in_block, uint32_t length, vd_run *run)
 {
     vd_vhd_window window;
-    uint32_t status = vd_vhd_window_load(image, bitmap_offset, in_block, length, &window);
+    uint32_t status = vd_vhd_window_load(image, block, entry, in_block, length, &window);
     if (status != VD_ERROR_SUCCESS)
         return status;
     int present;
@@ -43,7 +42,7 @@ static uint32_t vd_vhd_map_window(const vd_image *image, const vd_vhd_state *sta
     run->length = run_end - in_block;
     if (present) {
         run->kind = VD_RUN_FILE;
-        run->file_offset = bitmap_offset + state->bitmap_size + in_block;
+        run->file_offset = (uint64_t)entry * VD_VHD_SECTOR_SIZE + state->bitmap_size + in_block;
     } else {
         run->kind = image->subtype == VD_SUBTYPE_DIFFERENCING ? VD_RUN_PARENT : VD_RUN_ZERO;
     }
@@ -93,5 +92,5 @@ uint32_t vd_vhd_map_sparse(vd_image *image, uint64_t offset, uint64_t length, vd
     uint64_t window_end = (in_block / window_bytes + 1) * window_bytes;
     if (step > window_end - in_block)
         step = window_end - in_block;
-    return vd_vhd_map_window(image, state, bitmap_offset, in_block, (uint32_t)step, run);
+    return vd_vhd_map_window(image, state, block, entry, in_block, (uint32_t)step, run);
 }

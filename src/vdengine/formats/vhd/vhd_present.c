@@ -5,7 +5,8 @@
  * A block's flag is learned by the first read or write that needs it:
  * under the state's lock, which every change of a bitmap holds, the entry
  * is loaded again (a compact may have dropped the block meanwhile), the
- * block's bitmap read and the answer stored.  A block the write path
+ * block's bitmap read and the answer stored, and where the answer is SOME
+ * the bitmap kept (vhd_bitmaps.c).  A block the write path
  * allocates or marks gets its flag there, under the same lock.  Flags are
  * loaded without the lock, after the block's table entry: an allocation
  * stores the flag before the entry, a compact that drops a block stores
@@ -17,10 +18,6 @@
 #include <stdlib.h>
 
 #include "base/vd_errors.h"
-
-/* Bytes of a bitmap the learning reads at once: a 2 MiB block's whole
- * bitmap is one sector, larger blocks' take a few reads, once. */
-#define VD_VHD_LEARN_BYTES 4096u
 
 int vd_vhd_bits_set(const uint8_t *bitmap, uint32_t first, uint32_t end)
 {
@@ -54,23 +51,26 @@ vd_vhd_flag *vd_vhd_present_flags(vd_vhd_state *state)
     return flags;
 }
 
-/* Whether the bitmap at `bitmap_offset` marks each of the block's first
- * `sectors` sectors present; read piece by piece (caller holds the lock). */
-static uint32_t vd_vhd_read_all_present(const vd_image *image, uint64_t bitmap_offset,
-                                        uint32_t sectors, int *all)
+/* Whether allocated block `block`, whose bitmap is at sector `entry`, has
+ * every sector present (*learned 0 when memory for the bitmap ran out: the
+ * read goes on through the bitmap's windows); a block that has not keeps a
+ * copy of its bitmap (vhd_bitmaps.c).  The bitmap is read whole, in one
+ * read (the caller holds the lock, whose holders share the scratch). */
+static uint32_t vd_vhd_learn(vd_image *image, vd_vhd_state *state, uint32_t block, uint32_t entry,
+                             int *all, int *learned)
 {
-    uint8_t piece[VD_VHD_LEARN_BYTES];
-    uint32_t bytes = (sectors + 7) / 8;
-    *all = 1;
-    for (uint32_t at = 0; at < bytes && *all; at += VD_VHD_LEARN_BYTES) {
-        uint32_t count = bytes - at < VD_VHD_LEARN_BYTES ? bytes - at : VD_VHD_LEARN_BYTES;
-        uint32_t status = vd_file_read(&image->file, bitmap_offset + at, piece, count);
-        if (status != VD_ERROR_SUCCESS)
-            return status;
-        uint32_t first_sector = at * 8;
-        uint32_t end_sector = sectors - first_sector < count * 8 ? sectors - first_sector : count * 8;
-        *all = vd_vhd_bits_set(piece, 0, end_sector);
-    }
+    uint8_t *bitmap = vd_vhd_scratch(state);
+    *learned = bitmap != NULL;
+    if (bitmap == NULL)
+        return VD_ERROR_SUCCESS;
+    uint32_t status = vd_file_read(&image->file, (uint64_t)entry * VD_VHD_SECTOR_SIZE, bitmap,
+                                   state->bitmap_size);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
+    uint32_t sectors = (uint32_t)(vd_vhd_block_bytes(image, state, block) / VD_VHD_SECTOR_SIZE);
+    *all = vd_vhd_bits_set(bitmap, 0, sectors);
+    if (!*all)
+        vd_vhd_bitmap_keep(state, block, bitmap);
     return VD_ERROR_SUCCESS;
 }
 
@@ -95,9 +95,9 @@ uint32_t vd_vhd_block_all_present(vd_image *image, vd_vhd_state *state, uint32_t
     } else if (known != VD_VHD_BITS_UNKNOWN) {
         *all = known == VD_VHD_BITS_ALL;
     } else {
-        uint32_t sectors = (uint32_t)(vd_vhd_block_bytes(image, state, block) / VD_VHD_SECTOR_SIZE);
-        status = vd_vhd_read_all_present(image, (uint64_t)entry * VD_VHD_SECTOR_SIZE, sectors, all);
-        if (status == VD_ERROR_SUCCESS)
+        int learned;
+        status = vd_vhd_learn(image, state, block, entry, all, &learned);
+        if (status == VD_ERROR_SUCCESS && learned)
             atomic_store_explicit(&flags[block], *all ? VD_VHD_BITS_ALL : VD_VHD_BITS_SOME,
                                   memory_order_release);
     }

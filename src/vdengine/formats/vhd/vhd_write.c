@@ -9,8 +9,9 @@
  * block has a flag (state->present, vhd_present.c) telling that every one
  * of its sectors is marked present; a write into such a block goes
  * straight to the data.  A write into a block of this open whose flag does
- * not say so reads the block's bitmap, under the lock, and sets the flag
- * from what it finds (reads learn it too).
+ * not say so reads the block's bitmap, under the lock (from the copy this
+ * open keeps of a partly present block's, vhd_bitmaps.c, when it has one),
+ * and sets the flag from what it finds (reads learn it too).
  *
  * A write into sectors whose bits are clear (an allocated block of a
  * differencing child that holds only some sectors, or a dynamic block a
@@ -113,6 +114,8 @@ uint32_t vd_vhd_write_init(vd_vhd_state *state, uint64_t file_size)
     atomic_init(&state->file_end, file_size);
     atomic_init(&state->checked, 0);
     atomic_init(&state->present, NULL);
+    atomic_init(&state->bitmaps, NULL);
+    state->bitmap_bytes = 0;
     state->scratch = NULL;
     return pthread_mutex_init(&state->lock, NULL) == 0 ? VD_ERROR_SUCCESS
                                                        : VD_ERROR_NOT_ENOUGH_MEMORY;
@@ -120,11 +123,19 @@ uint32_t vd_vhd_write_init(vd_vhd_state *state, uint64_t file_size)
 
 void vd_vhd_write_release(vd_vhd_state *state)
 {
+    vd_vhd_bitmaps_release(state);
     free((void *)atomic_load_explicit(&state->present, memory_order_relaxed));
     free(state->scratch);
     atomic_store_explicit(&state->present, NULL, memory_order_relaxed);
     state->scratch = NULL;
     pthread_mutex_destroy(&state->lock);
+}
+
+uint8_t *vd_vhd_scratch(vd_vhd_state *state)
+{
+    if (state->scratch == NULL)
+        state->scratch = malloc(state->bitmap_size);
+    return state->scratch;
 }
 
 /* `length` bytes of `data` at `offset`; NULL data writes zeros. */
@@ -298,8 +309,7 @@ static uint32_t vd_vhd_check_table(vd_image *image, vd_vhd_state *state)
         return status;
 
     /* Flags the reads learned before stay: they are facts of the file. */
-    state->scratch = malloc(state->bitmap_size);
-    if (vd_vhd_present_flags(state) == NULL || state->scratch == NULL)
+    if (vd_vhd_present_flags(state) == NULL || vd_vhd_scratch(state) == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;   /* freed by release */
     atomic_store_explicit(&state->checked, 1, memory_order_release);
     return VD_ERROR_SUCCESS;
@@ -311,11 +321,8 @@ uint32_t vd_vhd_ready(vd_image *image, vd_vhd_state *state)
         return VD_ERROR_SUCCESS;
     pthread_mutex_lock(&state->lock);
     uint32_t status = VD_ERROR_SUCCESS;
-    if (!atomic_load_explicit(&state->checked, memory_order_relaxed)) {
-        free(state->scratch);
-        state->scratch = NULL;
+    if (!atomic_load_explicit(&state->checked, memory_order_relaxed))
         status = vd_vhd_check_table(image, state);
-    }
     pthread_mutex_unlock(&state->lock);
     return status;
 }
@@ -329,6 +336,25 @@ typedef struct vd_vhd_piece {
     uint32_t count;
     const uint8_t *data;
 } vd_vhd_piece;
+
+/* The sector bitmap of the block `piece` allocates (bitmap_size bytes):
+ * every bit of a dynamic block or a whole one, else those of the sectors
+ * written; whether every sector is present. */
+static int vd_vhd_new_bitmap(const vd_image *image, const vd_vhd_state *state,
+                             const vd_vhd_piece *piece, uint8_t *bitmap)
+{
+    uint32_t sectors = (uint32_t)(vd_vhd_block_bytes(image, state, piece->block) / VD_VHD_SECTOR_SIZE);
+    uint32_t first = piece->within / VD_VHD_SECTOR_SIZE;
+    uint32_t end = first + piece->count / VD_VHD_SECTOR_SIZE;
+    if (image->subtype != VD_SUBTYPE_DIFFERENCING || (first == 0 && end == sectors)) {
+        memset(bitmap, 0xFF, state->bitmap_size);
+        return 1;
+    }
+    uint32_t low, high;
+    memset(bitmap, 0, state->bitmap_size);
+    vd_vhd_bits_mark(bitmap, first, end, &low, &high);
+    return 0;
+}
 
 /* Steps 1-3 of the file comment for `n` consecutive unallocated blocks. */
 static uint32_t vd_vhd_allocate(vd_image *image, vd_vhd_state *state, vd_vhd_entry *table,
@@ -364,19 +390,9 @@ static uint32_t vd_vhd_allocate(vd_image *image, vd_vhd_state *state, vd_vhd_ent
         atomic_store_explicit(&state->file_end, image->file.size, memory_order_release);
     }
     uint8_t *bitmap = buffer + front;
-    int differencing = image->subtype == VD_SUBTYPE_DIFFERENCING;
     for (size_t i = 0; i < n && status == VD_ERROR_SUCCESS; i++) {
         const vd_vhd_piece *piece = &pieces[i];
-        uint32_t sectors = (uint32_t)(vd_vhd_block_bytes(image, state, piece->block) / VD_VHD_SECTOR_SIZE);
-        uint32_t first = piece->within / VD_VHD_SECTOR_SIZE;
-        uint32_t end = first + piece->count / VD_VHD_SECTOR_SIZE;
-        if (!differencing || (first == 0 && end == sectors)) {
-            memset(bitmap, 0xFF, state->bitmap_size);
-        } else {
-            uint32_t low, high;
-            memset(bitmap, 0, state->bitmap_size);
-            vd_vhd_bits_mark(bitmap, first, end, &low, &high);
-        }
+        (void)vd_vhd_new_bitmap(image, state, piece, bitmap);
         if (i == 0) {
             memset(buffer, 0, front);
             status = vd_file_write(&image->file, data_end, buffer, front + state->bitmap_size);
@@ -392,8 +408,10 @@ static uint32_t vd_vhd_allocate(vd_image *image, vd_vhd_state *state, vd_vhd_ent
      * next commit (vhd_commit.c). */
     vd_vhd_flag *flags = vd_vhd_flags_of(state);
     for (size_t i = 0; i < n && status == VD_ERROR_SUCCESS; i++) {
-        uint32_t sectors = (uint32_t)(vd_vhd_block_bytes(image, state, pieces[i].block) / VD_VHD_SECTOR_SIZE);
-        int whole = !differencing || (pieces[i].within == 0 && pieces[i].count == sectors * VD_VHD_SECTOR_SIZE);
+        /* A block left partly to the parent keeps its bits in memory. */
+        int whole = vd_vhd_new_bitmap(image, state, &pieces[i], bitmap);
+        if (!whole)
+            vd_vhd_bitmap_keep(state, pieces[i].block, bitmap);
         atomic_store_explicit(&flags[pieces[i].block], whole ? VD_VHD_BITS_ALL : VD_VHD_BITS_SOME,
                               memory_order_release);
         atomic_store_explicit(&table[pieces[i].block], (uint32_t)(starts[i] / VD_VHD_SECTOR_SIZE),
@@ -416,7 +434,9 @@ static uint32_t vd_vhd_write_marking(vd_image *image, vd_vhd_state *state, uint3
     uint32_t sectors = (uint32_t)(vd_vhd_block_bytes(image, state, piece->block) / VD_VHD_SECTOR_SIZE);
     uint32_t first = piece->within / VD_VHD_SECTOR_SIZE;
     uint32_t end = first + piece->count / VD_VHD_SECTOR_SIZE;
-    uint32_t status = vd_file_read(&image->file, bitmap_offset, bitmap, state->bitmap_size);
+    uint32_t status = VD_ERROR_SUCCESS;
+    if (!vd_vhd_bitmap_take(state, piece->block, bitmap))
+        status = vd_file_read(&image->file, bitmap_offset, bitmap, state->bitmap_size);
     if (status != VD_ERROR_SUCCESS)
         return status;
     int marked = vd_vhd_bits_set(bitmap, first, end);
@@ -434,10 +454,16 @@ static uint32_t vd_vhd_write_marking(vd_image *image, vd_vhd_state *state, uint3
             status = vd_file_write(&image->file, bitmap_offset + from, bitmap + from,
                                    (size_t)(to - from));
     }
-    if (status == VD_ERROR_SUCCESS)
-        atomic_store_explicit(&vd_vhd_flags_of(state)[piece->block],
-                              vd_vhd_bits_set(bitmap, 0, sectors) ? VD_VHD_BITS_ALL : VD_VHD_BITS_SOME,
-                              memory_order_release);
+    vd_vhd_flag *flag = &vd_vhd_flags_of(state)[piece->block];
+    if (status != VD_ERROR_SUCCESS) {
+        /* The bitmap may or may not have changed: the next read asks the file. */
+        atomic_store_explicit(flag, VD_VHD_BITS_UNKNOWN, memory_order_release);
+        return status;
+    }
+    int all = vd_vhd_bits_set(bitmap, 0, sectors);
+    if (!all)
+        vd_vhd_bitmap_keep(state, piece->block, bitmap);
+    atomic_store_explicit(flag, all ? VD_VHD_BITS_ALL : VD_VHD_BITS_SOME, memory_order_release);
     return status;
 }
 
