@@ -247,6 +247,11 @@ uint32_t vd_content_copy_from_file(vd_disk *disk, int fd, uint64_t offset, uint6
     vd_file_transfer_begin(&into.transfer, disk->image.file.fd, &disk->copy_refusals);
     into.in_memory = vd_file_in_memory(&disk->image.file);
     into.reserve = disk->image.block_size != 0;
+    /* Runs pay where the kernel copies or space is reserved; a fixed
+     * disk's file on a disk gains neither, and takes each piece through
+     * the disk's write (ext4, 256 MiB raw -> fixed VHD: 47 ms of CPU so,
+     * 56 in runs through the buffer). */
+    int runs = into.in_memory || into.reserve;
     vd_content_copy_run run = { 0, 0 };
     uint64_t end = offset + length;
     while (offset < end && status == VD_ERROR_SUCCESS) {
@@ -256,8 +261,8 @@ uint32_t vd_content_copy_from_file(vd_disk *disk, int fd, uint64_t offset, uint6
         status = vd_file_read(&source, offset, buffer, told);
         if (status != VD_ERROR_SUCCESS)
             break;
-        if (vd_bytes_zero(buffer, told)) {
-            /* Perhaps all zeros: read whole, and left out if so. */
+        if (!runs || vd_bytes_zero(buffer, told)) {
+            /* Read whole, and left out if all zeros. */
             status = vd_content_copy_run_flush(disk, &into, &source, &run);
             if (status == VD_ERROR_SUCCESS && count > told)
                 status = vd_file_read(&source, offset + told, buffer + told, count - told);
