@@ -9,10 +9,16 @@ or type:
   image's blocks in the kernel (copy_file_range) and leaves the blocks the
   source holds nothing in unallocated;
 * a raw image or block device to VHD or VHDX: an empty disk of the raw
-  source's size is created and the source written into it through the
-  content path (:meth:`VirtualDisk.write`), in large aligned chunks, with
-  all-zero pieces skipped, so they stay unallocated in a dynamic disk (a new
-  disk reads as zeros, fixed or dynamic);
+  source's size is created and the source written into it, in large
+  aligned chunks, with all-zero pieces skipped, so they stay unallocated in
+  a dynamic disk (a new disk reads as zeros, fixed or dynamic).  On the
+  portable engine the engine writes a raw file in
+  (``_virtdisk.copy_from_file``): the data of a dynamic disk's block past
+  its first 4 KiB goes straight to the block's place in the new file,
+  through a buffer into space reserved beforehand, and on tmpfs (either
+  type) with copy_file_range; a block device is CreateVirtualDisk's
+  ``SourcePath``; on Windows the content path (:meth:`VirtualDisk.write`)
+  writes it;
 * any image (ISO too) to a raw file: on the portable engine, the engine
   writes it (``_virtdisk.copy_to_file``), copying each run of data an
   image file holds straight from that file in the kernel (copy_file_range,

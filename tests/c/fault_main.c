@@ -15,6 +15,8 @@
  *   meta-set GUID DATA     SetVirtualDiskMetadata (DATA: hex, "-" or
  *                          fill:LENGTH:BYTE)
  *   meta-delete GUID       DeleteVirtualDiskMetadata
+ *   copy-from PATH PIECE   vd_engine_copy_from_file of the whole disk from
+ *                          the raw file PATH in PIECE-byte pieces
  *
  * The image is opened with OpenVirtualDisk version 2 (ReadOnly as asked,
  * parents resolved).  The report: the open's code, each op's code, the
@@ -26,6 +28,7 @@
  * through the handle's chain. */
 #define _XOPEN_SOURCE 700
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -155,6 +158,25 @@ static void report(HANDLE handle)
     report_content(handle);
 }
 
+/* The raw file at `path` written into the whole disk by the engine's copy
+ * (a conversion from a raw image does this into a new disk). */
+static DWORD copy_from(HANDLE handle, const char *path, ULONG piece)
+{
+    GET_VIRTUAL_DISK_INFO info;
+    ULONG size = sizeof info;
+    memset(&info, 0, sizeof info);
+    info.Version = GET_VIRTUAL_DISK_INFO_SIZE;
+    DWORD status = GetVirtualDiskInformation(handle, &size, &info, NULL);
+    if (status != ERROR_SUCCESS)
+        return status;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return VD_ERROR_FILE_NOT_FOUND;
+    status = vd_engine_copy_from_file(handle, fd, 0, info.Size.VirtualSize, piece);
+    close(fd);
+    return status;
+}
+
 static int run_op(HANDLE handle, int argc, char **argv, int *i)
 {
     const char *op = argv[*i];
@@ -196,6 +218,9 @@ static int run_op(HANDLE handle, int argc, char **argv, int *i)
         uint8_t *data = parse_data(arg[1], &length);
         status = data == NULL ? VD_ERROR_NOT_ENOUGH_MEMORY : SetVirtualDiskMetadata(handle, &guid, length, data);
         free(data);
+        *i += 2;
+    } else if (strcmp(op, "copy-from") == 0 && left >= 2) {
+        status = copy_from(handle, arg[0], (ULONG)strtoul(arg[1], NULL, 0));
         *i += 2;
     } else if (strcmp(op, "meta-delete") == 0 && left >= 1 && parse_guid(arg[0], &guid)) {
         status = DeleteVirtualDiskMetadata(handle, &guid);

@@ -28,9 +28,17 @@ uint32_t vd_content_copy_to_file(vd_disk *disk, uint64_t offset, uint64_t length
  * all-zero ones among its pieces: `piece` bytes each, aligned to multiples
  * of `piece` (a whole number of sectors dividing the disk's block, so a
  * piece lies in one block and a block of zeros stays unallocated in a new
- * dynamic disk).  Each piece is read and written through one buffer,
- * still in the CPU's cache when it is written.  HANDLE_EOF when the file
- * ends first; INVALID_PARAMETER for a bad range, piece or `fd`. */
+ * dynamic disk).  A piece of data is written through the disk only as far
+ * as its first 4 KiB, which allocates its block in a new disk; the rest of
+ * it and the pieces of data after it in the block go into the disk's file
+ * where the block lies (in the kernel for a file in memory, through a
+ * buffer into space reserved first elsewhere), unless a mirror or an
+ * attachment's redirect must see the writes or the disk's own file does not
+ * hold the place (a differencing child's unmarked sectors): those go
+ * through the disk.  The disk's metadata stays the disk's: its flush or
+ * close commits the blocks allocated (their data written before).
+ * HANDLE_EOF when the file ends first; INVALID_PARAMETER for a bad range,
+ * piece or `fd`. */
 uint32_t vd_content_copy_from_file(vd_disk *disk, int fd, uint64_t offset, uint64_t length,
                                    uint32_t piece);
 
