@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import _virtdisk
@@ -24,6 +24,7 @@ pytestmark = [
                        reason="qemu-img and qemu-io make and check the images"),
 ]
 
+Command = Callable[[int, int], bytes]
 MiB = 1 << 20
 SIZE = 16 * MiB     # qemu-img rounds a VHD's up to its geometry: READ CAPACITY says
 GOOD, CHECK_CONDITION = 0x00, 0x02
@@ -96,7 +97,8 @@ def handle(image: tuple[Path, str]) -> Iterator[_virtdisk.VirtualDiskHandle]:
 
 
 @pytest.mark.parametrize("command", [read_10, read_16])
-def test_reads_return_what_qemu_io_wrote(handle: _virtdisk.VirtualDiskHandle, command) -> None:
+def test_reads_return_what_qemu_io_wrote(handle: _virtdisk.VirtualDiskHandle,
+                                        command: Command) -> None:
     # Across the end of the written 3 MiB: present sectors, then absent ones.
     buffer = bytearray(8192)
     answer = _virtdisk.RawSCSIVirtualDisk(handle, command(3 * MiB // 512 - 8, 16),
@@ -134,7 +136,7 @@ def test_no_blocks_is_good_and_moves_nothing(handle: _virtdisk.VirtualDiskHandle
 
 @pytest.mark.parametrize("command", [read_10, read_16, write_10, write_16])
 @pytest.mark.parametrize("past, blocks", [(0, 1), (-1, 2), (None, 1)])
-def test_past_the_end_is_lba_out_of_range(handle: _virtdisk.VirtualDiskHandle, command,
+def test_past_the_end_is_lba_out_of_range(handle: _virtdisk.VirtualDiskHandle, command: Command,
                                           past: int | None, blocks: int) -> None:
     """`past`: the LBA after the end plus this, None for the last 32-bit LBA."""
     lba = 2**32 - 1 if past is None else sectors_of(handle) + past
@@ -164,7 +166,7 @@ def test_a_direction_or_buffer_that_does_not_fit_is_invalid_field(
 
 @pytest.mark.parametrize("command", [write_10, write_16])
 def test_a_write_on_a_read_only_attach_is_write_protected(image: tuple[Path, str],
-                                                          command) -> None:
+                                                          command: Command) -> None:
     with attached(image[0], read_only=True) as opened:
         answer = _virtdisk.RawSCSIVirtualDisk(opened, command(0, 1), data_in=False,
                                               data=bytes(512))
@@ -188,7 +190,7 @@ def vhd_bat_offset(path: Path) -> int:
 
 @pytest.mark.parametrize("command", [read_10, read_16])
 def test_a_block_past_the_end_of_the_file_is_a_medium_error_at_its_lba(
-        tmp_path: Path, command) -> None:
+        tmp_path: Path, command: Command) -> None:
     path = qemu_image(tmp_path / "disk.vhd", "vpc")
     # Block 1 (2 MiB blocks) is written; its entry now points far past the end.
     with path.open("r+b") as file:
