@@ -81,6 +81,8 @@ cdef extern from "Python.h":
         pass
     # A NULL `exc`: an int too large is clipped rather than refused.
     Py_ssize_t PyNumber_AsSsize_t(object number, PyObject *exc) except? -1
+    bint PyLong_CheckExact(object number)
+    long PyLong_AsLongAndOverflow(object number, int *overflow) except? -1
 
 cdef extern from "_virtdisk_raw_scsi_entry.h":
     ctypedef object (*vd_raw_scsi_call)(object handle, object cdb, object data_in, object data,
@@ -1975,9 +1977,17 @@ cdef object _raw_scsi(object handle, object cdb, object data_in, object data,
     cdef DWORD code
     if not 0 < len(command) <= 255:
         raise ValueError(f"cdb must be 1 to 255 bytes, not {len(command)}")
-    # operator.index's TypeError for a float; an int too large to hold is
-    # clipped, and refused below as any other out of range.
-    cdef Py_ssize_t room = PyNumber_AsSsize_t(sense_info_length, NULL)
+    # An int is read in C; anything else goes through __index__, with
+    # operator.index's TypeError for a float.  An int too large to hold is
+    # refused below as any other out of range.
+    cdef int overflow = 0
+    cdef Py_ssize_t room
+    if PyLong_CheckExact(sense_info_length):
+        room = PyLong_AsLongAndOverflow(sense_info_length, &overflow)
+        if overflow:
+            room = -1
+    else:
+        room = PyNumber_AsSsize_t(sense_info_length, NULL)
     if not 0 <= room <= 255:
         raise ValueError("sense_info_length must be 0 to 255")
     memset(&parameters, 0, sizeof(parameters))
