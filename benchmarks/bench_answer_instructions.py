@@ -67,7 +67,8 @@ KINDS = {
 # The extension's share of a SCSI call, for the commands both targets send:
 # (extension row, C API row).
 EXTENSION_SHARES = {
-    f"{command.replace('_', '(')}), {disk.upper()}": (scsi_title("scsi", disk, command), scsi_title("c", disk, command))
+    f"{command.replace('_', '(')}), {disk.upper()}":
+        (scsi_title("scsi", disk, command), scsi_title("c", disk, command))
     for disk, command in SCSI_ROWS["scsi"] if (disk, command) in SCSI_ROWS["c"]
 }
 

@@ -19,7 +19,6 @@ cimport cython
 import atexit
 import enum
 import errno
-import operator
 import os
 import uuid
 import warnings

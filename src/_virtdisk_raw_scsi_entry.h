@@ -90,7 +90,9 @@ static PyObject *vd_raw_scsi_entry_new(PyObject *general, PyObject *names, PyObj
         PyUnicode_InternInPlace(&name);
         Py_XSETREF(vd_raw_scsi_names[index], name);
         if (index > 0) {
-            Py_XSETREF(vd_raw_scsi_defaults[index], Py_NewRef(PyTuple_GET_ITEM(defaults, index - 1)));
+            PyObject *value = PyTuple_GET_ITEM(defaults, index - 1);
+            Py_INCREF(value);
+            Py_XSETREF(vd_raw_scsi_defaults[index], value);
         }
     }
     Py_INCREF(general);

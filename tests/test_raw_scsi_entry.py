@@ -58,7 +58,8 @@ def test_every_form_reads_the_same(handle: _virtdisk.VirtualDiskHandle, form: st
     elif form == "keywords reversed":
         answer = call(handle, READ_16, **dict(reversed(every.items())))  # type: ignore[arg-type]
     elif form == "names not interned":
-        answer = call(handle, READ_16, **{uninterned(k): v for k, v in every.items()})  # type: ignore[arg-type]
+        renamed = {uninterned(name): value for name, value in every.items()}
+        answer = call(handle, READ_16, **renamed)  # type: ignore[arg-type]
     elif form == "handle by keyword":
         answer = call(handle=handle, cdb=READ_16, data_in=True, data=buffer)
     elif form == "cdb by keyword":
