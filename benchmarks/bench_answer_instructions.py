@@ -15,8 +15,13 @@ start-up excluded:
 * a repeated SIZE answer on a VirtualDiskHandle (the kept answer returned);
 * an int answer (FRAGMENTATION), the same call with the least to build;
 * a RawSCSIVirtualDisk READ(16) and READ(10) of 4 KiB at the start of a VHD
-  whose first block is written (a NO_LOCAL_HOST attach), the extension's
-  whole SCSI call: arguments, buffer, GIL release, engine read and answer.
+  whose first block is written (a NO_LOCAL_HOST attach), a WRITE(16) there,
+  and a READ(16) of a VHDX likewise written: the extension's whole SCSI
+  call, arguments, buffer, GIL release, engine I/O and answer;
+* the same commands from a C loop (benchmarks/c/io_loops.c, called once
+  through ctypes): the engine's RawSCSIVirtualDisk alone, pread or pwrite
+  included, which the extension's rows minus these rows leave the
+  extension's own share of.
 
 The fresh SIZE answer minus the int answer is what building a four-field
 answer costs.
@@ -34,7 +39,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from callgrind_count import callgrind_instructions  # the script's directory is on sys.path
+from bench_io import build_library  # the script's directory is on sys.path
+from callgrind_count import callgrind_instructions
+
+# The SCSI rows: per target (the extension, the C loop), (disk, command).
+SCSI_ROWS = {
+    "scsi": (("vhd", "READ_16"), ("vhd", "READ_10"), ("vhd", "WRITE_16"), ("vhdx", "READ_16")),
+    "c": (("vhd", "READ_16"), ("vhd", "WRITE_16"), ("vhdx", "READ_16"), ("vhdx", "WRITE_16")),
+}
+
+
+def scsi_title(target: str, disk: str, command: str) -> str:
+    caller = "RawSCSIVirtualDisk" if target == "scsi" else "C API"
+    return f"{caller} {command.replace('_', '(')}) of 4 KiB ({disk.upper()})"
+
 
 # Title: (disk, target, item).
 KINDS = {
@@ -42,16 +60,29 @@ KINDS = {
     "fresh SIZE answer, sizes not powers of two": ("odd", "raw", "SIZE"),
     "repeated SIZE answer (VirtualDiskHandle)": ("small", "handle", "SIZE"),
     "int answer (FRAGMENTATION)": ("small", "raw", "FRAGMENTATION"),
-    "RawSCSIVirtualDisk READ(16) of 4 KiB (VHD)": ("vhd", "scsi", "READ_16"),
-    "RawSCSIVirtualDisk READ(10) of 4 KiB (VHD)": ("vhd", "scsi", "READ_10"),
+    **{scsi_title(target, disk, command): (disk, target, command)
+       for target, rows in SCSI_ROWS.items() for disk, command in rows},
+}
+
+# The extension's share of a SCSI call, for the commands both targets send:
+# (extension row, C API row).
+EXTENSION_SHARES = {
+    f"{command.replace('_', '(')}), {disk.upper()}":
+        (scsi_title("scsi", disk, command), scsi_title("c", disk, command))
+    for disk, command in SCSI_ROWS["scsi"] if (disk, command) in SCSI_ROWS["c"]
 }
 
 # 4 KiB (eight 512-byte sectors) from LBA 0, as SBC-4 lays the commands out.
-READS = {
+COMMANDS = {
     "READ_16": bytes([0x88, 0]) + (0).to_bytes(8, "big") + (8).to_bytes(4, "big") + bytes(2),
     "READ_10": bytes([0x28, 0]) + (0).to_bytes(4, "big") + bytes(1) + (8).to_bytes(2, "big")
     + bytes(1),
+    "WRITE_16": bytes([0x8A, 0]) + (0).to_bytes(8, "big") + (8).to_bytes(4, "big") + bytes(2),
 }
+
+# The shared library of the C rows (bench_io.build_library), named to the
+# measured process by this variable.
+LIBRARY_VARIABLE = "VD_BENCH_IO_LIBRARY"
 
 
 def loop(image: str, target: str, item: str, calls: int) -> None:
@@ -59,7 +90,10 @@ def loop(image: str, target: str, item: str, calls: int) -> None:
     import _virtdisk
 
     if target == "scsi":
-        scsi_loop(_virtdisk, image, READS[item], calls)
+        scsi_loop(_virtdisk, image, COMMANDS[item], calls)
+        return
+    if target == "c":
+        c_scsi_loop(image, item, calls)
         return
     storage = _virtdisk.VirtualStorageType(0, _virtdisk.VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN)
     version = getattr(_virtdisk.GetVirtualDiskInfoVersion, item)
@@ -72,22 +106,47 @@ def loop(image: str, target: str, item: str, calls: int) -> None:
 
 def scsi_loop(_virtdisk: Any, image: str, cdb: bytes, calls: int) -> None:
     storage = _virtdisk.VirtualStorageType(0, _virtdisk.VIRTUAL_STORAGE_TYPE_VENDOR_UNKNOWN)
-    buffer = bytearray(4096)
+    buffer = bytearray(b"\xa5" * 4096)
+    data_in = cdb[0] != 0x8A
     with _virtdisk.OpenVirtualDisk(storage, image, 0, 0, 2) as handle:
         _virtdisk.AttachVirtualDisk(handle, _virtdisk.AttachVirtualDiskFlag.NO_LOCAL_HOST, 1)
         call = _virtdisk.RawSCSIVirtualDisk
         for _ in range(calls):
-            call(handle, cdb, data_in=True, data=buffer)
+            call(handle, cdb, data_in=data_in, data=buffer)
+
+
+def c_scsi_loop(image: str, item: str, calls: int) -> None:
+    """`calls` commands at LBA 0 in one call of bench_scsi_loop."""
+    import ctypes
+    import os
+
+    from bench_io import Library
+
+    library = Library(Path(os.environ[LIBRARY_VARIABLE]))
+    handle = ctypes.c_void_p()
+    code = library.open_attached((image + "\0").encode("utf-16-le"), 0, ctypes.byref(handle))
+    if code:
+        sys.exit(f"OpenVirtualDisk + AttachVirtualDisk failed with {code:#x}")
+    offsets = (ctypes.c_uint64 * calls)()
+    buffer = ctypes.create_string_buffer(b"\xa5" * 4096, 4096)
+    try:
+        status = library.scsi_loop(handle, item == "WRITE_16", offsets, calls, buffer, 4096, 512)
+        if status:
+            sys.exit(f"RawSCSIVirtualDisk loop failed with {status:#x}")
+    finally:
+        library.close(handle)
 
 
 def instructions(image: Path, target: str, item: str, calls: int, scratch: Path) -> int:
     return callgrind_instructions([__file__, "--loop", str(image), target, item, str(calls)],
-                                  scratch / f"callgrind.{target}.{item}.{calls}")
+                                  scratch / f"callgrind.{target}.{item}.{calls}",
+                                  {LIBRARY_VARIABLE: str(scratch / "libvdio.so")})
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls (a smoke run)")
+    parser.add_argument("--scsi", action="store_true", help="the SCSI rows alone")
     parser.add_argument("--loop", nargs=4, metavar=("IMAGE", "TARGET", "ITEM", "CALLS"),
                         help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -102,24 +161,33 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as directory:
         scratch = Path(directory)
         images = {"small": scratch / "small.vhdx", "odd": scratch / "odd.vhdx",
-                  "vhd": scratch / "written.vhd"}
+                  "vhd": scratch / "written.vhd", "vhdx": scratch / "written.vhdx"}
+        build_library(scratch)
         subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", str(images["small"]), "64M"],
                        check=True)
         subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", str(images["odd"]), "100M"],
                        check=True)
         subprocess.run(["qemu-io", "-f", "vhdx", "-c", "write 0 4k", "-c", "write 16M 4k",
                         str(images["odd"])], check=True, capture_output=True)
-        subprocess.run(["qemu-img", "create", "-q", "-f", "vpc", str(images["vhd"]), "64M"],
-                       check=True)
-        subprocess.run(["qemu-io", "-f", "vpc", "-c", "write -P 0x5a 0 2M", str(images["vhd"])],
-                       check=True, capture_output=True)
+        for format, image in (("vpc", images["vhd"]), ("vhdx", images["vhdx"])):
+            subprocess.run(["qemu-img", "create", "-q", "-f", format, str(image), "64M"],
+                           check=True)
+            subprocess.run(["qemu-io", "-f", format, "-c", "write -P 0x5a 0 2M", str(image)],
+                           check=True, capture_output=True)
         print(f"Python {sys.version.split()[0]}, callgrind, ({calls * 2} - {calls}) calls")
         per_call = {}
         for title, (disk, target, item) in KINDS.items():
+            if options.scsi and target not in ("scsi", "c"):
+                continue
             once = instructions(images[disk], target, item, calls, scratch)
             twice = instructions(images[disk], target, item, 2 * calls, scratch)
             per_call[title] = (twice - once) / calls
             print(f"  {title:<44} {per_call[title]:8.0f} instructions/call")
+    for command, (extension, engine) in EXTENSION_SHARES.items():
+        print(f"  the extension's share of a {command}: "
+              f"{per_call[extension] - per_call[engine]:.0f} instructions")
+    if options.scsi:
+        return 0
     scalar = per_call["int answer (FRAGMENTATION)"]
     for title, ints in (("fresh SIZE answer (raw handle)", "powers of two"),
                         ("fresh SIZE answer, sizes not powers of two", "two ints made")):

@@ -93,20 +93,26 @@ def parse_size(text: str) -> int:
 
 # -- the C library -------------------------------------------------------------
 
-class Library:
-    """The engine and benchmarks/c/io_loops.c in one shared library.  Its
-    engine is a second copy, beside the extension's, with its own handles."""
+def build_library(directory: Path) -> Path:
+    """Compiles the engine and benchmarks/c/io_loops.c into one shared
+    library in `directory`; its path."""
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        sys.exit("a C compiler is needed for the C paths")
+    path = directory / "libvdio.so"
+    sources = sorted(str(source) for source in (ROOT / "src/vdengine").rglob("*.c"))
+    subprocess.run([compiler, "-std=c11", "-O2", "-fvisibility=hidden", "-shared", "-fPIC",
+                    f"-I{ROOT / 'src/include'}", f"-I{ROOT / 'src/vdengine'}", *sources,
+                    str(ROOT / "benchmarks/c/io_loops.c"), "-lpthread", "-o", str(path)],
+                   check=True)
+    return path
 
-    def __init__(self, directory: Path) -> None:
-        compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-        if compiler is None:
-            sys.exit("a C compiler is needed for the C paths")
-        path = directory / "libvdio.so"
-        sources = sorted(str(source) for source in (ROOT / "src/vdengine").rglob("*.c"))
-        subprocess.run([compiler, "-std=c11", "-O2", "-shared", "-fPIC",
-                        f"-I{ROOT / 'src/include'}", f"-I{ROOT / 'src/vdengine'}", *sources,
-                        str(ROOT / "benchmarks/c/io_loops.c"), "-lpthread", "-o", str(path)],
-                       check=True)
+
+class Library:
+    """The library build_library made, loaded.  Its engine is a second
+    copy, beside the extension's, with its own handles."""
+
+    def __init__(self, path: Path) -> None:
         library = ctypes.CDLL(str(path))
         u64p = ctypes.POINTER(ctypes.c_uint64)
         self.raw_loop = library.bench_raw_loop
@@ -559,7 +565,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="vd-bench-io-", dir=base) as scratch:
             directory = Path(scratch)
             where = f"{base} ({file_system_type(directory)})"
-            library = Library(directory)
+            library = Library(build_library(directory))
             for kind in () if options.only_convert else KINDS:
                 runners: dict[str, Runner] = {
                     LIMIT: c_raw_runner(library, work),

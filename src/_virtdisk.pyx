@@ -19,7 +19,6 @@ cimport cython
 import atexit
 import enum
 import errno
-import operator
 import os
 import uuid
 import warnings
@@ -77,6 +76,20 @@ cdef extern from "_virtdisk_support.h":
 
 cdef extern from "Python.h":
     object PyOS_FSPath(object path)
+    ctypedef struct PyObject:
+        pass
+    # A NULL `exc`: an int too large is clipped rather than refused.
+    Py_ssize_t PyNumber_AsSsize_t(object number, PyObject *exc) except? -1
+    bint PyLong_CheckExact(object number)
+    long PyLong_AsLongAndOverflow(object number, int *overflow) except? -1
+
+cdef extern from "_virtdisk_raw_scsi_entry.h":
+    ctypedef object (*vd_raw_scsi_call)(object handle, object cdb, object data_in, object data,
+                                        object data_transfer_length, object sense_info_length,
+                                        object srb_flags, object rsvd_handle, object flags,
+                                        object version)
+    object vd_raw_scsi_entry_new(object general, tuple names, tuple defaults,
+                                 vd_raw_scsi_call convert)
 
 # Where a STORAGE_DEPENDENCY_INFO's entries start: its buffer is this plus the
 # entries.  Its sizeof differs between compilers (virtdisk_api.h).
@@ -1907,6 +1920,12 @@ def ApplySnapshotVhdSet(handle, snapshot_id, leaf_snapshot_id, flags=0, version=
 cdef object _RAW_SCSI_RESPONSE = RawScsiResponse
 
 
+# A plain builtin, as GetVirtualDiskInformation is; the module's name
+# RawSCSIVirtualDisk is then the entry of _virtdisk_raw_scsi_entry.h, which
+# takes the common form of the call without this function's argument
+# parsing and hands every other form to it.
+@cython.binding(False)
+@cython.embedsignature.format("clinic")
 def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=None,
                        sense_info_length=18, srb_flags=0, rsvd_handle=False, flags=0,
                        version=1):
@@ -1923,6 +1942,22 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
 
     https://learn.microsoft.com/en-us/windows/win32/api/virtdisk/nf-virtdisk-rawscsivirtualdisk
     """
+    return _raw_scsi(handle, cdb, data_in, data, data_transfer_length, sense_info_length,
+                     srb_flags, rsvd_handle, flags, version)
+
+
+# The keyword-only parameters above, in order, and their defaults but
+# data_in's, for the entry.
+cdef tuple _RAW_SCSI_KEYWORDS = ("data_in", "data", "data_transfer_length", "sense_info_length",
+                                 "srb_flags", "rsvd_handle", "flags", "version")
+cdef tuple _RAW_SCSI_DEFAULTS = (None, None, 18, 0, False, 0, 1)
+
+
+cdef object _raw_scsi(object handle, object cdb, object data_in, object data,
+                      object data_transfer_length, object sense_info_length, object srb_flags,
+                      object rsvd_handle, object flags, object version):
+    """RawSCSIVirtualDisk's conversions and call, whichever way it was
+    called."""
     _require_function(<void *>vd_fn_RawSCSIVirtualDisk, "RawSCSIVirtualDisk")
     cdef HANDLE native = _handle_of(handle, "RawSCSIVirtualDisk")
     cdef RAW_SCSI_VIRTUAL_DISK_PARAMETERS parameters
@@ -1941,9 +1976,18 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
     cdef DWORD code
     if not 0 < len(command) <= 255:
         raise ValueError(f"cdb must be 1 to 255 bytes, not {len(command)}")
-    if type(sense_info_length) is not int:
-        sense_info_length = operator.index(sense_info_length)   # no floats
-    if not 0 <= sense_info_length <= 255:
+    # An int is read in C; anything else goes through __index__, with
+    # operator.index's TypeError for a float.  An int too large to hold is
+    # refused below as any other out of range.
+    cdef int overflow = 0
+    cdef Py_ssize_t room
+    if PyLong_CheckExact(sense_info_length):
+        room = PyLong_AsLongAndOverflow(sense_info_length, &overflow)
+        if overflow:
+            room = -1
+    else:
+        room = PyNumber_AsSsize_t(sense_info_length, NULL)
+    if not 0 <= room <= 255:
         raise ValueError("sense_info_length must be 0 to 255")
     memset(&parameters, 0, sizeof(parameters))
     memset(&response, 0, sizeof(response))
@@ -1962,7 +2006,7 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
         parameters.Version1.RSVDHandle = 1 if rsvd_handle else 0
         parameters.Version1.DataIn = 1 if data_in else 0
         parameters.Version1.CdbLength = <UCHAR>len(command)
-        sense_room = sense_info_length
+        sense_room = <UCHAR>room
         parameters.Version1.SenseInfoLength = sense_room
         parameters.Version1.SrbFlags = srb_flags
         parameters.Version1.DataTransferLength = <DWORD>length
@@ -1982,6 +2026,10 @@ def RawSCSIVirtualDisk(handle, cdb, *, data_in, data=None, data_transfer_length=
         returned = sense_room
     return vd_raw_scsi_answer(_RAW_SCSI_RESPONSE, response.Version1.ScsiStatus, sense, returned,
                               response.Version1.DataTransferLength)
+
+
+RawSCSIVirtualDisk = vd_raw_scsi_entry_new(RawSCSIVirtualDisk, _RAW_SCSI_KEYWORDS,
+                                           _RAW_SCSI_DEFAULTS, _raw_scsi)
 
 
 def ForkVirtualDisk(handle, forked_virtual_disk_path, flags=0, version=1, *, overlapped=None):

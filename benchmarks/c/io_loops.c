@@ -9,7 +9,12 @@
  *                       engine's C API for content, without the bindings.
  *
  * Every loop moves `length` bytes at each of `count` byte offsets, from or
- * into the same buffer, and stops at the first failure. */
+ * into the same buffer, and stops at the first failure.
+ *
+ * The library is built as the extension builds its engine, with hidden
+ * visibility (setup.py), so that the engine's calls among its own files
+ * are direct ones, as they are in the extension; the loops alone are
+ * exported. */
 #define _GNU_SOURCE
 
 #include <errno.h>
@@ -20,7 +25,10 @@
 #include "virtdisk_api.h"
 #include "vdengine.h"
 
+#define BENCH_EXPORT __attribute__((visibility("default")))
+
 /* 0, or the errno of the first failed (or short) transfer. */
+BENCH_EXPORT
 int bench_raw_loop(int fd, int write, const uint64_t *offsets, uint64_t count, uint8_t *buffer,
                    uint64_t length)
 {
@@ -36,6 +44,7 @@ int bench_raw_loop(int fd, int write, const uint64_t *offsets, uint64_t count, u
 /* Opens `path` (version 2, read-write unless `read_only`) and attaches it
  * for SCSI commands.  Returns the Win32 code; *handle is open only on
  * success. */
+BENCH_EXPORT
 uint32_t bench_open_attached(const WCHAR *path, int read_only, HANDLE *handle)
 {
     VIRTUAL_STORAGE_TYPE type = { VIRTUAL_STORAGE_TYPE_DEVICE_UNKNOWN,
@@ -79,6 +88,7 @@ static void bench_store_be32(uint8_t *p, uint32_t value)
  * at each offset.  Returns 0; the Win32 code of a refused call; or
  * 0x10000 | SCSI status for a command that did not end GOOD or moved less
  * than asked. */
+BENCH_EXPORT
 uint32_t bench_scsi_loop(HANDLE handle, int write, const uint64_t *offsets, uint64_t count,
                          uint8_t *buffer, uint32_t length, uint32_t block_size)
 {
@@ -109,6 +119,7 @@ uint32_t bench_scsi_loop(HANDLE handle, int write, const uint64_t *offsets, uint
     return 0;
 }
 
+BENCH_EXPORT
 DWORD bench_close(HANDLE handle)
 {
     return vd_engine_close_handle(handle);

@@ -23,16 +23,29 @@ uint32_t vd_content_check(const vd_disk *disk, uint64_t offset, uint64_t length)
     return VD_ERROR_SUCCESS;
 }
 
+/* The read of checked sectors, `length` not 0, with the gate held. */
+static uint32_t vd_content_read_inside(vd_disk *disk, uint64_t offset, void *buffer,
+                                       uint64_t length)
+{
+    vd_redirect *redirect = vd_redirect_of(disk);
+    return redirect != NULL ? vd_redirect_read(redirect, offset, buffer, length)
+                            : vd_chain_read(&disk->image, &disk->chain, offset, buffer, length);
+}
+
 uint32_t vd_content_read(vd_disk *disk, uint64_t offset, void *buffer, uint64_t length)
 {
     vd_gate_enter_shared(&disk->content_gate);
     uint32_t status = vd_content_check(disk, offset, length);
-    if (status == VD_ERROR_SUCCESS && length != 0) {
-        vd_redirect *redirect = vd_redirect_of(disk);
-        status = redirect != NULL
-                     ? vd_redirect_read(redirect, offset, buffer, length)
-                     : vd_chain_read(&disk->image, &disk->chain, offset, buffer, length);
-    }
+    if (status == VD_ERROR_SUCCESS && length != 0)
+        status = vd_content_read_inside(disk, offset, buffer, length);
+    vd_gate_leave_shared(&disk->content_gate);
+    return status;
+}
+
+uint32_t vd_content_read_sectors(vd_disk *disk, uint64_t offset, void *buffer, uint64_t length)
+{
+    vd_gate_enter_shared(&disk->content_gate);
+    uint32_t status = vd_content_read_inside(disk, offset, buffer, length);
     vd_gate_leave_shared(&disk->content_gate);
     return status;
 }
@@ -46,21 +59,37 @@ static uint32_t vd_content_check_writable(const vd_disk *disk)
     return VD_ERROR_SUCCESS;
 }
 
+/* The write of checked sectors, `length` not 0, with the gate held. */
+static uint32_t vd_content_write_inside(vd_disk *disk, uint64_t offset, const void *buffer,
+                                        uint64_t length)
+{
+    uint32_t status = vd_content_check_writable(disk);
+    if (status != VD_ERROR_SUCCESS)
+        return status;
+    vd_redirect *redirect = vd_redirect_of(disk);
+    if (redirect != NULL)
+        return vd_redirect_write(redirect, offset, buffer, length);
+    if (disk->mirror != NULL)
+        return vd_mirror_write(disk->mirror, disk, offset, buffer, length);
+    return disk->image.ops->write(&disk->image, offset, buffer, length);
+}
+
 uint32_t vd_content_write(vd_disk *disk, uint64_t offset, const void *buffer, uint64_t length)
 {
     vd_gate_enter_shared(&disk->content_gate);
     uint32_t status = vd_content_check(disk, offset, length);
     if (status == VD_ERROR_SUCCESS)
-        status = vd_content_check_writable(disk);
-    if (status == VD_ERROR_SUCCESS && length != 0) {
-        vd_redirect *redirect = vd_redirect_of(disk);
-        if (redirect != NULL)
-            status = vd_redirect_write(redirect, offset, buffer, length);
-        else if (disk->mirror != NULL)
-            status = vd_mirror_write(disk->mirror, disk, offset, buffer, length);
-        else
-            status = disk->image.ops->write(&disk->image, offset, buffer, length);
-    }
+        status = length != 0 ? vd_content_write_inside(disk, offset, buffer, length)
+                             : vd_content_check_writable(disk);
+    vd_gate_leave_shared(&disk->content_gate);
+    return status;
+}
+
+uint32_t vd_content_write_sectors(vd_disk *disk, uint64_t offset, const void *buffer,
+                                  uint64_t length)
+{
+    vd_gate_enter_shared(&disk->content_gate);
+    uint32_t status = vd_content_write_inside(disk, offset, buffer, length);
     vd_gate_leave_shared(&disk->content_gate);
     return status;
 }

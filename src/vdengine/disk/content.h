@@ -23,6 +23,14 @@ uint32_t vd_content_check(const vd_disk *disk, uint64_t offset, uint64_t length)
 uint32_t vd_content_read(vd_disk *disk, uint64_t offset, void *buffer, uint64_t length);
 uint32_t vd_content_write(vd_disk *disk, uint64_t offset, const void *buffer, uint64_t length);
 uint32_t vd_content_unmap(vd_disk *disk, uint64_t offset, uint64_t length);
+
+/* vd_content_read and _write for a caller that has checked the range
+ * already (the SCSI data commands, whose LBA range inside the disk is
+ * whole sectors inside it): the same, but for vd_content_check; `length`
+ * is not 0. */
+uint32_t vd_content_read_sectors(vd_disk *disk, uint64_t offset, void *buffer, uint64_t length);
+uint32_t vd_content_write_sectors(vd_disk *disk, uint64_t offset, const void *buffer,
+                                  uint64_t length);
 uint32_t vd_content_flush(vd_disk *disk);
 
 /* Whether the format behind `disk` has an unmap op (READ CAPACITY's LBPME,

@@ -18,11 +18,9 @@ enum {
 
 enum {
     OP_TEST_UNIT_READY = 0x00, OP_REQUEST_SENSE = 0x03, OP_INQUIRY = 0x12,
-    OP_MODE_SENSE_6 = 0x1A, OP_READ_CAPACITY_10 = 0x25, OP_READ_10 = 0x28,
-    OP_WRITE_10 = 0x2A, OP_SYNCHRONIZE_CACHE_10 = 0x35, OP_UNMAP = 0x42,
-    OP_MODE_SENSE_10 = 0x5A, OP_READ_16 = 0x88, OP_WRITE_16 = 0x8A,
-    OP_SYNCHRONIZE_CACHE_16 = 0x91, OP_WRITE_SAME_16 = 0x93,
-    OP_SERVICE_ACTION_IN_16 = 0x9E, OP_REPORT_LUNS = 0xA0
+    OP_MODE_SENSE_6 = 0x1A, OP_READ_CAPACITY_10 = 0x25, OP_SYNCHRONIZE_CACHE_10 = 0x35,
+    OP_UNMAP = 0x42, OP_MODE_SENSE_10 = 0x5A, OP_SYNCHRONIZE_CACHE_16 = 0x91,
+    OP_WRITE_SAME_16 = 0x93, OP_SERVICE_ACTION_IN_16 = 0x9E, OP_REPORT_LUNS = 0xA0
 };
 
 #define SA_READ_CAPACITY_16 0x10u
@@ -77,17 +75,6 @@ static void data_in(const vd_scsi_request *q, vd_scsi_response *r, const uint8_t
     if (n > 0)
         memcpy(q->data, src, n);
     r->transferred = n;
-}
-
-uint32_t vd_scsi_block_size(const vd_disk *d) { return d->image.logical_sector_size; }
-uint64_t vd_scsi_block_count(const vd_disk *d)
-{
-    return d->image.virtual_size / vd_scsi_block_size(d);
-}
-
-int vd_scsi_write_protected(const vd_disk *d, const vd_scsi_request *q)
-{
-    return q->read_only || d->read_only;
 }
 
 static uint32_t block_size(const vd_disk *d) { return vd_scsi_block_size(d); }
@@ -183,42 +170,6 @@ static void read_capacity(vd_disk *d, const vd_scsi_request *q, vd_scsi_response
     data_in(q, r, p, 32, vd_load_be32(q->cdb + 10));
 }
 
-/* READ/WRITE (10/16): range checks, transfer cap, then content I/O. */
-static void read_write(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r, int write)
-{
-    const uint8_t *c = q->cdb;
-    int sixteen = (c[0] == OP_READ_16 || c[0] == OP_WRITE_16);
-    uint64_t lba = sixteen ? vd_load_be64(c + 2) : vd_load_be32(c + 2);
-    uint64_t blocks = sixteen ? vd_load_be32(c + 10) : vd_load_be16(c + 7);
-    uint64_t size = block_size(d);
-    if (lba > block_count(d) || blocks > block_count(d) - lba)
-        { vd_scsi_fail(r, SK_ILLEGAL_REQUEST, 0x21, 0x00, 0, 0); return; }
-    if (blocks * size > VD_SCSI_MAX_TRANSFER_BYTES)
-        { invalid_cdb(r); return; }
-    if (write && vd_scsi_write_protected(d, q))
-        { vd_scsi_fail(r, SK_DATA_PROTECT, 0x27, 0x00, 0, 0); return; }
-    if (blocks == 0) {
-        r->transferred = 0;
-        return;
-    }
-    enum vd_scsi_direction want = write ? VD_SCSI_DATA_OUT : VD_SCSI_DATA_IN;
-    if (q->direction != want || q->data == NULL || q->data_length < blocks * size)
-        { invalid_cdb(r); return; }
-    uint32_t error = write ? vd_content_write(d, lba * size, q->data, blocks * size)
-                           : vd_content_read(d, lba * size, q->data, blocks * size);
-    /* A write the format cannot do (NOT_SUPPORTED) is write protection;
-     * a full host is SPACE ALLOCATION FAILED (scsi_provisioning.c). */
-    if (write && error != VD_ERROR_SUCCESS)
-        { vd_scsi_fail_write(r, error, lba); return; }
-    if (error == VD_ERROR_ACCESS_DENIED)
-        { vd_scsi_fail(r, SK_DATA_PROTECT, 0x27, 0x00, 0, 0); return; }
-    if (error == VD_ERROR_NOT_READY)     /* detached under the handle */
-        { vd_scsi_fail(r, VD_SK_NOT_READY, VD_ASC_MEDIUM_NOT_PRESENT, 0, 0, 0); return; }
-    if (error != VD_ERROR_SUCCESS)
-        { vd_scsi_fail(r, SK_MEDIUM_ERROR, 0x11, 0x00, 1, lba); return; }
-    r->transferred = (uint32_t)(blocks * size);
-}
-
 /* MODE SENSE (6/10) with the caching page (SBC-4 7.5.5) alone, for page
  * 0x08 and 0x3F; no block descriptors.  WP in the device-specific parameter
  * (SBC-4 6.5.1) when the attach or the file is read-only. */
@@ -267,10 +218,13 @@ static void report_luns(const vd_scsi_request *q, vd_scsi_response *r)
 
 void vd_scsi_execute(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r)
 {
-    memset(r, 0, sizeof *r);
+    /* GOOD with no sense and nothing moved; the sense bytes are written
+     * only by a CHECK CONDITION. */
     r->status = VD_SCSI_STATUS_GOOD;
-    if (q->cdb == NULL || q->cdb_length == 0)
-        { invalid_cdb(r); return; }
+    r->sense_length = 0;
+    r->transferred = 0;
+    if (vd_scsi_is_read_write(q->cdb, q->cdb_length))
+        { vd_scsi_read_write(d, q, r); return; }
     uint32_t need = cdb_length_of(q->cdb[0]);
     if (need == 0 || q->cdb_length < need)
         { vd_scsi_fail(r, SK_ILLEGAL_REQUEST, 0x20, 0x00, 0, 0); return; }
@@ -289,8 +243,6 @@ void vd_scsi_execute(vd_disk *d, const vd_scsi_request *q, vd_scsi_response *r)
         if ((q->cdb[1] & 0x1Fu) != SA_READ_CAPACITY_16)
             { invalid_cdb(r); return; }
         { read_capacity(d, q, r, 1); return; }
-    case OP_READ_10: case OP_READ_16: { read_write(d, q, r, 0); return; }
-    case OP_WRITE_10: case OP_WRITE_16: { read_write(d, q, r, 1); return; }
     case OP_SYNCHRONIZE_CACHE_10: case OP_SYNCHRONIZE_CACHE_16:
         if (!d->read_only && vd_content_can_write(d) && vd_content_flush(d) != VD_ERROR_SUCCESS)
             { vd_scsi_fail(r, SK_MEDIUM_ERROR, 0x0C, 0x00, 0, 0); return; }

@@ -27,8 +27,8 @@ enum vd_scsi_direction {
 };
 
 typedef struct vd_scsi_request {
-    const uint8_t *cdb;
-    uint32_t cdb_length;
+    const uint8_t *cdb;                /* never NULL */
+    uint32_t cdb_length;               /* at least 1 */
     void *data;                        /* DATA_IN: filled; DATA_OUT: read */
     uint32_t data_length;
     enum vd_scsi_direction direction;
@@ -37,7 +37,7 @@ typedef struct vd_scsi_request {
 
 typedef struct vd_scsi_response {
     uint8_t status;
-    uint8_t sense[VD_SCSI_SENSE_LENGTH];
+    uint8_t sense[VD_SCSI_SENSE_LENGTH]; /* written only when sense_length > 0 */
     uint32_t sense_length;             /* 0 when status is GOOD */
     uint32_t transferred;              /* bytes moved */
 } vd_scsi_response;

@@ -1,6 +1,7 @@
 /* What the files of the SCSI target share: sense building, the disk's
- * block geometry, data-in copies, and the logical block provisioning
- * commands (scsi_provisioning.c) that scsi.c dispatches to. */
+ * block geometry, data-in copies, and the commands of the other files that
+ * scsi.c dispatches to: READ/WRITE (scsi_read_write.c) and logical block
+ * provisioning (scsi_provisioning.c). */
 #ifndef VDENGINE_SCSI_INTERNAL_H
 #define VDENGINE_SCSI_INTERNAL_H
 
@@ -25,6 +26,27 @@ enum {
 };
 #define VD_ASCQ_SPACE_ALLOCATION_FAILED 0x07u   /* with ASC 0x27 */
 
+/* The data commands' opcodes (SBC-4 table 15). */
+enum {
+    VD_SCSI_OP_READ_10 = 0x28, VD_SCSI_OP_WRITE_10 = 0x2A,
+    VD_SCSI_OP_READ_16 = 0x88, VD_SCSI_OP_WRITE_16 = 0x8A
+};
+
+/* Whether the CDB is a READ or WRITE (10/16) as long as its opcode needs
+ * (a shorter one is the dispatch's to refuse). */
+static inline int vd_scsi_is_read_write(const uint8_t *cdb, uint32_t cdb_length)
+{
+    switch (cdb[0]) {
+    case VD_SCSI_OP_READ_10: case VD_SCSI_OP_WRITE_10: return cdb_length >= 10;
+    case VD_SCSI_OP_READ_16: case VD_SCSI_OP_WRITE_16: return cdb_length >= 16;
+    default: return 0;
+    }
+}
+
+/* READ/WRITE (10/16), scsi_read_write.c; the CDB is one of them. */
+void vd_scsi_read_write(vd_disk *disk, const vd_scsi_request *request,
+                        vd_scsi_response *response);
+
 /* Block Limits (VPD 0xB0) the provisioning commands keep to.  A gigabyte
  * per UNMAP or WRITE SAME bounds the time one command holds the disk (a
  * VHD unmap writes zeros over every allocated sector it covers). */
@@ -42,10 +64,20 @@ void vd_scsi_fail(vd_scsi_response *response, uint8_t key, uint8_t asc, uint8_t 
  * api/attach_redirect.h), or a write error naming the LBA. */
 void vd_scsi_fail_write(vd_scsi_response *response, uint32_t error, uint64_t lba);
 
-uint32_t vd_scsi_block_size(const vd_disk *disk);
-uint64_t vd_scsi_block_count(const vd_disk *disk);
+/* Inline: the data commands ask them on every call. */
+static inline uint32_t vd_scsi_block_size(const vd_disk *disk)
+{
+    return disk->image.logical_sector_size;
+}
+static inline uint64_t vd_scsi_block_count(const vd_disk *disk)
+{
+    return disk->image.virtual_size / vd_scsi_block_size(disk);
+}
 /* Whether the attach or the image file refuses writes. */
-int vd_scsi_write_protected(const vd_disk *disk, const vd_scsi_request *request);
+static inline int vd_scsi_write_protected(const vd_disk *disk, const vd_scsi_request *request)
+{
+    return request->read_only || disk->read_only;
+}
 
 /* Logical block provisioning (SBC-4 4.7) as the target reports it: LBPME
  * in READ CAPACITY (16), LBPU / LBPWS in VPD 0xB2. */

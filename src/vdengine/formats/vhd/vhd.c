@@ -294,7 +294,7 @@ static void vd_vhd_free_locators(vd_parent_locator *parent)
 }
 
 /* The BAT in host order, read on first use. */
-uint32_t vd_vhd_table(vd_vhd_state *state, const vd_file *file, vd_vhd_entry **out)
+uint32_t vd_vhd_table_load(vd_vhd_state *state, const vd_file *file, vd_vhd_entry **out)
 {
     vd_vhd_entry *table = atomic_load_explicit(&state->table, memory_order_acquire);
     if (table != NULL) {

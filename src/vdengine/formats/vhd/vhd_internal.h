@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/vd_errors.h"
 #include "disk/image.h"
 #include "formats/vhd/vhd_format.h"
 
@@ -88,18 +89,38 @@ typedef struct vd_vhd_state {
 } vd_vhd_state;
 
 /* The BAT of a dynamic or differencing image, read on first use (open
- * checked that it lies inside the file). */
-uint32_t vd_vhd_table(vd_vhd_state *state, const vd_file *file, vd_vhd_entry **out);
+ * checked that it lies inside the file) by vd_vhd_table_load; every later
+ * use, each read and write, is one atomic load, inline. */
+uint32_t vd_vhd_table_load(vd_vhd_state *state, const vd_file *file, vd_vhd_entry **out);
+static inline uint32_t vd_vhd_table(vd_vhd_state *state, const vd_file *file, vd_vhd_entry **out)
+{
+    vd_vhd_entry *table = atomic_load_explicit(&state->table, memory_order_acquire);
+    if (table == NULL)
+        return vd_vhd_table_load(state, file, out);
+    *out = table;
+    return VD_ERROR_SUCCESS;
+}
 
 /* The per-block flags (vd_vhd_bits), allocated on first use; NULL when
  * memory runs out (the caller then reads the bitmaps as it goes). */
 vd_vhd_flag *vd_vhd_present_flags(vd_vhd_state *state);
 /* Whether every sector of allocated block `block`, whose table entry the
  * caller loaded as `entry`, is present (*all).  The first ask of a block
- * reads its bitmap under `lock` and remembers the answer; later ones cost
- * an atomic load. */
-uint32_t vd_vhd_block_all_present(vd_image *image, vd_vhd_state *state, uint32_t block,
-                                  uint32_t entry, int *all);
+ * reads its bitmap under `lock` and remembers the answer
+ * (vd_vhd_block_learn); later ones cost two atomic loads, inline. */
+uint32_t vd_vhd_block_learn(vd_image *image, vd_vhd_state *state, uint32_t block,
+                            uint32_t entry, int *all);
+static inline uint32_t vd_vhd_block_all_present(vd_image *image, vd_vhd_state *state,
+                                                uint32_t block, uint32_t entry, int *all)
+{
+    vd_vhd_flag *flags = atomic_load_explicit(&state->present, memory_order_acquire);
+    uint8_t known = flags == NULL ? VD_VHD_BITS_UNKNOWN
+                                  : atomic_load_explicit(&flags[block], memory_order_acquire);
+    if (known == VD_VHD_BITS_UNKNOWN)
+        return vd_vhd_block_learn(image, state, block, entry, all);
+    *all = known == VD_VHD_BITS_ALL;
+    return VD_ERROR_SUCCESS;
+}
 /* The flags of the write path, which vd_vhd_ready allocated. */
 static inline vd_vhd_flag *vd_vhd_flags_of(vd_vhd_state *state)
 {

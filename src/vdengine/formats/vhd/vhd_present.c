@@ -74,8 +74,8 @@ static uint32_t vd_vhd_learn(vd_image *image, vd_vhd_state *state, uint32_t bloc
     return VD_ERROR_SUCCESS;
 }
 
-uint32_t vd_vhd_block_all_present(vd_image *image, vd_vhd_state *state, uint32_t block,
-                                  uint32_t entry, int *all)
+uint32_t vd_vhd_block_learn(vd_image *image, vd_vhd_state *state, uint32_t block,
+                            uint32_t entry, int *all)
 {
     *all = 0;
     vd_vhd_flag *flags = vd_vhd_present_flags(state);

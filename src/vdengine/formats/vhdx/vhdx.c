@@ -901,8 +901,8 @@ static vd_vhdx_bat_page *vd_vhdx_bat_directory(vd_vhdx_state *state)
 
 /* BAT entry `index`, reading its page on first use.  Concurrent readers may
  * both read a page; one copy is published, the other dropped. */
-static uint32_t vd_vhdx_bat_entry(const vd_image *image, vd_vhdx_state *state, uint64_t index,
-                                  uint64_t *entry)
+static uint32_t vd_vhdx_bat_entry_load(const vd_image *image, vd_vhdx_state *state,
+                                       uint64_t index, uint64_t *entry)
 {
     vd_vhdx_bat_page *pages = vd_vhdx_bat_directory(state);
     if (pages == NULL)
@@ -939,6 +939,20 @@ static uint32_t vd_vhdx_bat_entry(const vd_image *image, vd_vhdx_state *state, u
         else
             free(fresh);
     }
+    *entry = atomic_load_explicit(&page[index % VD_VHDX_BAT_PAGE_ENTRIES], memory_order_acquire);
+    return VD_ERROR_SUCCESS;
+}
+
+/* The same; a page read already, as for every read and write but a block's
+ * first, costs three atomic loads, inline. */
+static inline uint32_t vd_vhdx_bat_entry(const vd_image *image, vd_vhdx_state *state,
+                                         uint64_t index, uint64_t *entry)
+{
+    vd_vhdx_bat_page *pages = atomic_load_explicit(&state->bat_pages, memory_order_acquire);
+    vd_vhdx_bat_value *page = pages == NULL ? NULL
+        : atomic_load_explicit(&pages[index / VD_VHDX_BAT_PAGE_ENTRIES], memory_order_acquire);
+    if (page == NULL)
+        return vd_vhdx_bat_entry_load(image, state, index, entry);
     *entry = atomic_load_explicit(&page[index % VD_VHDX_BAT_PAGE_ENTRIES], memory_order_acquire);
     return VD_ERROR_SUCCESS;
 }
