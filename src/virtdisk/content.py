@@ -6,6 +6,8 @@ them into whole logical blocks for :class:`virtdisk.scsi.BlockTarget`:
 
 * the aligned middle of a request moves straight between the caller's
   buffer and the target, one memoryview slice per command, without a copy;
+  a request of whole sectors in one command, the common case, hands a
+  bytearray or bytes to the target as it is, with no view made of it;
 * an unaligned edge is a read-modify-write of the sector it falls in (a
   bounce buffer of one sector, or of the whole request when it is small),
   so any byte range can be read and written;
