@@ -139,3 +139,18 @@ def test_bench_open_instructions_quick_prints_its_counts() -> None:
     assert output.count("instructions/job") == 2
     assert "the facade adds " in output
     assert "x the extension's job)" in output
+
+
+def test_bench_io_instructions_quick_prints_its_counts() -> None:
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed (the benchmark counts with callgrind)")
+    if shutil.which("qemu-io") is None:
+        pytest.skip("qemu-io is not installed (it writes the image the requests read)")
+    output = run_quick("bench_io_instructions.py")
+    for row in ("_virtdisk READ(16) of 4 KiB", "disk.readinto of 4 KiB, aligned",
+                "_virtdisk WRITE(16) of 4 KiB", "disk.write of 4 KiB, aligned",
+                "disk.readinto of 4 KiB at offset 100", "disk.write of 4 KiB at offset 100",
+                "disk.read of 4 KiB, aligned", "content().readinto of 4 KiB after a seek"):
+        assert f"\n  {row} " in output
+    assert output.count("instructions/request") == 8
+    assert output.count("the facade adds ") == 2

@@ -8,8 +8,9 @@ descriptors per UNMAP, medium errors at chosen blocks, a write-protected
 medium.  It checks what no real target here can be asked to do: that every
 command stays within the limits the target states, that aligned transfers
 use slices of the caller's buffer, and that each sense maps to its
-exception.  The model replaces only the transport (``virtdisk.scsi``'s
-``_transfer``, attach and detach); the disks are real images.
+exception.  The model replaces only the transport (the RawSCSIVirtualDisk,
+AttachVirtualDisk and DetachVirtualDisk ``virtdisk.scsi`` calls); the
+disks are real images.
 """
 
 from __future__ import annotations
@@ -88,8 +89,9 @@ class Model:
               information: int | None = None) -> RawScsiResponse:
         return self.answer(scsi.CHECK_CONDITION, fixed_sense(key, asc, ascq, information))
 
-    def transfer(self, handle: object, cdb: bytes, data_in: bool,
-                 view: memoryview | None) -> RawScsiResponse:
+    def transfer(self, handle: object, cdb: bytes, *, data_in: bool,
+                 data: Any, sense_info_length: int) -> RawScsiResponse:
+        view = data
         if self.unit_attentions:
             self.unit_attentions -= 1
             return self.check(scsi.UNIT_ATTENTION, 0x29, 0)
@@ -116,7 +118,9 @@ class Model:
             lba, count = struct.unpack_from(">QI", cdb, 2)
             self.commands.append((opcode, lba, count))
             assert view is not None and len(view) == count * self.block
-            self.buffers.append(view.obj)
+            # The facade hands over a bytearray or bytes as it is, other
+            # buffers (and parts of one) as a memoryview.
+            self.buffers.append(view.obj if isinstance(view, memoryview) else view)
             if self.max_transfer and count > self.max_transfer:
                 return self.check(scsi.ILLEGAL_REQUEST, 0x24)
             if lba + count > self.blocks:
@@ -162,7 +166,7 @@ class Model:
 @pytest.fixture
 def install(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     def put(model: Model) -> Model:
-        monkeypatch.setattr(scsi, "_transfer", model.transfer)
+        monkeypatch.setattr(scsi, "RawSCSIVirtualDisk", model.transfer)
         monkeypatch.setattr(scsi, "AttachVirtualDisk", model.attach)
         monkeypatch.setattr(scsi, "DetachVirtualDisk", model.detach)
         return model
@@ -245,6 +249,71 @@ def test_aligned_transfers_use_the_callers_buffer(install: Any, image: Path) -> 
         payload = bytes(2 * MIB)
         disk.write(0, payload)
         assert model.buffers and all(obj is payload for obj in model.buffers)
+
+
+def test_whole_sectors_hand_the_callers_object_to_the_target(
+        install: Any, image: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A bytearray or bytes needs no view made of it: the short path passes
+    # the object itself, in one command.
+    model = install(Model(1 * MIB, block=4096, max_transfer=4))
+    handed: list[object] = []
+
+    def recording(handle: object, cdb: bytes, **arguments: Any) -> RawScsiResponse:
+        handed.append(arguments["data"])
+        answer: RawScsiResponse = model.transfer(handle, cdb, **arguments)
+        return answer
+
+    buffer = bytearray(8192)
+    payload = bytes(range(256)) * 32
+    with virtdisk.open(image, read_only=False) as disk:
+        disk.read(0, 1)
+        model.commands.clear()
+        monkeypatch.setattr(scsi, "RawSCSIVirtualDisk", recording)
+        assert disk.readinto(4096, buffer) == 8192
+        assert disk.write(3 * 4096, payload) == 8192
+        assert model.commands == [(scsi.READ_16, 1, 2), (scsi.WRITE_16, 3, 2)]
+        assert handed[0] is buffer and handed[1] is payload
+        assert buffer == model.data[4096:3 * 4096]
+        assert model.data[3 * 4096:5 * 4096] == payload
+        # Past the target's maximum transfer: split, each command a slice.
+        large = bytearray(6 * 4096)
+        assert disk.readinto(0, large) == 6 * 4096
+        assert [count for opcode, _, count in model.commands[2:]] == [4, 2]
+        assert all(isinstance(data, memoryview) and data.obj is large for data in handed[2:])
+        assert large == model.data[:6 * 4096]
+
+
+def test_the_short_path_retries_and_raises_as_the_general_one(install: Any,
+                                                              image: Path) -> None:
+    model = install(Model(1 * MIB, bad_blocks=frozenset({16})))
+    with virtdisk.open(image) as disk:
+        disk.read(0, 1)
+        model.unit_attentions = 2
+        buffer = bytearray(4096)
+        assert disk.readinto(4096, buffer) == 4096
+        assert buffer == model.data[4096:8192]
+        with pytest.raises(MediumError, match="at offset 8192") as caught:
+            disk.readinto(8192, bytearray(4096))
+        assert caught.value.offset == 8192
+
+
+def test_a_short_transfer_on_the_short_path_is_an_error(install: Any, image: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    model = install(Model(1 * MIB))
+
+    def short(handle: object, cdb: bytes, **arguments: Any) -> RawScsiResponse:
+        answer: RawScsiResponse = model.transfer(handle, cdb, **arguments)
+        if cdb[0] == scsi.READ_16:
+            return RawScsiResponse(answer.scsi_status, answer.sense_info,
+                                   answer.data_transfer_length - 512)
+        return answer
+
+    with virtdisk.open(image) as disk:
+        disk.read(0, 1)
+        monkeypatch.setattr(scsi, "RawSCSIVirtualDisk", short)
+        with pytest.raises(ImageIOError, match="READ\\(16\\) at offset 4096 moved 3584 of "
+                                               "4096 bytes"):
+            disk.readinto(4096, bytearray(4096))
 
 
 def test_readinto_takes_any_writable_buffer(install: Any, image: Path) -> None:

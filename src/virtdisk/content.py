@@ -6,6 +6,8 @@ them into whole logical blocks for :class:`virtdisk.scsi.BlockTarget`:
 
 * the aligned middle of a request moves straight between the caller's
   buffer and the target, one memoryview slice per command, without a copy;
+  a request of whole sectors in one command, the common case, hands a
+  bytearray or bytes to the target as it is, with no view made of it;
 * an unaligned edge is a read-modify-write of the sector it falls in (a
   bounce buffer of one sector, or of the whole request when it is small),
   so any byte range can be read and written;
@@ -27,10 +29,12 @@ import io
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from typing_extensions import Buffer
 
     from .disk import VirtualDisk
-    from .scsi import BlockTarget
+    from .scsi import BlockTarget, _Blocks
 
 __all__ = ["DiskContent", "read_into", "write_from", "unmap_range", "checked_offset"]
 
@@ -72,10 +76,9 @@ def byte_view(buffer: object, writable: bool, name: str) -> memoryview:
     return view
 
 
-def read_into(target: BlockTarget, offset: int, view: memoryview, name: str) -> int:
-    """Fills `view` with the content from byte `offset` on (`offset` was
-    checked against the size); stops at the end of the disk and returns
-    how many bytes it read."""
+def _read_partly(target: BlockTarget, offset: int, view: memoryview, name: str) -> int:
+    """:func:`read_into` of a request that ends past the disk or covers
+    part of a sector, into a byte view."""
     size = target.block_size
     length = min(len(view), target.capacity - offset)
     if length <= 0:
@@ -88,7 +91,7 @@ def read_into(target: BlockTarget, offset: int, view: memoryview, name: str) -> 
     last = -(-end // size)                      # one past the last block touched
     if length <= _SMALL or last - first <= 2:
         bounce = bytearray((last - first) * size)
-        target.read_blocks(first, memoryview(bounce), name)
+        target.read_blocks(first, bounce, name)
         skip = offset - first * size
         view[:length] = bounce[skip:skip + length]
         return length
@@ -96,7 +99,7 @@ def read_into(target: BlockTarget, offset: int, view: memoryview, name: str) -> 
     if offset % size:
         # Head: the tail of the first sector.
         bounce = bytearray(size)
-        target.read_blocks(first, memoryview(bounce), name)
+        target.read_blocks(first, bounce, name)
         skip = offset % size
         done = size - skip
         view[:done] = bounce[skip:]
@@ -106,23 +109,19 @@ def read_into(target: BlockTarget, offset: int, view: memoryview, name: str) -> 
         done = middle_end - offset
     if done < length:
         bounce = bytearray(size)
-        target.read_blocks(middle_end // size, memoryview(bounce), name)
+        target.read_blocks(middle_end // size, bounce, name)
         view[done:length] = bounce[:length - done]
     return length
 
 
-def write_from(target: BlockTarget, offset: int, view: memoryview, name: str) -> int:
-    """Writes `view` at byte `offset` (the caller checked that it fits),
-    reading and rewriting the sectors an unaligned edge falls in; returns
-    ``len(view)``."""
+def _write_partly(target: BlockTarget, offset: int, view: memoryview, name: str) -> int:
+    """:func:`write_from` of a request that covers part of a sector, from a
+    byte view."""
     size = target.block_size
     length = len(view)
     if length == 0:
         return 0
     end = offset + length
-    if offset % size == 0 and end % size == 0:
-        target.write_blocks(offset // size, view, name)
-        return length
     first = offset // size
     last = -(-end // size)
     if length <= _SMALL or last - first <= 2:
@@ -131,26 +130,63 @@ def write_from(target: BlockTarget, offset: int, view: memoryview, name: str) ->
         _read_edges(target, first, last, offset, end, bounce_view, name)
         skip = offset - first * size
         bounce_view[skip:skip + length] = view
-        target.write_blocks(first, bounce_view, name)
+        target.write_blocks(first, bounce, name)
         return length
     done = 0
     if offset % size:
         bounce = bytearray(size)
-        target.read_blocks(first, memoryview(bounce), name)
+        target.read_blocks(first, bounce, name)
         skip = offset % size
         done = size - skip
         bounce[skip:] = view[:done]
-        target.write_blocks(first, memoryview(bounce), name)
+        target.write_blocks(first, bounce, name)
     middle_end = end - end % size
     if middle_end > offset + done:
         target.write_blocks((offset + done) // size, view[done:middle_end - offset], name)
         done = middle_end - offset
     if done < length:
         bounce = bytearray(size)
-        target.read_blocks(middle_end // size, memoryview(bounce), name)
+        target.read_blocks(middle_end // size, bounce, name)
         bounce[:length - done] = view[done:]
-        target.write_blocks(middle_end // size, memoryview(bounce), name)
+        target.write_blocks(middle_end // size, bounce, name)
     return length
+
+
+def _whole_blocks_first(data_in: bool, partly: Callable[[BlockTarget, int, memoryview, str], int],
+                        doc: str) -> Callable[[BlockTarget, int, _Blocks, str], int]:
+    """:func:`read_into` (`data_in`) or :func:`write_from`: a request of
+    whole blocks within the disk, the common case, goes to the target as
+    it is, without a view or a slice; any other request goes to `partly`
+    with a byte view of the buffer."""
+
+    def move(target: BlockTarget, offset: int, buffer: _Blocks, name: str) -> int:
+        size = target.block_size
+        length = len(buffer)
+        if not offset % size and not length % size and offset + length <= target.capacity:
+            if not length:
+                return 0
+            if data_in:
+                target.read_blocks(offset // size, buffer, name)
+            else:
+                target.write_blocks(offset // size, buffer, name)
+            return length
+        if type(buffer) is memoryview:
+            return partly(target, offset, buffer, name)
+        with memoryview(buffer) as view:
+            return partly(target, offset, view, name)
+
+    move.__doc__ = doc
+    return move
+
+
+read_into = _whole_blocks_first(True, _read_partly, """Fills `buffer` (a :func:`byte_view`,
+    or a bytearray) with the content from byte `offset` on (`offset` was
+    checked against the size); stops at the end of the disk and returns
+    how many bytes it read.""")
+write_from = _whole_blocks_first(False, _write_partly, """Writes `buffer` (a
+    :func:`byte_view`, bytes or a bytearray) at byte `offset` (the caller
+    checked that it fits), reading and rewriting the sectors an unaligned
+    edge falls in; returns ``len(buffer)``.""")
 
 
 def _read_edges(target: BlockTarget, first: int, last: int, offset: int, end: int,

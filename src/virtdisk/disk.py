@@ -576,11 +576,14 @@ class VirtualDisk:
             raise TypeError(f"length must be an int, not {type(length).__name__}")
         if length < 0:
             raise ValueError(f"length must not be negative, not {length}")
-        target = self._block_target("read")
-        start = checked_offset(offset, target.capacity)
-        count = min(length, target.capacity - start)
-        buffer = bytearray(count)
-        read_into(target, start, memoryview(buffer), "read")
+        target = self._target
+        if target is None or self._handle.closed:
+            target = self._block_target("read")
+        capacity = target.capacity
+        if type(offset) is not int or not 0 <= offset <= capacity:
+            offset = checked_offset(offset, capacity)
+        buffer = bytearray(min(length, capacity - offset))
+        read_into(target, offset, buffer, "read")
         return bytes(buffer)
 
     def readinto(self, offset: int, buffer: Buffer) -> int:
@@ -590,11 +593,21 @@ class VirtualDisk:
         first.  The aligned part of the request goes straight into
         `buffer`, without a copy.  Attaches and raises as :meth:`read`;
         TypeError for a read-only buffer."""
-        view = byte_view(buffer, True, "buffer")
-        with view:
+        if type(buffer) is bytearray:
+            # Valid as it is, and passed down as it is: no view to make.
+            return self._readinto(offset, buffer)
+        with byte_view(buffer, True, "buffer") as view:
+            return self._readinto(offset, view)
+
+    def _readinto(self, offset: int, buffer: memoryview | bytearray) -> int:
+        """:meth:`readinto` once `buffer` is known good; the common case
+        (an int offset in range, a disk attached already) checked inline."""
+        target = self._target
+        if target is None or self._handle.closed:
             target = self._block_target("readinto")
-            start = checked_offset(offset, target.capacity)
-            return read_into(target, start, view, "readinto")
+        if type(offset) is not int or not 0 <= offset <= target.capacity:
+            offset = checked_offset(offset, target.capacity)
+        return read_into(target, offset, buffer, "readinto")
 
     def write(self, offset: int, data: Buffer) -> int:
         """Writes `data` (any buffer) at byte `offset` and returns
@@ -615,16 +628,26 @@ class VirtualDisk:
         cannot write; :class:`MediumError` naming the offset of data the
         image cannot store; :class:`DiskFullError` when the host is full.
         """
-        view = byte_view(data, False, "data")
-        with view:
+        if type(data) is bytes or type(data) is bytearray:
+            return self._write(offset, data)
+        with byte_view(data, False, "data") as view:
+            return self._write(offset, view)
+
+    def _write(self, offset: int, data: memoryview | bytes | bytearray) -> int:
+        """:meth:`write` once `data` is known good, checked as
+        :meth:`_readinto` checks."""
+        if self._read_only or self._handle.closed:
             self._check_writable("write")
+        target = self._target
+        if target is None:
             target = self._block_target("write")
-            start = checked_offset(offset, target.capacity)
-            if len(view) > target.capacity - start:
-                raise ValueError(
-                    f"writing {len(view)} bytes at offset {start} would reach past the end "
-                    f"of the disk, whose size is {target.capacity} bytes")
-            return write_from(target, start, view, "write")
+        if type(offset) is not int or not 0 <= offset <= target.capacity:
+            offset = checked_offset(offset, target.capacity)
+        if len(data) > target.capacity - offset:
+            raise ValueError(
+                f"writing {len(data)} bytes at offset {offset} would reach past the end "
+                f"of the disk, whose size is {target.capacity} bytes")
+        return write_from(target, offset, data, "write")
 
     def unmap(self, offset: int, length: int) -> None:
         """Tells the disk that `length` bytes from `offset` on are no longer

@@ -32,7 +32,8 @@ import dataclasses
 import struct
 import threading
 import time
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeAlias
 
 from _virtdisk import (
     AttachVirtualDisk,
@@ -146,7 +147,12 @@ _TRANSFER_CAP: Final = 1 << 30
 _UINT32_MAX: Final = 0xFFFFFFFF
 _UNMAP_DESCRIPTOR: Final = struct.Struct(">QI4x")
 _UNMAP_HEADER: Final = struct.Struct(">HH4x")
-_READ_WRITE_16: Final = struct.Struct(">BBQIBB")
+# READ(16) and WRITE(16): the operation code, the LBA and the block count
+# (flags, group number and control all zero).
+_READ_WRITE_16: Final = struct.Struct(">BxQIxx")
+# What whole blocks are moved from or into: a byte memoryview, or the
+# caller's bytes or bytearray as it is (the extension takes any buffer).
+_Blocks: TypeAlias = memoryview | bytes | bytearray
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,13 +278,29 @@ def sense_error(sense: Sense | None, status: int, *, command: str, function: str
     return error
 
 
-def _transfer(handle: VirtualDiskHandle, cdb: bytes, data_in: bool,
-              view: memoryview | None) -> RawScsiResponse:
-    """One RawSCSIVirtualDisk call moving `view` in place (data-in: filled;
-    data-out: sent), without a copy.  The only place that knows the
-    extension's calling convention."""
-    return RawSCSIVirtualDisk(handle, cdb, data_in=data_in, data=view,
-                              sense_info_length=_SENSE_LENGTH)
+def _blocks_method(opcode: int, doc: str) -> Callable[[BlockTarget, int, _Blocks, str], None]:
+    """The BlockTarget method moving whole blocks with `opcode`, READ(16)
+    or WRITE(16): one body for both, with nothing looked up per call that
+    the opcode decides."""
+    data_in = opcode == READ_16
+
+    def move_blocks(self: BlockTarget, lba: int, view: _Blocks, name: str) -> None:
+        # One command, the common case, is sent here without a slice, a
+        # loop or another frame: a small request costs little more than
+        # the extension call.
+        count = len(view) // self.block_size
+        if 0 < count <= self.max_transfer_blocks:
+            response = RawSCSIVirtualDisk(self._handle, _READ_WRITE_16.pack(opcode, lba, count),
+                                          data_in=data_in, data=view,
+                                          sense_info_length=_SENSE_LENGTH)
+            # scsi_status and data_transfer_length, by index: the cheaper read.
+            if response[0] != GOOD or response[2] < len(view):
+                self._finish(response, opcode, lba, view, name)
+        else:
+            self._move(opcode, lba, view, name)
+
+    move_blocks.__doc__ = doc
+    return move_blocks
 
 
 class BlockTarget:
@@ -294,12 +316,15 @@ class BlockTarget:
     """
 
     __slots__ = ("_handle", "_read_only", "_attached", "_lock", "block_size",
-                 "block_count", "physical_block_exponent", "thin", "zeroes_after_unmap",
-                 "max_transfer_blocks", "max_unmap_blocks", "max_unmap_descriptors",
-                 "optimal_transfer_blocks", "__weakref__")
+                 "block_count", "capacity", "physical_block_exponent", "thin",
+                 "zeroes_after_unmap", "max_transfer_blocks", "max_unmap_blocks",
+                 "max_unmap_descriptors", "optimal_transfer_blocks", "__weakref__")
 
     block_size: int
     block_count: int
+    # The disk's size in bytes, as READ CAPACITY(16) reported it: kept, not
+    # computed, since every content request checks against it.
+    capacity: int
     physical_block_exponent: int
     thin: bool
     zeroes_after_unmap: bool
@@ -322,11 +347,6 @@ class BlockTarget:
         except BaseException:
             self.close()
             raise
-
-    @property
-    def capacity(self) -> int:
-        """The disk's size in bytes, as READ CAPACITY(16) reported it."""
-        return self.block_count * self.block_size
 
     @property
     def _path(self) -> str:
@@ -378,6 +398,7 @@ class BlockTarget:
             raise ImageIOError(ERROR_IO_DEVICE, "RawSCSIVirtualDisk", self._path)
         self.block_size = block_size
         self.block_count = last_lba + 1
+        self.capacity = (last_lba + 1) * block_size
         self.physical_block_exponent = answer[13] & 0x0F
         self.thin = bool(answer[14] & 0x80)
         self.zeroes_after_unmap = bool(answer[14] & 0x40)
@@ -400,34 +421,49 @@ class BlockTarget:
 
     # -- data ----------------------------------------------------------
 
-    def read_blocks(self, lba: int, view: memoryview, name: str) -> None:
-        """Fills `view` (whole blocks) from block `lba` on, in commands of
-        at most the target's maximum transfer length, each straight into
-        its slice of `view`."""
-        self._move(READ_16, lba, view, name)
+    read_blocks = _blocks_method(
+        READ_16, """Fills `view` (whole blocks: a byte memoryview or a bytearray)
+        from block `lba` on, in commands of at most the target's maximum
+        transfer length, each straight into its slice of `view`.""")
+    write_blocks = _blocks_method(
+        WRITE_16, """Writes `view` (whole blocks: a byte memoryview, bytes or a
+        bytearray) at block `lba`, split as :meth:`read_blocks` splits.""")
 
-    def write_blocks(self, lba: int, view: memoryview, name: str) -> None:
-        """Writes `view` (whole blocks) at block `lba`, split as
-        :meth:`read_blocks` splits."""
-        self._move(WRITE_16, lba, view, name)
+    def _move(self, opcode: int, lba: int, buffer: _Blocks, name: str) -> None:
+        """A transfer of more blocks than one command carries, one command
+        per slice of `buffer`'s view."""
+        with memoryview(buffer) as view:
+            self._move_view(opcode, lba, view, name)
 
-    def _move(self, opcode: int, lba: int, view: memoryview, name: str) -> None:
+    def _move_view(self, opcode: int, lba: int, view: memoryview, name: str) -> None:
         size = self.block_size
         step = self.max_transfer_blocks * size
         data_in = opcode == READ_16
         for start in range(0, len(view), step):
             piece = view[start:start + step]
-            count = len(piece) // size
-            cdb = _READ_WRITE_16.pack(opcode, 0, lba + start // size, count, 0, 0)
-            response = self._command(cdb, data_in, piece, name, lba=lba + start // size,
-                                     length=len(piece))
-            if response.data_transfer_length < len(piece):
-                error = ImageIOError(ERROR_WRITE_FAULT if not data_in else ERROR_READ_FAULT,
-                                     f"VirtualDisk.{name}", self._path)
-                error.strerror = (f"{_COMMAND_NAMES[opcode]} at offset "
-                                  f"{(lba * size) + start} moved "
-                                  f"{response.data_transfer_length} of {len(piece)} bytes")
-                raise error
+            first = lba + start // size
+            response = RawSCSIVirtualDisk(
+                self._handle, _READ_WRITE_16.pack(opcode, first, len(piece) // size),
+                data_in=data_in, data=piece, sense_info_length=_SENSE_LENGTH)
+            if response[0] != GOOD or response[2] < len(piece):
+                self._finish(response, opcode, first, piece, name)
+
+    def _finish(self, response: RawScsiResponse, opcode: int, lba: int, view: _Blocks,
+                name: str) -> None:
+        """What follows a READ(16) or WRITE(16) of `view` at block `lba`
+        that did not simply succeed: the retries and errors of
+        :meth:`_command`, then the error of a short transfer."""
+        data_in = opcode == READ_16
+        if response.scsi_status != GOOD:
+            response = self._recover(response, _READ_WRITE_16.pack(opcode, lba, len(view) //
+                                                                   self.block_size),
+                                     data_in, view, name, lba, len(view))
+        if response.data_transfer_length < len(view):
+            error = ImageIOError(ERROR_WRITE_FAULT if not data_in else ERROR_READ_FAULT,
+                                 f"VirtualDisk.{name}", self._path)
+            error.strerror = (f"{_COMMAND_NAMES[opcode]} at offset {lba * self.block_size} "
+                              f"moved {response.data_transfer_length} of {len(view)} bytes")
+            raise error
 
     def unmap_blocks(self, lba: int, count: int, name: str) -> None:
         """Unmaps `count` blocks from `lba` on, in UNMAP commands within the
@@ -460,10 +496,22 @@ class BlockTarget:
                  lba: int | None = None, length: int | None = None) -> RawScsiResponse:
         """Sends one command, retrying what SAM-5 says to retry (BUSY, TASK
         SET FULL, UNIT ATTENTION), and raises the error its sense means."""
+        response = RawSCSIVirtualDisk(self._handle, cdb, data_in=data_in, data=view,
+                                      sense_info_length=_SENSE_LENGTH)
+        if response.scsi_status == GOOD:
+            return response
+        return self._recover(response, cdb, data_in, view, name, lba, length)
+
+    def _recover(self, response: RawScsiResponse, cdb: bytes, data_in: bool,
+                 view: _Blocks | None, name: str, lba: int | None,
+                 length: int | None) -> RawScsiResponse:
+        """The rest of :meth:`_command` once `response`, the first answer to
+        `cdb`, is not GOOD: sense is read only here."""
         sense: Sense | None = None
-        response: RawScsiResponse | None = None
         for attempt in range(_RETRIES + 1):
-            response = _transfer(self._handle, cdb, data_in, view)
+            if attempt:
+                response = RawSCSIVirtualDisk(self._handle, cdb, data_in=data_in, data=view,
+                                              sense_info_length=_SENSE_LENGTH)
             status = response.scsi_status
             if status == GOOD:
                 return response
@@ -480,7 +528,6 @@ class BlockTarget:
                         self._read_capacity()
                     continue
             break
-        assert response is not None
         size = self.block_size if lba is not None else None
         raise sense_error(
             sense, response.scsi_status, command=_COMMAND_NAMES.get(cdb[0], f"{cdb[0]:#04x}"),
