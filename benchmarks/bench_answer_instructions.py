@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_io import build_library  # the script's directory is on sys.path
-from callgrind_count import callgrind_instructions
+from callgrind_count import Row, image_of_row, instructions_per_repeat_of_rows
 
 # The SCSI rows: per target (the extension, the C loop), (disk, command).
 SCSI_ROWS = {
@@ -137,12 +137,6 @@ def c_scsi_loop(image: str, item: str, calls: int) -> None:
         library.close(handle)
 
 
-def instructions(image: Path, target: str, item: str, calls: int, scratch: Path) -> int:
-    return callgrind_instructions([__file__, "--loop", str(image), target, item, str(calls)],
-                                  scratch / f"callgrind.{target}.{item}.{calls}",
-                                  {LIBRARY_VARIABLE: str(scratch / "libvdio.so")})
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls (a smoke run)")
@@ -175,14 +169,16 @@ def main() -> int:
             subprocess.run(["qemu-io", "-f", format, "-c", "write -P 0x5a 0 2M", str(image)],
                            check=True, capture_output=True)
         print(f"Python {sys.version.split()[0]}, callgrind, ({calls * 2} - {calls}) calls")
-        per_call = {}
-        for title, (disk, target, item) in KINDS.items():
-            if options.scsi and target not in ("scsi", "c"):
-                continue
-            once = instructions(images[disk], target, item, calls, scratch)
-            twice = instructions(images[disk], target, item, 2 * calls, scratch)
-            per_call[title] = (twice - once) / calls
-            print(f"  {title:<44} {per_call[title]:8.0f} instructions/call")
+        kinds = {title: kind for title, kind in KINDS.items()
+                 if not options.scsi or kind[1] in ("scsi", "c")}
+        environment = {LIBRARY_VARIABLE: str(scratch / "libvdio.so")}
+        counts = instructions_per_repeat_of_rows([
+            Row(__file__, [str(image_of_row(images[disk], tag)), target, item], calls,
+                scratch / f"callgrind.{tag}", environment)
+            for disk, target, item in kinds.values() for tag in [f"{target}.{item}.{disk}"]])
+        per_call = dict(zip(kinds, counts))
+        for title, count in per_call.items():
+            print(f"  {title:<44} {count:8.0f} instructions/call")
     for command, (extension, engine) in EXTENSION_SHARES.items():
         print(f"  the extension's share of a {command}: "
               f"{per_call[extension] - per_call[engine]:.0f} instructions")

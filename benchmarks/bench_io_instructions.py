@@ -34,7 +34,7 @@ import tempfile
 from pathlib import Path
 
 # The script's directory is on sys.path.
-from callgrind_count import instructions_per_repeat, quick_or_loop
+from callgrind_count import Row, image_of_row, instructions_per_repeat_of_rows, quick_or_loop
 
 # Title: the request the loop makes.
 ROWS = {
@@ -107,12 +107,13 @@ def main() -> int:
         subprocess.run(["qemu-io", "-f", "vhdx", "-c", "write -P 0x5a 0 2M", str(image)],
                        check=True, capture_output=True)
         print(f"Python {sys.version.split()[0]}, callgrind, ({calls * 2} - {calls}) requests")
-        per_call = {}
-        for title, request in ROWS.items():
-            per_call[title] = instructions_per_repeat(
-                __file__, [str(image), request], calls,
-                scratch / f"callgrind.{request.replace(' ', '-')}", {"PYTHONHASHSEED": "0"})
-            print(f"  {title:<44} {per_call[title]:8.0f} instructions/request")
+        counts = instructions_per_repeat_of_rows([
+            Row(__file__, [str(image_of_row(image, tag)), request], calls,
+                scratch / f"callgrind.{tag}", {"PYTHONHASHSEED": "0"})
+            for request in ROWS.values() for tag in [request.replace(" ", "-")]])
+        per_call = dict(zip(ROWS, counts))
+        for title, count in per_call.items():
+            print(f"  {title:<44} {count:8.0f} instructions/request")
     for facade, extension in PAIRS.items():
         added = per_call[facade] - per_call[extension]
         print(f"  {facade}: the facade adds {added:.0f} instructions "

@@ -26,7 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from callgrind_count import callgrind_instructions  # the script's directory is on sys.path
+# The script's directory is on sys.path.
+from callgrind_count import Row, instructions_per_repeat_of_rows
 
 PATHS = ("_virtdisk", "virtdisk facade")
 
@@ -50,12 +51,6 @@ def loop(image: str, path: str, jobs: int) -> None:
                 disk.virtual_size
 
 
-def instructions(image: Path, path: str, jobs: int, scratch: Path) -> int:
-    return callgrind_instructions([__file__, "--loop", str(image), path, str(jobs)],
-                                  scratch / f"callgrind.{path.split()[0]}.{jobs}",
-                                  {"PYTHONHASHSEED": "0"})
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer jobs (a smoke run)")
@@ -75,12 +70,13 @@ def main() -> int:
         image = scratch / "small.vhdx"
         subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", str(image), "64M"], check=True)
         print(f"Python {sys.version.split()[0]}, callgrind, ({jobs * 2} - {jobs}) jobs")
-        per_job = {}
-        for path in PATHS:
-            once = instructions(image, path, jobs, scratch)
-            twice = instructions(image, path, 2 * jobs, scratch)
-            per_job[path] = (twice - once) / jobs
-            print(f"  {path:<20} {per_job[path]:8.0f} instructions/job")
+        counts = instructions_per_repeat_of_rows([
+            Row(__file__, [str(image), path], jobs, scratch / f"callgrind.{path.split()[0]}",
+                {"PYTHONHASHSEED": "0"})
+            for path in PATHS])
+        per_job = dict(zip(PATHS, counts))
+        for path, count in per_job.items():
+            print(f"  {path:<20} {count:8.0f} instructions/job")
     extension, facade = per_job["_virtdisk"], per_job["virtdisk facade"]
     print(f"  the facade adds {facade - extension:.0f} instructions "
           f"({facade / extension:.3f}x the extension's job)")

@@ -122,9 +122,14 @@ def test_bench_answer_instructions_quick_prints_its_counts() -> None:
     for kind in ("fresh SIZE answer (raw handle)", "fresh SIZE answer, sizes not powers of two",
                  "repeated SIZE answer (VirtualDiskHandle)", "int answer (FRAGMENTATION)",
                  "RawSCSIVirtualDisk READ(16) of 4 KiB (VHD)",
-                 "RawSCSIVirtualDisk READ(10) of 4 KiB (VHD)"):
+                 "RawSCSIVirtualDisk READ(10) of 4 KiB (VHD)",
+                 "RawSCSIVirtualDisk WRITE(16) of 4 KiB (VHD)",
+                 "RawSCSIVirtualDisk READ(16) of 4 KiB (VHDX)",
+                 "C API READ(16) of 4 KiB (VHD)", "C API WRITE(16) of 4 KiB (VHD)",
+                 "C API READ(16) of 4 KiB (VHDX)", "C API WRITE(16) of 4 KiB (VHDX)"):
         assert f"\n  {kind} " in output
-    assert output.count("instructions/call") == 6
+    assert output.count("instructions/call") == 12
+    assert output.count("the extension's share of a ") == 3
     assert "building the four-field answer (powers of two):" in output
     assert "building the four-field answer (two ints made):" in output
     assert output.count("x the int answer's call") == 2
