@@ -69,8 +69,9 @@ typedef struct vd_disk {
     _Atomic(struct vd_operations *) operations;
     /* Taken shared by every call of the data path (disk/content.c) and
      * exclusively where the data path changes under it: a mirror installed
-     * or removed, the disk switched to its mirror (api/mirror.c, always
-     * with `lock` held first).  `mirror`, the running mirror of the disk
+     * or removed, the disk switched to its mirror (api/mirror.c), the
+     * image resized and read again (api/resize.c), always with `lock`
+     * held first.  `mirror`, the running mirror of the disk
      * (disk/mirror_copy.h) or NULL, changes only with both held. */
     vd_gate content_gate;
     struct vd_mirror *mirror;

@@ -154,6 +154,9 @@ static uint32_t vd_resize_plan(vd_disk *disk, vd_operation *operation, const vd_
     return status;
 }
 
+/* Out of the way of the data path, as a mirror's switch is: an in-process
+ * attach keeps reading and writing through the image, whose blocks a grow
+ * may move and whose state the reload frees. */
 static uint32_t vd_resize_apply(vd_disk *disk, vd_operation *operation, uint64_t target)
 {
     vd_image *image = &disk->image;
@@ -161,9 +164,11 @@ static uint32_t vd_resize_apply(vd_disk *disk, vd_operation *operation, uint64_t
     uint32_t status = VD_ERROR_SUCCESS;
     if (target != image->virtual_size) {
         vd_resize_request request = { .new_size = target, .operation = operation };
+        vd_gate_enter_alone(&disk->content_gate);
         status = driver->resize(image, &request);
         if (status == VD_ERROR_SUCCESS)
             status = vd_resize_reload(image, driver);
+        vd_gate_leave_alone(&disk->content_gate);
     }
     if (status == VD_ERROR_SUCCESS)
         vd_operation_set_done(operation, target);

@@ -197,6 +197,11 @@ static uint32_t vd_content_copy_run_flush(vd_disk *disk, vd_content_copy_into *i
     while (run->start < run->end && status == VD_ERROR_SUCCESS) {
         vd_run place;
         vd_gate_enter_shared(&disk->content_gate);
+        /* A resize or a mirror's switch between two runs left the disk
+         * another descriptor of its file (the one the copy began with is
+         * closed): the run goes to the disk's file as it is now. */
+        if (into->transfer.destination.fd != disk->image.file.fd)
+            vd_file_transfer_begin(&into->transfer, disk->image.file.fd, &disk->copy_refusals);
         status = vd_content_copy_place(disk, run->start, run->end - run->start, &place);
         if (status == VD_ERROR_SUCCESS && place.kind == VD_RUN_FILE)
             status = vd_content_copy_into_file(into, source, run->start, place.file_offset,
