@@ -39,8 +39,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench_io import build_library  # the script's directory is on sys.path
 from callgrind_count import Row, image_of_row, instructions_per_repeat_of_rows
+from io_library import build_library
 
 # The SCSI rows: per target (the extension, the C loop), (disk, command).
 SCSI_ROWS = {
@@ -80,7 +80,7 @@ COMMANDS = {
     "WRITE_16": bytes([0x8A, 0]) + (0).to_bytes(8, "big") + (8).to_bytes(4, "big") + bytes(2),
 }
 
-# The shared library of the C rows (bench_io.build_library), named to the
+# The shared library of the C rows (io_library.build_library), named to the
 # measured process by this variable.
 LIBRARY_VARIABLE = "VD_BENCH_IO_LIBRARY"
 
@@ -120,7 +120,7 @@ def c_scsi_loop(image: str, item: str, calls: int) -> None:
     import ctypes
     import os
 
-    from bench_io import Library
+    from io_library import Library
 
     library = Library(Path(os.environ[LIBRARY_VARIABLE]))
     handle = ctypes.c_void_p()
