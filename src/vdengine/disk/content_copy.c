@@ -9,6 +9,7 @@
 #include "base/vd_errors.h"
 #include "disk/content.h"
 #include "disk/content_runs.h"
+#include "host/file_copy.h"
 #include "host/file_in_memory.h"
 #include "host/file_transfer.h"
 
@@ -176,15 +177,8 @@ static uint32_t vd_content_copy_into_file(vd_content_copy_into *into, const vd_f
         return vd_file_transfer_copy_data(&into->transfer, source, from, to, length);
     if (into->reserve)
         (void)vd_file_reserve(&into->transfer.destination, to, length);
-    uint32_t status = VD_ERROR_SUCCESS;
-    for (uint64_t done = 0; done < length && status == VD_ERROR_SUCCESS;) {
-        size_t count = (size_t)(length - done < into->capacity ? length - done : into->capacity);
-        status = vd_file_read(source, from + done, into->buffer, count);
-        if (status == VD_ERROR_SUCCESS)
-            status = vd_file_transfer_write(&into->transfer, to + done, into->buffer, count);
-        done += count;
-    }
-    return status;
+    return vd_file_copy_through(source, from, &into->transfer.destination, to, length,
+                                into->buffer, into->capacity);
 }
 
 /* Moves `run` from the source file into the disk's file; what does not

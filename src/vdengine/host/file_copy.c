@@ -64,6 +64,20 @@ uint32_t vd_file_copy_range(const vd_file *file, uint64_t from, uint64_t to, uin
     return vd_file_copy_between(file, from + copied, file, to + copied, length - copied);
 }
 
+uint32_t vd_file_copy_through(const vd_file *source, uint64_t from, const vd_file *destination,
+                              uint64_t to, uint64_t length, void *buffer, size_t capacity)
+{
+    uint32_t status = VD_ERROR_SUCCESS;
+    for (uint64_t done = 0; done < length && status == VD_ERROR_SUCCESS;) {
+        size_t piece = (size_t)(length - done < capacity ? length - done : capacity);
+        status = vd_file_read(source, from + done, buffer, piece);
+        if (status == VD_ERROR_SUCCESS)
+            status = vd_file_write(destination, to + done, buffer, piece);
+        done += piece;
+    }
+    return status;
+}
+
 uint32_t vd_file_copy_between(const vd_file *source, uint64_t from, const vd_file *destination,
                               uint64_t to, uint64_t length)
 {
@@ -73,14 +87,8 @@ uint32_t vd_file_copy_between(const vd_file *source, uint64_t from, const vd_fil
     uint8_t *buffer = malloc(capacity);
     if (buffer == NULL)
         return VD_ERROR_NOT_ENOUGH_MEMORY;
-    uint32_t status = VD_ERROR_SUCCESS;
-    for (uint64_t done = 0; done < length && status == VD_ERROR_SUCCESS;) {
-        size_t piece = (size_t)(length - done < capacity ? length - done : capacity);
-        status = vd_file_read(source, from + done, buffer, piece);
-        if (status == VD_ERROR_SUCCESS)
-            status = vd_file_write(destination, to + done, buffer, piece);
-        done += piece;
-    }
+    uint32_t status = vd_file_copy_through(source, from, destination, to, length, buffer,
+                                           capacity);
     free(buffer);
     return status;
 }
