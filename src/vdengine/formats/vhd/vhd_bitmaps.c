@@ -29,7 +29,8 @@
  * block), so copying every block's would take up to 510 MiB for a 2040 GiB
  * disk.  32 MiB holds the table of the copies of a 2040 GiB disk (8 MiB)
  * and the bitmaps of 48 Ki partly present 2 MiB blocks (96 GiB of them); a
- * table may take half of it at most.  A block past the bound reads its bitmap from the file as it goes.  Copies
+ * table may take half of it at most.  A block past the bound reads its
+ * bitmap from the file as it goes.  Copies
  * are never freed before the release: a reader may hold one at any moment,
  * and giving a copy back would need every reader to say when it is done. */
 #define VD_VHD_BITMAP_COPIES_MAX ((size_t)32 << 20)
@@ -90,8 +91,7 @@ int vd_vhd_bitmap_take(const vd_vhd_state *state, uint32_t block, uint8_t *out)
     const vd_vhd_bitmap_byte *copy = vd_vhd_bitmap_copy(state, block);
     if (copy == NULL)
         return 0;
-    for (uint32_t i = 0; i < state->bitmap_size; i++)
-        out[i] = atomic_load_explicit(&copy[i], memory_order_relaxed);
+    vd_vhd_bitmap_window(copy, 0, state->bitmap_size, out);
     return 1;
 }
 
