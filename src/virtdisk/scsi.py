@@ -438,15 +438,10 @@ class BlockTarget:
     def _move_view(self, opcode: int, lba: int, view: memoryview, name: str) -> None:
         size = self.block_size
         step = self.max_transfer_blocks * size
-        data_in = opcode == READ_16
+        # Each slice is one command: read_blocks' or write_blocks' own.
+        move_blocks = self.read_blocks if opcode == READ_16 else self.write_blocks
         for start in range(0, len(view), step):
-            piece = view[start:start + step]
-            first = lba + start // size
-            response = RawSCSIVirtualDisk(
-                self._handle, _READ_WRITE_16.pack(opcode, first, len(piece) // size),
-                data_in=data_in, data=piece, sense_info_length=_SENSE_LENGTH)
-            if response[0] != GOOD or response[2] < len(piece):
-                self._finish(response, opcode, first, piece, name)
+            move_blocks(lba + start // size, view[start:start + step], name)
 
     def _finish(self, response: RawScsiResponse, opcode: int, lba: int, view: _Blocks,
                 name: str) -> None:
