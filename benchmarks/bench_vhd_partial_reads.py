@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import virtdisk
+from bench_io import fill_sequentially, parse_size  # the script's directory is on sys.path
 
 KiB, MiB = 1 << 10, 1 << 20
 BLOCK = 2 * MiB
@@ -43,20 +44,16 @@ def read_calls() -> int:
 def make_images(directory: Path, size: int) -> dict[str, Path]:
     parent = directory / "parent.vhd"
     virtdisk.create(parent, size, block_size=BLOCK).close()
-    with virtdisk.open(parent, read_only=False) as disk:
-        chunk = b"\xc3" * (8 * MiB)
-        for offset in range(0, size, len(chunk)):
-            disk.write(offset, chunk[:size - offset])
+    fill_sequentially(parent, size, 0xC3)
     children = {"fully present": directory / "full.vhd", "partly present": directory / "partial.vhd"}
     for title, child in children.items():
         virtdisk.create(child, parent=parent).close()
+        if title == "fully present":
+            fill_sequentially(child, size, 0x5A)
+            continue
         with virtdisk.open(child, read_only=False) as disk:
-            if title == "fully present":
-                for offset in range(0, size, 8 * MiB):
-                    disk.write(offset, b"\x5a" * min(8 * MiB, size - offset))
-            else:
-                for offset in range(0, size, STRIDE):
-                    disk.write(offset, b"\x5a" * PIECE)
+            for offset in range(0, size, STRIDE):
+                disk.write(offset, b"\x5a" * PIECE)
     return children
 
 
@@ -74,11 +71,6 @@ def time_reads(path: Path, size: int, offsets: list[int]) -> tuple[float, float]
         seconds = time.perf_counter() - start
         calls = read_calls() - calls
     return seconds / len(offsets), calls / len(offsets)
-
-
-def parse_size(text: str) -> int:
-    units = {"K": KiB, "M": MiB, "G": 1 << 30}
-    return int(text[:-1]) * units[text[-1].upper()] if text[-1].upper() in units else int(text)
 
 
 def main() -> int:
