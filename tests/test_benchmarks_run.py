@@ -26,6 +26,14 @@ def run_quick(script: str) -> str:
     return result.stdout
 
 
+
+def run_counting_quick(script: str) -> str:
+    """run_quick of a script that counts instructions with callgrind."""
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed (the benchmark counts with callgrind)")
+    return run_quick(script)
+
+
 def test_bench_open_quick_prints_its_tables() -> None:
     output = run_quick("bench_open.py")
     for title in ("dynamic VHD, 1 GiB", "fixed VHD, 64 MiB", "dynamic VHDX, 1 GiB",
@@ -116,9 +124,7 @@ def test_bench_ops_quick_prints_its_tables() -> None:
 
 
 def test_bench_answer_instructions_quick_prints_its_counts() -> None:
-    if shutil.which("valgrind") is None:
-        pytest.skip("valgrind is not installed (the benchmark counts with callgrind)")
-    output = run_quick("bench_answer_instructions.py")
+    output = run_counting_quick("bench_answer_instructions.py")
     for kind in ("fresh SIZE answer (raw handle)", "fresh SIZE answer, sizes not powers of two",
                  "repeated SIZE answer (VirtualDiskHandle)", "int answer (FRAGMENTATION)",
                  "RawSCSIVirtualDisk READ(16) of 4 KiB (VHD)",
@@ -136,9 +142,7 @@ def test_bench_answer_instructions_quick_prints_its_counts() -> None:
 
 
 def test_bench_open_instructions_quick_prints_its_counts() -> None:
-    if shutil.which("valgrind") is None:
-        pytest.skip("valgrind is not installed (the benchmark counts with callgrind)")
-    output = run_quick("bench_open_instructions.py")
+    output = run_counting_quick("bench_open_instructions.py")
     assert "\n  _virtdisk " in output
     assert "\n  virtdisk facade " in output
     assert output.count("instructions/job") == 2
@@ -147,11 +151,9 @@ def test_bench_open_instructions_quick_prints_its_counts() -> None:
 
 
 def test_bench_io_instructions_quick_prints_its_counts() -> None:
-    if shutil.which("valgrind") is None:
-        pytest.skip("valgrind is not installed (the benchmark counts with callgrind)")
     if shutil.which("qemu-io") is None:
         pytest.skip("qemu-io is not installed (it writes the image the requests read)")
-    output = run_quick("bench_io_instructions.py")
+    output = run_counting_quick("bench_io_instructions.py")
     for row in ("_virtdisk READ(16) of 4 KiB", "disk.readinto of 4 KiB, aligned",
                 "_virtdisk WRITE(16) of 4 KiB", "disk.write of 4 KiB, aligned",
                 "disk.readinto of 4 KiB at offset 100", "disk.write of 4 KiB at offset 100",
